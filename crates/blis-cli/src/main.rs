@@ -1,1 +1,20 @@
-fn main() {}
+//! `blis`: the command-line front end. Parsing and wiring only; the simulator lives in the
+//! library crates.
+
+mod args;
+mod run;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Run(args) => run::run(args),
+    };
+    if let Err(message) = result {
+        eprintln!("error: {message}");
+        std::process::exit(2);
+    }
+}

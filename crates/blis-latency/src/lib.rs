@@ -4,6 +4,25 @@
 //! step. Decode requests enter only as a count and a context-length sum, so the cost of asking
 //! stays proportional to the number of prefill chunks, not to the batch size.
 
+mod arch;
+pub mod blackbox;
+pub mod coefficients;
+mod error;
+pub mod registry;
+pub mod roofline;
+#[cfg(test)]
+mod test_support;
+pub mod trained_physics;
+
+pub use blackbox::Blackbox;
+pub use coefficients::{BlackboxEntry, CoefficientFile, PhysicsCoefficients};
+pub use error::LatencyError;
+pub use registry::{
+    DEFAULT_LATENCY_MODEL, LATENCY_MODELS, LatencyOverrides, build, default_physics_coefficients,
+};
+pub use roofline::Roofline;
+pub use trained_physics::{BASIS_NAMES, NUM_BASIS_TERMS, TrainedPhysics};
+
 /// One prefill chunk scheduled this step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrefillChunk {
@@ -59,3 +78,12 @@ pub trait LatencyModel: Send + Sync {
     /// Added once to the E2E latency of a request that produced at least one output token.
     fn post_decode_overhead_us(&self) -> u64;
 }
+
+/// Whole microseconds of a non-negative duration (truncation, as the reference's int64 cast);
+/// NaN maps to 0 and overflow saturates.
+pub(crate) fn floor_us(us: f64) -> u64 {
+    us as u64
+}
+
+#[cfg(test)]
+mod properties;

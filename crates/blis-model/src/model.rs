@@ -25,7 +25,8 @@ pub struct ModelSpec {
     pub experts_per_token: u64,
     /// Per-expert MLP width (`moe_intermediate_size`, else `intermediate_size`).
     pub expert_intermediate_size: u64,
-    /// Width of the always-on shared expert(s) MLP, 0 when none.
+    /// Width of the always-on shared expert(s) MLP, 0 when none. Llama-4 MoE layers always
+    /// carry one shared expert of `intermediate_size` that its config declares in no field.
     pub shared_expert_intermediate_size: u64,
     /// Number of MoE layers and dense layers (sum = `num_layers`).
     pub num_moe_layers: u64,
@@ -43,4 +44,50 @@ pub struct ModelSpec {
     pub compute_bytes: f64,
     /// Bytes per weight parameter (quantization aware: fp8 → 1, w4a16 → 0.5, else compute bytes).
     pub weight_bytes: f64,
+    /// MoE layers as the checkpoint stores them, for weight accounting only. Equals
+    /// `num_moe_layers` except for interleaved MoE, where HuggingFace puts experts in every
+    /// `step`-th layer (`L/step`: all 48 layers of Llama-4 Scout) while the latency models keep
+    /// the reference's `L/(step+1)` split (their coefficients were fitted with it).
+    pub weight_moe_layers: u64,
+}
+
+impl ModelSpec {
+    /// Mixture-of-experts iff at least two routed experts (spec: "MoE ⇔ E ≥ 2").
+    pub fn is_moe(&self) -> bool {
+        self.num_experts >= 2
+    }
+
+    /// Total parameter count per instance.md §7.2 (SwiGLU MLPs, 2 norms per layer):
+    ///
+    /// `V·d (embed) + L·(attn + 2d) + Σ_layers MLP + (V·d unless tied) + d`, with
+    /// `attn = d·(q + 2·kv) + q·d`, `q = H·head_dim`, `kv = nKV·head_dim`; dense MLP = `3·d·I`,
+    /// MoE MLP = `3·d·I_expert·E + 3·d·I_shared + E·d` (router), over the checkpoint's layer
+    /// layout (`weight_moe_layers`).
+    ///
+    /// The spec writes `q = d`; using `H·head_dim` is identical whenever `head_dim = d/H`
+    /// (every pinned figure) and correct for models with an explicit, different `head_dim`
+    /// (Mistral-Nemo, Qwen3-MoE). MLA projections are approximated by this dense-attention
+    /// formula. Computed in 128-bit and saturated, so absurd configs cannot overflow.
+    pub fn param_count(&self) -> u64 {
+        let (d, l, v) = (self.hidden_size as u128, self.num_layers as u128, self.vocab_size as u128);
+        let q = self.num_attention_heads as u128 * self.head_dim as u128;
+        let kv = self.num_kv_heads as u128 * self.head_dim as u128;
+        let attn_and_norms = d * (q + 2 * kv) + q * d + 2 * d;
+        let dense_mlp = 3 * d * self.intermediate_size as u128;
+        let e = self.num_experts as u128;
+        let moe_mlp = 3 * d * self.expert_intermediate_size as u128 * e
+            + 3 * d * self.shared_expert_intermediate_size as u128
+            + e * d;
+        let moe_layers = (self.weight_moe_layers as u128).min(l);
+        let embed = v * d;
+        let lm_head = if self.tie_word_embeddings { 0 } else { v * d };
+        let total =
+            embed + l * attn_and_norms + (l - moe_layers) * dense_mlp + moe_layers * moe_mlp + lm_head + d;
+        u64::try_from(total).unwrap_or(u64::MAX)
+    }
+
+    /// Bytes of all weights of one replica (`param_count · weight_bytes`).
+    pub fn weight_bytes_total(&self) -> f64 {
+        self.param_count() as f64 * self.weight_bytes
+    }
 }

@@ -1,1 +1,20 @@
-//! placeholder
+//! The BLIS discrete-event engine: instances with vLLM-style batch formation over a paged KV
+//! cache, a cluster control plane (admission, routing), and the metrics they produce.
+
+pub mod cluster;
+pub mod engine;
+pub mod events;
+pub mod instance;
+pub mod kv;
+pub mod metrics;
+pub mod preemption;
+pub mod request;
+pub mod scheduler;
+pub mod slab;
+pub mod stats;
+pub mod trace;
+
+pub use engine::{ClusterOptions, ControlPlane, Progress, SimReport, Simulation};
+pub use instance::{Instance, InstanceConfig};
+pub mod report;
+pub mod scenario;

@@ -3,10 +3,27 @@
 //! Every workload source (the built-in distribution, presets, workload-spec v2 files, recorded
 //! traces) becomes a [`RequestSource`] that yields [`RequestSpec`]s in arrival order, lazily, so a
 //! ten-million-request run never holds more than its in-flight requests in memory.
+//!
+//! Entry points: [`preset_spec`] / [`load_spec_file`] / [`parse_spec`] give a validated
+//! [`WorkloadSpec`]; [`build_source`] turns it into a source.
 
+pub mod arrival;
+pub mod error;
+pub mod generator;
+pub mod inference_perf;
+pub mod lengths;
+pub mod presets;
 pub mod request;
 pub mod rng;
+mod sessions;
+pub mod spec;
 pub mod tokens;
+pub mod trace;
+pub mod validate;
 
+pub use error::WorkloadError;
+pub use generator::{Overrides, SpecSource, build_source};
+pub use presets::{LenParams, SyntheticParams, is_inference_perf_preset, preset_names, preset_spec};
 pub use request::{Outcome, RequestSource, RequestSpec, SessionRef, SloClass};
+pub use spec::{WorkloadSpec, load_spec_file, parse_spec, to_yaml};
 pub use tokens::{Segment, TokenSeq};

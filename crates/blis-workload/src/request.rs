@@ -17,13 +17,8 @@ pub enum SloClass {
 }
 
 impl SloClass {
-    pub const ALL: [SloClass; 5] = [
-        SloClass::Critical,
-        SloClass::Standard,
-        SloClass::Batch,
-        SloClass::Sheddable,
-        SloClass::Background,
-    ];
+    pub const ALL: [SloClass; 5] =
+        [SloClass::Critical, SloClass::Standard, SloClass::Batch, SloClass::Sheddable, SloClass::Background];
 
     pub fn as_str(self) -> &'static str {
         match self {

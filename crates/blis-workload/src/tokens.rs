@@ -55,10 +55,8 @@ impl TokenSeq {
         if segment.len == 0 {
             return;
         }
-        self.len_tokens = self
-            .len_tokens
-            .checked_add(segment.len)
-            .expect("token sequence longer than u32::MAX tokens");
+        self.len_tokens =
+            self.len_tokens.checked_add(segment.len).expect("token sequence longer than u32::MAX tokens");
         if let Some(last) = self.segments.last_mut()
             && last.source == segment.source
             && last.start + last.len == segment.start

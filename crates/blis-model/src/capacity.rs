@@ -1,0 +1,223 @@
+//! KV-cache capacity (instance.md §7.2) and `max_model_len` (§7.3).
+//!
+//! Project decision (spec README difference #2): capacity follows real vLLM accounting, per
+//! GPU. Under tensor parallelism every GPU holds 1/TP of the weights and `ceil(nKV/TP)` KV
+//! heads (KV heads are replicated when TP exceeds them), and every GPU holds a slice of every
+//! block, so the per-GPU block count *is* the instance's block count. The reference instead
+//! divides the whole group's memory by a per-GPU block size, which grows capacity ∝ TP².
+//! At TP=1 both agree (llama-3.1-8b/H100: 26 312 blocks).
+
+use crate::error::ModelError;
+use crate::gpu::GpuSpec;
+use crate::model::ModelSpec;
+
+/// Peak activation memory vLLM's profiler reserves, GiB. Applied **per GPU**: every TP rank
+/// runs the full sequence of layers on its shard and profiles its own peak.
+pub const ACTIVATION_RESERVE_DENSE_GIB: f64 = 5.5;
+pub const ACTIVATION_RESERVE_MOE_GIB: f64 = 8.0;
+/// CUDA context, NCCL buffers and other non-torch memory per GPU, GiB.
+pub const NON_TORCH_TP1_GIB: f64 = 0.15;
+pub const NON_TORCH_TP_MULTI_GIB: f64 = 0.6;
+
+const GIB: f64 = (1u64 << 30) as f64;
+/// Largest TP searched when suggesting the minimum TP that fits.
+const MAX_SUGGESTED_TP: u32 = 64;
+
+/// SwiGLU-family activations (3-matrix MLP, which the weight formula assumes).
+const SWIGLU_ACTS: &[&str] = &["silu", "swiglu", "geglu", "situ", ""];
+
+/// KV-cache bytes one token occupies on one GPU: `L·2·head_dim·ceil(nKV/TP)·compute_bytes`,
+/// or for MLA `L·(kv_lora_rank + qk_rope_head_dim)·compute_bytes` (the latent is replicated
+/// on every rank, so it is not divided by TP).
+pub fn kv_bytes_per_token_per_gpu(model: &ModelSpec, tp: u32) -> f64 {
+    let l = model.num_layers as f64;
+    if model.mla_kv_dim > 0 {
+        return l * model.mla_kv_dim as f64 * model.compute_bytes;
+    }
+    let heads = model.num_kv_heads.div_ceil(u64::from(tp.max(1)));
+    l * 2.0 * model.head_dim as f64 * heads as f64 * model.compute_bytes
+}
+
+/// GiB of one GPU not available to the KV cache: weights/TP + activation + non-torch.
+fn overhead_gib(model: &ModelSpec, tp: u32) -> f64 {
+    let weights = model.weight_bytes_total() / f64::from(tp) / GIB;
+    let activation = if model.is_moe() { ACTIVATION_RESERVE_MOE_GIB } else { ACTIVATION_RESERVE_DENSE_GIB };
+    let non_torch = if tp == 1 { NON_TORCH_TP1_GIB } else { NON_TORCH_TP_MULTI_GIB };
+    weights + activation + non_torch
+}
+
+/// Blocks (possibly ≤ 0) at a TP, before error handling.
+fn raw_blocks(model: &ModelSpec, gpu: &GpuSpec, tp: u32, util: f64, block_size: u64) -> f64 {
+    let free_gib = gpu.memory_gib * util - overhead_gib(model, tp);
+    let per_block = (kv_bytes_per_token_per_gpu(model, tp) * block_size as f64).floor();
+    (free_gib * GIB / per_block).floor()
+}
+
+/// Number of KV blocks of one instance of `model` on `tp` GPUs of type `gpu`:
+/// `floor((MemoryGiB·util − weights/TP − activation − non_torch)·2^30 / (kv_bytes_per_token·block))`.
+///
+/// MoE with DP>1 multiplies this by DP at the caller (one instance per DP rank group).
+pub fn kv_blocks(
+    model: &ModelSpec,
+    gpu: &GpuSpec,
+    tp: u32,
+    gpu_memory_utilization: f64,
+    block_size_tokens: u64,
+) -> Result<u64, ModelError> {
+    let arg = |what: &str, reason: String| ModelError::InvalidArgument { what: what.into(), reason };
+    if tp == 0 {
+        return Err(arg("--tp", "must be at least 1".into()));
+    }
+    if !(gpu_memory_utilization > 0.0 && gpu_memory_utilization <= 1.0) {
+        return Err(arg(
+            "--gpu-memory-utilization",
+            format!("must be in (0, 1], got {gpu_memory_utilization}"),
+        ));
+    }
+    if block_size_tokens == 0 {
+        return Err(arg("--block-size-in-tokens", "must be at least 1".into()));
+    }
+    if !(gpu.memory_gib.is_finite() && gpu.memory_gib > 0.0) {
+        return Err(arg(
+            "GPU MemoryGiB",
+            format!("{}: must be a positive number, got {}", gpu.name, gpu.memory_gib),
+        ));
+    }
+    if !SWIGLU_ACTS.contains(&model.hidden_act.as_str()) {
+        return Err(ModelError::UnsupportedActivation {
+            model: model.name.clone(),
+            hidden_act: model.hidden_act.clone(),
+        });
+    }
+    let blocks = raw_blocks(model, gpu, tp, gpu_memory_utilization, block_size_tokens);
+    if blocks >= 1.0 {
+        return Ok(blocks.min(u64::MAX as f64) as u64);
+    }
+    let min_tp = (1..=MAX_SUGGESTED_TP.ilog2())
+        .map(|p| 1u32 << p)
+        .filter(|&t| t > tp)
+        .find(|&t| raw_blocks(model, gpu, t, gpu_memory_utilization, block_size_tokens) >= 1.0);
+    Err(ModelError::InsufficientMemory {
+        model: model.name.clone(),
+        gpu: gpu.name.clone(),
+        tp,
+        min_tp,
+        detail: format!(
+            "{:.2} GiB per GPU needed for weights and reserves, {:.2} GiB usable at utilization {}",
+            overhead_gib(model, tp),
+            gpu.memory_gib * gpu_memory_utilization,
+            gpu_memory_utilization
+        ),
+    })
+}
+
+/// instance.md §7.3: an explicit `--max-model-len` is kept but must fit in the cache
+/// (`ceil(len/block) ≤ total_blocks`); otherwise the model's derived context length, capped
+/// to `total_blocks·block_size`.
+pub fn max_model_len(
+    model: &ModelSpec,
+    total_blocks: u64,
+    block_size: u64,
+    explicit: Option<u64>,
+) -> Result<u64, ModelError> {
+    let arg = |what: &str, reason: String| ModelError::InvalidArgument { what: what.into(), reason };
+    if block_size == 0 {
+        return Err(arg("--block-size-in-tokens", "must be at least 1".into()));
+    }
+    match explicit {
+        Some(0) => Err(arg("--max-model-len", "must be at least 1".into())),
+        Some(len) if len.div_ceil(block_size) > total_blocks => Err(arg(
+            "--max-model-len",
+            format!(
+                "{len} tokens need {} KV blocks of {block_size} tokens but only {total_blocks} exist",
+                len.div_ceil(block_size)
+            ),
+        )),
+        Some(len) => Ok(len),
+        None => Ok(model.derived_max_model_len.min(total_blocks.saturating_mul(block_size))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{bundled_config, gpu_by_name};
+
+    fn model(name: &str) -> ModelSpec {
+        let (key, json) = bundled_config(name).unwrap();
+        ModelSpec::from_config_json(key, json).unwrap()
+    }
+
+    fn h100() -> GpuSpec {
+        gpu_by_name("H100", &[]).unwrap()
+    }
+
+    #[test]
+    fn worked_values_tp1() {
+        let llama = model("meta-llama/Llama-3.1-8B-Instruct");
+        assert_eq!(kv_bytes_per_token_per_gpu(&llama, 1) * 16.0, 2.0 * 1024.0 * 1024.0);
+        let w = llama.weight_bytes_total() / GIB;
+        assert!((w - 14.96).abs() < 0.005, "{w}");
+        assert_eq!(kv_blocks(&llama, &h100(), 1, 0.9, 16).unwrap(), 26_312);
+        let qwen = model("Qwen/Qwen3-14B");
+        assert_eq!(kv_bytes_per_token_per_gpu(&qwen, 1) * 16.0, 2.5 * 1024.0 * 1024.0);
+        assert_eq!(kv_blocks(&qwen, &h100(), 1, 0.9, 16).unwrap(), 15_909);
+        assert_eq!(kv_blocks(&model("Qwen/Qwen2.5-7B-Instruct"), &h100(), 1, 0.9, 16).unwrap(), 61_048);
+    }
+
+    #[test]
+    fn tp_scales_roughly_linearly_not_quadratically() {
+        let llama = model("llama-3.1-8b-instruct");
+        let tp1 = kv_blocks(&llama, &h100(), 1, 0.9, 16).unwrap() as f64;
+        let tp2 = kv_blocks(&llama, &h100(), 2, 0.9, 16).unwrap() as f64;
+        // The reference's TP² formula gives 125 278 at TP2. Per GPU: 72 − 14.96/2 − 5.5 − 0.6 GiB
+        // of 1 MiB blocks (4 of 8 KV heads per GPU).
+        assert!(tp2 / tp1 > 2.0 && tp2 / tp1 < 2.6, "{tp1} {tp2}");
+        let expect = ((72.0 - llama.weight_bytes_total() / GIB / 2.0 - 6.1) * 1024.0).floor();
+        assert_eq!(tp2, expect);
+    }
+
+    #[test]
+    fn kv_heads_replicate_when_tp_exceeds_them() {
+        let qwen = model("qwen2.5-7b-instruct"); // 4 KV heads
+        assert_eq!(kv_bytes_per_token_per_gpu(&qwen, 8), kv_bytes_per_token_per_gpu(&qwen, 4));
+        let ds = model("deepseek-v2-lite"); // MLA: not divided by TP
+        assert_eq!(kv_bytes_per_token_per_gpu(&ds, 1), kv_bytes_per_token_per_gpu(&ds, 8));
+        assert_eq!(kv_bytes_per_token_per_gpu(&ds, 1), 27.0 * 576.0 * 2.0);
+    }
+
+    #[test]
+    fn insufficient_memory_names_min_tp() {
+        let big = model("meta-llama/Llama-3.1-70B-Instruct");
+        let err = kv_blocks(&big, &h100(), 1, 0.9, 16).unwrap_err().to_string();
+        assert!(err.contains("minimum TP that fits is 2"), "{err}");
+        assert!(kv_blocks(&big, &h100(), 2, 0.9, 16).unwrap() > 0);
+        let err = kv_blocks(&model("glm-5.2-fp8"), &h100(), 1, 0.9, 16).unwrap_err().to_string();
+        assert!(err.contains("minimum TP that fits is 16"), "{err}");
+    }
+
+    #[test]
+    fn rejects_non_swiglu_and_bad_args() {
+        let mut m = model("llama-3.1-8b-instruct");
+        m.hidden_act = "gelu".into();
+        let err = kv_blocks(&m, &h100(), 1, 0.9, 16).unwrap_err().to_string();
+        assert!(err.contains("hidden_act `gelu`") && err.contains("silu, swiglu"), "{err}");
+        let m = model("llama-3.1-8b-instruct");
+        assert!(kv_blocks(&m, &h100(), 0, 0.9, 16).is_err());
+        assert!(kv_blocks(&m, &h100(), 1, 1.5, 16).is_err());
+        assert!(kv_blocks(&m, &h100(), 1, f64::NAN, 16).is_err());
+        assert!(kv_blocks(&m, &h100(), 1, 0.9, 0).is_err());
+    }
+
+    #[test]
+    fn max_model_len_rules() {
+        let m = model("llama-3.1-8b-instruct"); // 131072
+        assert_eq!(max_model_len(&m, 26_312, 16, None).unwrap(), 131_072);
+        assert_eq!(max_model_len(&m, 1000, 16, None).unwrap(), 16_000);
+        assert_eq!(max_model_len(&m, 1000, 16, Some(16_000)).unwrap(), 16_000);
+        let err = max_model_len(&m, 1000, 16, Some(16_001)).unwrap_err().to_string();
+        assert!(err.contains("--max-model-len") && err.contains("1001"), "{err}");
+        assert!(max_model_len(&m, 1000, 0, None).is_err());
+        assert_eq!(model("deepseek-v2-lite").derived_max_model_len, 163_840);
+    }
+}

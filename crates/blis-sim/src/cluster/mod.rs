@@ -1,0 +1,31 @@
+//! The cluster control plane: admission, routing, and the (possibly stale) signals they read.
+
+pub mod admission;
+pub mod routing;
+mod signals;
+
+pub use signals::{InstanceSignals, PrefixBoard, SignalBoard};
+
+use blis_workload::RequestSpec;
+
+/// Answers "how many leading blocks of this prompt does instance `i` hold?" as the router
+/// currently sees it (live, or as of the last cache-signal refresh).
+pub trait PrefixOracle {
+    fn cached_blocks(&self, instance: usize, prompt_hashes: &[u64]) -> u32;
+}
+
+/// What admission and routing may look at for one decision.
+pub struct RouterView<'a> {
+    pub now_us: u64,
+    /// One entry per candidate instance, in index order.
+    pub signals: &'a [InstanceSignals],
+    pub prefix: &'a dyn PrefixOracle,
+}
+
+/// The request being decided on. Policies must not read `spec.output_tokens` (the oracle
+/// length); `spec.max_output_tokens` is the client's declared budget and is fair game.
+pub struct RoutingRequest<'a> {
+    pub spec: &'a RequestSpec,
+    /// Hashes of the prompt's full KV blocks (empty unless a policy asked for them).
+    pub prompt_hashes: &'a [u64],
+}

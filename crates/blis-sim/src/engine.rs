@@ -1,0 +1,399 @@
+//! The simulation loop: pops events in order and hands them to the control plane or to the
+//! instance they belong to.
+
+use std::io::Write;
+
+use blis_workload::{Outcome, RequestSource, RequestSpec};
+use rand_pcg::Pcg64Mcg;
+
+use crate::cluster::admission::{AdmissionPolicy, Verdict};
+use crate::cluster::routing::RoutingPolicy;
+use crate::cluster::{PrefixBoard, RouterView, RoutingRequest, SignalBoard};
+use crate::events::{Event, EventQueue, PendingId};
+use crate::instance::{Enqueued, Finished, Instance};
+use crate::metrics::Metrics;
+use crate::slab::Slab;
+use crate::trace::{Candidate, DecisionRecord, TraceSummary, counterfactual};
+
+/// Control-plane settings of cluster mode.
+pub struct ClusterOptions {
+    pub admission_latency_us: u64,
+    pub routing_latency_us: u64,
+    pub snapshot_refresh_interval_us: u64,
+    pub cache_signal_delay_us: u64,
+    /// Record decisions (`--trace-level decisions`).
+    pub trace_decisions: bool,
+    pub counterfactual_k: usize,
+    /// Where to write one JSON line per decision (`--trace-output`).
+    pub trace_sink: Option<Box<dyn Write + Send>>,
+}
+
+/// Admission and routing for N > 1 instances.
+pub struct ControlPlane {
+    admission: Box<dyn AdmissionPolicy>,
+    routing: Box<dyn RoutingPolicy>,
+    options: ClusterOptions,
+    signals: SignalBoard,
+    prefix: Option<PrefixBoard>,
+    in_flight: Vec<u32>,
+    rng: Pcg64Mcg,
+    trace: Option<TraceSummary>,
+}
+
+impl ControlPlane {
+    pub fn new(
+        admission: Box<dyn AdmissionPolicy>,
+        routing: Box<dyn RoutingPolicy>,
+        options: ClusterOptions,
+        rng: Pcg64Mcg,
+        num_instances: usize,
+    ) -> Self {
+        let trace = options.trace_decisions.then(|| TraceSummary::new(num_instances));
+        Self {
+            signals: SignalBoard::new(num_instances, options.snapshot_refresh_interval_us),
+            prefix: None,
+            in_flight: vec![0; num_instances],
+            admission,
+            routing,
+            options,
+            rng,
+            trace,
+        }
+    }
+}
+
+/// A request between its arrival and its instance's wait queue.
+struct Pending {
+    spec: RequestSpec,
+    prompt_hashes: Vec<u64>,
+}
+
+/// Counters of the whole run beyond what instances count.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterCounters {
+    /// Requests that arrived (at or before the horizon).
+    pub injected: u64,
+    pub rejected: u64,
+    /// Requests still between arrival and a wait queue when the run ended.
+    pub in_transit: u64,
+}
+
+/// Everything a run produced.
+pub struct SimReport {
+    pub instances: Vec<Metrics>,
+    pub cluster: Metrics,
+    pub counters: ClusterCounters,
+    pub trace: Option<TraceSummary>,
+    pub events: u64,
+}
+
+/// Progress of a running simulation, for progress displays.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub now_us: u64,
+    pub finished: u64,
+    pub events: u64,
+}
+
+pub struct Simulation {
+    queue: EventQueue,
+    instances: Vec<Instance>,
+    step_pending: Vec<bool>,
+    source: Box<dyn RequestSource + Send>,
+    control: Option<ControlPlane>,
+    pending: Slab<Pending>,
+    horizon_us: u64,
+    counters: ClusterCounters,
+    finished_buf: Vec<Finished>,
+    finished_total: u64,
+    events: u64,
+    last_arrival_us: u64,
+    trace_error: Option<std::io::Error>,
+}
+
+impl Simulation {
+    /// `control` must be `Some` exactly when there is more than one instance: a single
+    /// instance skips admission and routing entirely.
+    pub fn new(
+        mut instances: Vec<Instance>,
+        source: Box<dyn RequestSource + Send>,
+        mut control: Option<ControlPlane>,
+        horizon_us: u64,
+    ) -> Self {
+        if let Some(c) = &mut control {
+            c.prefix = Some(PrefixBoard::new(&mut instances, c.options.cache_signal_delay_us));
+        }
+        let n = instances.len();
+        Self {
+            queue: EventQueue::default(),
+            instances,
+            step_pending: vec![false; n],
+            source,
+            control,
+            pending: Slab::default(),
+            horizon_us,
+            counters: ClusterCounters::default(),
+            finished_buf: Vec::new(),
+            finished_total: 0,
+            events: 0,
+            last_arrival_us: 0,
+            trace_error: None,
+        }
+    }
+
+    /// Runs to the horizon or until nothing is left to happen.
+    pub fn run(mut self, mut on_progress: impl FnMut(Progress)) -> std::io::Result<SimReport> {
+        self.pull_next_arrival();
+        while let Some(t) = self.queue.peek_time() {
+            if t > self.horizon_us {
+                break;
+            }
+            let (now_us, event) = self.queue.pop().expect("peeked");
+            self.events += 1;
+            self.handle(now_us, event);
+            if self.events.is_multiple_of(1 << 16) {
+                on_progress(Progress { now_us, finished: self.finished_total, events: self.events });
+            }
+        }
+        if let Some(e) = self.trace_error.take() {
+            return Err(e);
+        }
+        if let Some(sink) = self.control.as_mut().and_then(|c| c.options.trace_sink.as_mut()) {
+            sink.flush()?;
+        }
+        Ok(self.finish())
+    }
+
+    fn handle(&mut self, now_us: u64, event: Event) {
+        match event {
+            Event::Arrival(p) => {
+                self.counters.injected += 1;
+                self.pull_next_arrival();
+                match &self.control {
+                    None => self.send_to_instance(now_us, 0, p),
+                    Some(c) => {
+                        let at = now_us + c.options.admission_latency_us;
+                        self.queue.push(at, Event::Admission(p));
+                    }
+                }
+            }
+            Event::Admission(p) => self.admit(now_us, p),
+            Event::Routing(p) => self.route(now_us, p),
+            Event::Queued { instance, pending } => {
+                let Pending { spec, prompt_hashes: _ } = self.pending.remove(pending);
+                let i = instance as usize;
+                let deadline = spec.deadline_us;
+                let request_id = spec.id;
+                let mut finished = std::mem::take(&mut self.finished_buf);
+                let outcome = self.instances[i].enqueue(now_us, spec, &mut finished);
+                if let Enqueued::Queued(req) = outcome {
+                    if let Some(d) = deadline.filter(|&d| d <= self.horizon_us) {
+                        self.queue.push(d, Event::Timeout { instance, req, request_id });
+                    }
+                    if !self.step_pending[i] {
+                        self.step_pending[i] = true;
+                        self.queue.push(now_us, Event::Step { instance });
+                    }
+                }
+                self.settle(i, &mut finished);
+                self.finished_buf = finished;
+            }
+            Event::Step { instance } => {
+                let i = instance as usize;
+                let mut finished = std::mem::take(&mut self.finished_buf);
+                let step_us = self.instances[i].step(now_us, &mut finished);
+                // Work-conserving: a busy instance always has its next step scheduled.
+                if self.instances[i].has_work() {
+                    self.queue.push(now_us + step_us, Event::Step { instance });
+                } else {
+                    self.step_pending[i] = false;
+                }
+                self.settle(i, &mut finished);
+                self.finished_buf = finished;
+            }
+            Event::Timeout { instance, req, request_id } => {
+                let i = instance as usize;
+                if !self.instances[i].holds(req, request_id) {
+                    return; // already finished: a stale timer
+                }
+                let mut finished = std::mem::take(&mut self.finished_buf);
+                finished.push(self.instances[i].time_out(now_us, req));
+                self.settle(i, &mut finished);
+                self.finished_buf = finished;
+            }
+        }
+    }
+
+    /// Reports requests that left instance `i` to the router and to their source.
+    fn settle(&mut self, i: usize, finished: &mut Vec<Finished>) {
+        for f in finished.drain(..) {
+            self.finished_total += 1;
+            if let Some(c) = &mut self.control {
+                c.in_flight[i] = c.in_flight[i].saturating_sub(1);
+            }
+            if let Some(next) = self.source.on_request_done(&f.spec, f.at_us, f.outcome) {
+                self.push_arrival(next);
+            }
+        }
+    }
+
+    fn pull_next_arrival(&mut self) {
+        if let Some(spec) = self.source.next_request() {
+            debug_assert!(spec.arrival_us >= self.last_arrival_us, "source went back in time");
+            self.last_arrival_us = spec.arrival_us;
+            self.push_arrival(spec);
+        }
+    }
+
+    fn push_arrival(&mut self, spec: RequestSpec) {
+        let at = spec.arrival_us;
+        let p = self.pending.insert(Pending { spec, prompt_hashes: Vec::new() });
+        self.queue.push(at, Event::Arrival(p));
+    }
+
+    /// Hands a request to an instance: it reaches the wait queue after the server's queueing
+    /// delay (API server, tokenization).
+    fn send_to_instance(&mut self, now_us: u64, instance: usize, p: PendingId) {
+        let input = self.pending[p].spec.input.len();
+        let delay = self.instances[instance].latency().queueing_time_us(input);
+        self.queue.push(now_us + delay, Event::Queued { instance: instance as u32, pending: p });
+    }
+
+    fn admit(&mut self, now_us: u64, p: PendingId) {
+        let c = self.control.as_mut().expect("admission runs only in cluster mode");
+        if c.routing.needs_prompt_hashes() && self.pending[p].prompt_hashes.is_empty() {
+            let bs = self.instances[0].kv().block_size_tokens();
+            let hashes = self.pending[p].spec.input.block_hashes(bs);
+            self.pending[p].prompt_hashes = hashes;
+        }
+        if let Some(prefix) = &mut c.prefix {
+            prefix.refresh(now_us, &mut self.instances);
+        }
+        let signals = c.signals.view(now_us, &self.instances, &c.in_flight);
+        let prefix = c.prefix.as_ref().expect("set in new").oracle(&self.instances);
+        let view = RouterView { now_us, signals, prefix: &prefix };
+        let pending = &self.pending[p];
+        let request = RoutingRequest { spec: &pending.spec, prompt_hashes: &pending.prompt_hashes };
+        match c.admission.decide(&request, &view) {
+            Verdict::Admit => {
+                let at = now_us + c.options.routing_latency_us;
+                self.queue.push(at, Event::Routing(p));
+            }
+            Verdict::Reject(reason) => {
+                let record = DecisionRecord {
+                    time_us: now_us,
+                    request_id: pending.spec.id,
+                    admitted: false,
+                    reason: Some(reason),
+                    chosen: None,
+                    chosen_score: None,
+                    candidates: Vec::new(),
+                    regret: 0.0,
+                };
+                self.trace(record);
+                self.counters.rejected += 1;
+                let Pending { spec, .. } = self.pending.remove(p);
+                self.finished_total += 1;
+                if let Some(next) = self.source.on_request_done(&spec, now_us, Outcome::Rejected) {
+                    self.push_arrival(next);
+                }
+            }
+        }
+    }
+
+    fn route(&mut self, now_us: u64, p: PendingId) {
+        let c = self.control.as_mut().expect("routing runs only in cluster mode");
+        if let Some(prefix) = &mut c.prefix {
+            prefix.refresh(now_us, &mut self.instances);
+        }
+        let signals = c.signals.view(now_us, &self.instances, &c.in_flight);
+        let prefix = c.prefix.as_ref().expect("set in new").oracle(&self.instances);
+        let view = RouterView { now_us, signals, prefix: &prefix };
+        let pending = &self.pending[p];
+        let request = RoutingRequest { spec: &pending.spec, prompt_hashes: &pending.prompt_hashes };
+        let decision = c.routing.route(&request, &view, &mut c.rng);
+        let target = decision.target;
+        assert!(target < self.instances.len(), "router chose instance {target} of {}", self.instances.len());
+        let record = c.trace.is_some().then(|| {
+            let scores = decision
+                .scores
+                .clone()
+                .unwrap_or_else(|| signals.iter().map(|s| -(s.effective_load() as f64)).collect());
+            let (candidates, regret) =
+                counterfactual(&scores, target, c.options.counterfactual_k, |i, score| {
+                    let s = &signals[i];
+                    Candidate {
+                        instance: i,
+                        score,
+                        queue_depth: s.queue_depth,
+                        batch_size: s.batch_size,
+                        in_flight: s.in_flight,
+                        kv_utilization: s.kv_utilization,
+                    }
+                });
+            DecisionRecord {
+                time_us: now_us,
+                request_id: pending.spec.id,
+                admitted: true,
+                reason: None,
+                chosen: Some(target),
+                chosen_score: Some(scores[target]),
+                candidates,
+                regret,
+            }
+        });
+        c.in_flight[target] += 1;
+        if let Some(record) = record {
+            self.trace(record);
+        }
+        self.send_to_instance(now_us, target, p);
+    }
+
+    fn trace(&mut self, record: DecisionRecord) {
+        let Some(c) = &mut self.control else { return };
+        let Some(summary) = &mut c.trace else { return };
+        summary.record(&record);
+        if let Some(sink) = &mut c.options.trace_sink
+            && self.trace_error.is_none()
+        {
+            let line = serde_json::to_string(&record).expect("records serialize");
+            if let Err(e) = writeln!(sink, "{line}") {
+                self.trace_error = Some(e);
+            }
+        }
+    }
+
+    fn finish(mut self) -> SimReport {
+        self.counters.in_transit = self.pending.len() as u64 - self.queue_pending_arrivals_not_injected();
+        let mut cluster = Metrics::default();
+        let mut instances = Vec::with_capacity(self.instances.len());
+        for instance in &mut self.instances {
+            instance.finalize(self.horizon_us);
+            cluster.merge(&instance.metrics);
+            instances.push(std::mem::take(&mut instance.metrics));
+        }
+        SimReport {
+            instances,
+            cluster,
+            counters: self.counters,
+            trace: self.control.and_then(|c| c.trace),
+            events: self.events,
+        }
+    }
+
+    /// Pending entries whose arrival lies beyond the horizon never entered the system.
+    fn queue_pending_arrivals_not_injected(&mut self) -> u64 {
+        let mut n = 0;
+        while let Some((_, event)) = self.queue.pop() {
+            if let Event::Arrival(_) = event {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// For tests: every instance's KV pool is consistent, and drained instances hold no blocks.
+    pub fn instances(&self) -> &[Instance] {
+        &self.instances
+    }
+}

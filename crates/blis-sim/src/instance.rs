@@ -1,0 +1,497 @@
+//! One inference server: wait queue, vLLM-V1-style batch formation, step execution.
+//!
+//! `step` is the single place that decides a step's batch (as vLLM's scheduler does). It asks
+//! the KV cache for blocks through `KvCache::allocate`/`release` only. State changes of a step
+//! apply at its start time `now`; latencies are stamped at its end `now + step_time`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use blis_latency::{LatencyModel, PrefillChunk, StepShape};
+use blis_workload::{Outcome, RequestSpec};
+
+use crate::kv::KvCache;
+use crate::metrics::{Metrics, RequestRecord};
+use crate::preemption::PreemptionPolicy;
+use crate::request::{LiveRequest, Phase};
+use crate::scheduler::Scheduler;
+use crate::slab::{ReqId, Slab};
+
+/// Static configuration of an instance (vLLM engine arguments).
+#[derive(Debug, Clone)]
+pub struct InstanceConfig {
+    /// `max_num_seqs`: cap on the running batch.
+    pub max_running_reqs: u32,
+    /// `max_num_batched_tokens`: token budget of one step.
+    pub max_scheduled_tokens: u32,
+    /// Per-request prefill chunk cap; 0 = off.
+    pub long_prefill_token_threshold: u32,
+    /// Context limit; 0 = unlimited.
+    pub max_model_len: u32,
+    pub block_size_tokens: u32,
+    pub total_kv_blocks: u32,
+    /// Whether SLO classes give requests different priorities (`--priority-policy slo-based`).
+    pub slo_priorities: bool,
+    /// Keep a record per finished request (`--results-path`).
+    pub record_requests: bool,
+    /// Keep per-SLO-class distributions.
+    pub track_classes: bool,
+}
+
+/// A request that left the instance.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub spec: RequestSpec,
+    pub outcome: Outcome,
+    /// When the client sees the request end.
+    pub at_us: u64,
+}
+
+/// What `enqueue` did with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// In the wait queue under this handle.
+    Queued(ReqId),
+    /// Can never be served here (too long for the context or the cache).
+    Dropped,
+    /// Its deadline had already passed.
+    TimedOut,
+}
+
+pub struct Instance {
+    pub index: usize,
+    config: InstanceConfig,
+    kv: KvCache,
+    latency: Arc<dyn LatencyModel>,
+    scheduler: Box<dyn Scheduler>,
+    preemption: Box<dyn PreemptionPolicy>,
+    requests: Slab<LiveRequest>,
+    waiting: VecDeque<ReqId>,
+    running: Vec<ReqId>,
+    /// Reused buffer: the shape of the step being executed.
+    shape: StepShape,
+    pub metrics: Metrics,
+}
+
+impl Instance {
+    pub fn new(
+        index: usize,
+        config: InstanceConfig,
+        latency: Arc<dyn LatencyModel>,
+        scheduler: Box<dyn Scheduler>,
+        preemption: Box<dyn PreemptionPolicy>,
+    ) -> Self {
+        let kv = KvCache::new(config.total_kv_blocks, config.block_size_tokens);
+        let metrics = Metrics { total_kv_blocks: u64::from(config.total_kv_blocks), ..Metrics::default() };
+        Self {
+            index,
+            config,
+            kv,
+            latency,
+            scheduler,
+            preemption,
+            requests: Slab::default(),
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            shape: StepShape::default(),
+            metrics,
+        }
+    }
+
+    pub fn latency(&self) -> &dyn LatencyModel {
+        self.latency.as_ref()
+    }
+
+    pub fn kv(&self) -> &KvCache {
+        &self.kv
+    }
+
+    pub fn queue_depth(&self) -> u32 {
+        self.waiting.len() as u32
+    }
+
+    pub fn batch_size(&self) -> u32 {
+        self.running.len() as u32
+    }
+
+    pub fn has_work(&self) -> bool {
+        !self.waiting.is_empty() || !self.running.is_empty()
+    }
+
+    /// Whether the request behind `id` is still `request_id` (handles are reused).
+    pub fn holds(&self, id: ReqId, request_id: u64) -> bool {
+        self.requests.get(id).is_some_and(|r| r.spec.id == request_id)
+    }
+
+    /// Applies the enqueue guards and appends the request to the wait queue.
+    pub fn enqueue(&mut self, now_us: u64, spec: RequestSpec, finished: &mut Vec<Finished>) -> Enqueued {
+        let input = spec.input.len();
+        let budget = spec.max_output_tokens.max(spec.output_tokens);
+        let mml = self.config.max_model_len;
+        let bs = self.config.block_size_tokens;
+        let too_long = mml > 0 && (input >= mml || input + budget > mml);
+        // A request whose whole context cannot fit in the cache would preempt itself forever.
+        let too_big = (input + budget).div_ceil(bs) > self.config.total_kv_blocks;
+        if too_long || too_big || input == 0 {
+            self.metrics.dropped_unservable += 1;
+            finished.push(Finished { spec, outcome: Outcome::Dropped, at_us: now_us });
+            return Enqueued::Dropped;
+        }
+        self.metrics.total_input_tokens += u64::from(input);
+        if let Some(tenant) = &spec.tenant {
+            self.metrics.by_tenant.entry(tenant.clone()).or_default().requests += 1;
+        }
+        if spec.deadline_us.is_some_and(|d| now_us >= d) {
+            self.metrics.timed_out += 1;
+            finished.push(Finished { spec, outcome: Outcome::TimedOut, at_us: now_us });
+            return Enqueued::TimedOut;
+        }
+        self.metrics.enqueued += 1;
+        let priority = if self.config.slo_priorities { spec.slo_class.vllm_priority() } else { 1 };
+        let id = self.requests.insert(LiveRequest::new(spec, bs, priority));
+        self.waiting.push_back(id);
+        Enqueued::Queued(id)
+    }
+
+    /// Runs one step starting at `now_us`; returns its duration. Requests that finish are
+    /// appended to `finished`.
+    pub fn step(&mut self, now_us: u64, finished: &mut Vec<Finished>) -> u64 {
+        self.metrics.steps += 1;
+        self.scheduler.order(&mut self.waiting, &self.requests);
+        self.form_batch(now_us);
+
+        self.shape.clear();
+        for &id in &self.running {
+            let r = &self.requests[id];
+            if r.new_tokens == 0 {
+                continue;
+            }
+            if r.in_prefill() {
+                self.shape.prefills.push(PrefillChunk {
+                    new_tokens: r.new_tokens,
+                    context_tokens: r.progress_tokens,
+                    input_tokens: r.input_tokens,
+                });
+            } else {
+                self.shape.decode_requests += 1;
+                self.shape.decode_context_tokens += u64::from(r.progress_tokens);
+            }
+        }
+        let step_us = if self.shape.is_empty() { 1 } else { self.latency.step_time_us(&self.shape).max(1) };
+        let end_us = now_us + step_us;
+        self.execute(end_us, step_us);
+        self.complete(end_us, finished);
+        self.metrics.peak_kv_blocks = self.metrics.peak_kv_blocks.max(self.kv.used_blocks());
+        self.metrics.end_us = self.metrics.end_us.max(end_us);
+
+        // A queue whose head cannot be admitted into an empty batch would spin forever; the
+        // enqueue guards make this unreachable, and the assertion keeps it so.
+        debug_assert!(
+            !(self.running.is_empty() && !self.waiting.is_empty() && self.shape.is_empty()),
+            "instance {} idles with a non-empty queue",
+            self.index
+        );
+        step_us
+    }
+
+    /// Decides this step's batch: running requests first, then new ones from the queue head.
+    fn form_batch(&mut self, now_us: u64) {
+        let mut budget = self.config.max_scheduled_tokens;
+        for &id in &self.running {
+            self.requests[id].new_tokens = 0;
+        }
+        let mut preempted = false;
+        let mut i = 0;
+        while i < self.running.len() && budget > 0 {
+            let id = self.running[i];
+            let r = &self.requests[id];
+            let n = if r.in_prefill() {
+                self.clamp_chunk(r.input_tokens - r.progress_tokens, budget, r.progress_tokens)
+            } else {
+                self.clamp_chunk(1, budget, r.progress_tokens)
+            };
+            if n == 0 {
+                i += 1;
+                continue;
+            }
+            let end = r.progress_tokens + n;
+            if !self.allocate_or_preempt(&mut i, end, &mut budget, &mut preempted) {
+                break;
+            }
+            self.requests[id].new_tokens = n;
+            budget -= n;
+            i += 1;
+        }
+
+        let bs = self.config.block_size_tokens;
+        while !preempted
+            && budget > 0
+            && (self.running.len() as u32) < self.config.max_running_reqs
+            && let Some(&id) = self.waiting.front()
+        {
+            let r = &self.requests[id];
+            let mut cached_blocks = self.kv.cached_prefix_blocks(&r.prompt_hashes);
+            // As vLLM: the last prompt token is always computed, to produce the first output.
+            if cached_blocks * bs >= r.input_tokens {
+                cached_blocks = (r.input_tokens - 1) / bs;
+            }
+            let start = cached_blocks * bs;
+            let n = self.clamp_chunk(r.input_tokens - start, budget, start);
+            let r = &mut self.requests[id];
+            let claim = &r.prompt_hashes[..cached_blocks as usize];
+            if n == 0 || !self.kv.allocate(&mut r.kv, &r.sequence, &r.prompt_hashes, claim, start + n) {
+                break;
+            }
+            self.waiting.pop_front();
+            r.phase = Phase::Running;
+            r.progress_tokens = start;
+            r.new_tokens = n;
+            r.cached_prompt_tokens = start;
+            r.scheduling_delay_us = Some(now_us.saturating_sub(r.spec.arrival_us));
+            self.metrics.prompt_tokens_cached += u64::from(start);
+            self.running.push(id);
+            budget -= n;
+        }
+    }
+
+    /// Applies the chunked-prefill threshold, the step budget and the context limit.
+    fn clamp_chunk(&self, wanted: u32, budget: u32, progress: u32) -> u32 {
+        let mut n = wanted;
+        let threshold = self.config.long_prefill_token_threshold;
+        if threshold > 0 && threshold < n {
+            n = threshold;
+        }
+        n = n.min(budget);
+        if self.config.max_model_len > 0 {
+            n = n.min((self.config.max_model_len - 1).saturating_sub(progress));
+        }
+        n
+    }
+
+    /// Grows running request `running[*i]` to `end_tokens`, evicting victims while blocks are
+    /// short. Returns false when the request itself was evicted (or nothing can be).
+    fn allocate_or_preempt(
+        &mut self,
+        i: &mut usize,
+        end_tokens: u32,
+        budget: &mut u32,
+        preempted: &mut bool,
+    ) -> bool {
+        let id = self.running[*i];
+        loop {
+            let r = &mut self.requests[id];
+            if self.kv.allocate(&mut r.kv, &r.sequence, &r.prompt_hashes, &[], end_tokens) {
+                return true;
+            }
+            *preempted = true;
+            let v = self.preemption.victim(&self.running, &self.requests);
+            let victim = self.running.remove(v);
+            if v < *i {
+                *i -= 1;
+            }
+            *budget += self.requests[victim].new_tokens;
+            self.preempt(victim);
+            if victim == id {
+                return false;
+            }
+        }
+    }
+
+    /// Recompute-mode preemption: drop the victim's KV and send it back to the queue front.
+    fn preempt(&mut self, id: ReqId) {
+        let r = &mut self.requests[id];
+        self.kv.release(&mut r.kv);
+        r.progress_tokens = 0;
+        r.new_tokens = 0;
+        r.ttft_us = None;
+        r.itl_sum_us = 0;
+        r.itl_samples = 0;
+        r.phase = Phase::Queued;
+        r.preemptions += 1;
+        self.metrics.preemptions += 1;
+        self.waiting.push_front(id);
+    }
+
+    /// Advances every scheduled request by its tokens and stamps first tokens and ITLs.
+    fn execute(&mut self, end_us: u64, step_us: u64) {
+        let otpt_us = self.latency.output_token_processing_time_us();
+        let itl_us = step_us + otpt_us;
+        let mut decoders = 0u64;
+        let mut decoders_by_class = [0u64; 5];
+        for &id in &self.running {
+            let r = &mut self.requests[id];
+            if r.new_tokens == 0 {
+                continue;
+            }
+            if r.in_prefill() {
+                r.progress_tokens += r.new_tokens;
+                r.computed_prompt_tokens += u64::from(r.new_tokens);
+                self.metrics.prompt_tokens_computed += u64::from(r.new_tokens);
+                if r.progress_tokens == r.input_tokens && r.ttft_us.is_none() {
+                    r.ttft_us = Some(end_us + otpt_us - r.spec.arrival_us);
+                }
+            } else {
+                r.progress_tokens += 1;
+                r.itl_sum_us += itl_us;
+                r.itl_samples += 1;
+                decoders += 1;
+                decoders_by_class[r.spec.slo_class as usize] += 1;
+            }
+        }
+        self.metrics.all.itl.add(itl_us, decoders);
+        if self.config.track_classes {
+            for class in blis_workload::SloClass::ALL {
+                let n = decoders_by_class[class as usize];
+                if n > 0 {
+                    self.metrics.by_class.entry(class).or_default().itl.add(itl_us, n);
+                }
+            }
+        }
+    }
+
+    /// Retires requests that produced their last token (or hit the context limit).
+    fn complete(&mut self, end_us: u64, finished: &mut Vec<Finished>) {
+        let mml = self.config.max_model_len;
+        let mut kept = 0;
+        for k in 0..self.running.len() {
+            let id = self.running[k];
+            let r = &self.requests[id];
+            let done = r.progress_tokens >= r.done_at_progress();
+            let capped = !done && mml > 0 && r.progress_tokens >= mml - 1;
+            if done || capped {
+                if capped {
+                    self.metrics.length_capped += 1;
+                }
+                let f = self.retire(id, end_us, Outcome::Completed);
+                finished.push(f);
+            } else {
+                self.running[kept] = id;
+                kept += 1;
+            }
+        }
+        self.running.truncate(kept);
+    }
+
+    /// Removes a request, frees its blocks and records its metrics.
+    fn retire(&mut self, id: ReqId, at_us: u64, outcome: Outcome) -> Finished {
+        let mut r = self.requests.remove(id);
+        self.kv.release(&mut r.kv);
+        let completed = outcome == Outcome::Completed;
+        let generated = if r.in_prefill() { 0 } else { r.progress_tokens - r.input_tokens + 1 };
+        let output_tokens = if completed { generated.min(r.output_tokens.max(1)) } else { 0 };
+        let e2e_us = r.ttft_us.filter(|_| completed).map(|ttft| {
+            let post = if r.output_tokens > 0 { self.latency.post_decode_overhead_us() } else { 0 };
+            ttft + r.itl_sum_us + post
+        });
+        let class_metrics = if self.config.track_classes {
+            Some(self.metrics.by_class.entry(r.spec.slo_class).or_default())
+        } else {
+            None
+        };
+        for lat in std::iter::once(&mut self.metrics.all).chain(class_metrics) {
+            if let Some(ttft) = r.ttft_us {
+                lat.ttft.push(ttft);
+            }
+            if let Some(e2e) = e2e_us {
+                lat.e2e.push(e2e);
+                lat.completed += 1;
+                lat.output_tokens += u64::from(output_tokens);
+            }
+            if let Some(d) = r.scheduling_delay_us {
+                lat.scheduling_delay.push(d);
+            }
+        }
+        if completed && let Some(tenant) = &r.spec.tenant {
+            let t = self.metrics.by_tenant.entry(tenant.clone()).or_default();
+            t.completed += 1;
+            t.output_tokens += u64::from(output_tokens);
+        }
+        if outcome == Outcome::TimedOut {
+            self.metrics.timed_out += 1;
+        }
+        let finished_at = match e2e_us {
+            Some(e2e) => r.spec.arrival_us + e2e,
+            None => at_us,
+        };
+        if self.config.record_requests {
+            self.metrics.records.push(record(&r, self.index, e2e_us, outcome));
+        }
+        Finished { spec: r.spec, outcome, at_us: finished_at.max(at_us) }
+    }
+
+    /// Ends a request whose deadline passed, wherever it is.
+    pub fn time_out(&mut self, now_us: u64, id: ReqId) -> Finished {
+        match self.requests[id].phase {
+            Phase::Queued => {
+                let pos = self.waiting.iter().position(|&w| w == id).expect("queued request not in queue");
+                self.waiting.remove(pos);
+            }
+            Phase::Running => {
+                let pos = self.running.iter().position(|&w| w == id).expect("running request not in batch");
+                self.running.remove(pos);
+            }
+        }
+        self.retire(id, now_us, Outcome::TimedOut)
+    }
+
+    /// Closes the books at the end of the run: what is still queued or running is counted,
+    /// and first tokens already produced are recorded.
+    pub fn finalize(&mut self, horizon_us: u64) {
+        self.metrics.still_queued = self.waiting.len() as u64;
+        self.metrics.still_running = self.running.len() as u64;
+        for &id in self.waiting.iter().chain(self.running.iter()) {
+            if let Some(ttft) = self.requests[id].ttft_us {
+                self.metrics.all.ttft.push(ttft);
+            }
+        }
+        self.metrics.end_us = self.metrics.end_us.min(horizon_us);
+        self.metrics.kv_hit_blocks = self.kv.hit_blocks();
+        self.metrics.kv_miss_blocks = self.kv.miss_blocks();
+    }
+
+    /// Releases every remaining request's blocks and checks that the pool is whole again.
+    /// For tests: after a drained run nothing may still hold a block.
+    pub fn check_kv_drained(&self) -> Result<(), String> {
+        self.kv.check_invariants()?;
+        if self.running.is_empty() && self.kv.used_blocks() != 0 {
+            return Err(format!("instance {}: {} blocks leaked", self.index, self.kv.used_blocks()));
+        }
+        Ok(())
+    }
+}
+
+fn record(r: &LiveRequest, instance: usize, e2e_us: Option<u64>, outcome: Outcome) -> RequestRecord {
+    let ms = |us: u64| us as f64 / 1000.0;
+    RequestRecord {
+        request_id: r.spec.id,
+        arrived_at_s: r.spec.arrival_us as f64 / 1e6,
+        num_prefill_tokens: r.input_tokens,
+        num_decode_tokens: r.output_tokens,
+        cached_prompt_tokens: r.cached_prompt_tokens,
+        ttft_ms: r.ttft_us.map(ms),
+        itl_ms: if r.itl_samples == 0 { 0.0 } else { ms(r.itl_sum_us) / f64::from(r.itl_samples) },
+        e2e_ms: e2e_us.map(ms),
+        scheduling_delay_ms: r.scheduling_delay_us.map(ms),
+        slo_class: r.spec.slo_class.as_str(),
+        tenant_id: r.spec.tenant.as_deref().map(str::to_owned),
+        handled_by: instance,
+        outcome: match outcome {
+            Outcome::Completed => "completed",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Dropped => "dropped",
+            Outcome::Rejected => "rejected",
+        },
+        preemptions: r.preemptions,
+    }
+}
+
+impl Instance {
+    /// Starts logging prefix-index changes (for the router's delayed view).
+    pub fn enable_index_log(&mut self) {
+        self.kv.enable_index_log();
+    }
+
+    pub fn drain_index_changes(&mut self) -> Vec<crate::kv::IndexChange> {
+        self.kv.drain_index_changes()
+    }
+}

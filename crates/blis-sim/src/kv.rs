@@ -1,0 +1,489 @@
+//! Paged KV cache with prefix caching (vLLM V1 block manager semantics).
+//!
+//! Blocks of `block_size_tokens` slots. A full block carries the chained hash of its content;
+//! the hash index maps hash → block and keeps pointing at a block after it is freed, so a later
+//! request with the same prefix can re-claim it ("free but cached"). Free blocks sit on an LRU
+//! list: released blocks join the tail, allocation pops the head, evicting any stale hash then.
+//!
+//! The cache owns blocks; a request owns only a [`KvAlloc`] (its block table), handed in by the
+//! scheduler. That is the whole interface between the two.
+
+use std::collections::HashMap;
+
+use blis_workload::TokenSeq;
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Debug, Clone)]
+struct Block {
+    ref_count: u32,
+    /// Chained content hash; meaningful only when `hashed`.
+    hash: u64,
+    hashed: bool,
+    prev_free: u32,
+    next_free: u32,
+}
+
+/// A change of the prefix-hash index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexChange {
+    Added(u64),
+    Removed(u64),
+}
+
+/// One request's block table.
+#[derive(Debug, Clone, Default)]
+pub struct KvAlloc {
+    blocks: Vec<u32>,
+    /// Token slots written so far (the request's KV length).
+    tokens: u32,
+}
+
+impl KvAlloc {
+    pub fn tokens(&self) -> u32 {
+        self.tokens
+    }
+
+    pub fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+}
+
+/// The block pool of one instance.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    block_size_tokens: u32,
+    blocks: Vec<Block>,
+    free_head: u32,
+    free_tail: u32,
+    free_blocks: u32,
+    index: HashMap<u64, u32>,
+    /// Version counter of the hash index, bumped on every insert and eviction.
+    index_version: u64,
+    /// When enabled, every change of the hash index, so a delayed copy of it (the router's
+    /// stale view) can be brought up to date at a cost proportional to the changes.
+    index_log: Option<Vec<IndexChange>>,
+    hit_blocks: u64,
+    miss_blocks: u64,
+    scratch_hashes: Vec<u64>,
+}
+
+impl KvCache {
+    pub fn new(total_blocks: u32, block_size_tokens: u32) -> Self {
+        assert!(total_blocks > 0 && block_size_tokens > 0);
+        let blocks = (0..total_blocks)
+            .map(|i| Block {
+                ref_count: 0,
+                hash: 0,
+                hashed: false,
+                prev_free: if i == 0 { NIL } else { i - 1 },
+                next_free: if i + 1 == total_blocks { NIL } else { i + 1 },
+            })
+            .collect();
+        Self {
+            block_size_tokens,
+            blocks,
+            free_head: 0,
+            free_tail: total_blocks - 1,
+            free_blocks: total_blocks,
+            index: HashMap::new(),
+            index_version: 0,
+            index_log: None,
+            hit_blocks: 0,
+            miss_blocks: 0,
+            scratch_hashes: Vec::new(),
+        }
+    }
+
+    pub fn block_size_tokens(&self) -> u32 {
+        self.block_size_tokens
+    }
+
+    pub fn total_blocks(&self) -> u32 {
+        self.blocks.len() as u32
+    }
+
+    pub fn free_blocks(&self) -> u32 {
+        self.free_blocks
+    }
+
+    pub fn used_blocks(&self) -> u32 {
+        self.total_blocks() - self.free_blocks
+    }
+
+    pub fn utilization(&self) -> f64 {
+        f64::from(self.used_blocks()) / f64::from(self.total_blocks())
+    }
+
+    pub fn hit_blocks(&self) -> u64 {
+        self.hit_blocks
+    }
+
+    pub fn miss_blocks(&self) -> u64 {
+        self.miss_blocks
+    }
+
+    pub fn index_version(&self) -> u64 {
+        self.index_version
+    }
+
+    /// Starts recording index changes (see [`KvCache::drain_index_changes`]).
+    pub fn enable_index_log(&mut self) {
+        self.index_log.get_or_insert_with(Vec::new);
+    }
+
+    /// Every index change since the last call, oldest first.
+    pub fn drain_index_changes(&mut self) -> Vec<IndexChange> {
+        self.index_log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// All hashes currently indexed (unordered).
+    pub fn indexed_hashes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.index.keys().copied()
+    }
+
+    /// Whether a block with this content hash is resident (in use or free-but-cached).
+    pub fn contains_hash(&self, hash: u64) -> bool {
+        self.index.contains_key(&hash)
+    }
+
+    /// Number of leading blocks of `hashes` resident in the cache. A pure query.
+    pub fn cached_prefix_blocks(&self, hashes: &[u64]) -> u32 {
+        hashes.iter().take_while(|h| self.index.contains_key(h)).count() as u32
+    }
+
+    /// Blocks needed to grow `alloc` to `end_tokens`, plus cached blocks that would leave the
+    /// free list when claimed.
+    fn blocks_needed(&self, alloc: &KvAlloc, end_tokens: u32, claim: &[u64]) -> u32 {
+        let have_slots = alloc.blocks.len() as u32 * self.block_size_tokens;
+        let base_slots = have_slots.max(claim.len() as u32 * self.block_size_tokens);
+        let new_blocks = end_tokens.saturating_sub(base_slots).div_ceil(self.block_size_tokens);
+        let claimed_from_free =
+            claim.iter().filter(|h| self.blocks[self.index[h] as usize].ref_count == 0).count() as u32;
+        new_blocks + claimed_from_free
+    }
+
+    /// Grows `alloc` to hold `end_tokens` tokens of `seq`, all-or-nothing.
+    ///
+    /// `claim` lists the hashes of cached leading blocks to take over first; it must be non-empty
+    /// only for a request's first allocation. `known_hashes` are precomputed block hashes of the
+    /// sequence (the prompt's), used before computing new ones. Returns false, changing nothing,
+    /// when the free blocks do not suffice.
+    pub fn allocate(
+        &mut self,
+        alloc: &mut KvAlloc,
+        seq: &TokenSeq,
+        known_hashes: &[u64],
+        claim: &[u64],
+        end_tokens: u32,
+    ) -> bool {
+        debug_assert!(claim.is_empty() || alloc.blocks.is_empty());
+        if self.blocks_needed(alloc, end_tokens, claim) > self.free_blocks {
+            return false;
+        }
+        for hash in claim {
+            let id = self.index[hash];
+            if self.blocks[id as usize].ref_count == 0 {
+                self.unlink_free(id);
+            }
+            self.blocks[id as usize].ref_count += 1;
+            alloc.blocks.push(id);
+            self.hit_blocks += 1;
+        }
+        alloc.tokens = alloc.tokens.max(claim.len() as u32 * self.block_size_tokens);
+        let bs = self.block_size_tokens;
+        while alloc.tokens < end_tokens {
+            if alloc.tokens.is_multiple_of(bs) && alloc.tokens / bs == alloc.blocks.len() as u32 {
+                let id = self.pop_free();
+                alloc.blocks.push(id);
+                self.miss_blocks += 1;
+            }
+            let block_end = (alloc.tokens / bs + 1) * bs;
+            alloc.tokens = block_end.min(end_tokens);
+            if alloc.tokens == block_end {
+                self.seal_block(alloc, seq, known_hashes, block_end / bs - 1);
+            }
+        }
+        true
+    }
+
+    /// Records the content hash of a block that just became full.
+    fn seal_block(&mut self, alloc: &KvAlloc, seq: &TokenSeq, known: &[u64], block_idx: u32) {
+        let id = alloc.blocks[block_idx as usize];
+        if self.blocks[id as usize].hashed {
+            return; // a claimed cached block
+        }
+        let hash = if let Some(&h) = known.get(block_idx as usize) {
+            h
+        } else {
+            let prev = if block_idx == 0 {
+                None
+            } else {
+                let prev_id = alloc.blocks[block_idx as usize - 1];
+                Some(self.blocks[prev_id as usize].hash)
+            };
+            self.scratch_hashes.clear();
+            let bs = self.block_size_tokens;
+            let n =
+                seq.block_hashes_from(bs, block_idx, prev, (block_idx + 1) * bs, &mut self.scratch_hashes);
+            if n == 0 {
+                return; // the sequence is shorter than the block: nothing to identify it by
+            }
+            self.scratch_hashes[0]
+        };
+        let block = &mut self.blocks[id as usize];
+        block.hash = hash;
+        block.hashed = true;
+        if let std::collections::hash_map::Entry::Vacant(e) = self.index.entry(hash) {
+            e.insert(id);
+            self.index_version += 1;
+            if let Some(log) = &mut self.index_log {
+                log.push(IndexChange::Added(hash));
+            }
+        }
+    }
+
+    /// Returns every block of `alloc` to the pool, last block first, so that a request's later
+    /// (less shareable) blocks are evicted before its earlier ones.
+    pub fn release(&mut self, alloc: &mut KvAlloc) {
+        while let Some(id) = alloc.blocks.pop() {
+            let block = &mut self.blocks[id as usize];
+            debug_assert!(block.ref_count > 0, "double free of block {id}");
+            block.ref_count -= 1;
+            if block.ref_count == 0 {
+                self.push_free_tail(id);
+            }
+        }
+        alloc.tokens = 0;
+    }
+
+    fn pop_free(&mut self) -> u32 {
+        let id = self.free_head;
+        assert_ne!(id, NIL, "pop from an empty free list (capacity check skipped)");
+        self.unlink_free(id);
+        let block = &mut self.blocks[id as usize];
+        if block.hashed {
+            block.hashed = false;
+            let hash = block.hash;
+            if self.index.get(&hash) == Some(&id) {
+                self.index.remove(&hash);
+                self.index_version += 1;
+                if let Some(log) = &mut self.index_log {
+                    log.push(IndexChange::Removed(hash));
+                }
+            }
+        }
+        self.blocks[id as usize].ref_count = 1;
+        id
+    }
+
+    fn unlink_free(&mut self, id: u32) {
+        let (prev, next) = {
+            let b = &self.blocks[id as usize];
+            (b.prev_free, b.next_free)
+        };
+        if prev == NIL {
+            self.free_head = next;
+        } else {
+            self.blocks[prev as usize].next_free = next;
+        }
+        if next == NIL {
+            self.free_tail = prev;
+        } else {
+            self.blocks[next as usize].prev_free = prev;
+        }
+        let b = &mut self.blocks[id as usize];
+        b.prev_free = NIL;
+        b.next_free = NIL;
+        self.free_blocks -= 1;
+    }
+
+    fn push_free_tail(&mut self, id: u32) {
+        let tail = self.free_tail;
+        {
+            let b = &mut self.blocks[id as usize];
+            b.prev_free = tail;
+            b.next_free = NIL;
+        }
+        if tail == NIL {
+            self.free_head = id;
+        } else {
+            self.blocks[tail as usize].next_free = id;
+        }
+        self.free_tail = id;
+        self.free_blocks += 1;
+    }
+
+    /// Checks the pool's internal invariants (used + free = total, free list consistent with
+    /// reference counts, index entries point at hashed blocks). For tests and debug builds.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut on_list = 0u32;
+        let mut cur = self.free_head;
+        let mut prev = NIL;
+        while cur != NIL {
+            let b = &self.blocks[cur as usize];
+            if b.ref_count != 0 {
+                return Err(format!("block {cur} on free list with ref_count {}", b.ref_count));
+            }
+            if b.prev_free != prev {
+                return Err(format!("block {cur} has a broken back link"));
+            }
+            on_list += 1;
+            if on_list > self.total_blocks() {
+                return Err("free list has a cycle".into());
+            }
+            prev = cur;
+            cur = b.next_free;
+        }
+        if on_list != self.free_blocks {
+            return Err(format!("free count {} but {on_list} on list", self.free_blocks));
+        }
+        let zero_ref = self.blocks.iter().filter(|b| b.ref_count == 0).count() as u32;
+        if zero_ref != self.free_blocks {
+            return Err(format!("{zero_ref} unreferenced blocks but {} free", self.free_blocks));
+        }
+        for (hash, &id) in &self.index {
+            let b = &self.blocks[id as usize];
+            if !b.hashed || b.hash != *hash {
+                return Err(format!("index entry for block {id} is stale"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use blis_workload::Segment;
+    use proptest::prelude::*;
+
+    fn prompt(prefix_source: u64, prefix: u32, own: u64, len: u32) -> TokenSeq {
+        let mut s = TokenSeq::from_source(prefix_source, prefix);
+        s.push(Segment { source: own, start: 0, len });
+        s
+    }
+
+    #[test]
+    fn allocate_and_release_return_every_block() {
+        let mut kv = KvCache::new(10, 16);
+        let seq = TokenSeq::from_source(1, 40);
+        let mut a = KvAlloc::default();
+        assert!(kv.allocate(&mut a, &seq, &[], &[], 40));
+        assert_eq!(a.num_blocks(), 3);
+        assert_eq!(kv.free_blocks(), 7);
+        // Growing within the partial block needs no new block.
+        assert!(kv.allocate(&mut a, &seq, &[], &[], 48));
+        assert_eq!(kv.free_blocks(), 7);
+        kv.release(&mut a);
+        assert_eq!(kv.free_blocks(), 10);
+        kv.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn allocation_is_all_or_nothing() {
+        let mut kv = KvCache::new(2, 16);
+        let seq = TokenSeq::from_source(1, 100);
+        let mut a = KvAlloc::default();
+        assert!(!kv.allocate(&mut a, &seq, &[], &[], 33));
+        assert_eq!(kv.free_blocks(), 2);
+        assert!(a.is_empty());
+    }
+
+    #[test]
+    fn freed_prefix_is_reclaimed_by_the_next_request() {
+        let mut kv = KvCache::new(20, 16);
+        let a_seq = prompt(7, 64, 100, 30);
+        let b_seq = prompt(7, 64, 200, 30);
+        let a_hashes = a_seq.block_hashes(16);
+        let b_hashes = b_seq.block_hashes(16);
+        let mut a = KvAlloc::default();
+        assert!(kv.allocate(&mut a, &a_seq, &a_hashes, &[], a_seq.len()));
+        kv.release(&mut a);
+        let cached = kv.cached_prefix_blocks(&b_hashes);
+        assert_eq!(cached, 4); // 64 shared tokens
+        let mut b = KvAlloc::default();
+        let claim = &b_hashes[..cached as usize];
+        assert!(kv.allocate(&mut b, &b_seq, &b_hashes, claim, b_seq.len()));
+        assert_eq!(kv.hit_blocks(), 4);
+        assert_eq!(b.num_blocks(), 6);
+        kv.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn lru_evicts_least_recently_freed_first() {
+        let mut kv = KvCache::new(4, 16);
+        let s1 = TokenSeq::from_source(1, 32);
+        let s2 = TokenSeq::from_source(2, 32);
+        let (h1, h2) = (s1.block_hashes(16), s2.block_hashes(16));
+        let mut a = KvAlloc::default();
+        let mut b = KvAlloc::default();
+        assert!(kv.allocate(&mut a, &s1, &h1, &[], 32));
+        assert!(kv.allocate(&mut b, &s2, &h2, &[], 32));
+        kv.release(&mut a);
+        kv.release(&mut b);
+        // A new 2-block request evicts s1's blocks (freed first), keeping s2 cached.
+        let s3 = TokenSeq::from_source(3, 32);
+        let mut c = KvAlloc::default();
+        assert!(kv.allocate(&mut c, &s3, &[], &[], 32));
+        assert_eq!(kv.cached_prefix_blocks(&h1), 0);
+        assert_eq!(kv.cached_prefix_blocks(&h2), 2);
+        kv.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn shared_blocks_are_reference_counted() {
+        let mut kv = KvCache::new(8, 16);
+        let s = TokenSeq::from_source(5, 32);
+        let h = s.block_hashes(16);
+        let mut a = KvAlloc::default();
+        let mut b = KvAlloc::default();
+        assert!(kv.allocate(&mut a, &s, &h, &[], 32));
+        assert!(kv.allocate(&mut b, &s, &h, &h[..2], 32));
+        assert_eq!(kv.used_blocks(), 2);
+        kv.release(&mut a);
+        assert_eq!(kv.used_blocks(), 2, "still referenced by b");
+        kv.release(&mut b);
+        assert_eq!(kv.used_blocks(), 0);
+        kv.check_invariants().unwrap();
+    }
+
+    proptest! {
+        /// Random interleavings of allocations and releases keep the pool consistent and
+        /// return every block once all requests are released.
+        #[test]
+        fn pool_never_leaks(ops in proptest::collection::vec((0usize..6, 1u32..80, any::<bool>()), 1..120)) {
+            let mut kv = KvCache::new(24, 16);
+            let mut allocs: Vec<(KvAlloc, TokenSeq, Vec<u64>)> = (0..6)
+                .map(|i| {
+                    let s = prompt(9, 32, 1000 + i as u64, 200);
+                    let h = s.block_hashes(16);
+                    (KvAlloc::default(), s, h)
+                })
+                .collect();
+            for (slot, grow, release) in ops {
+                let (alloc, seq, hashes) = &mut allocs[slot];
+                if release {
+                    kv.release(alloc);
+                } else {
+                    let claim_n = if alloc.is_empty() { kv.cached_prefix_blocks(hashes) } else { 0 };
+                    let claim = hashes[..claim_n as usize].to_vec();
+                    let end = (alloc.tokens().max(claim_n * 16) + grow).min(seq.len());
+                    let before = kv.free_blocks();
+                    if !kv.allocate(alloc, seq, hashes, &claim, end) {
+                        prop_assert_eq!(before, kv.free_blocks());
+                    }
+                }
+                prop_assert!(kv.check_invariants().is_ok(), "{:?}", kv.check_invariants());
+            }
+            for (alloc, _, _) in &mut allocs {
+                kv.release(alloc);
+            }
+            prop_assert_eq!(kv.free_blocks(), kv.total_blocks());
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! What one instance (and, merged, the cluster) measured.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use blis_workload::SloClass;
+use serde::Serialize;
+
+use crate::stats::{Histogram, Samples};
+
+/// Latency distributions of a set of requests.
+#[derive(Debug, Clone, Default)]
+pub struct Latencies {
+    pub ttft: Samples,
+    pub e2e: Samples,
+    /// Pooled inter-token latency samples (token-weighted).
+    pub itl: Histogram,
+    pub scheduling_delay: Samples,
+    pub completed: u64,
+    pub output_tokens: u64,
+}
+
+impl Latencies {
+    pub fn merge(&mut self, other: &Latencies) {
+        self.ttft.merge(&other.ttft);
+        self.e2e.merge(&other.e2e);
+        self.itl.merge(&other.itl);
+        self.scheduling_delay.merge(&other.scheduling_delay);
+        self.completed += other.completed;
+        self.output_tokens += other.output_tokens;
+    }
+}
+
+/// Per-tenant totals (for fairness).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TenantTotals {
+    pub requests: u64,
+    pub completed: u64,
+    pub output_tokens: u64,
+}
+
+/// One finished request, for `--results-path`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    pub request_id: u64,
+    pub arrived_at_s: f64,
+    pub num_prefill_tokens: u32,
+    pub num_decode_tokens: u32,
+    pub cached_prompt_tokens: u32,
+    pub ttft_ms: Option<f64>,
+    pub itl_ms: f64,
+    pub e2e_ms: Option<f64>,
+    pub scheduling_delay_ms: Option<f64>,
+    pub slo_class: &'static str,
+    pub tenant_id: Option<String>,
+    pub handled_by: usize,
+    pub outcome: &'static str,
+    pub preemptions: u32,
+}
+
+/// Everything an instance counts.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub all: Latencies,
+    pub by_class: BTreeMap<SloClass, Latencies>,
+    pub by_tenant: BTreeMap<Arc<str>, TenantTotals>,
+    /// Requests that passed the enqueue guards.
+    pub enqueued: u64,
+    pub still_queued: u64,
+    pub still_running: u64,
+    pub dropped_unservable: u64,
+    pub timed_out: u64,
+    pub length_capped: u64,
+    pub preemptions: u64,
+    pub total_input_tokens: u64,
+    /// Prompt tokens actually computed (after prefix-cache hits, including recomputation).
+    pub prompt_tokens_computed: u64,
+    pub prompt_tokens_cached: u64,
+    pub kv_hit_blocks: u64,
+    pub kv_miss_blocks: u64,
+    pub peak_kv_blocks: u32,
+    pub total_kv_blocks: u64,
+    pub steps: u64,
+    /// Time of the last thing this instance did (capped at the horizon).
+    pub end_us: u64,
+    pub records: Vec<RequestRecord>,
+}
+
+impl Metrics {
+    pub fn completed(&self) -> u64 {
+        self.all.completed
+    }
+
+    /// Requests that reached this instance's queue or were dropped at it.
+    pub fn injected(&self) -> u64 {
+        self.completed() + self.still_queued + self.still_running + self.dropped_unservable + self.timed_out
+    }
+
+    pub fn cache_hit_rate(&self) -> f64 {
+        let total = self.kv_hit_blocks + self.kv_miss_blocks;
+        if total == 0 { 0.0 } else { self.kv_hit_blocks as f64 / total as f64 }
+    }
+
+    pub fn merge(&mut self, other: &Metrics) {
+        self.all.merge(&other.all);
+        for (class, lat) in &other.by_class {
+            self.by_class.entry(*class).or_default().merge(lat);
+        }
+        for (tenant, t) in &other.by_tenant {
+            let e = self.by_tenant.entry(tenant.clone()).or_default();
+            e.requests += t.requests;
+            e.completed += t.completed;
+            e.output_tokens += t.output_tokens;
+        }
+        self.enqueued += other.enqueued;
+        self.still_queued += other.still_queued;
+        self.still_running += other.still_running;
+        self.dropped_unservable += other.dropped_unservable;
+        self.timed_out += other.timed_out;
+        self.length_capped += other.length_capped;
+        self.preemptions += other.preemptions;
+        self.total_input_tokens += other.total_input_tokens;
+        self.prompt_tokens_computed += other.prompt_tokens_computed;
+        self.prompt_tokens_cached += other.prompt_tokens_cached;
+        self.kv_hit_blocks += other.kv_hit_blocks;
+        self.kv_miss_blocks += other.kv_miss_blocks;
+        self.peak_kv_blocks = self.peak_kv_blocks.max(other.peak_kv_blocks);
+        self.total_kv_blocks += other.total_kv_blocks;
+        self.steps += other.steps;
+        self.end_us = self.end_us.max(other.end_us);
+        self.records.extend(other.records.iter().cloned());
+    }
+}

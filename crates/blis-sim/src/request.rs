@@ -1,0 +1,86 @@
+//! A request's runtime state inside an instance.
+
+use blis_workload::{RequestSpec, TokenSeq};
+
+use crate::kv::KvAlloc;
+
+/// Where a request is in its instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Queued,
+    Running,
+}
+
+/// Runtime state of one request on one instance.
+#[derive(Debug, Clone)]
+pub struct LiveRequest {
+    pub spec: RequestSpec,
+    /// Prompt followed by the tokens this request will generate (their provenance), so blocks
+    /// filled during decode get the same hashes a later turn replaying this response computes.
+    pub sequence: TokenSeq,
+    /// Hashes of the prompt's full blocks, computed once at enqueue.
+    pub prompt_hashes: Vec<u64>,
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+    /// Tokens processed so far: prompt tokens computed plus output tokens generated (vLLM's
+    /// `num_computed_tokens`).
+    pub progress_tokens: u32,
+    /// Tokens scheduled in the current step.
+    pub new_tokens: u32,
+    pub phase: Phase,
+    pub kv: KvAlloc,
+    /// Static scheduling priority (lower = more urgent).
+    pub priority: u32,
+    /// Time to first token, relative to arrival, once prefill has finished.
+    pub ttft_us: Option<u64>,
+    pub itl_sum_us: u64,
+    pub itl_samples: u32,
+    /// Delay from arrival to the (last) admission into the running batch.
+    pub scheduling_delay_us: Option<u64>,
+    /// Tokens of the prompt found in the prefix cache at the last admission.
+    pub cached_prompt_tokens: u32,
+    /// Prompt tokens actually computed (summed over re-prefills after preemption).
+    pub computed_prompt_tokens: u64,
+    pub preemptions: u32,
+}
+
+impl LiveRequest {
+    pub fn new(spec: RequestSpec, block_size_tokens: u32, priority: u32) -> Self {
+        let mut sequence = spec.input.clone();
+        sequence.push(blis_workload::Segment {
+            source: spec.output_source,
+            start: 0,
+            len: spec.output_tokens,
+        });
+        let prompt_hashes = spec.input.block_hashes(block_size_tokens);
+        Self {
+            input_tokens: spec.input.len(),
+            output_tokens: spec.output_tokens,
+            sequence,
+            prompt_hashes,
+            spec,
+            progress_tokens: 0,
+            new_tokens: 0,
+            phase: Phase::Queued,
+            kv: KvAlloc::default(),
+            priority,
+            ttft_us: None,
+            itl_sum_us: 0,
+            itl_samples: 0,
+            scheduling_delay_us: None,
+            cached_prompt_tokens: 0,
+            computed_prompt_tokens: 0,
+            preemptions: 0,
+        }
+    }
+
+    pub fn in_prefill(&self) -> bool {
+        self.progress_tokens < self.input_tokens
+    }
+
+    /// Progress at which the request has produced all its output tokens: the prefill step makes
+    /// the first token, each decode step one more.
+    pub fn done_at_progress(&self) -> u32 {
+        self.input_tokens + self.output_tokens.max(1) - 1
+    }
+}

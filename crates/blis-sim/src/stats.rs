@@ -1,0 +1,165 @@
+//! Exact distribution summaries (mean and NumPy-"linear" percentiles) over integer µs values.
+//!
+//! Per-request latencies are kept as raw samples (8 bytes per request). Inter-token latencies
+//! are kept as a value → count histogram: every request decoding in a step shares that step's
+//! ITL, so one insertion per step covers the whole batch, and memory is bounded by the number
+//! of distinct step times rather than by the number of tokens. Both are exact.
+
+use std::collections::BTreeMap;
+
+/// Mean and percentiles of a distribution, in µs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Summary {
+    pub count: u64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p95_us: f64,
+    pub p99_us: f64,
+}
+
+/// Raw samples.
+#[derive(Debug, Clone, Default)]
+pub struct Samples {
+    values_us: Vec<u64>,
+}
+
+impl Samples {
+    pub fn push(&mut self, value_us: u64) {
+        self.values_us.push(value_us);
+    }
+
+    pub fn len(&self) -> usize {
+        self.values_us.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values_us.is_empty()
+    }
+
+    pub fn merge(&mut self, other: &Samples) {
+        self.values_us.extend_from_slice(&other.values_us);
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut sorted = self.values_us.clone();
+        sorted.sort_unstable();
+        let n = sorted.len();
+        if n == 0 {
+            return Summary::default();
+        }
+        let sum: u128 = sorted.iter().map(|&v| u128::from(v)).sum();
+        let at = |k: usize| sorted[k] as f64;
+        Summary {
+            count: n as u64,
+            mean_us: sum as f64 / n as f64,
+            p50_us: percentile(n as u64, 50.0, &|k| at(k as usize)),
+            p90_us: percentile(n as u64, 90.0, &|k| at(k as usize)),
+            p95_us: percentile(n as u64, 95.0, &|k| at(k as usize)),
+            p99_us: percentile(n as u64, 99.0, &|k| at(k as usize)),
+        }
+    }
+}
+
+/// Value → count histogram.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    counts: BTreeMap<u64, u64>,
+    total: u64,
+    sum_us: u128,
+}
+
+impl Histogram {
+    pub fn add(&mut self, value_us: u64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        *self.counts.entry(value_us).or_insert(0) += count;
+        self.total += count;
+        self.sum_us += u128::from(value_us) * u128::from(count);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    pub fn merge(&mut self, other: &Histogram) {
+        for (&v, &c) in &other.counts {
+            self.add(v, c);
+        }
+    }
+
+    /// The k-th smallest value (0-based).
+    fn kth(&self, k: u64) -> f64 {
+        let mut seen = 0;
+        for (&v, &c) in &self.counts {
+            seen += c;
+            if k < seen {
+                return v as f64;
+            }
+        }
+        unreachable!("rank {k} beyond histogram of {} values", self.total)
+    }
+
+    pub fn summary(&self) -> Summary {
+        let n = self.total;
+        if n == 0 {
+            return Summary::default();
+        }
+        Summary {
+            count: n,
+            mean_us: self.sum_us as f64 / n as f64,
+            p50_us: percentile(n, 50.0, &|k| self.kth(k)),
+            p90_us: percentile(n, 90.0, &|k| self.kth(k)),
+            p95_us: percentile(n, 95.0, &|k| self.kth(k)),
+            p99_us: percentile(n, 99.0, &|k| self.kth(k)),
+        }
+    }
+}
+
+/// NumPy "linear" percentile: rank = p/100·(n−1), interpolated between its neighbours.
+fn percentile(n: u64, p: f64, kth: &dyn Fn(u64) -> f64) -> f64 {
+    let rank = p / 100.0 * (n - 1) as f64;
+    let lo = rank.floor() as u64;
+    let hi = rank.ceil() as u64;
+    let (a, b) = (kth(lo), kth(hi));
+    a + (b - a) * (rank - lo as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn numpy_linear_percentiles() {
+        let mut s = Samples::default();
+        for v in [1, 2, 3, 4] {
+            s.push(v);
+        }
+        let sum = s.summary();
+        assert_eq!(sum.mean_us, 2.5);
+        assert_eq!(sum.p50_us, 2.5);
+        assert!((sum.p90_us - 3.7).abs() < 1e-9);
+        assert!((sum.p99_us - 3.97).abs() < 1e-9);
+    }
+
+    #[test]
+    fn empty_is_zero() {
+        assert_eq!(Samples::default().summary(), Summary::default());
+        assert_eq!(Histogram::default().summary(), Summary::default());
+    }
+
+    proptest! {
+        #[test]
+        fn histogram_equals_samples(values in proptest::collection::vec(0u64..50, 1..200)) {
+            let mut s = Samples::default();
+            let mut h = Histogram::default();
+            for &v in &values {
+                s.push(v);
+                h.add(v, 1);
+            }
+            prop_assert_eq!(s.summary(), h.summary());
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! The lazy generator of a client-based workload spec.
+//!
+//! Each client has its own arrival process and three independent random streams (arrivals,
+//! lengths, token sources) derived from the workload seed and the client's index, so changing a
+//! client's length distribution never moves an arrival, and adding a client never changes
+//! another client's stream. The per-client arrival streams are merged with a binary heap keyed
+//! by (time, client index): memory is O(clients + live sessions), never O(requests).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rand::RngExt;
+
+use crate::error::{Result, WorkloadError};
+use crate::request::{Outcome, RequestSource, RequestSpec, SessionRef};
+use crate::rng::{StreamRng, stream};
+use crate::sessions::SessionManager;
+use crate::spec::WorkloadSpec;
+use crate::tokens::{Segment, TokenSeq};
+use crate::validate::{ClientPlan, DEFAULT_SEED, compile_clients};
+
+/// Command-line values that replace the spec's own (each only when given).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub seed: Option<u64>,
+    /// Cap on the total number of requests (all rounds of all sessions count).
+    pub num_requests: Option<u64>,
+    /// No request arrives at or after this time (µs).
+    pub horizon_us: Option<u64>,
+    /// Per-request timeout for every client: `Some(None)` disables timeouts,
+    /// `Some(Some(us))` sets them, `None` keeps the spec's.
+    pub timeout_us: Option<Option<u64>>,
+}
+
+/// Effective run limits after overrides.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub seed: u64,
+    pub cap: Option<u64>,
+    pub horizon: Option<u64>,
+}
+
+impl Limits {
+    pub fn resolve(spec: &WorkloadSpec, ov: &Overrides) -> Limits {
+        Limits {
+            seed: ov.seed.unwrap_or_else(|| spec.seed.map_or(DEFAULT_SEED, |s| s as u64)),
+            cap: ov.num_requests.or(spec.num_requests.filter(|&n| n > 0).map(|n| n as u64)),
+            horizon: ov.horizon_us.or(spec.horizon.filter(|&h| h > 0).map(|h| h as u64)),
+        }
+    }
+}
+
+/// Builds the request source of a (validated or not) spec.
+pub fn build_source(spec: &WorkloadSpec, overrides: &Overrides) -> Result<Box<dyn RequestSource + Send>> {
+    crate::validate::validate(spec)?;
+    let limits = Limits::resolve(spec, overrides);
+    if let Some(ip) = &spec.inference_perf {
+        let plan = crate::inference_perf::InferencePerfPlan::compile(ip)?;
+        let timeout = overrides.timeout_us.flatten();
+        return Ok(Box::new(crate::inference_perf::InferencePerfSource::new(plan, limits, timeout)));
+    }
+    Ok(Box::new(SpecSource::new(spec, overrides)?))
+}
+
+struct ClientState {
+    plan: ClientPlan,
+    arrivals: StreamRng,
+    lengths: StreamRng,
+    tokens: StreamRng,
+    /// Next round-0 arrival (valid while the client is in the heap).
+    next_us: u64,
+    sessions_started: u64,
+}
+
+/// Moves `c` to its next arrival inside its windows and before the horizon; false when the
+/// client has no more arrivals.
+fn advance(horizon: Option<u64>, c: &mut ClientState) -> bool {
+    if c.plan.multi_turn.is_some_and(|m| m.single_session) && c.sessions_started > 0 {
+        return false;
+    }
+    loop {
+        c.next_us = c.next_us.saturating_add(c.plan.arrival.next_iat_us(&mut c.arrivals));
+        if horizon.is_some_and(|h| c.next_us >= h) || c.next_us == u64::MAX {
+            return false;
+        }
+        if c.plan.windows.is_empty() {
+            return true;
+        }
+        if c.plan.windows.iter().any(|&(s, e)| (s..e).contains(&c.next_us)) {
+            return true;
+        }
+        if c.plan.windows.iter().all(|&(_, e)| c.next_us >= e) {
+            return false;
+        }
+    }
+}
+
+/// A pre-stamped open-loop follow-up round.
+struct Pending(RequestSpec, u64);
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0.arrival_us, self.1) == (other.0.arrival_us, other.1)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0.arrival_us, self.1).cmp(&(other.0.arrival_us, other.1))
+    }
+}
+
+/// Lazy request source of a client-based spec (see the module docs).
+pub struct SpecSource {
+    clients: Vec<ClientState>,
+    heap: BinaryHeap<Reverse<(u64, usize)>>,
+    pending: BinaryHeap<Reverse<Pending>>,
+    pending_seq: u64,
+    sessions: SessionManager,
+    next_id: u64,
+    created: u64,
+    cap: Option<u64>,
+    horizon: Option<u64>,
+}
+
+impl SpecSource {
+    pub fn new(spec: &WorkloadSpec, overrides: &Overrides) -> Result<Self> {
+        let limits = Limits::resolve(spec, overrides);
+        if limits.cap.is_none() && limits.horizon.is_none() {
+            return Err(WorkloadError::at(
+                "num_requests",
+                "the workload is unbounded: set num_requests or horizon (or --num-requests / --horizon)",
+            ));
+        }
+        let mut plans = compile_clients(spec, limits.seed)?;
+        if let Some(t) = overrides.timeout_us {
+            for p in &mut plans {
+                p.timeout_us = t;
+            }
+        }
+        let seed = limits.seed;
+        let mut source = SpecSource {
+            clients: Vec::with_capacity(plans.len()),
+            heap: BinaryHeap::with_capacity(plans.len()),
+            pending: BinaryHeap::new(),
+            pending_seq: 0,
+            sessions: SessionManager::new(seed),
+            next_id: 0,
+            created: 0,
+            cap: limits.cap,
+            horizon: limits.horizon,
+        };
+        for (i, plan) in plans.into_iter().enumerate() {
+            let mut c = ClientState {
+                plan,
+                arrivals: stream(seed, &format!("client/{i}/arrivals")),
+                lengths: stream(seed, &format!("client/{i}/lengths")),
+                tokens: stream(seed, &format!("client/{i}/tokens")),
+                next_us: 0,
+                sessions_started: 0,
+            };
+            if advance(source.horizon, &mut c) {
+                source.heap.push(Reverse((c.next_us, i)));
+            }
+            source.clients.push(c);
+        }
+        Ok(source)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn live_sessions(&self) -> usize {
+        self.sessions.live_sessions()
+    }
+
+    fn under_cap(&self) -> bool {
+        self.cap.is_none_or(|cap| self.created < cap)
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.created += 1;
+        id
+    }
+
+    /// A new round-0 (or single) request of client `i` arriving at `arrival_us`.
+    fn fresh_request(&mut self, i: usize, arrival_us: u64) -> RequestSpec {
+        let c = &mut self.clients[i];
+        let p = &c.plan;
+        let in_len = p.input.sample(&mut c.lengths);
+        let output_tokens = p.output.sample(&mut c.lengths);
+        let question: u64 = c.tokens.random();
+        let output_source: u64 = c.tokens.random();
+        let mut input = TokenSeq::new();
+        if let Some(prefix) = &p.prefix {
+            input.push(Segment { source: prefix.source, start: 0, len: prefix.len });
+        }
+        input.push(Segment { source: question, start: 0, len: in_len });
+        let mut req = RequestSpec {
+            id: 0,
+            arrival_us,
+            input,
+            output_tokens,
+            max_output_tokens: output_tokens,
+            output_source,
+            slo_class: p.slo_class,
+            slo_class_named: p.slo_named,
+            tenant: p.tenant.clone(),
+            client: Some(p.id.clone()),
+            deadline_us: p.timeout_us.map(|t| arrival_us.saturating_add(t)),
+            session: None,
+            prefix_group: p.prefix.as_ref().map(|g| g.group.clone()),
+        };
+        if p.multi_turn.is_some() {
+            c.sessions_started += 1;
+            let sid = self.sessions.start(i);
+            req.session = Some(SessionRef { session_id: sid, round: 0 });
+        }
+        req
+    }
+
+    /// Stamps all later rounds of an open-loop session.
+    fn stamp_open_loop(&mut self, i: usize, first: &RequestSpec) {
+        let Some(mt) = self.clients[i].plan.multi_turn else {
+            return;
+        };
+        if mt.closed_loop {
+            return;
+        }
+        let mut prev = first.clone();
+        loop {
+            let at = prev
+                .arrival_us
+                .saturating_add(mt.think_time_us)
+                .saturating_add(u64::from(prev.output_tokens));
+            if self.horizon.is_some_and(|h| at >= h) {
+                break;
+            }
+            let plan = &self.clients[i].plan;
+            let Some(next) = self.sessions.next_round(plan, &mt, &prev, at) else {
+                break;
+            };
+            self.pending.push(Reverse(Pending(next.clone(), self.pending_seq)));
+            self.pending_seq += 1;
+            prev = next;
+        }
+        if let Some(s) = first.session {
+            self.sessions.end(s.session_id);
+        }
+    }
+}
+
+impl RequestSource for SpecSource {
+    fn next_request(&mut self) -> Option<RequestSpec> {
+        if !self.under_cap() {
+            return None;
+        }
+        let fresh_at = self.heap.peek().map(|Reverse((t, _))| *t);
+        let pending_at = self.pending.peek().map(|Reverse(p)| p.0.arrival_us);
+        let take_pending = match (fresh_at, pending_at) {
+            (None, None) => return None,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some(f), Some(p)) => p <= f,
+        };
+        if take_pending {
+            let Reverse(Pending(mut req, _)) = self.pending.pop()?;
+            req.id = self.take_id();
+            return Some(req);
+        }
+        let Reverse((t, i)) = self.heap.pop()?;
+        let mut req = self.fresh_request(i, t);
+        req.id = self.take_id();
+        self.stamp_open_loop(i, &req);
+        if advance(self.horizon, &mut self.clients[i]) {
+            self.heap.push(Reverse((self.clients[i].next_us, i)));
+        }
+        Some(req)
+    }
+
+    fn on_request_done(
+        &mut self,
+        request: &RequestSpec,
+        at_us: u64,
+        outcome: Outcome,
+    ) -> Option<RequestSpec> {
+        let sref = request.session?;
+        let i = self.sessions.client_of(sref.session_id)?;
+        let mt = self.clients[i].plan.multi_turn?;
+        if !mt.closed_loop {
+            return None;
+        }
+        if outcome != Outcome::Completed {
+            self.sessions.end(sref.session_id);
+            return None;
+        }
+        let arrival = at_us.saturating_add(mt.think_time_us);
+        if self.horizon.is_some_and(|h| arrival >= h) || !self.under_cap() {
+            self.sessions.end(sref.session_id);
+            return None;
+        }
+        let plan = &self.clients[i].plan;
+        let mut next = self.sessions.next_round(plan, &mt, request, arrival)?;
+        next.id = self.take_id();
+        Some(next)
+    }
+
+    fn expected_requests(&self) -> Option<u64> {
+        self.cap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse_spec;
+
+    const SPEC: &str = r#"
+version: "2"
+seed: 11
+aggregate_rate: 40
+num_requests: 4000
+clients:
+  - id: chat
+    tenant_id: t1
+    rate_fraction: 3
+    timeout: 2000000
+    prefix_group: sys
+    prefix_length: 80
+    input_distribution: {type: gaussian, params: {mean: 300, std_dev: 50, min: 10, max: 600}}
+    output_distribution: {type: exponential, params: {mean: 100}}
+  - id: batch
+    rate_fraction: 1
+    arrival: {process: gamma, cv: 3}
+    input_distribution: {type: uniform, params: {min: 100, max: 200}}
+    output_distribution: {type: constant, params: {value: 7}}
+"#;
+
+    fn collect(spec: &WorkloadSpec, ov: &Overrides) -> Vec<RequestSpec> {
+        let mut src = build_source(spec, ov).unwrap();
+        std::iter::from_fn(|| src.next_request()).collect()
+    }
+
+    fn spec() -> WorkloadSpec {
+        parse_spec(SPEC, "t.yaml").unwrap()
+    }
+
+    #[test]
+    fn same_seed_same_sequence_other_seed_differs() {
+        let a = collect(&spec(), &Overrides::default());
+        let b = collect(&spec(), &Overrides::default());
+        assert_eq!(a.len(), 4000);
+        assert_eq!(a, b);
+        let c = collect(&spec(), &Overrides { seed: Some(12), ..Overrides::default() });
+        assert_ne!(
+            a.iter().map(|r| r.arrival_us).collect::<Vec<_>>(),
+            c.iter().map(|r| r.arrival_us).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn ids_in_arrival_order_and_fields_set() {
+        let reqs = collect(&spec(), &Overrides::default());
+        for (i, w) in reqs.windows(2).enumerate() {
+            assert_eq!(w[0].id, i as u64);
+            assert!(w[0].arrival_us <= w[1].arrival_us);
+        }
+        let chat: Vec<_> = reqs.iter().filter(|r| r.client.as_deref() == Some("chat")).collect();
+        let batch: Vec<_> = reqs.iter().filter(|r| r.client.as_deref() == Some("batch")).collect();
+        // Rate fractions 3:1.
+        let share = chat.len() as f64 / reqs.len() as f64;
+        assert!((share - 0.75).abs() < 0.05, "chat share {share}");
+        for r in &chat {
+            assert_eq!(r.deadline_us, Some(r.arrival_us + 2_000_000));
+            assert_eq!(r.tenant.as_deref(), Some("t1"));
+            assert_eq!(r.prefix_group.as_deref(), Some("sys"));
+            assert_eq!(r.input.segments()[0], chat[0].input.segments()[0]);
+            assert_eq!(r.input.segments()[0].len, 80);
+            assert!(r.input.len() >= 90 && r.input.len() <= 680);
+            assert_eq!(r.max_output_tokens, r.output_tokens);
+        }
+        for r in &batch {
+            assert_eq!(r.deadline_us, None);
+            assert_eq!(r.output_tokens, 7);
+            assert!(!r.slo_class_named);
+            assert_eq!(r.input.segments().len(), 1);
+        }
+        // Fresh question per request.
+        assert_ne!(chat[0].input.segments()[1].source, chat[1].input.segments()[1].source);
+    }
+
+    #[test]
+    fn changing_a_length_distribution_leaves_arrivals_unchanged() {
+        let base = collect(&spec(), &Overrides::default());
+        let mut other = spec();
+        other.clients[0].output_distribution.as_mut().unwrap().params.insert("mean".into(), 900.0);
+        other.clients[1].input_distribution.as_mut().unwrap().kind = "constant".into();
+        other.clients[1].input_distribution.as_mut().unwrap().params = [("value".to_string(), 5.0)].into();
+        let changed = collect(&other, &Overrides::default());
+        let key = |r: &RequestSpec| (r.arrival_us, r.client.clone());
+        assert_eq!(base.iter().map(key).collect::<Vec<_>>(), changed.iter().map(key).collect::<Vec<_>>());
+        // Client 0's input lengths are untouched too (its own length stream, drawn in order).
+        let lens = |v: &[RequestSpec]| {
+            v.iter()
+                .filter(|r| r.client.as_deref() == Some("chat"))
+                .map(|r| r.input.len())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lens(&base), lens(&changed));
+        assert_ne!(
+            base.iter().map(|r| r.output_tokens).sum::<u32>(),
+            changed.iter().map(|r| r.output_tokens).sum::<u32>()
+        );
+    }
+
+    #[test]
+    fn horizon_and_cap_overrides() {
+        let reqs = collect(
+            &spec(),
+            &Overrides { horizon_us: Some(5_000_000), num_requests: Some(1_000_000), ..Overrides::default() },
+        );
+        assert!(reqs.iter().all(|r| r.arrival_us < 5_000_000));
+        let n = reqs.len() as f64;
+        assert!((n / 200.0 - 1.0).abs() < 0.3, "{n} requests in 5 s at 40 req/s");
+        let reqs = collect(
+            &spec(),
+            &Overrides { num_requests: Some(10), timeout_us: Some(None), ..Overrides::default() },
+        );
+        assert_eq!(reqs.len(), 10);
+        assert!(reqs.iter().all(|r| r.deadline_us.is_none()));
+        let mut unbounded = spec();
+        unbounded.num_requests = None;
+        let e = build_source(&unbounded, &Overrides::default()).err().unwrap();
+        assert!(e.to_string().contains("unbounded"), "{e}");
+    }
+
+    #[test]
+    fn poisson_mean_rate_within_three_percent() {
+        let p = crate::presets::SyntheticParams { rate: 25.0, num_requests: 50_000, ..Default::default() };
+        let spec = crate::presets::preset_spec("chatbot", &p).unwrap();
+        let reqs = collect(&spec, &Overrides::default());
+        let rate = reqs.len() as f64 / (reqs.last().unwrap().arrival_us as f64 / 1e6);
+        assert!((rate / 25.0 - 1.0).abs() < 0.03, "rate {rate}");
+    }
+
+    #[test]
+    fn lifecycle_windows_gate_arrivals() {
+        let mut s = spec();
+        s.clients[1].lifecycle = Some(crate::spec::LifecycleSpec {
+            windows: vec![crate::spec::WindowSpec {
+                start_us: 10_000_000,
+                end_us: 20_000_000,
+                ..Default::default()
+            }],
+        });
+        let reqs = collect(&s, &Overrides::default());
+        let batch: Vec<_> = reqs.iter().filter(|r| r.client.as_deref() == Some("batch")).collect();
+        assert!(!batch.is_empty());
+        assert!(batch.iter().all(|r| (10_000_000..20_000_000).contains(&r.arrival_us)));
+    }
+}

@@ -1,0 +1,224 @@
+//! Built-in workloads: the CLI `distribution` workload, the `defaults.yaml` presets and the
+//! inference-perf family of the bench scenarios. Every one is built as a [`WorkloadSpec`], so
+//! it goes through the same generator as a file and can be exported with [`crate::to_yaml`].
+
+use std::collections::BTreeMap;
+
+use crate::error::{Result, WorkloadError};
+use crate::spec::{
+    ArrivalSpec, ClientSpec, DistSpec, InferencePerfSpec, SharedPrefixSpec, StageSpec, WorkloadSpec,
+};
+
+/// Gaussian length parameters: clamp(N(mean, std_dev), min, max).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LenParams {
+    pub mean: f64,
+    pub std_dev: f64,
+    pub min: u32,
+    pub max: u32,
+}
+
+impl LenParams {
+    pub const fn new(mean: f64, std_dev: f64, min: u32, max: u32) -> Self {
+        LenParams { mean, std_dev, min, max }
+    }
+
+    fn to_dist(self) -> DistSpec {
+        let params: BTreeMap<String, f64> = [
+            ("mean", self.mean),
+            ("std_dev", self.std_dev),
+            ("min", f64::from(self.min)),
+            ("max", f64::from(self.max)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        DistSpec { kind: "gaussian".into(), params }
+    }
+}
+
+/// CLI defaults of `--prompt-tokens*` and `--output-tokens*`.
+pub const DEFAULT_PROMPT: LenParams = LenParams::new(512.0, 256.0, 2, 7000);
+pub const DEFAULT_OUTPUT: LenParams = LenParams::new(512.0, 256.0, 2, 7000);
+/// Default `--timeout` of synthesized workloads (300 s).
+pub const DEFAULT_TIMEOUT_US: u64 = 300_000_000;
+
+/// Inputs of the synthesized workloads (the `blis run` flags).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntheticParams {
+    /// `--rate`, req/s.
+    pub rate: f64,
+    /// `--num-requests`.
+    pub num_requests: u64,
+    /// Explicit `--prompt-tokens*`: required meaning for `distribution` (None = CLI defaults);
+    /// for a named preset, `Some` replaces the preset's own lengths.
+    pub prompt: Option<LenParams>,
+    pub output: Option<LenParams>,
+    /// `--prefix-tokens`: length of one shared prefix (group `shared`) on every request.
+    pub prefix_tokens: u32,
+    /// `--arrival-process constant` (evenly spaced) instead of the default Poisson.
+    pub constant_arrivals: bool,
+    pub seed: u64,
+    /// `--timeout` in µs (None = no timeout).
+    pub timeout_us: Option<u64>,
+}
+
+impl Default for SyntheticParams {
+    fn default() -> Self {
+        SyntheticParams {
+            rate: 1.0,
+            num_requests: 100,
+            prompt: None,
+            output: None,
+            prefix_tokens: 0,
+            constant_arrivals: false,
+            seed: 42,
+            timeout_us: Some(DEFAULT_TIMEOUT_US),
+        }
+    }
+}
+
+/// `defaults.yaml` presets: (name, prompt, output).
+const SYNTHETIC: [(&str, LenParams, LenParams); 5] = [
+    ("distribution", DEFAULT_PROMPT, DEFAULT_OUTPUT),
+    ("chatbot", LenParams::new(256.0, 100.0, 2, 800), LenParams::new(256.0, 100.0, 1, 1024)),
+    ("contentgen", LenParams::new(1024.0, 150.0, 10, 2048), LenParams::new(1024.0, 200.0, 10, 2048)),
+    ("summarization", LenParams::new(4096.0, 500.0, 100, 8192), LenParams::new(512.0, 150.0, 10, 2048)),
+    ("multidoc", LenParams::new(10240.0, 1200.0, 500, 20480), LenParams::new(1536.0, 300.0, 50, 4096)),
+];
+
+/// The inference-perf family (bench/README.md): name, groups, users, system, question,
+/// output, stages (rate req/s, duration s).
+type IpPreset = (&'static str, i64, i64, i64, i64, i64, &'static [(f64, f64)]);
+const INFERENCE_PERF: [IpPreset; 6] = [
+    ("general", 9, 5, 100, 447, 248, &[(8.0, 600.0), (20.0, 600.0)]),
+    ("codegen", 11, 4, 100, 466, 247, &[(5.0, 600.0), (10.0, 600.0)]),
+    ("roleplay", 10, 5, 150, 600, 251, &[(6.0, 1200.0)]),
+    ("reasoning", 23, 1, 100, 934, 1448, &[(4.0, 1200.0)]),
+    ("general-lite", 9, 5, 100, 447, 248, &[(2.5, 600.0), (6.0, 600.0)]),
+    ("reasoning-lite", 23, 1, 100, 934, 1448, &[(1.0, 1200.0)]),
+];
+
+/// Every built-in workload name.
+pub fn preset_names() -> Vec<&'static str> {
+    SYNTHETIC.iter().map(|p| p.0).chain(INFERENCE_PERF.iter().map(|p| p.0)).collect()
+}
+
+/// Whether `name` is an inference-perf family preset (whose stages fix rate and count, so
+/// `rate`, `num_requests`, lengths and timeout of [`SyntheticParams`] do not apply).
+pub fn is_inference_perf_preset(name: &str) -> bool {
+    INFERENCE_PERF.iter().any(|p| p.0 == name)
+}
+
+/// The spec of built-in workload `name` (see [`preset_names`]).
+pub fn preset_spec(name: &str, p: &SyntheticParams) -> Result<WorkloadSpec> {
+    if let Some(&(_, groups, users, system, question, output, stages)) =
+        INFERENCE_PERF.iter().find(|x| x.0 == name)
+    {
+        let stages: Vec<StageSpec> =
+            stages.iter().map(|&(rate, duration)| StageSpec { rate, duration }).collect();
+        let total: f64 = stages.iter().map(|s| (s.rate * s.duration).round()).sum();
+        return Ok(WorkloadSpec {
+            version: Some("2".into()),
+            seed: Some(p.seed as i64),
+            category: Some("language".into()),
+            num_requests: Some(total as i64),
+            inference_perf: Some(InferencePerfSpec {
+                shared_prefix: Some(SharedPrefixSpec {
+                    num_unique_system_prompts: groups,
+                    num_users_per_system_prompt: users,
+                    system_prompt_len: system,
+                    question_len: question,
+                    output_len: output,
+                    enable_multi_turn_chat: true,
+                }),
+                stages,
+            }),
+            ..WorkloadSpec::default()
+        });
+    }
+    let Some(&(_, prompt, output)) = SYNTHETIC.iter().find(|x| x.0 == name) else {
+        return Err(WorkloadError::at(
+            "workload",
+            format!("unknown preset {name:?}; accepted: {}", preset_names().join(", ")),
+        ));
+    };
+    if !(p.rate.is_finite() && p.rate > 0.0) {
+        return Err(WorkloadError::at("rate", format!("must be > 0 req/s, got {}", p.rate)));
+    }
+    let client = ClientSpec {
+        id: Some("distribution".into()),
+        rate_fraction: Some(1.0),
+        arrival: Some(ArrivalSpec {
+            process: if p.constant_arrivals { "constant" } else { "poisson" }.into(),
+            ..ArrivalSpec::default()
+        }),
+        input_distribution: Some(p.prompt.unwrap_or(prompt).to_dist()),
+        output_distribution: Some(p.output.unwrap_or(output).to_dist()),
+        prefix_group: (p.prefix_tokens > 0).then(|| "shared".to_string()),
+        prefix_length: (p.prefix_tokens > 0).then_some(i64::from(p.prefix_tokens)),
+        timeout: p.timeout_us.map(|t| t as i64),
+        ..ClientSpec::default()
+    };
+    let spec = WorkloadSpec {
+        version: Some("2".into()),
+        seed: Some(p.seed as i64),
+        category: Some("language".into()),
+        aggregate_rate: Some(p.rate),
+        num_requests: Some(p.num_requests as i64),
+        clients: vec![client],
+        ..WorkloadSpec::default()
+    };
+    crate::validate::validate(&spec).map_err(|e| e.in_file(format!("preset {name}")))?;
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_preset_lists_names() {
+        let e = preset_spec("chatbott", &SyntheticParams::default()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("workload: unknown preset \"chatbott\"; accepted: distribution, chatbot"),
+            "{e}"
+        );
+        assert!(e.contains("reasoning-lite"));
+    }
+
+    #[test]
+    fn synthesized_client_shape() {
+        let p = SyntheticParams { prefix_tokens: 64, constant_arrivals: true, ..Default::default() };
+        let s = preset_spec("summarization", &p).unwrap();
+        let c = &s.clients[0];
+        assert_eq!(c.id.as_deref(), Some("distribution"));
+        assert_eq!(c.arrival.as_ref().unwrap().process, "constant");
+        assert_eq!(c.input_distribution.as_ref().unwrap().params["mean"], 4096.0);
+        assert_eq!(c.prefix_group.as_deref(), Some("shared"));
+        assert_eq!(c.timeout, Some(300_000_000));
+        let d = preset_spec("distribution", &SyntheticParams::default()).unwrap();
+        assert_eq!(d.clients[0].arrival.as_ref().unwrap().process, "poisson");
+        assert_eq!(d.clients[0].prefix_group, None);
+        let e = preset_spec("chatbot", &SyntheticParams { rate: 0.0, ..Default::default() }).unwrap_err();
+        assert_eq!(e.to_string(), "rate: must be > 0 req/s, got 0");
+    }
+
+    #[test]
+    fn constant_arrivals_start_at_one_period() {
+        let p = SyntheticParams { rate: 4.0, constant_arrivals: true, num_requests: 3, ..Default::default() };
+        let s = preset_spec("distribution", &p).unwrap();
+        let mut src = crate::build_source(&s, &crate::Overrides::default()).unwrap();
+        let t: Vec<u64> = std::iter::from_fn(|| src.next_request()).map(|r| r.arrival_us).collect();
+        assert_eq!(t, vec![250_000, 500_000, 750_000]);
+    }
+
+    #[test]
+    fn presets_export_and_reload() {
+        for name in preset_names() {
+            let s = preset_spec(name, &SyntheticParams::default()).unwrap();
+            let text = crate::to_yaml(&s).unwrap();
+            assert_eq!(crate::parse_spec(&text, name).unwrap(), s, "{name}:\n{text}");
+        }
+    }
+}
