@@ -55,6 +55,9 @@ pub struct EngineArgs {
     pub total_kv_blocks: Option<u64>,
     #[arg(long, default_value_t = 16)]
     pub block_size_in_tokens: u32,
+    /// Disable prefix caching (every prompt is computed in full).
+    #[arg(long)]
+    pub no_prefix_caching: bool,
     /// Fraction of GPU memory vLLM may use, in (0, 1].
     #[arg(long, default_value_t = 0.9)]
     pub gpu_memory_utilization: f64,

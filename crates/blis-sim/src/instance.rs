@@ -30,6 +30,8 @@ pub struct InstanceConfig {
     pub max_model_len: u32,
     pub block_size_tokens: u32,
     pub total_kv_blocks: u32,
+    /// Reuse cached prompt blocks across requests (vLLM `enable_prefix_caching`).
+    pub prefix_caching: bool,
     /// Whether SLO classes give requests different priorities (`--priority-policy slo-based`).
     pub slo_priorities: bool,
     /// Keep a record per finished request (`--results-path`).
@@ -230,7 +232,8 @@ impl Instance {
             && let Some(&id) = self.waiting.front()
         {
             let r = &self.requests[id];
-            let mut cached_blocks = self.kv.cached_prefix_blocks(&r.prompt_hashes);
+            let mut cached_blocks =
+                if self.config.prefix_caching { self.kv.cached_prefix_blocks(&r.prompt_hashes) } else { 0 };
             // As vLLM: the last prompt token is always computed, to produce the first output.
             if cached_blocks * bs >= r.input_tokens {
                 cached_blocks = (r.input_tokens - 1) / bs;
@@ -447,6 +450,8 @@ impl Instance {
         self.metrics.end_us = self.metrics.end_us.min(horizon_us);
         self.metrics.kv_hit_blocks = self.kv.hit_blocks();
         self.metrics.kv_miss_blocks = self.kv.miss_blocks();
+        self.metrics.kv_used_blocks_at_end = self.kv.used_blocks();
+        self.metrics.kv_check = self.kv.check_invariants().err();
     }
 
     /// Releases every remaining request's blocks and checks that the pool is whole again.

@@ -81,6 +81,10 @@ pub struct Metrics {
     pub peak_kv_blocks: u32,
     pub total_kv_blocks: u64,
     pub steps: u64,
+    /// Blocks still held when the run ended (0 after a drained run).
+    pub kv_used_blocks_at_end: u32,
+    /// A violated KV-pool invariant found at the end of the run, if any.
+    pub kv_check: Option<String>,
     /// Time of the last thing this instance did (capped at the horizon).
     pub end_us: u64,
     pub records: Vec<RequestRecord>,
@@ -127,6 +131,10 @@ impl Metrics {
         self.peak_kv_blocks = self.peak_kv_blocks.max(other.peak_kv_blocks);
         self.total_kv_blocks += other.total_kv_blocks;
         self.steps += other.steps;
+        self.kv_used_blocks_at_end += other.kv_used_blocks_at_end;
+        if self.kv_check.is_none() {
+            self.kv_check.clone_from(&other.kv_check);
+        }
         self.end_us = self.end_us.max(other.end_us);
         self.records.extend(other.records.iter().cloned());
     }

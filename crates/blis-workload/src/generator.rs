@@ -464,3 +464,31 @@ clients:
         assert!(batch.iter().all(|r| (10_000_000..20_000_000).contains(&r.arrival_us)));
     }
 }
+
+#[cfg(test)]
+mod perf {
+    use super::*;
+
+    /// `cargo test --release -p blis-workload -- --ignored --nocapture throughput`
+    #[test]
+    #[ignore]
+    fn throughput() {
+        let p = crate::presets::SyntheticParams {
+            rate: 1000.0,
+            num_requests: 2_000_000,
+            prefix_tokens: 64,
+            ..Default::default()
+        };
+        let spec = crate::presets::preset_spec("chatbot", &p).unwrap();
+        let t = std::time::Instant::now();
+        let mut src = build_source(&spec, &Overrides::default()).unwrap();
+        let mut n = 0u64;
+        let mut tokens = 0u64;
+        while let Some(r) = src.next_request() {
+            n += 1;
+            tokens += u64::from(r.input.len());
+        }
+        let dt = t.elapsed().as_secs_f64();
+        eprintln!("{n} requests ({tokens} tokens) in {dt:.3} s = {:.1} M req/s", n as f64 / dt / 1e6);
+    }
+}

@@ -5,9 +5,11 @@
 //! ten-million-request run never holds more than its in-flight requests in memory.
 //!
 //! Entry points: [`preset_spec`] / [`load_spec_file`] / [`parse_spec`] give a validated
-//! [`WorkloadSpec`]; [`build_source`] turns it into a source.
+//! [`WorkloadSpec`]; [`build_source`] turns it into a source; [`TraceSource`] replays a TraceV2
+//! trace and [`write_trace`] exports one; [`compose`] merges specs; [`to_yaml`] prints one.
 
 pub mod arrival;
+pub mod compose;
 pub mod error;
 pub mod generator;
 pub mod inference_perf;
@@ -21,9 +23,14 @@ pub mod tokens;
 pub mod trace;
 pub mod validate;
 
+pub use compose::compose;
 pub use error::WorkloadError;
 pub use generator::{Overrides, SpecSource, build_source};
 pub use presets::{LenParams, SyntheticParams, is_inference_perf_preset, preset_names, preset_spec};
 pub use request::{Outcome, RequestSource, RequestSpec, SessionRef, SloClass};
 pub use spec::{WorkloadSpec, load_spec_file, parse_spec, to_yaml};
 pub use tokens::{Segment, TokenSeq};
+pub use trace::{
+    TraceHeader, TraceRecord, TraceSource, parse_trace_csv, read_trace_header, read_trace_records,
+    write_trace,
+};

@@ -7,11 +7,13 @@
 //! seed) followed by `input_tokens` fresh tokens; `server_input_tokens` replaces
 //! `input_tokens` when present and there is no prefix group; deadlines are kept.
 //!
-//! Prompts with more structure than "group prefix + fresh tokens" (inference-perf users who
-//! repeat their question, accumulated multi-turn history) cannot be described by those columns,
-//! so the writer then adds two optional columns, `token_segments` and `output_source`, which
-//! describe the prompt's provenance exactly; a reader that knows them reproduces the prompt
-//! (and so its prefix-cache hits) exactly, other readers ignore them.
+//! Those columns cannot describe prompts with more structure than "group prefix + fresh tokens"
+//! (inference-perf users who repeat their question, accumulated multi-turn history), so
+//! [`TraceRecord::from_request`] also fills two extra columns, `token_segments` and
+//! `output_source`, with the prompt's exact provenance. A reader that knows them reproduces
+//! every prompt (and so every prefix-cache hit) exactly, which is what makes replaying an
+//! exported run reproduce it (INV-13); other readers ignore them. Clear both fields to write a
+//! reference-style trace.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -153,11 +155,6 @@ impl TraceRecord {
             (Some(g), Some(first)) => (g.to_string(), first.len),
             _ => (String::new(), 0),
         };
-        let simple = match segs.len() {
-            0 | 1 => true,
-            2 => prefix_length > 0,
-            _ => false,
-        };
         TraceRecord {
             request_id: req.id,
             client_id: req.client.as_deref().unwrap_or("").to_string(),
@@ -175,8 +172,8 @@ impl TraceRecord {
             arrival_time_us: req.arrival_us,
             send_time_us: req.arrival_us,
             status: "ok".into(),
-            token_segments: (!simple).then(|| encode_segments(segs)),
-            output_source: (!simple).then_some(req.output_source),
+            token_segments: Some(encode_segments(segs)),
+            output_source: Some(req.output_source),
             ..TraceRecord::default()
         }
     }
@@ -629,8 +626,24 @@ mod tests {
     #[test]
     fn write_read_round_trip_keeps_arrivals_counts_and_groups() {
         let reqs = generate("chatbot", 300);
-        let (back, text) = round_trip(&reqs);
-        assert!(!text.contains("token_segments"), "simple prompts need no provenance column");
+        let (exact, _) = round_trip(&reqs);
+        assert_eq!(exact, reqs);
+        // Reference-style trace (no provenance columns): counts, times and groups survive.
+        let plain: Vec<TraceRecord> = reqs
+            .iter()
+            .map(|r| TraceRecord {
+                token_segments: None,
+                output_source: None,
+                ..TraceRecord::from_request(r)
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let (h, c) = (dir.path().join("p.yaml"), dir.path().join("p.csv"));
+        write_trace(&h, &c, &TraceHeader::generated(42), &plain).unwrap();
+        let text = std::fs::read_to_string(&c).unwrap();
+        assert!(!text.contains("token_segments") && !text.contains("["), "{}", text.lines().next().unwrap());
+        let mut src = TraceSource::open(Some(&h), &c, None).unwrap();
+        let back: Vec<RequestSpec> = std::iter::from_fn(|| src.next_request()).collect();
         assert_eq!(back.len(), reqs.len());
         for (a, b) in reqs.iter().zip(&back) {
             assert_eq!(

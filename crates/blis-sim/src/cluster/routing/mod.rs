@@ -39,7 +39,10 @@ pub fn build(name: &str, _config: &RoutingConfig) -> Result<Box<dyn RoutingPolic
     Ok(match name {
         "round-robin" => Box::new(round_robin::RoundRobin::default()),
         _ => {
-            return Err(format!("--routing-policy: unknown policy '{name}' (accepted: {})", NAMES.join(", ")));
+            return Err(format!(
+                "--routing-policy: unknown policy '{name}' (accepted: {})",
+                NAMES.join(", ")
+            ));
         }
     })
 }
