@@ -1,0 +1,186 @@
+//! End-to-end tests of `blis run` (the built binary).
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const MODEL: &str = "meta-llama/llama-3.1-8b-instruct";
+
+fn blis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_blis")).args(args).output().expect("binary runs")
+}
+
+fn run_ok(args: &[&str]) -> Value {
+    let out = blis(args);
+    assert!(out.status.success(), "blis {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
+}
+
+fn with_model<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["run", "--model", MODEL, "--hardware", "H100", "--tp", "1"];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Asserts a clean one-line error naming `flag`, exit code 2, and no panic.
+fn assert_rejected(args: &[&str], flag: &str) {
+    let out = blis(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "blis {args:?} should fail; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic on {args:?}: {stderr}");
+    let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(error_lines.len(), 1, "expected one error line for {args:?}, got: {stderr}");
+    assert!(error_lines[0].contains(flag), "error for {args:?} should name {flag}: {stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout when failing");
+}
+
+#[test]
+fn documented_example_completes_every_request() {
+    let doc = run_ok(&["run", "--model", MODEL, "--rate", "10", "--num-requests", "200"]);
+    assert_eq!(doc["completed_requests"], 200);
+    assert_eq!(doc["injected_requests"], 200);
+    assert_eq!(doc["still_queued"], 0);
+    assert_eq!(doc["still_running"], 0);
+    for field in [
+        "ttft_mean_ms",
+        "ttft_p90_ms",
+        "ttft_p95_ms",
+        "ttft_p99_ms",
+        "e2e_mean_ms",
+        "e2e_p99_ms",
+        "itl_mean_ms",
+        "itl_p99_ms",
+        "scheduling_delay_p99_ms",
+        "responses_per_sec",
+        "tokens_per_sec",
+        "total_input_tokens",
+        "total_output_tokens",
+        "preemption_count",
+        "dropped_unservable",
+    ] {
+        assert!(doc.get(field).is_some_and(Value::is_number), "missing numeric field {field}");
+    }
+    let ttft = doc["ttft_mean_ms"].as_f64().unwrap();
+    let e2e = doc["e2e_mean_ms"].as_f64().unwrap();
+    assert!(ttft > 0.0 && e2e > ttft);
+}
+
+#[test]
+fn same_seed_same_bytes_other_seed_other_bytes() {
+    let args = with_model(&["--rate", "30", "--num-requests", "150", "--seed", "7"]);
+    let a = blis(&args);
+    let b = blis(&args);
+    assert_eq!(a.stdout, b.stdout);
+    let c = blis(&with_model(&["--rate", "30", "--num-requests", "150", "--seed", "8"]));
+    assert_ne!(a.stdout, c.stdout);
+}
+
+#[test]
+fn metrics_and_results_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = dir.path().join("m.json");
+    let results = dir.path().join("r.json");
+    let args = with_model(&[
+        "--rate",
+        "20",
+        "--num-requests",
+        "50",
+        "--metrics-path",
+        metrics.to_str().unwrap(),
+        "--results-path",
+        results.to_str().unwrap(),
+    ]);
+    let out = blis(&args);
+    assert!(out.status.success());
+    let stdout: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
+    assert_eq!(stdout, file);
+    let records: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+    assert_eq!(records.len(), 50);
+    for r in &records {
+        let ttft = r["ttft_ms"].as_f64().unwrap();
+        let e2e = r["e2e_ms"].as_f64().unwrap();
+        assert!(0.0 < ttft && ttft <= e2e);
+    }
+}
+
+#[test]
+fn tiny_cache_preempts_and_still_completes() {
+    let doc = run_ok(&with_model(&["--rate", "50", "--num-requests", "60", "--total-kv-blocks", "120"]));
+    assert!(doc["preemption_count"].as_u64().unwrap() > 0, "{doc}");
+    let done = doc["completed_requests"].as_u64().unwrap() + doc["dropped_unservable"].as_u64().unwrap();
+    assert_eq!(done, 60);
+}
+
+#[test]
+fn requests_that_can_never_fit_are_dropped_not_hung() {
+    let doc = run_ok(&with_model(&["--rate", "10", "--num-requests", "40", "--max-model-len", "600"]));
+    let dropped = doc["dropped_unservable"].as_u64().unwrap();
+    assert!(dropped > 0);
+    assert_eq!(doc["completed_requests"].as_u64().unwrap() + dropped, 40);
+}
+
+#[test]
+fn horizon_stops_the_run_and_conserves_requests() {
+    let doc = run_ok(&with_model(&["--rate", "100", "--num-requests", "500", "--horizon", "2000000"]));
+    let injected = doc["injected_requests"].as_u64().unwrap();
+    let buckets: u64 = [
+        "completed_requests",
+        "still_queued",
+        "still_running",
+        "dropped_unservable",
+        "timed_out_requests",
+        "rejected_requests",
+        "in_transit_requests",
+    ]
+    .iter()
+    .map(|f| doc[*f].as_u64().unwrap())
+    .sum();
+    assert_eq!(injected, buckets);
+    assert!(injected < 500);
+    assert!(doc["vllm_estimated_duration_s"].as_f64().unwrap() <= 2.0);
+}
+
+#[test]
+fn presets_run() {
+    for preset in ["chatbot", "contentgen", "summarization", "multidoc"] {
+        let doc = run_ok(&with_model(&["--workload", preset, "--rate", "2", "--num-requests", "10"]));
+        assert_eq!(doc["completed_requests"], 10, "{preset}");
+    }
+}
+
+#[test]
+fn prefix_caching_skips_shared_prefill() {
+    let base = with_model(&["--rate", "5", "--num-requests", "40", "--prefix-tokens", "256"]);
+    let with = run_ok(&base);
+    let mut off = base.clone();
+    off.push("--no-prefix-caching");
+    let without = run_ok(&off);
+    assert!(with["prompt_tokens_computed"].as_u64() < without["prompt_tokens_computed"].as_u64());
+    assert!(with["cache_hit_rate"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bad_input_is_one_clear_line() {
+    let m = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec!["run", "--model", MODEL];
+        v.extend_from_slice(extra);
+        v
+    };
+    assert_rejected(&m(&["--rate", "0"]), "--rate");
+    assert_rejected(&m(&["--rate", "-3"]), "--rate");
+    assert_rejected(&m(&["--num-requests", "0"]), "--num-requests");
+    assert_rejected(&m(&["--total-kv-blocks", "0"]), "--total-kv-blocks");
+    assert_rejected(&m(&["--workload", "nonsense"]), "--workload");
+    assert_rejected(&m(&["--workload-spec", "/nonexistent/spec.yaml"]), "spec.yaml");
+    assert_rejected(&m(&["--max-num-scheduled-tokens", "8"]), "--max-num-scheduled-tokens");
+    assert_rejected(&m(&["--scheduler", "lifo"]), "--scheduler");
+    assert_rejected(&m(&["--preemption-policy", "random"]), "--preemption-policy");
+    assert_rejected(&m(&["--hardware", "TPU"]), "--hardware");
+    assert_rejected(&m(&["--tp", "0"]), "--tp");
+    assert_rejected(&m(&["--gpu-memory-utilization", "1.5"]), "--gpu-memory-utilization");
+    assert_rejected(&m(&["--latency-model", "magic"]), "magic");
+    assert_rejected(&m(&["--timeout", "0"]), "--timeout");
+    assert_rejected(&m(&["--arrival-process", "bursty"]), "--arrival-process");
+    assert_rejected(&["run", "--model", "nobody/unknown-model-xyz", "--rate", "1"], "--model");
+}
