@@ -356,6 +356,15 @@ pub fn run(args: &RunArgs) -> CliResult<()> {
         std::fs::write(path, format!("{json}\n"))
             .map_err(|e| format!("--results-path: cannot write {}: {e}", path.display()))?;
     }
-    println!("{text}");
-    Ok(())
+    print_stdout(&text)
+}
+
+/// Writes the document to stdout; a closed pipe (`blis run … | head`) is not an error.
+pub fn print_stdout(text: &str) -> CliResult<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("cannot write to stdout: {e}")),
+        _ => Ok(()),
+    }
 }

@@ -4,11 +4,13 @@
 pub mod cluster;
 pub mod engine;
 pub mod events;
+pub mod fitness;
 pub mod instance;
 pub mod kv;
 pub mod metrics;
 pub mod preemption;
 pub mod request;
+pub mod saturation;
 pub mod scheduler;
 pub mod slab;
 pub mod stats;

@@ -85,6 +85,12 @@ pub struct RunDoc {
     pub jain_fairness_index: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_summary: Option<TraceSummary>,
+    /// `--fitness-weights` evaluation (outputs.md §9.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fitness: Option<crate::fitness::FitnessDoc>,
+    /// `--post-hoc-detector` verdict (outputs.md §9.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saturation: Option<crate::saturation::SaturationDoc>,
     /// Per-instance documents (cluster mode only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<MetricsDoc>,
@@ -202,6 +208,8 @@ impl RunDoc {
             per_tenant,
             jain_fairness_index,
             trace_summary: report.trace.clone(),
+            fitness: None,
+            saturation: None,
             instances,
         }
     }

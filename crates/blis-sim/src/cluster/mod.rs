@@ -2,7 +2,10 @@
 
 pub mod admission;
 pub mod routing;
+pub mod scorer;
 mod signals;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 pub use signals::{InstanceSignals, PrefixBoard, SignalBoard};
 

@@ -1,7 +1,11 @@
 //! Routing policies (`--routing-policy`). One file per policy; [`build`] is the registry.
 
+mod always_busiest;
+mod least_loaded;
 mod round_robin;
+mod weighted;
 
+use rand::RngExt;
 use rand_pcg::Pcg64Mcg;
 
 use super::{RouterView, RoutingRequest};
@@ -33,16 +37,29 @@ pub struct RoutingConfig {
 }
 
 /// Accepted `--routing-policy` names.
-pub const NAMES: &[&str] = &["round-robin"];
+pub const NAMES: &[&str] = &["round-robin", "least-loaded", "weighted", "always-busiest"];
 
-pub fn build(name: &str, _config: &RoutingConfig) -> Result<Box<dyn RoutingPolicy>, String> {
+pub fn build(name: &str, config: &RoutingConfig) -> Result<Box<dyn RoutingPolicy>, String> {
+    // Scorer names are checked even when the policy does not use them, so a typo is never ignored.
+    for (scorer, _) in &config.scorers {
+        super::scorer::build(scorer, config)?;
+    }
     Ok(match name {
         "round-robin" => Box::new(round_robin::RoundRobin::default()),
+        "least-loaded" => Box::new(least_loaded::LeastLoaded::default()),
+        "weighted" => Box::new(weighted::Weighted::new(config)?),
+        "always-busiest" => Box::new(always_busiest::AlwaysBusiest),
         _ => {
-            return Err(format!(
-                "--routing-policy: unknown policy '{name}' (accepted: {})",
-                NAMES.join(", ")
-            ));
+            return Err(format!("--routing-policy: unknown policy '{name}' (accepted: {})", NAMES.join(", ")));
         }
     })
+}
+
+/// One of `candidates`, uniformly at random (no draw when there is only one).
+pub(crate) fn pick_uniform(candidates: &[usize], rng: &mut Pcg64Mcg) -> usize {
+    match candidates {
+        [] => panic!("no candidate to pick from"),
+        [only] => *only,
+        _ => candidates[rng.random_range(0..candidates.len())],
+    }
 }

@@ -1,0 +1,56 @@
+//! Tier shedding: while the busiest instance's load (queue depth + batch size + in flight) is
+//! above `threshold`, requests whose class has admission priority below `min_priority` are shed.
+
+use super::{AdmissionConfig, AdmissionPolicy, Verdict};
+use crate::cluster::{RouterView, RoutingRequest};
+
+pub struct TierShed {
+    threshold: u64,
+    min_priority: i32,
+}
+
+impl TierShed {
+    pub fn new(config: &AdmissionConfig) -> Self {
+        Self { threshold: config.tier_shed_threshold, min_priority: config.tier_shed_min_priority }
+    }
+}
+
+impl AdmissionPolicy for TierShed {
+    fn decide(&mut self, request: &RoutingRequest, view: &RouterView) -> Verdict {
+        let max_load = view.signals.iter().map(|s| s.effective_load()).max().unwrap_or(0);
+        if max_load <= self.threshold || request.spec.slo_class.admission_priority() >= self.min_priority {
+            Verdict::Admit
+        } else {
+            Verdict::Reject("tier-shed")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::test_support::*;
+    use blis_workload::SloClass;
+
+    #[test]
+    fn sheds_low_tiers_only_under_load() {
+        let config = AdmissionConfig { tier_shed_threshold: 4, tier_shed_min_priority: 3, ..Default::default() };
+        let mut p = TierShed::new(&config);
+        let o = SetOracle::default();
+        let calm = [sig(1, 1, 1, 0.0), sig(4, 0, 0, 0.0)];
+        let busy = [sig(1, 1, 1, 0.0), sig(4, 0, 1, 0.0)];
+        for class in SloClass::ALL {
+            let r = spec(0, 8, class);
+            let req = RoutingRequest { spec: &r, prompt_hashes: &[] };
+            assert_eq!(p.decide(&req, &view(0, &calm, &o)), Verdict::Admit, "{class:?}");
+            let expect = if class.admission_priority() >= 3 { Verdict::Admit } else { Verdict::Reject("tier-shed") };
+            assert_eq!(p.decide(&req, &view(0, &busy, &o)), expect, "{class:?}");
+        }
+        // Threshold 0: any non-zero load sheds.
+        let mut p = TierShed::new(&AdmissionConfig::default());
+        let r = spec(0, 8, SloClass::Batch);
+        let req = RoutingRequest { spec: &r, prompt_hashes: &[] };
+        assert_eq!(p.decide(&req, &view(0, &[sig(0, 0, 0, 0.0)], &o)), Verdict::Admit);
+        assert_eq!(p.decide(&req, &view(0, &[sig(0, 0, 1, 0.0)], &o)), Verdict::Reject("tier-shed"));
+    }
+}

@@ -1,0 +1,400 @@
+//! Post-hoc saturation verdicts (`--post-hoc-detector`, outputs.md §9.5): was the system
+//! keeping up with its offered load, falling behind, or overloaded?
+//!
+//! Events are rebuilt from completed requests (arrival at the arrival time, completion at
+//! arrival + E2E), sorted by (time, arrival before completion, request id) and fed one at a
+//! time; after each event the detector emits a verdict. The final verdict is the plurality of
+//! the verdicts emitted during the last `final_window` of the trace (ties go to the most severe).
+//! Every detector is O(1) per event, so ten-million-request runs are fine.
+//!
+//! * **composite**: `rate_deficit = max(0, 1 − completions/arrivals)`; the latency trend is
+//!   `max(0, (mean 2nd half − mean 1st half)/mean 1st half)` of the completion-ordered E2Es,
+//!   used only when n ≥ 20 and the four quartile means strictly increase;
+//!   `score = max(rate_deficit, min(trend, 1))`; with noise floor `1/√arrivals`: STABLE if
+//!   score < floor, OVERLOADED if trend > floor, else BACKLOGGED.
+//! * **threshold**: mean E2E so far vs a threshold (default 5000 ms): below → STABLE with score
+//!   `0.5·mean/thr`, else OVERLOADED with score `0.75 + min(0.25, (mean − thr)/thr/4)`.
+//! * **backlog-drift**: in-flight requests (arrivals − completions) sampled at the end of 60 s
+//!   buckets (gaps forward-filled); the score is the least-squares slope of that series
+//!   (requests per bucket); STABLE if slope ≤ `1/√arrivals`, BACKLOGGED if ≤ 3× that, else
+//!   OVERLOADED. Its final window is one bucket.
+
+use serde::Serialize;
+
+use crate::metrics::RequestRecord;
+
+/// Accepted detector names.
+pub const NAMES: &[&str] = &["composite", "threshold", "backlog-drift"];
+
+/// Default final window of composite and threshold (30 s).
+pub const DEFAULT_FINAL_WINDOW_US: u64 = 30_000_000;
+/// Default E2E threshold of the threshold detector (5000 ms).
+pub const DEFAULT_THRESHOLD_MS: f64 = 5000.0;
+/// Bucket (and final window) of the backlog-drift detector (60 s).
+pub const DEFAULT_BUCKET_US: u64 = 60_000_000;
+
+/// A saturation verdict, least to most severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Verdict {
+    Stable,
+    Backlogged,
+    Overloaded,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Stable => "STABLE",
+            Verdict::Backlogged => "BACKLOGGED",
+            Verdict::Overloaded => "OVERLOADED",
+        }
+    }
+}
+
+/// A configured detector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Detector {
+    Composite,
+    Threshold { threshold_ms: f64 },
+    BacklogDrift { bucket_us: u64 },
+}
+
+impl Detector {
+    /// The detector called `name` (see [`NAMES`]) with default parameters.
+    pub fn by_name(name: &str) -> Option<Detector> {
+        Some(match name {
+            "composite" => Detector::Composite,
+            "threshold" => Detector::Threshold { threshold_ms: DEFAULT_THRESHOLD_MS },
+            "backlog-drift" => Detector::BacklogDrift { bucket_us: DEFAULT_BUCKET_US },
+            _ => return None,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Detector::Composite => "composite",
+            Detector::Threshold { .. } => "threshold",
+            Detector::BacklogDrift { .. } => "backlog-drift",
+        }
+    }
+
+    /// The final window used when none is given.
+    pub fn default_final_window_us(&self) -> u64 {
+        match self {
+            Detector::BacklogDrift { bucket_us } => *bucket_us,
+            _ => DEFAULT_FINAL_WINDOW_US,
+        }
+    }
+}
+
+/// One completed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub id: u64,
+    pub arrival_us: u64,
+    pub completion_us: u64,
+}
+
+/// The `saturation` object of the metrics document.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SaturationDoc {
+    pub detector: &'static str,
+    pub verdict: Verdict,
+    /// The detector's score after the last event (see the module docs for its meaning).
+    pub score: f64,
+}
+
+/// Samples of the completed requests among `records` (times rebuilt from the records' s/ms
+/// fields, rounded to the µs they were recorded in).
+pub fn samples_from_records<'a>(records: impl IntoIterator<Item = &'a RequestRecord>) -> Vec<Sample> {
+    records
+        .into_iter()
+        .filter(|r| r.outcome == "completed")
+        .filter_map(|r| {
+            let arrival_us = (r.arrived_at_s * 1e6).round() as u64;
+            let e2e_us = (r.e2e_ms? * 1000.0).round() as u64;
+            Some(Sample { id: r.request_id, arrival_us, completion_us: arrival_us + e2e_us })
+        })
+        .collect()
+}
+
+/// Runs `detector` over `samples`. `unfinished` counts requests that arrived but never
+/// completed: when nothing completed at all, any such request makes the verdict OVERLOADED
+/// (score 1); an empty run is STABLE (score 0).
+pub fn detect(
+    detector: Detector,
+    samples: &[Sample],
+    unfinished: u64,
+    final_window_us: Option<u64>,
+) -> SaturationDoc {
+    let name = detector.name();
+    if samples.is_empty() {
+        let (verdict, score) = if unfinished > 0 { (Verdict::Overloaded, 1.0) } else { (Verdict::Stable, 0.0) };
+        return SaturationDoc { detector: name, verdict, score };
+    }
+    // (time, 0 = arrival / 1 = completion, id, E2E)
+    let mut events: Vec<(u64, u8, u64, u64)> = Vec::with_capacity(samples.len() * 2);
+    for s in samples {
+        let completion = s.completion_us.max(s.arrival_us);
+        events.push((s.arrival_us, 0, s.id, 0));
+        events.push((completion, 1, s.id, completion - s.arrival_us));
+    }
+    events.sort_unstable();
+    let last_time = events.last().expect("non-empty").0;
+    let window = final_window_us.unwrap_or_else(|| detector.default_final_window_us());
+    let window_start = last_time.saturating_sub(window);
+    let mut state = State::new(detector);
+    let mut votes = [0u64; 3];
+    let mut score = 0.0;
+    for &(time, kind, _, e2e) in &events {
+        let (verdict, s) = state.feed(time, kind == 1, e2e);
+        score = s;
+        if time >= window_start {
+            votes[verdict as usize] += 1;
+        }
+    }
+    let verdict = [Verdict::Overloaded, Verdict::Backlogged, Verdict::Stable]
+        .into_iter()
+        .max_by_key(|v| (votes[*v as usize], *v))
+        .expect("three verdicts");
+    SaturationDoc { detector: name, verdict, score }
+}
+
+struct State {
+    detector: Detector,
+    arrivals: u64,
+    completions: u64,
+    /// Prefix sums of completion-ordered E2Es (µs); `e2e_prefix[k]` = Σ of the first k.
+    e2e_prefix: Vec<f64>,
+    drift: Drift,
+}
+
+impl State {
+    fn new(detector: Detector) -> Self {
+        State { detector, arrivals: 0, completions: 0, e2e_prefix: vec![0.0], drift: Drift::default() }
+    }
+
+    fn feed(&mut self, time: u64, completion: bool, e2e_us: u64) -> (Verdict, f64) {
+        if completion {
+            self.completions += 1;
+            let last = *self.e2e_prefix.last().expect("starts with 0");
+            self.e2e_prefix.push(last + e2e_us as f64);
+        } else {
+            self.arrivals += 1;
+        }
+        let floor = 1.0 / (self.arrivals.max(1) as f64).sqrt();
+        match self.detector {
+            Detector::Composite => {
+                let deficit = (1.0 - self.completions as f64 / self.arrivals.max(1) as f64).max(0.0);
+                let trend = self.trend();
+                let score = deficit.max(trend.min(1.0));
+                let verdict = if score < floor {
+                    Verdict::Stable
+                } else if trend > floor {
+                    Verdict::Overloaded
+                } else {
+                    Verdict::Backlogged
+                };
+                (verdict, score)
+            }
+            Detector::Threshold { threshold_ms } => {
+                if self.completions == 0 {
+                    return (Verdict::Stable, 0.0);
+                }
+                let mean_ms = self.e2e_prefix[self.completions as usize] / self.completions as f64 / 1000.0;
+                if mean_ms < threshold_ms {
+                    (Verdict::Stable, 0.5 * mean_ms / threshold_ms)
+                } else {
+                    (Verdict::Overloaded, 0.75 + ((mean_ms - threshold_ms) / threshold_ms / 4.0).min(0.25))
+                }
+            }
+            Detector::BacklogDrift { bucket_us } => {
+                let in_flight = self.arrivals as f64 - self.completions as f64;
+                let slope = self.drift.feed(time, bucket_us.max(1), in_flight);
+                let verdict = if slope <= floor {
+                    Verdict::Stable
+                } else if slope <= 3.0 * floor {
+                    Verdict::Backlogged
+                } else {
+                    Verdict::Overloaded
+                };
+                (verdict, slope)
+            }
+        }
+    }
+
+    /// Relative growth of completion-ordered E2E (0 unless n ≥ 20 and quartile means rise).
+    fn trend(&self) -> f64 {
+        let n = self.completions as usize;
+        if n < 20 {
+            return 0.0;
+        }
+        let p = &self.e2e_prefix;
+        let mean = |a: usize, b: usize| (p[b] - p[a]) / (b - a) as f64;
+        let q: Vec<usize> = (0..=4).map(|k| k * n / 4).collect();
+        let quartiles: Vec<f64> = q.windows(2).map(|w| mean(w[0], w[1])).collect();
+        if !quartiles.windows(2).all(|w| w[1] > w[0]) {
+            return 0.0;
+        }
+        let first = mean(0, n / 2);
+        let second = mean(n / 2, n);
+        if first <= 0.0 { 0.0 } else { ((second - first) / first).max(0.0) }
+    }
+}
+
+/// Least-squares slope of the in-flight series sampled per bucket, maintained incrementally.
+#[derive(Default)]
+struct Drift {
+    origin: Option<u64>,
+    /// Index of the open bucket and its latest value.
+    current: u64,
+    value: f64,
+    /// Sums over closed buckets.
+    n: f64,
+    sx: f64,
+    sy: f64,
+    sxy: f64,
+    sxx: f64,
+}
+
+impl Drift {
+    fn feed(&mut self, time: u64, bucket_us: u64, in_flight: f64) -> f64 {
+        let origin = *self.origin.get_or_insert(time);
+        let bucket = (time - origin) / bucket_us;
+        if bucket > self.current {
+            // Close the open bucket and forward-fill the gap: buckets current..bucket carry
+            // the open bucket's last value (closed-form sums, so long gaps cost nothing).
+            let (a, b) = (self.current as f64, bucket as f64 - 1.0);
+            let count = b - a + 1.0;
+            let sum_x = (a + b) * count / 2.0;
+            let sum_xx = sq_sum(b) - sq_sum(a - 1.0);
+            self.n += count;
+            self.sx += sum_x;
+            self.sy += self.value * count;
+            self.sxy += self.value * sum_x;
+            self.sxx += sum_xx;
+            self.current = bucket;
+        }
+        self.value = in_flight;
+        let x = self.current as f64;
+        let n = self.n + 1.0;
+        let (sx, sy, sxy, sxx) = (self.sx + x, self.sy + in_flight, self.sxy + x * in_flight, self.sxx + x * x);
+        let denom = n * sxx - sx * sx;
+        if n < 2.0 || denom <= 0.0 { 0.0 } else { (n * sxy - sx * sy) / denom }
+    }
+}
+
+/// Σ_{x=0..=m} x² (0 for m < 0).
+fn sq_sum(m: f64) -> f64 {
+    if m < 0.0 { 0.0 } else { m * (m + 1.0) * (2.0 * m + 1.0) / 6.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Requests every `gap_us`, each taking `service(i)` µs end to end.
+    fn samples(n: u64, gap_us: u64, service: impl Fn(u64) -> u64) -> Vec<Sample> {
+        (0..n)
+            .map(|i| Sample { id: i, arrival_us: i * gap_us, completion_us: i * gap_us + service(i) })
+            .collect()
+    }
+
+    fn all() -> [Detector; 3] {
+        ["composite", "threshold", "backlog-drift"].map(|n| Detector::by_name(n).unwrap())
+    }
+
+    #[test]
+    fn steady_service_is_stable_everywhere() {
+        // 10 req/s for 10 minutes, 200 ms each (with a little jitter).
+        let s = samples(6000, 100_000, |i| 200_000 + (i * 7919) % 50_000);
+        for d in all() {
+            let doc = detect(d, &s, 0, None);
+            assert_eq!(doc.verdict, Verdict::Stable, "{doc:?}");
+            assert_eq!(doc.detector, d.name());
+        }
+    }
+
+    #[test]
+    fn a_growing_queue_is_overloaded_everywhere() {
+        // Arrivals every 100 ms, served one at a time every 150 ms: the queue grows without bound.
+        let s: Vec<Sample> = (0..6000u64)
+            .map(|i| Sample { id: i, arrival_us: i * 100_000, completion_us: (i + 1) * 150_000 })
+            .collect();
+        for d in all() {
+            let doc = detect(d, &s, 0, None);
+            assert_eq!(doc.verdict, Verdict::Overloaded, "{doc:?}");
+        }
+        let c = detect(Detector::Composite, &s, 0, None);
+        assert!(c.score > 0.0 && c.score <= 1.0, "{c:?}");
+        let b = detect(Detector::BacklogDrift { bucket_us: DEFAULT_BUCKET_US }, &s, 0, None);
+        // In flight grows by 600 − 400 = 200 per 60 s bucket while arrivals last.
+        assert!(b.score > 100.0, "{b:?}");
+    }
+
+    #[test]
+    fn threshold_scores_follow_the_formula() {
+        let s = samples(100, 1000, |_| 2_500_000); // 2500 ms each
+        let doc = detect(Detector::Threshold { threshold_ms: 5000.0 }, &s, 0, None);
+        assert_eq!(doc.verdict, Verdict::Stable);
+        assert!((doc.score - 0.25).abs() < 1e-12);
+        let s = samples(100, 1000, |_| 7_500_000);
+        let doc = detect(Detector::Threshold { threshold_ms: 5000.0 }, &s, 0, None);
+        assert_eq!(doc.verdict, Verdict::Overloaded);
+        assert!((doc.score - (0.75 + 0.125)).abs() < 1e-12);
+        let s = samples(100, 1000, |_| 100_000_000);
+        assert_eq!(detect(Detector::Threshold { threshold_ms: 5000.0 }, &s, 0, None).score, 1.0);
+    }
+
+    #[test]
+    fn composite_backlog_without_latency_trend() {
+        // One instant burst of 400 arrivals served at a constant latency: completions lag
+        // arrivals (a deficit) but E2E does not grow.
+        let s: Vec<Sample> = (0..400u64)
+            .map(|i| Sample { id: i, arrival_us: i * 1_000_000, completion_us: i * 1_000_000 + 40_000_000 })
+            .collect();
+        let doc = detect(Detector::Composite, &s, 0, Some(400_000_000));
+        assert_eq!(doc.verdict, Verdict::Backlogged, "{doc:?}");
+    }
+
+    #[test]
+    fn empty_and_never_completed_runs() {
+        for d in all() {
+            let doc = detect(d, &[], 0, None);
+            assert_eq!((doc.verdict, doc.score), (Verdict::Stable, 0.0));
+            let doc = detect(d, &[], 5, None);
+            assert_eq!((doc.verdict, doc.score), (Verdict::Overloaded, 1.0));
+        }
+    }
+
+    #[test]
+    fn ties_go_to_the_most_severe_and_output_is_uppercase() {
+        assert_eq!(serde_json::to_string(&Verdict::Backlogged).unwrap(), "\"BACKLOGGED\"");
+        assert_eq!(Verdict::Overloaded.as_str(), "OVERLOADED");
+        let votes = [1u64, 0, 1];
+        let v = [Verdict::Overloaded, Verdict::Backlogged, Verdict::Stable]
+            .into_iter()
+            .max_by_key(|v| (votes[*v as usize], *v))
+            .unwrap();
+        assert_eq!(v, Verdict::Overloaded);
+        assert!(Detector::by_name("bogus").is_none());
+    }
+
+    #[test]
+    fn drift_slope_matches_direct_least_squares_with_gaps() {
+        let mut d = Drift::default();
+        // Buckets of 10 µs: values 1 at bucket 0, then (gap) 4 at bucket 3, 6 at bucket 4.
+        d.feed(0, 10, 1.0);
+        d.feed(35, 10, 4.0);
+        let slope = d.feed(41, 10, 6.0);
+        // Series: [1, 1, 1, 4, 6] at x = 0..4.
+        let ys = [1.0, 1.0, 1.0, 4.0, 6.0];
+        let n = 5.0;
+        let (sx, sy): (f64, f64) = (10.0, ys.iter().sum());
+        let sxy: f64 = ys.iter().enumerate().map(|(x, y)| x as f64 * y).sum();
+        let sxx = 30.0;
+        let want = (n * sxy - sx * sy) / (n * sxx - sx * sx);
+        assert!((slope - want).abs() < 1e-9, "{slope} vs {want}");
+    }
+}
