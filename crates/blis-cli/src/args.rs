@@ -15,6 +15,12 @@ pub struct Cli {
 pub enum Command {
     /// Simulate a workload on one instance or a cluster and print metrics as JSON.
     Run(Box<RunArgs>),
+    /// Replay a TraceV2 trace (header YAML + data CSV) through the same engine as `run`.
+    Replay(Box<crate::replay::ReplayArgs>),
+    /// Emit a built-in workload as workload-spec v2 YAML.
+    Convert(crate::convert::ConvertArgs),
+    /// Merge workload-spec v2 files into one.
+    Compose(crate::compose::ComposeArgs),
 }
 
 /// Flags describing the served model, the hardware and the engine.
@@ -90,10 +96,10 @@ pub struct ClusterArgs {
     #[arg(long)]
     pub admission_policy: Option<String>,
     /// Token-bucket capacity (tokens).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub token_bucket_capacity: Option<f64>,
     /// Token-bucket refill rate (tokens/s).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub token_bucket_refill_rate: Option<f64>,
     /// Admission delay (µs).
     #[arg(long, allow_hyphen_values = true)]
@@ -180,6 +186,10 @@ pub struct RunArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub workload: WorkloadArgs,
+    #[command(flatten)]
+    pub trace_workload: crate::replay::TraceWorkloadArgs,
+    #[command(flatten)]
+    pub analysis: crate::replay::AnalysisArgs,
     /// Master seed.
     #[arg(long)]
     pub seed: Option<u64>,

@@ -2,6 +2,10 @@
 //! library crates.
 
 mod args;
+mod compose;
+mod convert;
+mod policy_config;
+mod replay;
 mod run;
 
 use clap::Parser;
@@ -12,6 +16,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(args) => run::run(args),
+        Command::Replay(args) => replay::replay(args),
+        Command::Convert(args) => convert::convert(args),
+        Command::Compose(args) => compose::compose(args),
     };
     if let Err(message) = result {
         eprintln!("error: {message}");

@@ -7,12 +7,11 @@ use blis_latency::LatencyOverrides;
 use blis_model::{GpuSpec, HubOptions, ModelSpec};
 use blis_sim::cluster::admission::AdmissionConfig;
 use blis_sim::cluster::routing::RoutingConfig;
-use blis_sim::report::RunDoc;
 use blis_sim::scenario::{Scenario, resolve_kv};
 use blis_sim::{InstanceConfig, SimReport};
 use blis_workload::{LenParams, Overrides, RequestSource, SyntheticParams};
 
-use crate::args::{EngineArgs, RunArgs, WorkloadArgs};
+use crate::args::{ClusterArgs, EngineArgs, RunArgs, WorkloadArgs};
 
 pub type CliResult<T> = Result<T, String>;
 
@@ -128,7 +127,17 @@ pub fn parse_scorers(text: &str) -> CliResult<Vec<(String, f64)>> {
 }
 
 pub fn build_scenario(args: &RunArgs, engine: Engine) -> CliResult<Scenario> {
-    let c = &args.cluster;
+    let mut scenario = scenario_from_flags(&args.engine, &args.cluster, engine)?;
+    scenario.instance.record_requests =
+        args.results_path.is_some() || args.analysis.post_hoc_detector.is_some();
+    scenario.horizon_us = args.horizon.unwrap_or(u64::MAX);
+    scenario.seed = args.seed.unwrap_or(42);
+    Ok(scenario)
+}
+
+/// The scenario of the engine and cluster flags (shared by `run` and `replay`), with no
+/// per-request records, no horizon and seed 42; callers set those.
+pub fn scenario_from_flags(e: &EngineArgs, c: &ClusterArgs, engine: Engine) -> CliResult<Scenario> {
     if c.num_instances == 0 {
         return Err("--num-instances: must be at least 1".into());
     }
@@ -152,12 +161,12 @@ pub fn build_scenario(args: &RunArgs, engine: Engine) -> CliResult<Scenario> {
         model: engine.model,
         gpu: engine.gpu,
         tp: engine.tp,
-        latency_model: args.engine.latency_model.clone(),
+        latency_model: e.latency_model.clone(),
         latency_overrides: engine.latency_overrides,
-        instance: InstanceConfig { record_requests: args.results_path.is_some(), ..engine.instance },
+        instance: InstanceConfig { record_requests: false, ..engine.instance },
         num_instances: c.num_instances,
-        scheduler: args.engine.scheduler.clone().unwrap_or_else(|| "fcfs".into()),
-        preemption_policy: args.engine.preemption_policy.clone().unwrap_or_else(|| "fcfs".into()),
+        scheduler: e.scheduler.clone().unwrap_or_else(|| "fcfs".into()),
+        preemption_policy: e.preemption_policy.clone().unwrap_or_else(|| "fcfs".into()),
         admission_policy: c.admission_policy.clone().unwrap_or_else(|| "always-admit".into()),
         admission,
         routing_policy: c.routing_policy.clone().unwrap_or_else(|| "round-robin".into()),
@@ -172,8 +181,8 @@ pub fn build_scenario(args: &RunArgs, engine: Engine) -> CliResult<Scenario> {
         cache_signal_delay_us: non_negative("--cache-signal-delay", c.cache_signal_delay, 50_000)?,
         trace_decisions: trace_decisions || c.summarize_trace || c.trace_output.is_some(),
         counterfactual_k: c.counterfactual_k,
-        horizon_us: args.horizon.unwrap_or(u64::MAX),
-        seed: args.seed.unwrap_or(42),
+        horizon_us: u64::MAX,
+        seed: 42,
     })
 }
 
@@ -336,27 +345,26 @@ pub fn simulate(
 }
 
 pub fn run(args: &RunArgs) -> CliResult<()> {
+    let (args, policy_extras) = crate::policy_config::resolve(args)?;
+    let args = &args;
     let engine = resolve_engine(&args.engine)?;
-    let scenario = build_scenario(args, engine)?;
-    let source = build_source(&args.workload, args.seed, args.horizon)?;
+    let mut scenario = build_scenario(args, engine)?;
+    policy_extras.apply_to(&mut scenario);
+    let analysis = args.analysis.resolve()?;
+    let (source, recorded) = crate::replay::run_source(args)?;
     let report = simulate(&scenario, source, args.cluster.trace_output.as_deref(), &args.progress)?;
-    let mut doc = RunDoc::from_report(&report);
-    if !args.cluster.summarize_trace {
-        doc.trace_summary = None;
+    if let (Some(prefix), Some(rec)) = (&args.trace_workload.export_workload_trace, recorded) {
+        rec.write(prefix, "generated", args.seed.unwrap_or(42))?;
     }
-    let text = serde_json::to_string_pretty(&doc).expect("metrics serialize");
-    if let Some(path) = &args.metrics_path {
-        std::fs::write(path, format!("{text}\n"))
-            .map_err(|e| format!("--metrics-path: cannot write {}: {e}", path.display()))?;
-    }
-    if let Some(path) = &args.results_path {
-        let mut records: Vec<_> = report.instances.iter().flat_map(|m| m.records.iter()).collect();
-        records.sort_by_key(|r| r.request_id);
-        let json = serde_json::to_string_pretty(&records).expect("records serialize");
-        std::fs::write(path, format!("{json}\n"))
-            .map_err(|e| format!("--results-path: cannot write {}: {e}", path.display()))?;
-    }
-    print_stdout(&text)
+    crate::replay::emit(
+        &report,
+        &crate::replay::Outputs {
+            analysis: &analysis,
+            summarize_trace: args.cluster.summarize_trace,
+            metrics_path: args.metrics_path.as_deref(),
+            results_path: args.results_path.as_deref(),
+        },
+    )
 }
 
 /// Writes the document to stdout; a closed pipe (`blis run … | head`) is not an error.

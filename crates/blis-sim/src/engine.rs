@@ -121,7 +121,11 @@ impl Simulation {
         horizon_us: u64,
     ) -> Self {
         if let Some(c) = &mut control {
-            c.prefix = Some(PrefixBoard::new(&mut instances, c.options.cache_signal_delay_us));
+            // Only policies that read prompt hashes can ask the prefix oracle anything (it
+            // answers 0 for an empty hash list), so the delayed copies of every instance's
+            // index, and the change logs that feed them, are kept only for those.
+            let delay_us = if c.routing.needs_prompt_hashes() { c.options.cache_signal_delay_us } else { 0 };
+            c.prefix = Some(PrefixBoard::new(&mut instances, delay_us));
         }
         let n = instances.len();
         Self {

@@ -35,15 +35,20 @@ impl FitnessWeights {
     /// Parses `"key:weight,…"`. Whitespace around items is ignored; an empty string gives no
     /// weights. The error is one line (without the flag name) that lists the accepted keys.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let accepted = || KEYS.join(", ");
+        Self::parse_inner(text).map_err(|e| {
+            format!("{e} (accepted: key:weight,… with weights ≥ 0 and keys {})", KEYS.join(", "))
+        })
+    }
+
+    fn parse_inner(text: &str) -> Result<Self, String> {
         let mut out = BTreeMap::new();
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let Some((key, weight)) = item.split_once(':') else {
-                return Err(format!("'{item}' is not key:weight (accepted keys: {})", accepted()));
+                return Err(format!("'{item}' is not key:weight"));
             };
             let key = key.trim();
             if !KEYS.contains(&key) {
-                return Err(format!("unknown key '{key}' (accepted keys: {})", accepted()));
+                return Err(format!("unknown key '{key}'"));
             }
             let w: f64 = weight
                 .trim()
@@ -177,9 +182,11 @@ mod tests {
             assert!(e.contains(needle), "{text}: {e}");
             assert!(!e.contains('\n'));
         }
-        let e = FitnessWeights::parse("bogus:1").unwrap_err();
-        for k in KEYS {
-            assert!(e.contains(k), "{e}");
+        for text in ["bogus:1", "throughput:-1", "mean_e2e"] {
+            let e = FitnessWeights::parse(text).unwrap_err();
+            for k in KEYS {
+                assert!(e.contains(k), "{e}");
+            }
         }
     }
 }

@@ -160,29 +160,11 @@ impl Instance {
     pub fn step(&mut self, now_us: u64, finished: &mut Vec<Finished>) -> u64 {
         self.metrics.steps += 1;
         self.scheduler.order(&mut self.waiting, &self.requests);
+        // Batch formation also builds the step's shape (one pass over the batch).
         self.form_batch(now_us);
-
-        self.shape.clear();
-        for &id in &self.running {
-            let r = &self.requests[id];
-            if r.new_tokens == 0 {
-                continue;
-            }
-            if r.in_prefill() {
-                self.shape.prefills.push(PrefillChunk {
-                    new_tokens: r.new_tokens,
-                    context_tokens: r.progress_tokens,
-                    input_tokens: r.input_tokens,
-                });
-            } else {
-                self.shape.decode_requests += 1;
-                self.shape.decode_context_tokens += u64::from(r.progress_tokens);
-            }
-        }
         let step_us = if self.shape.is_empty() { 1 } else { self.latency.step_time_us(&self.shape).max(1) };
         let end_us = now_us + step_us;
-        self.execute(end_us, step_us);
-        self.complete(end_us, finished);
+        self.execute_and_complete(end_us, step_us, finished);
         self.metrics.peak_kv_blocks = self.metrics.peak_kv_blocks.max(self.kv.used_blocks());
         self.metrics.end_us = self.metrics.end_us.max(end_us);
 
@@ -196,12 +178,25 @@ impl Instance {
         step_us
     }
 
+    /// Adds a scheduled request to the step's shape.
+    fn add_to_shape(shape: &mut StepShape, r: &LiveRequest) {
+        if r.in_prefill() {
+            shape.prefills.push(PrefillChunk {
+                new_tokens: r.new_tokens,
+                context_tokens: r.progress_tokens,
+                input_tokens: r.input_tokens,
+            });
+        } else {
+            shape.decode_requests += 1;
+            shape.decode_context_tokens += u64::from(r.progress_tokens);
+        }
+    }
+
     /// Decides this step's batch: running requests first, then new ones from the queue head.
+    /// Fills `self.shape` with what the batch computes, in running-batch order.
     fn form_batch(&mut self, now_us: u64) {
         let mut budget = self.config.max_scheduled_tokens;
-        for &id in &self.running {
-            self.requests[id].new_tokens = 0;
-        }
+        self.shape.clear();
         let mut preempted = false;
         let mut i = 0;
         while i < self.running.len() && budget > 0 {
@@ -213,6 +208,7 @@ impl Instance {
                 self.clamp_chunk(1, budget, r.progress_tokens)
             };
             if n == 0 {
+                self.requests[id].new_tokens = 0;
                 i += 1;
                 continue;
             }
@@ -220,9 +216,25 @@ impl Instance {
             if !self.allocate_or_preempt(&mut i, end, &mut budget, &mut preempted) {
                 break;
             }
-            self.requests[id].new_tokens = n;
+            let r = &mut self.requests[id];
+            r.new_tokens = n;
+            Self::add_to_shape(&mut self.shape, r);
             budget -= n;
             i += 1;
+        }
+        // Requests the budget did not reach compute nothing this step.
+        for &id in &self.running[i.min(self.running.len())..] {
+            self.requests[id].new_tokens = 0;
+        }
+        if preempted {
+            // A victim may already have been added to the shape: rebuild it.
+            self.shape.clear();
+            for &id in &self.running {
+                let r = &self.requests[id];
+                if r.new_tokens > 0 {
+                    Self::add_to_shape(&mut self.shape, r);
+                }
+            }
         }
 
         let bs = self.config.block_size_tokens;
@@ -252,6 +264,7 @@ impl Instance {
             r.cached_prompt_tokens = start;
             r.scheduling_delay_us = Some(now_us.saturating_sub(r.spec.arrival_us));
             self.metrics.prompt_tokens_cached += u64::from(start);
+            Self::add_to_shape(&mut self.shape, r);
             self.running.push(id);
             budget -= n;
         }
@@ -289,10 +302,12 @@ impl Instance {
             *preempted = true;
             let v = self.preemption.victim(&self.running, &self.requests);
             let victim = self.running.remove(v);
+            // Only requests before `i` were scheduled this step; later ones still carry the
+            // previous step's count.
             if v < *i {
                 *i -= 1;
+                *budget += self.requests[victim].new_tokens;
             }
-            *budget += self.requests[victim].new_tokens;
             self.preempt(victim);
             if victim == id {
                 return false;
@@ -315,50 +330,34 @@ impl Instance {
         self.waiting.push_front(id);
     }
 
-    /// Advances every scheduled request by its tokens and stamps first tokens and ITLs.
-    fn execute(&mut self, end_us: u64, step_us: u64) {
+    /// Advances every scheduled request by its tokens, stamps first tokens and ITLs, and retires
+    /// requests that produced their last token (or hit the context limit). One pass.
+    fn execute_and_complete(&mut self, end_us: u64, step_us: u64, finished: &mut Vec<Finished>) {
         let otpt_us = self.latency.output_token_processing_time_us();
         let itl_us = step_us + otpt_us;
+        let mml = self.config.max_model_len;
         let mut decoders = 0u64;
         let mut decoders_by_class = [0u64; 5];
-        for &id in &self.running {
-            let r = &mut self.requests[id];
-            if r.new_tokens == 0 {
-                continue;
-            }
-            if r.in_prefill() {
-                r.progress_tokens += r.new_tokens;
-                r.computed_prompt_tokens += u64::from(r.new_tokens);
-                self.metrics.prompt_tokens_computed += u64::from(r.new_tokens);
-                if r.progress_tokens == r.input_tokens && r.ttft_us.is_none() {
-                    r.ttft_us = Some(end_us + otpt_us - r.spec.arrival_us);
-                }
-            } else {
-                r.progress_tokens += 1;
-                r.itl_sum_us += itl_us;
-                r.itl_samples += 1;
-                decoders += 1;
-                decoders_by_class[r.spec.slo_class as usize] += 1;
-            }
-        }
-        self.metrics.all.itl.add(itl_us, decoders);
-        if self.config.track_classes {
-            for class in blis_workload::SloClass::ALL {
-                let n = decoders_by_class[class as usize];
-                if n > 0 {
-                    self.metrics.by_class.entry(class).or_default().itl.add(itl_us, n);
-                }
-            }
-        }
-    }
-
-    /// Retires requests that produced their last token (or hit the context limit).
-    fn complete(&mut self, end_us: u64, finished: &mut Vec<Finished>) {
-        let mml = self.config.max_model_len;
         let mut kept = 0;
         for k in 0..self.running.len() {
             let id = self.running[k];
-            let r = &self.requests[id];
+            let r = &mut self.requests[id];
+            if r.new_tokens > 0 {
+                if r.in_prefill() {
+                    r.progress_tokens += r.new_tokens;
+                    r.computed_prompt_tokens += u64::from(r.new_tokens);
+                    self.metrics.prompt_tokens_computed += u64::from(r.new_tokens);
+                    if r.progress_tokens == r.input_tokens && r.ttft_us.is_none() {
+                        r.ttft_us = Some(end_us + otpt_us - r.spec.arrival_us);
+                    }
+                } else {
+                    r.progress_tokens += 1;
+                    r.itl_sum_us += itl_us;
+                    r.itl_samples += 1;
+                    decoders += 1;
+                    decoders_by_class[r.spec.slo_class as usize] += 1;
+                }
+            }
             let done = r.progress_tokens >= r.done_at_progress();
             let capped = !done && mml > 0 && r.progress_tokens >= mml - 1;
             if done || capped {
@@ -373,6 +372,15 @@ impl Instance {
             }
         }
         self.running.truncate(kept);
+        self.metrics.all.itl.add(itl_us, decoders);
+        if self.config.track_classes {
+            for class in blis_workload::SloClass::ALL {
+                let n = decoders_by_class[class as usize];
+                if n > 0 {
+                    self.metrics.by_class.entry(class).or_default().itl.add(itl_us, n);
+                }
+            }
+        }
     }
 
     /// Removes a request, frees its blocks and records its metrics.

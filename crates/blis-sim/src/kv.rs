@@ -9,10 +9,36 @@
 //! scheduler. That is the whole interface between the two.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use blis_workload::TokenSeq;
 
 const NIL: u32 = u32::MAX;
+
+/// Hasher for keys that already are well-mixed 64-bit hashes (xxh3 block hashes): the key is
+/// used as is, so an index lookup costs no hashing at all.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PremixedHasher(u64);
+
+impl Hasher for PremixedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is expected; fold anything else in for correctness.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// `HashMap` keyed by block hashes.
+pub type BlockHashMap<V> = HashMap<u64, V, BuildHasherDefault<PremixedHasher>>;
 
 #[derive(Debug, Clone)]
 struct Block {
@@ -20,6 +46,8 @@ struct Block {
     /// Chained content hash; meaningful only when `hashed`.
     hash: u64,
     hashed: bool,
+    /// The hash index's entry for `hash` points at this block (it is the canonical holder).
+    indexed: bool,
     prev_free: u32,
     next_free: u32,
 }
@@ -61,7 +89,11 @@ pub struct KvCache {
     free_head: u32,
     free_tail: u32,
     free_blocks: u32,
-    index: HashMap<u64, u32>,
+    /// hash → block. Entries are deleted lazily: an entry is live only while its block is
+    /// still `indexed` under that hash (see [`KvCache::live`]); eviction just clears the block's
+    /// flag, so it costs no lookup in this (large, cache-cold) table. Dead entries are purged
+    /// when they outnumber the blocks, which bounds the table at twice the pool.
+    index: BlockHashMap<u32>,
     /// Version counter of the hash index, bumped on every insert and eviction.
     index_version: u64,
     /// When enabled, every change of the hash index, so a delayed copy of it (the router's
@@ -70,6 +102,8 @@ pub struct KvCache {
     hit_blocks: u64,
     miss_blocks: u64,
     scratch_hashes: Vec<u64>,
+    /// Index entries whose block was evicted (see `index`).
+    dead_entries: u32,
 }
 
 impl KvCache {
@@ -80,6 +114,7 @@ impl KvCache {
                 ref_count: 0,
                 hash: 0,
                 hashed: false,
+                indexed: false,
                 prev_free: if i == 0 { NIL } else { i - 1 },
                 next_free: if i + 1 == total_blocks { NIL } else { i + 1 },
             })
@@ -90,12 +125,13 @@ impl KvCache {
             free_head: 0,
             free_tail: total_blocks - 1,
             free_blocks: total_blocks,
-            index: HashMap::new(),
+            index: BlockHashMap::default(),
             index_version: 0,
             index_log: None,
             hit_blocks: 0,
             miss_blocks: 0,
             scratch_hashes: Vec::new(),
+            dead_entries: 0,
         }
     }
 
@@ -141,19 +177,50 @@ impl KvCache {
         self.index_log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
+    /// Whether index entry `hash → id` is live.
+    #[inline]
+    fn live(&self, hash: u64, id: u32) -> bool {
+        let b = &self.blocks[id as usize];
+        b.indexed && b.hash == hash
+    }
+
+    /// The block holding `hash`, if resident.
+    #[inline]
+    fn lookup(&self, hash: u64) -> Option<u32> {
+        self.index.get(&hash).copied().filter(|&id| self.live(hash, id))
+    }
+
+    /// The block holding `hash`, which must be resident.
+    fn resident(&self, hash: u64) -> u32 {
+        self.lookup(hash).expect("claimed hash is not resident")
+    }
+
+    /// Drops dead index entries once they outnumber the blocks (amortized O(1) per eviction).
+    fn purge_dead_entries(&mut self) {
+        if self.dead_entries <= self.total_blocks() {
+            return;
+        }
+        let blocks = &self.blocks;
+        self.index.retain(|&h, &mut id| {
+            let b = &blocks[id as usize];
+            b.indexed && b.hash == h
+        });
+        self.dead_entries = 0;
+    }
+
     /// All hashes currently indexed (unordered).
     pub fn indexed_hashes(&self) -> impl Iterator<Item = u64> + '_ {
-        self.index.keys().copied()
+        self.index.iter().filter(|&(&h, &id)| self.live(h, id)).map(|(&h, _)| h)
     }
 
     /// Whether a block with this content hash is resident (in use or free-but-cached).
     pub fn contains_hash(&self, hash: u64) -> bool {
-        self.index.contains_key(&hash)
+        self.lookup(hash).is_some()
     }
 
     /// Number of leading blocks of `hashes` resident in the cache. A pure query.
     pub fn cached_prefix_blocks(&self, hashes: &[u64]) -> u32 {
-        hashes.iter().take_while(|h| self.index.contains_key(h)).count() as u32
+        hashes.iter().take_while(|&&h| self.lookup(h).is_some()).count() as u32
     }
 
     /// Blocks needed to grow `alloc` to `end_tokens`, plus cached blocks that would leave the
@@ -163,7 +230,7 @@ impl KvCache {
         let base_slots = have_slots.max(claim.len() as u32 * self.block_size_tokens);
         let new_blocks = end_tokens.saturating_sub(base_slots).div_ceil(self.block_size_tokens);
         let claimed_from_free =
-            claim.iter().filter(|h| self.blocks[self.index[h] as usize].ref_count == 0).count() as u32;
+            claim.iter().filter(|&&h| self.blocks[self.resident(h) as usize].ref_count == 0).count() as u32;
         new_blocks + claimed_from_free
     }
 
@@ -173,7 +240,26 @@ impl KvCache {
     /// only for a request's first allocation. `known_hashes` are precomputed block hashes of the
     /// sequence (the prompt's), used before computing new ones. Returns false, changing nothing,
     /// when the free blocks do not suffice.
+    #[inline]
     pub fn allocate(
+        &mut self,
+        alloc: &mut KvAlloc,
+        seq: &TokenSeq,
+        known_hashes: &[u64],
+        claim: &[u64],
+        end_tokens: u32,
+    ) -> bool {
+        // Fast path (a decode token, a chunk inside the last block): growing within the last
+        // block without filling it needs no new block and seals nothing.
+        if claim.is_empty() && end_tokens < alloc.blocks.len() as u32 * self.block_size_tokens {
+            alloc.tokens = alloc.tokens.max(end_tokens);
+            return true;
+        }
+        self.allocate_slow(alloc, seq, known_hashes, claim, end_tokens)
+    }
+
+    #[inline(never)]
+    fn allocate_slow(
         &mut self,
         alloc: &mut KvAlloc,
         seq: &TokenSeq,
@@ -186,7 +272,7 @@ impl KvCache {
             return false;
         }
         for hash in claim {
-            let id = self.index[hash];
+            let id = self.resident(*hash);
             if self.blocks[id as usize].ref_count == 0 {
                 self.unlink_free(id);
             }
@@ -235,15 +321,33 @@ impl KvCache {
             }
             self.scratch_hashes[0]
         };
+        // One table access: a live entry means another block already holds this content.
+        let added = match self.index.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(id);
+                true
+            }
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let holder = &self.blocks[*e.get() as usize];
+                if holder.indexed && holder.hash == hash {
+                    false
+                } else {
+                    e.insert(id); // replaces a dead entry
+                    self.dead_entries -= 1;
+                    true
+                }
+            }
+        };
         let block = &mut self.blocks[id as usize];
         block.hash = hash;
         block.hashed = true;
-        if let std::collections::hash_map::Entry::Vacant(e) = self.index.entry(hash) {
-            e.insert(id);
+        if added {
+            block.indexed = true;
             self.index_version += 1;
             if let Some(log) = &mut self.index_log {
                 log.push(IndexChange::Added(hash));
             }
+            self.purge_dead_entries();
         }
     }
 
@@ -269,8 +373,10 @@ impl KvCache {
         if block.hashed {
             block.hashed = false;
             let hash = block.hash;
-            if self.index.get(&hash) == Some(&id) {
-                self.index.remove(&hash);
+            if block.indexed {
+                // The index entry dies with the flag; no table access.
+                block.indexed = false;
+                self.dead_entries += 1;
                 self.index_version += 1;
                 if let Some(log) = &mut self.index_log {
                     log.push(IndexChange::Removed(hash));
@@ -346,11 +452,23 @@ impl KvCache {
         if zero_ref != self.free_blocks {
             return Err(format!("{zero_ref} unreferenced blocks but {} free", self.free_blocks));
         }
-        for (hash, &id) in &self.index {
-            let b = &self.blocks[id as usize];
-            if !b.hashed || b.hash != *hash {
+        let mut live = 0u32;
+        for (&hash, &id) in &self.index {
+            if !self.live(hash, id) {
+                continue;
+            }
+            live += 1;
+            if !self.blocks[id as usize].hashed {
                 return Err(format!("index entry for block {id} is stale"));
             }
+        }
+        let indexed = self.blocks.iter().filter(|b| b.indexed).count() as u32;
+        if indexed != live {
+            return Err(format!("{indexed} blocks flagged indexed but {live} live index entries"));
+        }
+        let dead = self.index.len() as u32 - live;
+        if dead != self.dead_entries {
+            return Err(format!("{dead} dead index entries but {} counted", self.dead_entries));
         }
         Ok(())
     }

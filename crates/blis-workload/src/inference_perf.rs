@@ -304,9 +304,12 @@ mod tests {
     fn validation_errors() {
         let text = "inference_perf:\n  shared_prefix:\n    num_unique_system_prompts: 0\n    num_users_per_system_prompt: 1\n    system_prompt_len: 1\n    question_len: 1\n    output_len: 1\n  stages: [{rate: 1, duration: 1}]\n";
         let e = crate::spec::parse_spec(text, "ip.yaml").unwrap_err().to_string();
-        assert_eq!(e, "ip.yaml: inference_perf.shared_prefix.num_unique_system_prompts: must be ≥ 1, got 0");
+        assert_eq!(
+            e,
+            "ip.yaml:3: inference_perf.shared_prefix.num_unique_system_prompts: must be ≥ 1, got 0"
+        );
         let text = text.replace("prompts: 0", "prompts: 2").replace("rate: 1,", "rate: -1,");
         let e = crate::spec::parse_spec(&text, "ip.yaml").unwrap_err().to_string();
-        assert_eq!(e, "ip.yaml: inference_perf.stages[0].rate: must be > 0 req/s, got -1");
+        assert_eq!(e, "ip.yaml:8: inference_perf.stages[0].rate: must be > 0 req/s, got -1");
     }
 }

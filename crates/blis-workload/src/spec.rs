@@ -267,8 +267,25 @@ fn de_opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Str
 /// Parses and validates a spec from YAML text; `file` names the source in errors.
 pub fn parse_spec(text: &str, file: &str) -> Result<WorkloadSpec, WorkloadError> {
     let spec: WorkloadSpec = serde_saphyr::from_str(text).map_err(|e| yaml_error(text, &e).in_file(file))?;
-    crate::validate::validate(&spec).map_err(|e| e.in_file(file))?;
+    crate::validate::validate(&spec).map_err(|e| with_line(text, e).in_file(file))?;
     Ok(spec)
+}
+
+/// Adds the line of the error's YAML path when the error has none: the first line of that
+/// node, else of its nearest ancestor that appears in the file.
+fn with_line(text: &str, e: WorkloadError) -> WorkloadError {
+    let Some(mut path) = e.path.clone().filter(|_| e.line.is_none()) else { return e };
+    let paths: Vec<String> = (1..=text.lines().count()).map(|l| yaml_path_at(text, l)).collect();
+    while !path.is_empty() {
+        let within = |p: &String| {
+            p.strip_prefix(path.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        };
+        if let Some(i) = paths.iter().position(within) {
+            return e.at_line(i + 1, None);
+        }
+        path.truncate(path.rfind(['.', '[']).unwrap_or(0));
+    }
+    e
 }
 
 /// Reads, parses and validates a workload-spec v2 file.
@@ -456,29 +473,32 @@ goodput_slo_targets:
     #[test]
     fn value_errors_name_path() {
         let e = err(&GOOD.replace("rate_fraction: 3", "rate_fraction: -1"));
-        assert_eq!(e, "spec.yaml: clients[1].rate_fraction: must be > 0, got -1");
+        assert_eq!(e, "spec.yaml:20: clients[1].rate_fraction: must be > 0, got -1");
         let e = err(&GOOD.replace("process: gamma", "process: bursty"));
         assert!(
             e.starts_with(
-                "spec.yaml: clients[0].arrival.process: unknown arrival process \"bursty\"; accepted: poisson"
+                "spec.yaml:10: clients[0].arrival.process: unknown arrival process \"bursty\"; accepted: poisson"
             ),
             "{e}"
         );
         let e = err(&GOOD.replace("type: exponential", "type: zipf"));
-        assert!(e.starts_with("spec.yaml: clients[0].output_distribution.type: unknown distribution"), "{e}");
+        assert!(
+            e.starts_with("spec.yaml:15: clients[0].output_distribution.type: unknown distribution"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("    slo_class: batch\n", ""));
         assert!(
-            e.starts_with("spec.yaml: clients[1].slo_class: either every client sets slo_class or none"),
+            e.starts_with("spec.yaml:18: clients[1].slo_class: either every client sets slo_class or none"),
             "{e}"
         );
         let e = err(&GOOD.replace("prefix_length: 64", "prefix_length: -5"));
-        assert_eq!(e, "spec.yaml: clients[1].prefix_length: must be ≥ 0 tokens, got -5");
+        assert_eq!(e, "spec.yaml:22: clients[1].prefix_length: must be ≥ 0 tokens, got -5");
         let e = err(&GOOD.replace("num_requests: 50", "num_requests: -2"));
-        assert_eq!(e, "spec.yaml: num_requests: must be ≥ 0 (0 = no cap), got -2");
+        assert_eq!(e, "spec.yaml:5: num_requests: must be ≥ 0 (0 = no cap), got -2");
         let e = err(&GOOD.replace("slo_class: batch", "slo_class: gold"));
         assert!(e.contains("clients[1].slo_class: unknown class \"gold\"; accepted: critical"), "{e}");
         let e = err("version: \"2\"\ncohorts: [{id: x}]\n");
-        assert_eq!(e, "spec.yaml: cohorts: not supported; list the members as clients instead");
+        assert_eq!(e, "spec.yaml:2: cohorts: not supported; list the members as clients instead");
     }
 
     #[test]

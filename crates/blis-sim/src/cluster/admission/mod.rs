@@ -98,7 +98,9 @@ mod tests {
         for name in NAMES {
             assert!(build(name, &config).is_ok(), "{name}");
         }
-        assert!(build("nope", &config).err().unwrap().starts_with("--admission-policy: unknown policy 'nope'"));
+        assert!(
+            build("nope", &config).err().unwrap().starts_with("--admission-policy: unknown policy 'nope'")
+        );
         let bad = |f: fn(&mut AdmissionConfig)| {
             let mut c = AdmissionConfig::default();
             f(&mut c);

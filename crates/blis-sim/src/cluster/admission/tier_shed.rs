@@ -34,7 +34,8 @@ mod tests {
 
     #[test]
     fn sheds_low_tiers_only_under_load() {
-        let config = AdmissionConfig { tier_shed_threshold: 4, tier_shed_min_priority: 3, ..Default::default() };
+        let config =
+            AdmissionConfig { tier_shed_threshold: 4, tier_shed_min_priority: 3, ..Default::default() };
         let mut p = TierShed::new(&config);
         let o = SetOracle::default();
         let calm = [sig(1, 1, 1, 0.0), sig(4, 0, 0, 0.0)];
@@ -43,7 +44,8 @@ mod tests {
             let r = spec(0, 8, class);
             let req = RoutingRequest { spec: &r, prompt_hashes: &[] };
             assert_eq!(p.decide(&req, &view(0, &calm, &o)), Verdict::Admit, "{class:?}");
-            let expect = if class.admission_priority() >= 3 { Verdict::Admit } else { Verdict::Reject("tier-shed") };
+            let expect =
+                if class.admission_priority() >= 3 { Verdict::Admit } else { Verdict::Reject("tier-shed") };
             assert_eq!(p.decide(&req, &view(0, &busy, &o)), expect, "{class:?}");
         }
         // Threshold 0: any non-zero load sheds.

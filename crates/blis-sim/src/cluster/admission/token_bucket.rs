@@ -71,6 +71,9 @@ mod tests {
         assert_eq!(b.tokens, 99.0);
         // A request larger than the capacity is never admitted.
         let big = spec(3, 101, SloClass::Standard);
-        assert_eq!(b.decide(&req(&big), &view(2_000_000_000, &s, &o)), Verdict::Reject("insufficient tokens"));
+        assert_eq!(
+            b.decide(&req(&big), &view(2_000_000_000, &s, &o)),
+            Verdict::Reject("insufficient tokens")
+        );
     }
 }

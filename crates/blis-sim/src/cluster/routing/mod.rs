@@ -50,7 +50,10 @@ pub fn build(name: &str, config: &RoutingConfig) -> Result<Box<dyn RoutingPolicy
         "weighted" => Box::new(weighted::Weighted::new(config)?),
         "always-busiest" => Box::new(always_busiest::AlwaysBusiest),
         _ => {
-            return Err(format!("--routing-policy: unknown policy '{name}' (accepted: {})", NAMES.join(", ")));
+            return Err(format!(
+                "--routing-policy: unknown policy '{name}' (accepted: {})",
+                NAMES.join(", ")
+            ));
         }
     })
 }

@@ -25,7 +25,9 @@ impl Weighted {
         let mut total = 0.0;
         for (i, (name, w)) in profile.iter().enumerate() {
             if !(w.is_finite() && *w > 0.0) {
-                return Err(format!("--routing-scorers: weight of '{name}' must be a finite number > 0, got {w}"));
+                return Err(format!(
+                    "--routing-scorers: weight of '{name}' must be a finite number > 0, got {w}"
+                ));
             }
             if profile[..i].iter().any(|(n, _)| n == name) {
                 return Err(format!("--routing-scorers: '{name}' appears twice"));

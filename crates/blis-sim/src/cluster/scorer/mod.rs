@@ -60,7 +60,10 @@ pub fn build(name: &str, _config: &RoutingConfig) -> Result<Box<dyn Scorer>, Str
         "load-aware" => Box::new(load_aware::LoadAware),
         "vllm-dp" => Box::new(vllm_dp::VllmDp),
         _ => {
-            return Err(format!("--routing-scorers: unknown scorer '{name}' (accepted: {})", NAMES.join(", ")));
+            return Err(format!(
+                "--routing-scorers: unknown scorer '{name}' (accepted: {})",
+                NAMES.join(", ")
+            ));
         }
     })
 }
