@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Finds the per-instance service rate μ (completed requests/s of one saturated instance) of a
 # model/GPU/TP with the default workload, then prints TTFT p99 for {4, 8} instances at
-# rates {100, ~4μ} req/s with the 4→8 ratio.
+# cluster rates 2μ (well below what 4 instances serve), 4μ (at their capacity) and 6μ (beyond it,
+# the regime of the reference's "rate 500 with μ ≈ 57.4" experiment), with the 4→8 ratio.
 #
 #   BLIS=path/to/blis tools/saturation_sweep.sh            # default: target/release/blis
 #   MODEL=… HARDWARE=… TP=… NUM_REQUESTS=… MU_REQUESTS=… ROUTING=… SEED=… tools/saturation_sweep.sh
@@ -50,12 +51,12 @@ while :; do
         break
     fi
 done
-high=$(awk -v m="$mu" 'BEGIN { printf "%d", 4 * m + 0.5 }')
-printf '# μ ≈ %.2f req/s per instance; 4μ ≈ %d req/s\n\n' "$mu" "$high"
+rate_at() { awk -v m="$mu" -v k="$1" 'BEGIN { printf "%d", k * m + 0.5 }'; }
+printf '# μ ≈ %.2f req/s per instance; 4μ ≈ %d req/s\n\n' "$mu" "$(rate_at 4)"
 
 echo "# TTFT p99 (ms), routing $ROUTING, $NUM_REQUESTS requests"
 printf '%10s %14s %14s %10s\n' "rate" "4 instances" "8 instances" "4→8 ratio"
-for rate in 100 "$high"; do
+for rate in "$(rate_at 2)" "$(rate_at 4)" "$(rate_at 6)"; do
     p4=$(run --num-instances 4 --rate "$rate" --num-requests "$NUM_REQUESTS" --routing-policy "$ROUTING" | jq '.ttft_p99_ms')
     p8=$(run --num-instances 8 --rate "$rate" --num-requests "$NUM_REQUESTS" --routing-policy "$ROUTING" | jq '.ttft_p99_ms')
     ratio=$(awk -v a="$p4" -v b="$p8" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')

@@ -25,7 +25,7 @@ use blis_sim::scenario::Scenario;
 use blis_sim::{preemption, scheduler};
 use serde::Deserialize;
 
-use crate::args::RunArgs;
+use crate::args::{ClusterArgs, EngineArgs};
 use crate::run::CliResult;
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,17 +114,17 @@ const BUNDLE_TIER_SHED_MIN_PRIORITY: i32 = 3;
 
 /// Fills the flags not given on the command line from `--policy-config` (when given), and
 /// returns the bundle-only settings.
-pub fn resolve(args: &RunArgs) -> CliResult<(RunArgs, Extras)> {
-    let mut out = args.clone();
-    let bundle = match &args.cluster.policy_config {
+pub fn resolve(engine: &EngineArgs, cluster: &ClusterArgs) -> CliResult<(EngineArgs, ClusterArgs, Extras)> {
+    let (mut out_engine, mut out_cluster) = (engine.clone(), cluster.clone());
+    let bundle = match &cluster.policy_config {
         Some(path) => load(path)?,
         None => PolicyBundle::default(),
     };
     let mut extras = Extras::default();
     let admission = bundle.admission.unwrap_or_default();
     let routing = bundle.routing.unwrap_or_default();
-    let c = &mut out.cluster;
-    let e = &mut out.engine;
+    let c = &mut out_cluster;
+    let e = &mut out_engine;
     let policy_from_bundle = c.admission_policy.is_none() && admission.policy.is_some();
     fill(&mut c.admission_policy, admission.policy);
     fill(&mut c.token_bucket_capacity, admission.token_bucket_capacity);
@@ -150,7 +150,7 @@ pub fn resolve(args: &RunArgs) -> CliResult<(RunArgs, Extras)> {
             );
         }
     }
-    Ok((out, extras))
+    Ok((out_engine, out_cluster, extras))
 }
 
 fn fill<T>(flag: &mut Option<T>, from_bundle: Option<T>) {

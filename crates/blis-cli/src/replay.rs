@@ -322,17 +322,7 @@ pub fn replay(args: &ReplayArgs) -> CliResult<()> {
     )
 }
 
-/// Applies `--policy-config` to the engine and cluster flags exactly as `blis run` does (the
-/// bundle resolver works on `run`'s flags, so they are assembled from clap's defaults).
+/// Applies `--policy-config` to the engine and cluster flags exactly as `blis run` does.
 fn resolve_policies(args: &ReplayArgs) -> CliResult<(EngineArgs, ClusterArgs, crate::policy_config::Extras)> {
-    use clap::Parser;
-    let parsed = crate::args::Cli::try_parse_from(["blis", "run", "--model", "unused"])
-        .map_err(|e| format!("internal: default run flags: {e}"))?;
-    let crate::args::Command::Run(mut base) = parsed.command else {
-        return Err("internal: default run flags did not parse as `run`".into());
-    };
-    base.engine = args.engine.clone();
-    base.cluster = args.cluster.clone();
-    let (resolved, extras) = crate::policy_config::resolve(&base)?;
-    Ok((resolved.engine, resolved.cluster, extras))
+    crate::policy_config::resolve(&args.engine, &args.cluster)
 }

@@ -345,8 +345,8 @@ pub fn simulate(
 }
 
 pub fn run(args: &RunArgs) -> CliResult<()> {
-    let (args, policy_extras) = crate::policy_config::resolve(args)?;
-    let args = &args;
+    let (engine, cluster, policy_extras) = crate::policy_config::resolve(&args.engine, &args.cluster)?;
+    let args = &RunArgs { engine, cluster, ..args.clone() };
     let engine = resolve_engine(&args.engine)?;
     let mut scenario = build_scenario(args, engine)?;
     policy_extras.apply_to(&mut scenario);
