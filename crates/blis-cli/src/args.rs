@@ -21,6 +21,8 @@ pub enum Command {
     Convert(crate::convert::ConvertArgs),
     /// Merge workload-spec v2 files into one.
     Compose(crate::compose::ComposeArgs),
+    /// Run a grid of `run` configurations in parallel; one result row per configuration.
+    Sweep(crate::sweep::SweepArgs),
 }
 
 /// Flags describing the served model, the hardware and the engine.

@@ -7,6 +7,7 @@ mod convert;
 mod policy_config;
 mod replay;
 mod run;
+mod sweep;
 
 use clap::Parser;
 
@@ -19,6 +20,7 @@ fn main() {
         Command::Replay(args) => replay::replay(args),
         Command::Convert(args) => convert::convert(args),
         Command::Compose(args) => compose::compose(args),
+        Command::Sweep(args) => sweep::sweep(args),
     };
     if let Err(message) = result {
         eprintln!("error: {message}");

@@ -212,6 +212,7 @@ fn token_bucket_rejects_some_and_conserves() {
     assert_eq!(u(&doc, "injected_requests"), 400);
     assert!(rejected > 0 && rejected < 400, "rejected {rejected}");
     assert_eq!(u(&doc, "completed_requests"), 400 - rejected);
+    assert_eq!(doc["shed_by_tier"]["standard"].as_u64(), Some(rejected), "rejections by class");
     assert_conserved(&doc);
     // Cut by a horizon: requests are left everywhere, and every one is still accounted for.
     let mut cut = with_model(&base);

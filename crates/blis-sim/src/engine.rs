@@ -74,6 +74,8 @@ pub struct ClusterCounters {
     /// Requests that arrived (at or before the horizon).
     pub injected: u64,
     pub rejected: u64,
+    /// Admission rejections per SLO class.
+    pub rejected_by_class: std::collections::BTreeMap<&'static str, u64>,
     /// Requests still between arrival and a wait queue when the run ended.
     pub in_transit: u64,
 }
@@ -294,8 +296,10 @@ impl Simulation {
                     candidates: Vec::new(),
                     regret: 0.0,
                 };
+                let class = pending.spec.slo_class.as_str();
                 self.trace(record);
                 self.counters.rejected += 1;
+                *self.counters.rejected_by_class.entry(class).or_insert(0) += 1;
                 let Pending { spec, .. } = self.pending.remove(p);
                 self.finished_total += 1;
                 if let Some(next) = self.source.on_request_done(&spec, now_us, Outcome::Rejected) {

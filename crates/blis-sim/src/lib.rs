@@ -14,6 +14,7 @@ pub mod saturation;
 pub mod scheduler;
 pub mod slab;
 pub mod stats;
+pub mod sweep;
 pub mod trace;
 
 pub use engine::{ClusterOptions, ControlPlane, Progress, SimReport, Simulation};

@@ -83,6 +83,9 @@ pub struct RunDoc {
     /// Jain's index over per-tenant output tokens, (Σx)²/(n·Σx²); 1 when all are zero.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jain_fairness_index: Option<f64>,
+    /// Admission rejections per SLO class (cluster mode, when any).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub shed_by_tier: std::collections::BTreeMap<&'static str, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_summary: Option<TraceSummary>,
     /// `--fitness-weights` evaluation (outputs.md §9.3).
@@ -207,6 +210,7 @@ impl RunDoc {
             per_class,
             per_tenant,
             jain_fairness_index,
+            shed_by_tier: report.counters.rejected_by_class.clone(),
             trace_summary: report.trace.clone(),
             fitness: None,
             saturation: None,
