@@ -86,8 +86,13 @@ impl ModelSpec {
         u64::try_from(total).unwrap_or(u64::MAX)
     }
 
-    /// Bytes of all weights of one replica (`param_count · weight_bytes`).
+    /// Bytes of all weights of one replica. Quantized checkpoints (FP8, 4-bit) keep the token
+    /// embedding and the LM head in the compute dtype, as vLLM loads them.
     pub fn weight_bytes_total(&self) -> f64 {
-        self.param_count() as f64 * self.weight_bytes
+        let vocab_params = self.vocab_size as f64
+            * self.hidden_size as f64
+            * if self.tie_word_embeddings { 1.0 } else { 2.0 };
+        let other = self.param_count() as f64 - vocab_params;
+        other * self.weight_bytes + vocab_params * self.compute_bytes
     }
 }
