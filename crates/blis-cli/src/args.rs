@@ -15,6 +15,8 @@ pub struct Cli {
 pub enum Command {
     /// Simulate a workload on one instance or a cluster and print metrics as JSON.
     Run(Box<RunArgs>),
+    /// Simulate measured vLLM experiments, report the error (MAPE), optionally refit coefficients.
+    Calibrate(Box<crate::calibrate::CalibrateArgs>),
     /// Replay a TraceV2 trace (header YAML + data CSV) through the same engine as `run`.
     Replay(Box<crate::replay::ReplayArgs>),
     /// Emit a built-in workload as workload-spec v2 YAML.
@@ -38,7 +40,7 @@ pub struct EngineArgs {
     #[arg(long)]
     pub tp: Option<u32>,
     /// Step-time model: trained-physics, roofline, blackbox.
-    #[arg(long, default_value = "trained-physics")]
+    #[arg(long, default_value = "blis-physics")]
     pub latency_model: String,
     /// Three α coefficients (µs), comma-separated.
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]

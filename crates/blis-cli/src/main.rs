@@ -2,6 +2,7 @@
 //! library crates.
 
 mod args;
+mod calibrate;
 mod compose;
 mod convert;
 mod policy_config;
@@ -17,6 +18,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(args) => run::run(args),
+        Command::Calibrate(args) => calibrate::calibrate(args),
         Command::Replay(args) => replay::replay(args),
         Command::Convert(args) => convert::convert(args),
         Command::Compose(args) => compose::compose(args),

@@ -73,9 +73,8 @@ pub fn sweep(args: &SweepArgs) -> CliResult<()> {
         .build()
         .map_err(|e| format!("--threads: cannot start {threads} threads: {e}"))?;
     // `collect` keeps index order whatever order the configurations finish in.
-    let rows: Vec<Row> = pool.install(|| {
-        points.into_par_iter().map(|point| Row { outcome: run_point(&point), point }).collect()
-    });
+    let rows: Vec<Row> = pool
+        .install(|| points.into_par_iter().map(|point| Row { outcome: run_point(&point), point }).collect());
     let failed = rows.iter().filter(|r| r.outcome.is_err()).count();
     if failed > 0 {
         eprintln!("warning: {failed} of {} configurations failed (see the error column)", rows.len());

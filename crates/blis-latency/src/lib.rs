@@ -6,6 +6,7 @@
 
 mod arch;
 pub mod blackbox;
+pub mod blis_physics;
 pub mod coefficients;
 mod error;
 pub mod registry;

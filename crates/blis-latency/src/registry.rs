@@ -43,6 +43,7 @@ pub fn build(
         "trained-physics" => Ok(Box::new(build_trained_physics(model, gpu, tp, overrides)?)),
         "roofline" => Ok(Box::new(build_roofline(model, gpu, tp, overrides)?)),
         "blackbox" => Ok(Box::new(build_blackbox(model, gpu, tp, overrides)?)),
+        "blis-physics" => Ok(Box::new(crate::blis_physics::build(model, gpu, tp, overrides)?)),
         _ => Err(LatencyError::UnknownModel { name: name.to_string(), accepted: LATENCY_MODELS }),
     }
 }

@@ -1,0 +1,178 @@
+//! `blis calibrate`: simulate the measured vLLM experiments, compare, report, optionally refit.
+
+use std::path::PathBuf;
+
+use blis_calibrate::experiment::{RunConfig, run_all};
+use blis_calibrate::fit::{NmOptions, coefficients_yaml, comparisons, fit};
+use blis_calibrate::metrics::Metric;
+use blis_calibrate::report::{ModelRun, reference_run, render};
+use blis_calibrate::{Experiment, Measurements};
+use blis_latency::LatencyOverrides;
+use clap::Args;
+
+use crate::run::CliResult;
+
+#[derive(Args, Debug, Clone)]
+pub struct CalibrateArgs {
+    /// Measurements JSON (e.g. shared/calibration/vllm-h100-measurements.json).
+    #[arg(long)]
+    pub measurements: PathBuf,
+    /// Step-time model to evaluate (and fit).
+    #[arg(long, default_value = "blis-physics")]
+    pub latency_model: String,
+    /// YAML file with coefficient sets (as `blis run --coefficients-file`).
+    #[arg(long)]
+    pub coefficients_file: Option<PathBuf>,
+    /// Three α coefficients (µs), comma-separated.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub alpha_coeffs: Option<Vec<f64>>,
+    /// β coefficients, comma-separated.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub beta_coeffs: Option<Vec<f64>>,
+    /// Read every experiment's config.json from this directory instead of the bundled config.
+    #[arg(long)]
+    pub model_config_folder: Option<PathBuf>,
+    /// Also evaluate these latency models (their default coefficients) in the report.
+    #[arg(long, value_delimiter = ',')]
+    pub compare: Vec<String>,
+    /// Only these experiment ids (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Write the markdown report here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Refit the model's α and β (Nelder–Mead over the simulated MAPE) and write them as YAML here.
+    #[arg(long)]
+    pub fit: Option<PathBuf>,
+    /// Evaluation budget of the fit (each evaluation simulates every experiment).
+    #[arg(long, default_value_t = 600)]
+    pub max_evals: usize,
+}
+
+fn print_run(experiments: &[Experiment], run: &ModelRun) {
+    println!("== {} ==", run.name);
+    println!(
+        "{:<18} {:<44} {:>17} {:>17} {:>17} {:>19} {:>19} {:>19} {:>15}",
+        "experiment", "", "TTFT mean", "TTFT p90", "TTFT p99", "E2E mean", "E2E p90", "E2E p99", "ITL mean"
+    );
+    for (e, c) in experiments.iter().zip(&run.rows) {
+        let cells: Vec<String> = Metric::ALL
+            .iter()
+            .map(|&m| format!("{:.1}/{:.1}", m.get(&c.predicted), m.get(&c.measured)))
+            .collect();
+        println!(
+            "{:<18} {:<44} {:>17} {:>17} {:>17} {:>19} {:>19} {:>19} {:>15}",
+            e.id, c.label, cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]
+        );
+    }
+    let s = run.summary();
+    let mapes: Vec<String> = Metric::ALL.iter().map(|&m| format!("{} {:.1}%", m.name(), s.mape(m))).collect();
+    println!("MAPE (simulated/measured ms above): {} | objective {:.2}%\n", mapes.join(", "), s.objective());
+}
+
+fn simulate(experiments: &[Experiment], name: &str, cfg: &RunConfig) -> CliResult<ModelRun> {
+    let sims = run_all(experiments, cfg)?;
+    Ok(ModelRun { name: name.into(), rows: comparisons(experiments, &sims) })
+}
+
+pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
+    let m = Measurements::load(&args.measurements)?;
+    let experiments: Vec<Experiment> = if args.only.is_empty() {
+        m.experiments
+    } else {
+        m.experiments.into_iter().filter(|e| args.only.contains(&e.id)).collect()
+    };
+    if experiments.is_empty() {
+        return Err("--only: no experiment matches".into());
+    }
+    let cfg = RunConfig {
+        latency_model: args.latency_model.clone(),
+        overrides: LatencyOverrides {
+            alpha: args.alpha_coeffs.clone(),
+            beta: args.beta_coeffs.clone(),
+            coefficients_file: args.coefficients_file.clone(),
+        },
+        model_config_folder: args.model_config_folder.clone(),
+    };
+    let mut runs = vec![reference_run(&experiments)];
+    for other in &args.compare {
+        let other_cfg = RunConfig {
+            latency_model: other.clone(),
+            overrides: LatencyOverrides::default(),
+            model_config_folder: args.model_config_folder.clone(),
+        };
+        runs.push(simulate(&experiments, other, &other_cfg)?);
+    }
+    let main_run = simulate(&experiments, &args.latency_model, &cfg)?;
+    runs.push(main_run);
+    if let Some(out) = &args.fit {
+        let (alpha0, beta0) = starting_point(&cfg)?;
+        let opt = NmOptions { max_evals: args.max_evals, ..NmOptions::default() };
+        let result = fit(&experiments, &cfg, alpha0, &beta0, opt, |line| eprintln!("fit: {line}"))?;
+        let names: Vec<&str> = match args.latency_model.as_str() {
+            "blis-physics" => blis_latency::blis_physics::BETA_NAMES.to_vec(),
+            "trained-physics" => blis_latency::BASIS_NAMES.to_vec(),
+            _ => Vec::new(),
+        };
+        let yaml = coefficients_yaml(&args.latency_model, &result, &names);
+        std::fs::write(out, &yaml).map_err(|e| format!("--fit: cannot write {}: {e}", out.display()))?;
+        eprintln!("fit: wrote {}", out.display());
+        let fitted = RunConfig {
+            overrides: LatencyOverrides {
+                alpha: Some(result.alpha.to_vec()),
+                beta: Some(result.beta.clone()),
+                coefficients_file: None,
+            },
+            ..cfg.clone()
+        };
+        runs.push(simulate(&experiments, &format!("{} (fitted)", args.latency_model), &fitted)?);
+    }
+    for run in &runs {
+        print_run(&experiments, run);
+    }
+    if let Some(path) = &args.report {
+        let rest: Vec<String> = std::env::args().skip(1).map(shell_word).collect();
+        let command = format!("blis {}", rest.join(" "));
+        let preamble = format!(
+            "Generated by `blis calibrate` (crates/blis-calibrate) from {} real vLLM runs. Regenerate with:\n\n\
+             ```\n{command}\n```\n\nEach experiment is simulated exactly as `blis run` would simulate it \
+             (`--total-kv-blocks` from vLLM, `--seed 42`, prefix caching on, Poisson stages).",
+            experiments.len()
+        );
+        let text = render("BLIS accuracy against real vLLM (H100)", &preamble, &experiments, &runs);
+        std::fs::write(path, text).map_err(|e| format!("--report: cannot write {}: {e}", path.display()))?;
+        eprintln!("report: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The coefficients the model currently uses (after overrides): the fit starts there.
+fn starting_point(cfg: &RunConfig) -> CliResult<([f64; 3], Vec<f64>)> {
+    let o = &cfg.overrides;
+    let file = match &o.coefficients_file {
+        Some(p) => blis_latency::CoefficientFile::load(p).map_err(|e| e.to_string())?,
+        None => blis_latency::coefficients::shipped().clone(),
+    };
+    let set_name = match cfg.latency_model.as_str() {
+        "blis-physics" if file.trained_physics.contains_key(blis_latency::blis_physics::COEFFICIENT_SET) => {
+            blis_latency::blis_physics::COEFFICIENT_SET.to_string()
+        }
+        "trained-physics" | "blis-physics" => file.default.clone(),
+        other => {
+            return Err(format!(
+                "--fit: fitting is supported for trained-physics and blis-physics, not {other}"
+            ));
+        }
+    };
+    let set = file.set(&set_name).map_err(|e| e.to_string())?;
+    let alpha = match &o.alpha {
+        Some(a) => a.as_slice().try_into().map_err(|_| "--alpha-coeffs needs 3 values".to_string())?,
+        None => set.alpha,
+    };
+    let beta = o.beta.clone().unwrap_or_else(|| set.beta.clone());
+    Ok((alpha, beta))
+}
+
+fn shell_word(w: String) -> String {
+    if w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:".contains(c)) { w } else { format!("'{w}'") }
+}

@@ -1,0 +1,64 @@
+//! `blis calibrate` simulates an experiment exactly as the equivalent `blis run` command line.
+
+use std::process::Command;
+
+use blis_calibrate::Measurements;
+use blis_calibrate::experiment::{RunConfig, cli_args, run_experiment, workload_yaml};
+
+const MEASUREMENTS: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../blis-calibrate/data/vllm-h100-measurements.json");
+
+#[test]
+fn tool_and_blis_run_give_the_same_metrics() {
+    let m = Measurements::load(std::path::Path::new(MEASUREMENTS)).unwrap();
+    // A small one (1 200 requests) and a multi-stage TP>1 one.
+    for (id, model) in [("66", "trained-physics"), ("62", "blis-physics")] {
+        let e = m.experiments.iter().find(|e| e.id == id).unwrap();
+        let cfg = RunConfig { latency_model: model.into(), ..RunConfig::default() };
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("spec.yaml");
+        std::fs::write(&spec, workload_yaml(e)).unwrap();
+        let out = dir.path().join("out.json");
+        let mut args = vec!["run".to_string()];
+        args.extend(cli_args(e, &cfg, spec.to_str().unwrap()));
+        args.extend([
+            "--metrics-path".into(),
+            out.to_str().unwrap().into(),
+            "--progress".into(),
+            "never".into(),
+        ]);
+        let status = Command::new(env!("CARGO_BIN_EXE_blis")).args(&args).output().unwrap();
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        let from_cli: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let tool = run_experiment(e, &cfg).unwrap();
+        let from_tool = serde_json::to_value(&tool.doc).unwrap();
+        assert_same(&from_cli, &from_tool, &format!("experiment {id} with {model}"));
+        assert_eq!(tool.completed, e.workload.num_requests);
+    }
+}
+
+/// Equal documents; numbers within 1e-12 relative (serde_json's default float parsing is not
+/// exactly round-trip, so the CLI's printed numbers may differ in the last bit).
+fn assert_same(a: &serde_json::Value, b: &serde_json::Value, at: &str) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!((x - y).abs() <= 1e-12 * x.abs().max(y.abs()), "{at}: {x} != {y}");
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>(), "{at}");
+            for (k, v) in x {
+                assert_same(v, &y[k], &format!("{at}.{k}"));
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{at}");
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                assert_same(v, w, &format!("{at}[{i}]"));
+            }
+        }
+        _ => assert_eq!(a, b, "{at}"),
+    }
+}
