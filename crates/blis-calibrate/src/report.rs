@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(rows[0], vec!["TTFT mean (ms)", "10.0", "12.0", "20.0"]);
         assert_eq!(rows[3], vec!["E2E mean (ms)", "1000", "1200", "20.0"]);
         assert_eq!(rows[6], vec!["ITL mean (ms)", "2.50", "3.00", "20.0"]);
-        assert!(experiment_rows("nope", &[run.clone()]).is_empty());
+        assert!(experiment_rows("nope", std::slice::from_ref(&run)).is_empty());
         let sum = summary_rows(&[run]);
         assert_eq!(sum[0][..3], ["m".to_string(), "1".into(), "20.0".into()]);
         assert_eq!(sum[0].last().unwrap(), "20.0");
