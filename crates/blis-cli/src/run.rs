@@ -308,14 +308,16 @@ pub fn simulate(
         None => None,
     };
     let sim = scenario.build(source, sink)?;
+    let terminal = std::io::stderr().is_terminal();
     let show = match progress {
-        "auto" => std::io::stderr().is_terminal(),
+        "auto" => terminal,
         "always" => true,
         "never" => false,
         other => return Err(format!("--progress: unknown '{other}' (accepted: auto, always, never)")),
     };
     let started = std::time::Instant::now();
-    let bar = show.then(|| {
+    // On a terminal a live bar; elsewhere (`--progress always` into a log) a line every ~2 s.
+    let bar = (show && terminal).then(|| {
         let bar = indicatif::ProgressBar::with_draw_target(expected, indicatif::ProgressDrawTarget::stderr());
         bar.set_style(
             indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} requests done · {msg}")
@@ -323,18 +325,25 @@ pub fn simulate(
         );
         bar
     });
+    let mut next_line_s = 2.0;
     let report = sim
         .run(|p| {
-            if let Some(bar) = &bar
-                && started.elapsed().as_secs_f64() > 2.0
-            {
+            let elapsed_s = started.elapsed().as_secs_f64();
+            if !show || elapsed_s <= 2.0 {
+                return;
+            }
+            let status = format!(
+                "sim time {:.1} s · {:.2} M events/s",
+                p.now_us as f64 / 1e6,
+                p.events as f64 / elapsed_s / 1e6
+            );
+            if let Some(bar) = &bar {
                 bar.set_position(p.finished);
-                let rate = p.events as f64 / started.elapsed().as_secs_f64();
-                bar.set_message(format!(
-                    "sim time {:.1} s · {:.2} M events/s",
-                    p.now_us as f64 / 1e6,
-                    rate / 1e6
-                ));
+                bar.set_message(status);
+            } else if elapsed_s >= next_line_s {
+                next_line_s = elapsed_s + 2.0;
+                let total = expected.map_or(String::new(), |n| format!("/{n}"));
+                eprintln!("progress: {}{total} requests done · {status}", p.finished);
             }
         })
         .map_err(|e| format!("--trace-output: write failed: {e}"))?;
