@@ -415,3 +415,28 @@ fn bad_cluster_input_is_one_clear_line() {
     assert_rejected(&n4(&["--policy-config", &bad_scorer]), "routing.scorers[0].name");
     assert_rejected(&n4(&["--policy-config", "/nonexistent/policies.yaml"]), "--policy-config");
 }
+
+#[test]
+fn trace_output_writes_one_json_line_per_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decisions.jsonl");
+    let p = path.to_str().unwrap();
+    let args =
+        ["--num-instances", "3", "--rate", "50", "--num-requests", "40", "--routing-policy", "weighted"];
+    let mut with_trace = with_model(&args);
+    with_trace.extend_from_slice(&["--trace-output", p, "--counterfactual-k", "2"]);
+    run_ok(&with_trace);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 40);
+    for (k, record) in lines.iter().enumerate() {
+        assert!(record["time_us"].as_u64().is_some());
+        assert!(record["request_id"].as_u64().is_some());
+        let chosen = record["chosen"].as_u64().unwrap() as usize;
+        let scores = record["scores"].as_array().unwrap();
+        assert_eq!(scores.len(), 3, "decision {k}");
+        let best = scores.iter().map(|s| s.as_f64().unwrap()).fold(f64::MIN, f64::max);
+        assert_eq!(scores[chosen].as_f64().unwrap(), best, "weighted picks the argmax");
+        assert_eq!(record["candidates"].as_array().unwrap().len(), 2);
+    }
+}

@@ -293,6 +293,7 @@ impl Simulation {
                     reason: Some(reason),
                     chosen: None,
                     chosen_score: None,
+                    scores: None,
                     candidates: Vec::new(),
                     regret: 0.0,
                 };
@@ -346,6 +347,7 @@ impl Simulation {
                 reason: None,
                 chosen: Some(target),
                 chosen_score: Some(scores[target]),
+                scores: decision.scores.clone(),
                 candidates,
                 regret,
             }

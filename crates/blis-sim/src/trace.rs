@@ -25,6 +25,9 @@ pub struct DecisionRecord {
     pub chosen: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chosen_score: Option<f64>,
+    /// Every candidate's score, by instance index, when the policy scores candidates (weighted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scores: Option<Vec<f64>>,
     /// The top-K candidates by score (K = `--counterfactual-k`), best first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<Candidate>,
