@@ -6,6 +6,7 @@
 #   tools/bench.sh S1 S2           # a subset
 #   tools/bench.sh --quick         # scaled down: S2 100k, S3 500k requests (CI smoke)
 #   tools/bench.sh --no-build --bin path/to/blis S1   # measure a given binary
+#   tools/bench.sh --baseline /work/baseline-blis      # also run this binary, print new/old ratios
 #   BENCH_TASKSET="taskset -c 1" tools/bench.sh       # pin to one core
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,12 +14,14 @@ cd "$(dirname "$0")/.."
 quick=0
 build=1
 bin=""
+baseline=""
 scenarios=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --no-build) build=0 ;;
     --bin) bin="$2"; shift ;;
+    --baseline) baseline="$2"; shift ;;
     S1|S2|S3) scenarios+=("$1") ;;
     -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
@@ -45,20 +48,35 @@ if [ "$quick" = 1 ]; then
   s3_requests=500000
 fi
 
-run() { # name target requests flags...
-  local name="$1" target="$2" requests="$3"
-  shift 3
+once() { # binary name target requests flags... → prints a line, sets $last_wall
+  local b="$1" name="$2" target="$3" requests="$4"
+  shift 4
   local out stats
   out="$(mktemp)"
   stats="$(mktemp)"
-  ${BENCH_TASKSET:-} /usr/bin/time -f "%e %M" -o "$stats" "$bin" run "${common[@]}" "$@" > "$out"
+  ${BENCH_TASKSET:-} /usr/bin/time -f "%e %M" -o "$stats" "$b" run "${common[@]}" "$@" > "$out"
   local wall rss_kb completed
   read -r wall rss_kb < "$stats"
   completed="$(grep -m1 '"completed_requests"' "$out" | tr -dc '0-9')"
   awk -v n="$name" -v w="$wall" -v r="$rss_kb" -v c="$completed" -v q="$requests" -v t="$target" 'BEGIN {
-    printf "%-3s wall %7.2f s  peak RSS %7.1f MiB  %9d requests  %10.0f sim req/s  completed %d  (target %s)\n",
+    printf "%-8s wall %7.2f s  peak RSS %7.1f MiB  %9d requests  %10.0f sim req/s  completed %d  (target %s)\n",
       n, w, r / 1024, q, (w > 0 ? q / w : 0), c, t }'
+  last_wall="$wall"
   rm -f "$out" "$stats"
+}
+
+run() { # name target requests flags...
+  local name="$1" target="$2" requests="$3"
+  shift 3
+  if [ -n "$baseline" ]; then
+    once "$baseline" "$name-base" "$target" "$requests" "$@"
+    local old="$last_wall"
+    once "$bin" "$name" "$target" "$requests" "$@"
+    awk -v n="$name" -v a="$old" -v b="$last_wall" 'BEGIN {
+      printf "%-8s new/old wall ratio %.2f\n", n, (a > 0 ? b / a : 0) }'
+  else
+    once "$bin" "$name" "$target" "$requests" "$@"
+  fi
 }
 
 for s in "${scenarios[@]}"; do

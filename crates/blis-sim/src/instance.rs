@@ -4,7 +4,9 @@
 //! the KV cache for blocks through `KvCache::allocate`/`release` only. State changes of a step
 //! apply at its start time `now`; latencies are stamped at its end `now + step_time`.
 
-use std::collections::VecDeque;
+use std::cell::Cell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use blis_latency::{LatencyModel, PrefillChunk, StepShape};
@@ -60,6 +62,54 @@ pub enum Enqueued {
     TimedOut,
 }
 
+thread_local! {
+    static FORCE_EXACT_STEPS: Cell<bool> = Cell::new(std::env::var_os("BLIS_EXACT_STEPS").is_some_and(|v| v != "0"));
+}
+
+/// Makes instances created afterwards on this thread always take the exact per-request step
+/// (no lockstep decode). For tests comparing both paths; the environment variable
+/// `BLIS_EXACT_STEPS=1` sets the default.
+pub fn force_exact_steps(on: bool) {
+    FORCE_EXACT_STEPS.with(|f| f.set(on));
+}
+
+/// Exact steps taken after a step that could not use the lockstep path, before trying again
+/// (re-entering lockstep costs a pass over the batch).
+const EXACT_STEPS_AFTER_FALLBACK: u32 = 8;
+
+/// A due event of a lockstep member: (lockstep clock, admission seq, member token, handle).
+/// Popping in heap order yields a clock's events in batch order.
+type Due = Reverse<(u64, u64, u64, ReqId)>;
+
+/// Lockstep decode state. In steady state every decoding request advances one token per step
+/// and shares the step's ITL, so decoders are not touched per step: the instance keeps a clock
+/// of lockstep steps and the cumulative ITL, members keep their values at the clock they joined,
+/// and a member is visited only when something happens to it — its KV needs a block or seals
+/// one (`form_due`), it completes (`done_due`), times out, or a step needs the exact path.
+#[derive(Default)]
+struct Lockstep {
+    active: bool,
+    /// Never enter lockstep (tests; `BLIS_EXACT_STEPS`).
+    disabled: bool,
+    exact_left: u32,
+    clock: u64,
+    itl_cum: u64,
+    members: u32,
+    /// Σ progress of the members at `clock` (the step shape's decode context).
+    context_sum: u64,
+    by_class: [u64; 5],
+    next_token: u64,
+    form_due: BinaryHeap<Due>,
+    done_due: BinaryHeap<Due>,
+    /// Running requests still in prefill, in batch order.
+    prefilling: Vec<ReqId>,
+    prefill_buf: Vec<ReqId>,
+    scratch: Vec<(u64, ReqId)>,
+    retired: Vec<ReqId>,
+    fast_steps: u64,
+    fallbacks: [u64; 3],
+}
+
 pub struct Instance {
     pub index: usize,
     config: InstanceConfig,
@@ -72,6 +122,9 @@ pub struct Instance {
     running: Vec<ReqId>,
     /// Reused buffer: the shape of the step being executed.
     shape: StepShape,
+    /// Admission counter (`LiveRequest::seq`).
+    next_seq: u64,
+    lock: Lockstep,
     pub metrics: Metrics,
 }
 
@@ -96,6 +149,8 @@ impl Instance {
             waiting: VecDeque::new(),
             running: Vec::new(),
             shape: StepShape::default(),
+            next_seq: 0,
+            lock: Lockstep { disabled: FORCE_EXACT_STEPS.with(Cell::get), ..Lockstep::default() },
             metrics,
         }
     }
@@ -160,11 +215,29 @@ impl Instance {
     pub fn step(&mut self, now_us: u64, finished: &mut Vec<Finished>) -> u64 {
         self.metrics.steps += 1;
         self.scheduler.order(&mut self.waiting, &self.requests);
-        // Batch formation also builds the step's shape (one pass over the batch).
-        self.form_batch(now_us);
+        if !self.lock.active && !self.lock.disabled {
+            if self.lock.exact_left > 0 {
+                self.lock.exact_left -= 1;
+            } else {
+                self.enter_lockstep();
+            }
+        }
+        let fast = self.lock.active && self.form_fast(now_us);
+        if !fast {
+            if self.lock.active {
+                self.leave_lockstep();
+                self.lock.exact_left = EXACT_STEPS_AFTER_FALLBACK;
+            }
+            // Batch formation also builds the step's shape (one pass over the batch).
+            self.form_batch(now_us);
+        }
         let step_us = if self.shape.is_empty() { 1 } else { self.latency.step_time_us(&self.shape).max(1) };
         let end_us = now_us + step_us;
-        self.execute_and_complete(end_us, step_us, finished);
+        if fast {
+            self.execute_fast(end_us, step_us, finished);
+        } else {
+            self.execute_and_complete(end_us, step_us, finished);
+        }
         self.metrics.peak_kv_blocks = self.metrics.peak_kv_blocks.max(self.kv.used_blocks());
         self.metrics.end_us = self.metrics.end_us.max(end_us);
 
@@ -237,9 +310,15 @@ impl Instance {
             }
         }
 
+        if !preempted {
+            self.admit(now_us, budget);
+        }
+    }
+
+    /// Admits new requests from the queue head while budget, batch room and blocks allow.
+    fn admit(&mut self, now_us: u64, mut budget: u32) {
         let bs = self.config.block_size_tokens;
-        while !preempted
-            && budget > 0
+        while budget > 0
             && (self.running.len() as u32) < self.config.max_running_reqs
             && let Some(&id) = self.waiting.front()
         {
@@ -263,10 +342,286 @@ impl Instance {
             r.new_tokens = n;
             r.cached_prompt_tokens = start;
             r.scheduling_delay_us = Some(now_us.saturating_sub(r.spec.arrival_us));
+            r.seq = self.next_seq;
+            self.next_seq += 1;
             self.metrics.prompt_tokens_cached += u64::from(start);
             Self::add_to_shape(&mut self.shape, r);
             self.running.push(id);
+            if self.lock.active {
+                self.lock.prefilling.push(id);
+            }
             budget -= n;
+        }
+    }
+
+    /// Progress at which a decoding request leaves the batch: its last output token, or the
+    /// context limit.
+    fn end_progress(&self, r: &LiveRequest) -> u32 {
+        let done = r.done_at_progress();
+        let mml = self.config.max_model_len;
+        if mml > 0 { done.min(mml - 1) } else { done }
+    }
+
+    /// Starts lockstep decode: every decoding request joins, prefilling ones are listed.
+    fn enter_lockstep(&mut self) {
+        debug_assert!(self.lock.members == 0 && self.lock.prefilling.is_empty());
+        self.lock.active = true;
+        for k in 0..self.running.len() {
+            let id = self.running[k];
+            if self.requests[id].in_prefill() {
+                self.lock.prefilling.push(id);
+            } else {
+                self.join(id);
+            }
+        }
+    }
+
+    /// Ends lockstep decode: every member's explicit state is brought up to date.
+    fn leave_lockstep(&mut self) {
+        let (clock, itl_cum) = (self.lock.clock, self.lock.itl_cum);
+        for &id in &self.running {
+            let r = &mut self.requests[id];
+            if r.lock_token != 0 {
+                Self::sync(r, clock, itl_cum);
+                r.lock_token = 0;
+            }
+        }
+        let lock = &mut self.lock;
+        lock.active = false;
+        lock.members = 0;
+        lock.context_sum = 0;
+        lock.by_class = [0; 5];
+        lock.form_due.clear();
+        lock.done_due.clear();
+        lock.prefilling.clear();
+    }
+
+    /// Brings a member's explicit progress and ITL up to lockstep clock `clock`.
+    #[inline]
+    fn sync(r: &mut LiveRequest, clock: u64, itl_cum: u64) {
+        let d = clock - r.lock_clock0;
+        r.progress_tokens += d as u32;
+        r.itl_samples += d as u32;
+        r.itl_sum_us += itl_cum - r.lock_itl0;
+        r.lock_clock0 = clock;
+        r.lock_itl0 = itl_cum;
+    }
+
+    /// Lockstep clock of a member's next KV event: the step whose token fills its last block
+    /// (seal) or needs a new one.
+    fn next_form_due(&self, r: &LiveRequest) -> u64 {
+        let slots = r.kv.num_blocks() as u32 * self.config.block_size_tokens;
+        self.lock.clock + u64::from((slots.max(1) - 1).saturating_sub(r.progress_tokens))
+    }
+
+    /// Makes decoding request `id` (explicit state current) a member as of the current clock.
+    fn join(&mut self, id: ReqId) {
+        let end = self.end_progress(&self.requests[id]);
+        let form = self.next_form_due(&self.requests[id]);
+        let lock = &mut self.lock;
+        let r = &mut self.requests[id];
+        debug_assert!(!r.in_prefill() && r.progress_tokens < end);
+        lock.next_token += 1;
+        r.lock_token = lock.next_token;
+        r.lock_clock0 = lock.clock;
+        r.lock_itl0 = lock.itl_cum;
+        lock.members += 1;
+        lock.context_sum += u64::from(r.progress_tokens);
+        lock.by_class[r.spec.slo_class as usize] += 1;
+        let done = lock.clock + u64::from(end - 1 - r.progress_tokens);
+        lock.form_due.push(Reverse((form, r.seq, r.lock_token, id)));
+        lock.done_due.push(Reverse((done, r.seq, r.lock_token, id)));
+    }
+
+    /// Removes member `id` (explicit state brought current).
+    fn unjoin(&mut self, id: ReqId) {
+        let r = &mut self.requests[id];
+        Self::sync(r, self.lock.clock, self.lock.itl_cum);
+        r.lock_token = 0;
+        self.lock.members -= 1;
+        self.lock.context_sum -= u64::from(r.progress_tokens);
+        self.lock.by_class[r.spec.slo_class as usize] -= 1;
+    }
+
+    /// Pops the valid entries of `heap` due at or before `clock` into `out`, in batch order.
+    fn pop_due(
+        heap: &mut BinaryHeap<Due>,
+        clock: u64,
+        requests: &Slab<LiveRequest>,
+        out: &mut Vec<(u64, ReqId)>,
+    ) {
+        out.clear();
+        while let Some(&Reverse((at, seq, token, id))) = heap.peek() {
+            if at > clock {
+                break;
+            }
+            heap.pop();
+            if requests.get(id).is_some_and(|r| r.lock_token == token) {
+                debug_assert_eq!(at, clock, "missed lockstep event");
+                out.push((seq, id));
+            }
+        }
+    }
+
+    /// Batch formation in lockstep: valid only when it is guaranteed to equal `form_batch` —
+    /// every running request gets its whole demand within the budget (so batch order cannot
+    /// starve anyone) and the free blocks cover every allocation (so nobody is preempted).
+    /// Returns false, having changed nothing but the due heaps, when that does not hold.
+    fn form_fast(&mut self, now_us: u64) -> bool {
+        let budget = self.config.max_scheduled_tokens;
+        let mut demand = u64::from(self.lock.members);
+        let mut blocks = 0u32;
+        for &id in &self.lock.prefilling {
+            let r = &self.requests[id];
+            let n = self.clamp_chunk(r.input_tokens - r.progress_tokens, budget, r.progress_tokens);
+            if n == 0 {
+                self.lock.fallbacks[0] += 1;
+                return false;
+            }
+            demand += u64::from(n);
+            blocks += self.kv.new_blocks_needed(&r.kv, r.progress_tokens + n);
+        }
+        if demand > u64::from(budget) {
+            self.lock.fallbacks[1] += 1;
+            return false;
+        }
+        let clock = self.lock.clock;
+        let mut due = std::mem::take(&mut self.lock.scratch);
+        Self::pop_due(&mut self.lock.form_due, clock, &self.requests, &mut due);
+        let bs = self.config.block_size_tokens;
+        for &(_, id) in &due {
+            let r = &self.requests[id];
+            let progress = r.progress_tokens + (clock - r.lock_clock0) as u32;
+            blocks += (progress + 1).saturating_sub(r.kv.num_blocks() as u32 * bs).div_ceil(bs);
+        }
+        if blocks > self.kv.free_blocks() {
+            self.lock.fallbacks[2] += 1;
+            self.lock.scratch = due;
+            return false;
+        }
+
+        // Allocate in batch order: members with a KV event, and prefilling requests.
+        self.shape.clear();
+        let (mut a, mut b) = (0, 0);
+        while a < due.len() || b < self.lock.prefilling.len() {
+            let pre = self.lock.prefilling.get(b).copied();
+            let take_due = match (due.get(a), pre) {
+                (Some(&(seq, _)), Some(p)) => seq < self.requests[p].seq,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if take_due {
+                let id = due[a].1;
+                a += 1;
+                let r = &mut self.requests[id];
+                Self::sync(r, clock, self.lock.itl_cum);
+                r.kv.sync_tokens(r.progress_tokens, bs);
+                let ok =
+                    self.kv.allocate(&mut r.kv, &r.sequence, &r.prompt_hashes, &[], r.progress_tokens + 1);
+                debug_assert!(ok, "lockstep allocation failed after the capacity check");
+                // Next event: counted from the next step's progress.
+                let slots = r.kv.num_blocks() as u32 * bs;
+                let next = clock + 1 + u64::from((slots - 1).saturating_sub(r.progress_tokens + 1));
+                self.lock.form_due.push(Reverse((next, r.seq, r.lock_token, id)));
+            } else {
+                let id = pre.expect("checked");
+                b += 1;
+                let r = &self.requests[id];
+                let n = self.clamp_chunk(r.input_tokens - r.progress_tokens, budget, r.progress_tokens);
+                let r = &mut self.requests[id];
+                let ok =
+                    self.kv.allocate(&mut r.kv, &r.sequence, &r.prompt_hashes, &[], r.progress_tokens + n);
+                debug_assert!(ok, "lockstep allocation failed after the capacity check");
+                r.new_tokens = n;
+                Self::add_to_shape(&mut self.shape, r);
+            }
+        }
+        self.lock.scratch = due;
+        self.shape.decode_requests = self.lock.members;
+        self.shape.decode_context_tokens = self.lock.context_sum;
+        self.admit(now_us, budget - demand as u32);
+        self.lock.fast_steps += 1;
+        true
+    }
+
+    /// `execute_and_complete` for a step formed by `form_fast`: advances the lockstep clock,
+    /// then visits only prefilling requests and members that complete, in batch order.
+    fn execute_fast(&mut self, end_us: u64, step_us: u64, finished: &mut Vec<Finished>) {
+        let otpt_us = self.latency.output_token_processing_time_us();
+        let itl_us = step_us + otpt_us;
+        let clock = self.lock.clock;
+        let decoders = u64::from(self.lock.members);
+        let decoders_by_class = self.lock.by_class;
+        self.lock.clock += 1;
+        self.lock.itl_cum += itl_us;
+        self.lock.context_sum += decoders;
+
+        let mut due = std::mem::take(&mut self.lock.scratch);
+        Self::pop_due(&mut self.lock.done_due, clock, &self.requests, &mut due);
+        let mut retired = std::mem::take(&mut self.lock.retired);
+        retired.clear();
+        let prefilling = std::mem::take(&mut self.lock.prefilling);
+        let mut still = std::mem::take(&mut self.lock.prefill_buf);
+        still.clear();
+        let (mut a, mut b) = (0, 0);
+        while a < due.len() || b < prefilling.len() {
+            let pre = prefilling.get(b).copied();
+            let take_due = match (due.get(a), pre) {
+                (Some(&(seq, _)), Some(p)) => seq < self.requests[p].seq,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            let id = if take_due {
+                let id = due[a].1;
+                a += 1;
+                self.unjoin(id);
+                id
+            } else {
+                let id = pre.expect("checked");
+                b += 1;
+                let r = &mut self.requests[id];
+                r.progress_tokens += r.new_tokens;
+                r.computed_prompt_tokens += u64::from(r.new_tokens);
+                self.metrics.prompt_tokens_computed += u64::from(r.new_tokens);
+                if r.progress_tokens == r.input_tokens && r.ttft_us.is_none() {
+                    r.ttft_us = Some(end_us + otpt_us - r.spec.arrival_us);
+                }
+                id
+            };
+            let r = &self.requests[id];
+            let done = r.progress_tokens >= r.done_at_progress();
+            let mml = self.config.max_model_len;
+            let capped = !done && mml > 0 && r.progress_tokens >= mml - 1;
+            debug_assert!(!take_due || done || capped, "lockstep completion at the wrong progress");
+            if done || capped {
+                if capped {
+                    self.metrics.length_capped += 1;
+                }
+                let f = self.retire(id, end_us, Outcome::Completed);
+                finished.push(f);
+                retired.push(id);
+            } else if r.in_prefill() {
+                still.push(id);
+            } else {
+                self.join(id);
+            }
+        }
+        if !retired.is_empty() {
+            self.running.retain(|id| !retired.contains(id));
+        }
+        self.lock.prefilling = still;
+        self.lock.prefill_buf = prefilling;
+        self.lock.scratch = due;
+        self.lock.retired = retired;
+
+        self.metrics.all.itl.add(itl_us, decoders);
+        if self.config.track_classes {
+            for class in blis_workload::SloClass::ALL {
+                let n = decoders_by_class[class as usize];
+                if n > 0 {
+                    self.metrics.by_class.entry(class).or_default().itl.add(itl_us, n);
+                }
+            }
         }
     }
 
@@ -438,6 +793,13 @@ impl Instance {
                 self.waiting.remove(pos);
             }
             Phase::Running => {
+                if self.lock.active {
+                    if self.requests[id].lock_token != 0 {
+                        self.unjoin(id);
+                    } else if let Some(k) = self.lock.prefilling.iter().position(|&p| p == id) {
+                        self.lock.prefilling.remove(k);
+                    }
+                }
                 let pos = self.running.iter().position(|&w| w == id).expect("running request not in batch");
                 self.running.remove(pos);
             }
@@ -448,6 +810,12 @@ impl Instance {
     /// Closes the books at the end of the run: what is still queued or running is counted,
     /// and first tokens already produced are recorded.
     pub fn finalize(&mut self, horizon_us: u64) {
+        if std::env::var_os("BLIS_LOCK_STATS").is_some() {
+            eprintln!(
+                "instance {}: {} steps, {} lockstep, fallbacks (chunk, budget, kv) {:?}",
+                self.index, self.metrics.steps, self.lock.fast_steps, self.lock.fallbacks
+            );
+        }
         self.metrics.still_queued = self.waiting.len() as u64;
         self.metrics.still_running = self.running.len() as u64;
         for &id in self.waiting.iter().chain(self.running.iter()) {

@@ -79,6 +79,13 @@ impl KvAlloc {
     pub fn is_empty(&self) -> bool {
         self.blocks.is_empty()
     }
+
+    /// Brings the written-slot count up to date for a request whose in-block growth was not
+    /// reported token by token (lockstep decode); it never exceeds the slots held.
+    pub fn sync_tokens(&mut self, tokens: u32, block_size_tokens: u32) {
+        debug_assert!(tokens >= self.tokens && tokens <= self.blocks.len() as u32 * block_size_tokens);
+        self.tokens = tokens;
+    }
 }
 
 /// The block pool of one instance.
@@ -221,6 +228,13 @@ impl KvCache {
     /// Number of leading blocks of `hashes` resident in the cache. A pure query.
     pub fn cached_prefix_blocks(&self, hashes: &[u64]) -> u32 {
         hashes.iter().take_while(|&&h| self.lookup(h).is_some()).count() as u32
+    }
+
+    /// New blocks needed to grow `alloc` (no claim) to `end_tokens`.
+    #[inline]
+    pub fn new_blocks_needed(&self, alloc: &KvAlloc, end_tokens: u32) -> u32 {
+        let have_slots = alloc.blocks.len() as u32 * self.block_size_tokens;
+        end_tokens.saturating_sub(have_slots).div_ceil(self.block_size_tokens)
     }
 
     /// Blocks needed to grow `alloc` to `end_tokens`, plus cached blocks that would leave the

@@ -42,6 +42,16 @@ pub struct LiveRequest {
     /// Prompt tokens actually computed (summed over re-prefills after preemption).
     pub computed_prompt_tokens: u64,
     pub preemptions: u32,
+    /// Admission order into the running batch (the batch is always in `seq` order).
+    pub seq: u64,
+    /// Lockstep decode membership (see `Instance`): 0 = not a member; otherwise a token unique
+    /// over the instance's life, which the due-event heaps' entries carry to detect staleness.
+    /// While a member, `progress_tokens`, `itl_sum_us` and `itl_samples` hold their values at
+    /// lockstep clock `lock_clock0` (cumulative lockstep ITL `lock_itl0`); the current values
+    /// add the clock's advance since.
+    pub lock_token: u64,
+    pub lock_clock0: u64,
+    pub lock_itl0: u64,
 }
 
 impl LiveRequest {
@@ -71,6 +81,10 @@ impl LiveRequest {
             cached_prompt_tokens: 0,
             computed_prompt_tokens: 0,
             preemptions: 0,
+            seq: 0,
+            lock_token: 0,
+            lock_clock0: 0,
+            lock_itl0: 0,
         }
     }
 

@@ -5,7 +5,29 @@
 //! ITL, so one insertion per step covers the whole batch, and memory is bounded by the number
 //! of distinct step times rather than by the number of tokens. Both are exact.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Multiplicative hasher for small integer keys (µs values): one multiply, high bits mixed.
+#[derive(Debug, Default, Clone, Copy)]
+struct MulHasher(u64);
+
+impl Hasher for MulHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 ^= self.0 >> 32;
+    }
+}
 
 /// Mean and percentiles of a distribution, in µs.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -61,10 +83,11 @@ impl Samples {
     }
 }
 
-/// Value → count histogram.
+/// Value → count histogram. Unordered (one hash probe per insertion, a small table: one entry
+/// per distinct value); summaries sort the distinct values once.
 #[derive(Debug, Clone, Default)]
 pub struct Histogram {
-    counts: BTreeMap<u64, u64>,
+    counts: HashMap<u64, u64, BuildHasherDefault<MulHasher>>,
     total: u64,
     sum_us: u128,
 }
@@ -89,30 +112,31 @@ impl Histogram {
         }
     }
 
-    /// The k-th smallest value (0-based).
-    fn kth(&self, k: u64) -> f64 {
-        let mut seen = 0;
-        for (&v, &c) in &self.counts {
-            seen += c;
-            if k < seen {
-                return v as f64;
-            }
-        }
-        unreachable!("rank {k} beyond histogram of {} values", self.total)
-    }
-
     pub fn summary(&self) -> Summary {
         let n = self.total;
         if n == 0 {
             return Summary::default();
         }
+        let mut sorted: Vec<(u64, u64)> = self.counts.iter().map(|(&v, &c)| (v, c)).collect();
+        sorted.sort_unstable();
+        // The k-th smallest value (0-based).
+        let kth = |k: u64| {
+            let mut seen = 0;
+            for &(v, c) in &sorted {
+                seen += c;
+                if k < seen {
+                    return v as f64;
+                }
+            }
+            unreachable!("rank {k} beyond histogram of {n} values")
+        };
         Summary {
             count: n,
             mean_us: self.sum_us as f64 / n as f64,
-            p50_us: percentile(n, 50.0, &|k| self.kth(k)),
-            p90_us: percentile(n, 90.0, &|k| self.kth(k)),
-            p95_us: percentile(n, 95.0, &|k| self.kth(k)),
-            p99_us: percentile(n, 99.0, &|k| self.kth(k)),
+            p50_us: percentile(n, 50.0, &kth),
+            p90_us: percentile(n, 90.0, &kth),
+            p95_us: percentile(n, 95.0, &kth),
+            p99_us: percentile(n, 99.0, &kth),
         }
     }
 }

@@ -2,10 +2,14 @@
 //! except in-flight counts, which the router owns and which are therefore always exact.
 
 use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 
 use super::PrefixOracle;
 use crate::instance::Instance;
-use crate::kv::IndexChange;
+use crate::kv::{IndexChange, PremixedHasher};
+
+/// Set of block hashes (already well mixed: no rehashing).
+type HashSetU64 = HashSet<u64, BuildHasherDefault<PremixedHasher>>;
 
 /// Load signals of one instance.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -72,7 +76,7 @@ impl SignalBoard {
 pub struct PrefixBoard {
     delay_us: u64,
     last_refresh_us: u64,
-    snapshots: Vec<HashSet<u64>>,
+    snapshots: Vec<HashSetU64>,
 }
 
 impl PrefixBoard {
@@ -83,7 +87,7 @@ impl PrefixBoard {
                 instance.enable_index_log();
             }
         }
-        Self { delay_us, last_refresh_us: 0, snapshots: vec![HashSet::new(); instances.len()] }
+        Self { delay_us, last_refresh_us: 0, snapshots: vec![HashSetU64::default(); instances.len()] }
     }
 
     /// Brings the delayed copies up to date when they are `delay` old, replaying only the
