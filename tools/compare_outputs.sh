@@ -30,6 +30,8 @@ scenarios=(
   "weighted-4       --num-instances 4 --routing-policy weighted --workload-spec $d/multi-turn.yaml --rate 120"
   "general-3000     --workload general --num-requests 3000"
   "s1-small-batch   --workload general --num-requests 4000 --max-num-running-reqs 128 --max-num-scheduled-tokens 512"
+  "weighted-ip      --num-instances 4 --routing-policy weighted --workload general --num-requests 4000 --rate 170 --total-kv-blocks 800"
+  "trace-mt         --workload-trace $d/multi-turn-trace.csv --trace-header $d/multi-turn-trace.yaml --num-instances 3 --routing-policy weighted --total-kv-blocks 600"
 )
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

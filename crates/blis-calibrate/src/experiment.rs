@@ -32,6 +32,19 @@ pub struct RunConfig {
     pub overrides: LatencyOverrides,
     /// `--model-config-folder` for every experiment (else bundled configs / hub).
     pub model_config_folder: Option<PathBuf>,
+    /// How the inference-perf workload is interpreted (spec keys left unset = generator defaults).
+    pub workload: WorkloadSemantics,
+    /// `--async-scheduling` (vLLM V1 async scheduling).
+    pub async_scheduling: bool,
+}
+
+/// Optional `inference_perf.shared_prefix` keys written into every experiment's workload spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkloadSemantics {
+    /// `question_reuse: per_user | per_request`.
+    pub question_reuse: Option<String>,
+    /// `user_order: random | round_robin`.
+    pub user_order: Option<String>,
 }
 
 /// Simulated figures of one experiment, comparable with [`LatencyStats`].
@@ -49,7 +62,7 @@ pub struct SimStats {
 }
 
 /// The workload-spec v2 YAML equivalent to the experiment's inference-perf workload.
-pub fn workload_yaml(e: &Experiment) -> String {
+pub fn workload_yaml(e: &Experiment, ws: &WorkloadSemantics) -> String {
     let w = &e.workload;
     let sp = &w.shared_prefix;
     let mut s = format!(
@@ -64,6 +77,12 @@ pub fn workload_yaml(e: &Experiment) -> String {
         sp.output_len,
         sp.enable_multi_turn_chat
     );
+    if let Some(q) = &ws.question_reuse {
+        s.insert_str(s.find("  stages:\n").unwrap_or(s.len()), &format!("    question_reuse: {q}\n"));
+    }
+    if let Some(o) = &ws.user_order {
+        s.insert_str(s.find("  stages:\n").unwrap_or(s.len()), &format!("    user_order: {o}\n"));
+    }
     for st in &w.stages {
         s.push_str(&format!("    - {{rate: {}, duration: {}}}\n", st.rate, st.duration_s));
     }
@@ -94,6 +113,8 @@ pub fn cli_args(e: &Experiment, cfg: &RunConfig, spec_path: &str) -> Vec<String>
         spec_path.into(),
         "--seed".into(),
         SEED.to_string(),
+        "--async-scheduling".into(),
+        cfg.async_scheduling.to_string(),
     ];
     let join = |v: &[f64]| v.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(",");
     if let Some(alpha) = &cfg.overrides.alpha {
@@ -127,6 +148,7 @@ pub fn scenario(e: &Experiment, cfg: &RunConfig) -> Result<Scenario, String> {
         block_size_tokens: e.block_size,
         total_kv_blocks: kv.total_kv_blocks,
         prefix_caching: true,
+        async_scheduling: cfg.async_scheduling,
         slo_priorities: true,
         record_requests: false,
         track_classes: true,
@@ -159,12 +181,12 @@ pub fn scenario(e: &Experiment, cfg: &RunConfig) -> Result<Scenario, String> {
 /// Simulates one experiment.
 pub fn run_experiment(e: &Experiment, cfg: &RunConfig) -> Result<SimStats, String> {
     let sc = scenario(e, cfg)?;
-    run_scenario(e, &sc)
+    run_scenario(e, &sc, &cfg.workload)
 }
 
 /// Simulates one experiment on an already-built scenario (lets a fitter reuse model loading).
-pub fn run_scenario(e: &Experiment, sc: &Scenario) -> Result<SimStats, String> {
-    let spec = blis_workload::parse_spec(&workload_yaml(e), &format!("experiment-{}.yaml", e.id))
+pub fn run_scenario(e: &Experiment, sc: &Scenario, ws: &WorkloadSemantics) -> Result<SimStats, String> {
+    let spec = blis_workload::parse_spec(&workload_yaml(e, ws), &format!("experiment-{}.yaml", e.id))
         .map_err(|err| err.to_string())?;
     let overrides = Overrides { seed: Some(SEED), num_requests: None, horizon_us: None, timeout_us: None };
     let source = blis_workload::build_source(&spec, &overrides).map_err(|err| err.to_string())?;
@@ -199,13 +221,14 @@ pub fn sim_stats(doc: RunDoc, output_len: u32) -> SimStats {
 /// Simulates every experiment (in parallel; results in input order).
 pub fn run_all(experiments: &[Experiment], cfg: &RunConfig) -> Result<Vec<SimStats>, String> {
     let scenarios: Vec<Scenario> = experiments.iter().map(|e| scenario(e, cfg)).collect::<Result<_, _>>()?;
-    run_all_scenarios(experiments, &scenarios)
+    run_all_scenarios(experiments, &scenarios, &cfg.workload)
 }
 
 /// [`run_all`] over prebuilt scenarios (index-aligned with `experiments`).
 pub fn run_all_scenarios(
     experiments: &[Experiment],
     scenarios: &[Scenario],
+    ws: &WorkloadSemantics,
 ) -> Result<Vec<SimStats>, String> {
-    experiments.par_iter().zip(scenarios.par_iter()).map(|(e, sc)| run_scenario(e, sc)).collect()
+    experiments.par_iter().zip(scenarios.par_iter()).map(|(e, sc)| run_scenario(e, sc, ws)).collect()
 }

@@ -128,20 +128,29 @@ pub struct FitResult {
     pub evaluations: usize,
 }
 
-/// Fits `alpha ++ beta` of `cfg.latency_model` starting from (`alpha0`, `beta0`). `log` gets a
-/// line per improvement.
+/// Fits `alpha ++ beta` of `cfg.latency_model` starting from (`alpha0`, `beta0`); coefficients
+/// whose index (in `alpha ++ beta`) is in `frozen` keep their starting value. `log` gets a line
+/// per improvement.
 pub fn fit(
     experiments: &[Experiment],
     cfg: &RunConfig,
     alpha0: [f64; 3],
     beta0: &[f64],
+    frozen: &[usize],
     opt: NmOptions,
     mut log: impl FnMut(&str),
 ) -> Result<FitResult, String> {
     let base: Vec<Scenario> = experiments.iter().map(|e| scenario(e, cfg)).collect::<Result<_, _>>()?;
     let start: Vec<f64> = alpha0.iter().copied().chain(beta0.iter().copied()).collect();
+    let free: Vec<usize> = (0..start.len()).filter(|i| !frozen.contains(i)).collect();
     let scale: Vec<f64> = start.iter().map(|v| if *v == 0.0 { 1.0 } else { v.abs() }).collect();
-    let decode = |z: &[f64]| -> Vec<f64> { z.iter().zip(&scale).map(|(z, s)| z.abs() * s).collect() };
+    let decode = |z: &[f64]| -> Vec<f64> {
+        let mut c = start.clone();
+        for (&i, z) in free.iter().zip(z) {
+            c[i] = z.abs() * scale[i];
+        }
+        c
+    };
     let evaluate = |coeffs: &[f64]| -> Result<Summary, String> {
         let scenarios: Vec<Scenario> = base
             .iter()
@@ -152,12 +161,12 @@ pub fn fit(
                 sc
             })
             .collect();
-        let sims = run_all_scenarios(experiments, &scenarios)?;
+        let sims = run_all_scenarios(experiments, &scenarios, &cfg.workload)?;
         Ok(score(&comparisons(experiments, &sims)))
     };
     let mut best_seen = f64::INFINITY;
     let mut count = 0usize;
-    let z0: Vec<f64> = start.iter().zip(&scale).map(|(v, s)| v / s).collect();
+    let z0: Vec<f64> = free.iter().map(|&i| start[i] / scale[i]).collect();
     let (z, _, evaluations) = nelder_mead(
         |z| {
             count += 1;
@@ -187,6 +196,67 @@ pub fn fit(
         summary,
         evaluations,
     })
+}
+
+/// One fold of leave-one-model-out cross-validation.
+#[derive(Debug, Clone)]
+pub struct Fold {
+    /// The held-out model (`Experiment::model`).
+    pub model: String,
+    /// Coefficients fitted on the other models' experiments.
+    pub fit: FitResult,
+    /// Predictions for the held-out model's experiments with those coefficients.
+    pub held_out: Vec<Comparison>,
+}
+
+/// Leave-one-model-out cross-validation: for each distinct model, fits on every other model's
+/// experiments (same start, frozen set and budget as [`fit`]) and predicts the held-out model's.
+/// Returns the folds in first-appearance order and the held-out predictions index-aligned with
+/// `experiments`.
+pub fn leave_one_model_out(
+    experiments: &[Experiment],
+    cfg: &RunConfig,
+    alpha0: [f64; 3],
+    beta0: &[f64],
+    frozen: &[usize],
+    opt: NmOptions,
+    mut log: impl FnMut(&str),
+) -> Result<(Vec<Fold>, Vec<Comparison>), String> {
+    let mut models: Vec<&str> = Vec::new();
+    for e in experiments {
+        if !models.contains(&e.model.as_str()) {
+            models.push(&e.model);
+        }
+    }
+    let mut folds = Vec::new();
+    let mut rows: Vec<Option<Comparison>> = vec![None; experiments.len()];
+    for model in models {
+        let train: Vec<Experiment> = experiments.iter().filter(|e| e.model != model).cloned().collect();
+        let test: Vec<Experiment> = experiments.iter().filter(|e| e.model == model).cloned().collect();
+        if train.is_empty() {
+            return Err("cross-validation needs at least two models".into());
+        }
+        log(&format!("fold {model}: fitting on {} experiments", train.len()));
+        let r = fit(&train, cfg, alpha0, beta0, frozen, opt, |l| log(&format!("fold {model}: {l}")))?;
+        let held_cfg = RunConfig {
+            overrides: blis_latency::LatencyOverrides {
+                alpha: Some(r.alpha.to_vec()),
+                beta: Some(r.beta.clone()),
+                coefficients_file: None,
+            },
+            ..cfg.clone()
+        };
+        let scenarios: Vec<Scenario> =
+            test.iter().map(|e| scenario(e, &held_cfg)).collect::<Result<_, _>>()?;
+        let held_out = comparisons(&test, &run_all_scenarios(&test, &scenarios, &cfg.workload)?);
+        for c in &held_out {
+            if let Some(i) = experiments.iter().position(|e| e.id == c.id) {
+                rows[i] = Some(c.clone());
+            }
+        }
+        folds.push(Fold { model: model.to_string(), fit: r, held_out });
+    }
+    Ok((folds, rows.into_iter().flatten().collect()))
 }
 
 /// YAML text of a fitted coefficient set: loadable by `--coefficients-file` (single set).

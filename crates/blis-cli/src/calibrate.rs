@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use blis_calibrate::experiment::{RunConfig, run_all};
-use blis_calibrate::fit::{NmOptions, coefficients_yaml, comparisons, fit};
+use blis_calibrate::experiment::{RunConfig, WorkloadSemantics, run_all};
+use blis_calibrate::fit::{Fold, NmOptions, coefficients_yaml, comparisons, fit, leave_one_model_out};
 use blis_calibrate::metrics::Metric;
 use blis_calibrate::report::{ModelRun, reference_run, render};
 use blis_calibrate::{Experiment, Measurements};
@@ -44,6 +44,28 @@ pub struct CalibrateArgs {
     /// Refit the model's α and β (Nelder–Mead over the simulated MAPE) and write them as YAML here.
     #[arg(long)]
     pub fit: Option<PathBuf>,
+    /// Workload semantics: `inference_perf.shared_prefix.question_reuse` (per_user | per_request)
+    /// written into every experiment's spec; unset = the generator default (per_user).
+    #[arg(long)]
+    pub question_reuse: Option<String>,
+    /// `inference_perf.shared_prefix.user_order` (random | round_robin); unset = generator default.
+    #[arg(long)]
+    pub user_order: Option<String>,
+    /// Simulate vLLM V1 async scheduling (as `blis run --async-scheduling`).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub async_scheduling: bool,
+    /// Coefficients the fit (and cross-validation) keeps at their starting value: indices into
+    /// `alpha ++ beta` (0–2 = α0–α2, 3 = β0, …).
+    #[arg(long, value_delimiter = ',')]
+    pub freeze: Vec<usize>,
+    /// Leave-one-model-out cross-validation: per model, fit on the other models' experiments
+    /// (from the same starting coefficients) and predict the held-out one; adds the held-out
+    /// predictions as a row of the report and a per-fold table.
+    #[arg(long)]
+    pub cross_validate: bool,
+    /// Evaluation budget of each cross-validation fold.
+    #[arg(long, default_value_t = 300)]
+    pub cv_max_evals: usize,
     /// Evaluation budget of the fit (each evaluation simulates every experiment).
     #[arg(long, default_value_t = 600)]
     pub max_evals: usize,
@@ -93,14 +115,16 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             coefficients_file: args.coefficients_file.clone(),
         },
         model_config_folder: args.model_config_folder.clone(),
+        workload: WorkloadSemantics {
+            question_reuse: args.question_reuse.clone(),
+            user_order: args.user_order.clone(),
+        },
+        async_scheduling: args.async_scheduling,
     };
     let mut runs = vec![reference_run(&experiments)];
     for other in &args.compare {
-        let other_cfg = RunConfig {
-            latency_model: other.clone(),
-            overrides: LatencyOverrides::default(),
-            model_config_folder: args.model_config_folder.clone(),
-        };
+        let other_cfg =
+            RunConfig { latency_model: other.clone(), overrides: LatencyOverrides::default(), ..cfg.clone() };
         runs.push(simulate(&experiments, other, &other_cfg)?);
     }
     let main_run = simulate(&experiments, &args.latency_model, &cfg)?;
@@ -108,7 +132,8 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
     if let Some(out) = &args.fit {
         let (alpha0, beta0) = starting_point(&cfg)?;
         let opt = NmOptions { max_evals: args.max_evals, ..NmOptions::default() };
-        let result = fit(&experiments, &cfg, alpha0, &beta0, opt, |line| eprintln!("fit: {line}"))?;
+        let result =
+            fit(&experiments, &cfg, alpha0, &beta0, &args.freeze, opt, |line| eprintln!("fit: {line}"))?;
         let names: Vec<&str> = match args.latency_model.as_str() {
             "blis-physics" => blis_latency::blis_physics::BETA_NAMES.to_vec(),
             "trained-physics" => blis_latency::BASIS_NAMES.to_vec(),
@@ -127,8 +152,22 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
         };
         runs.push(simulate(&experiments, &format!("{} (fitted)", args.latency_model), &fitted)?);
     }
+    let mut folds: Vec<Fold> = Vec::new();
+    if args.cross_validate {
+        let (alpha0, beta0) = starting_point(&cfg)?;
+        let opt = NmOptions { max_evals: args.cv_max_evals, ..NmOptions::default() };
+        let (f, rows) = leave_one_model_out(&experiments, &cfg, alpha0, &beta0, &args.freeze, opt, |line| {
+            eprintln!("cv: {line}")
+        })?;
+        folds = f;
+        runs.push(ModelRun { name: format!("{} leave-one-model-out", args.latency_model), rows });
+    }
     for run in &runs {
         print_run(&experiments, run);
+    }
+    let cv_text = cv_section(&folds);
+    if !cv_text.is_empty() {
+        println!("{cv_text}");
     }
     if let Some(path) = &args.report {
         let rest: Vec<String> = std::env::args().skip(1).map(shell_word).collect();
@@ -139,7 +178,11 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
              (`--total-kv-blocks` from vLLM, `--seed 42`, prefix caching on, Poisson stages).",
             experiments.len()
         );
-        let text = render("BLIS accuracy against real vLLM (H100)", &preamble, &experiments, &runs);
+        let mut text = render("BLIS accuracy against real vLLM (H100)", &preamble, &experiments, &runs);
+        if !cv_text.is_empty() {
+            text.push('\n');
+            text.push_str(&cv_text);
+        }
         std::fs::write(path, text).map_err(|e| format!("--report: cannot write {}: {e}", path.display()))?;
         eprintln!("report: wrote {}", path.display());
     }
@@ -171,6 +214,38 @@ fn starting_point(cfg: &RunConfig) -> CliResult<([f64; 3], Vec<f64>)> {
     };
     let beta = o.beta.clone().unwrap_or_else(|| set.beta.clone());
     Ok((alpha, beta))
+}
+
+/// Markdown section with one row per cross-validation fold (empty without folds).
+fn cv_section(folds: &[Fold]) -> String {
+    if folds.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "## Leave-one-model-out cross-validation\n\nPer model: coefficients fitted on the other models' \
+         experiments only (same starting point and budget), then used to predict the held-out model's \
+         experiments (the `leave-one-model-out` row above pools these held-out predictions).\n\n\
+         | held-out model | n | train objective | held-out TTFT mean | TTFT p90 | E2E mean | E2E p90 | ITL mean | alpha | beta |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for f in folds {
+        let sm = blis_calibrate::metrics::score(&f.held_out);
+        let list = |v: &[f64]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", ");
+        s.push_str(&format!(
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | [{}] | [{}] |\n",
+            f.model,
+            f.held_out.len(),
+            f.fit.objective,
+            sm.mape(Metric::TtftMean),
+            sm.mape(Metric::TtftP90),
+            sm.mape(Metric::E2eMean),
+            sm.mape(Metric::E2eP90),
+            sm.mape(Metric::ItlMean),
+            list(&f.fit.alpha),
+            list(&f.fit.beta)
+        ));
+    }
+    s
 }
 
 fn shell_word(w: String) -> String {

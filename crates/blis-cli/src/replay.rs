@@ -194,6 +194,10 @@ impl RequestSource for Recorder {
     fn expected_requests(&self) -> Option<u64> {
         self.inner.expected_requests()
     }
+
+    fn output_reusable(&self, request: &RequestSpec) -> bool {
+        self.inner.output_reusable(request)
+    }
 }
 
 impl Recorded {

@@ -82,6 +82,7 @@ pub fn resolve_engine(e: &EngineArgs) -> CliResult<Engine> {
         block_size_tokens: e.block_size_in_tokens,
         total_kv_blocks: kv.total_kv_blocks,
         prefix_caching: !e.no_prefix_caching,
+        async_scheduling: e.async_scheduling,
         slo_priorities,
         record_requests: false,
         track_classes: true,

@@ -17,7 +17,7 @@ fn tool_and_blis_run_give_the_same_metrics() {
         let cfg = RunConfig { latency_model: model.into(), ..RunConfig::default() };
         let dir = tempfile::tempdir().unwrap();
         let spec = dir.path().join("spec.yaml");
-        std::fs::write(&spec, workload_yaml(e)).unwrap();
+        std::fs::write(&spec, workload_yaml(e, &cfg.workload)).unwrap();
         let out = dir.path().join("out.json");
         let mut args = vec!["run".to_string()];
         args.extend(cli_args(e, &cfg, spec.to_str().unwrap()));

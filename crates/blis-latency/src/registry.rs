@@ -15,7 +15,7 @@ use crate::roofline::Roofline;
 use crate::trained_physics::TrainedPhysics;
 
 /// Backend names `--latency-model` accepts.
-pub const LATENCY_MODELS: &[&str] = &["trained-physics", "roofline", "blackbox"];
+pub const LATENCY_MODELS: &[&str] = &["trained-physics", "roofline", "blackbox", "blis-physics"];
 
 /// The backend used when `--latency-model` is not given.
 pub const DEFAULT_LATENCY_MODEL: &str = "trained-physics";
@@ -167,7 +167,7 @@ mod tests {
     fn unknown_name_lists_accepted() {
         assert_eq!(
             err("magic", 1, &LatencyOverrides::default()),
-            "unknown --latency-model 'magic' (accepted: trained-physics, roofline, blackbox)"
+            "unknown --latency-model 'magic' (accepted: trained-physics, roofline, blackbox, blis-physics)"
         );
     }
 

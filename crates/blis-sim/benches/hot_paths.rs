@@ -65,6 +65,7 @@ fn instance(latency: Arc<dyn LatencyModel>, max_running: u32) -> Instance {
         block_size_tokens: BLOCK,
         total_kv_blocks: 30_000,
         prefix_caching: true,
+        async_scheduling: false,
         slo_priorities: true,
         record_requests: false,
         track_classes: true,
@@ -120,7 +121,7 @@ fn instance_step_loaded(bencher: Bencher, batch: u32) {
     let mut now = 0u64;
     let refill = |inst: &mut Instance, next: &mut u64, now: u64, finished: &mut Vec<Finished>| {
         while inst.queue_depth() < batch {
-            inst.enqueue(now, spec(*next, now), finished);
+            inst.enqueue(now, spec(*next, now), false, finished);
             *next += 1;
         }
     };
@@ -162,9 +163,9 @@ fn kv_allocate_free_prefix_hits(bencher: Bencher) {
         let cached = kv.cached_prefix_blocks(hashes);
         let cached = cached.min((547 - 1) / BLOCK);
         let claim = &hashes[..cached as usize];
-        assert!(kv.allocate(&mut alloc, seq, hashes, claim, 547));
+        assert!(kv.allocate(&mut alloc, Some(seq), hashes, claim, 547));
         for end in 548..=547 + 248 {
-            assert!(kv.allocate(&mut alloc, seq, hashes, &[], end));
+            assert!(kv.allocate(&mut alloc, Some(seq), hashes, &[], end));
         }
         kv.release(&mut alloc);
     });

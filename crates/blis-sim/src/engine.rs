@@ -66,6 +66,8 @@ impl ControlPlane {
 struct Pending {
     spec: RequestSpec,
     prompt_hashes: Vec<u64>,
+    /// [`RequestSource::output_reusable`], asked when the source handed the request over.
+    output_reusable: bool,
 }
 
 /// Counters of the whole run beyond what instances count.
@@ -186,12 +188,12 @@ impl Simulation {
             Event::Admission(p) => self.admit(now_us, p),
             Event::Routing(p) => self.route(now_us, p),
             Event::Queued { instance, pending } => {
-                let Pending { spec, prompt_hashes: _ } = self.pending.remove(pending);
+                let Pending { spec, prompt_hashes: _, output_reusable } = self.pending.remove(pending);
                 let i = instance as usize;
                 let deadline = spec.deadline_us;
                 let request_id = spec.id;
                 let mut finished = std::mem::take(&mut self.finished_buf);
-                let outcome = self.instances[i].enqueue(now_us, spec, &mut finished);
+                let outcome = self.instances[i].enqueue(now_us, spec, output_reusable, &mut finished);
                 if let Enqueued::Queued(req) = outcome {
                     if let Some(d) = deadline.filter(|&d| d <= self.horizon_us) {
                         self.queue.push(d, Event::Timeout { instance, req, request_id });
@@ -253,7 +255,8 @@ impl Simulation {
 
     fn push_arrival(&mut self, spec: RequestSpec) {
         let at = spec.arrival_us;
-        let p = self.pending.insert(Pending { spec, prompt_hashes: Vec::new() });
+        let output_reusable = self.source.output_reusable(&spec);
+        let p = self.pending.insert(Pending { spec, prompt_hashes: Vec::new(), output_reusable });
         self.queue.push(at, Event::Arrival(p));
     }
 

@@ -34,6 +34,9 @@ pub struct InstanceConfig {
     pub total_kv_blocks: u32,
     /// Reuse cached prompt blocks across requests (vLLM `enable_prefix_caching`).
     pub prefix_caching: bool,
+    /// vLLM V1 async scheduling: step k+1 is scheduled while step k runs, so a request that
+    /// reaches the queue during a step can first be admitted one step later.
+    pub async_scheduling: bool,
     /// Whether SLO classes give requests different priorities (`--priority-policy slo-based`).
     pub slo_priorities: bool,
     /// Keep a record per finished request (`--results-path`).
@@ -99,6 +102,9 @@ struct Lockstep {
     context_sum: u64,
     by_class: [u64; 5],
     next_token: u64,
+    /// `LiveRequest::lock_token` by handle (0 = not a member), dense, so that skipping stale
+    /// heap entries does not touch the requests.
+    tokens: Vec<u64>,
     form_due: BinaryHeap<Due>,
     done_due: BinaryHeap<Due>,
     /// Running requests still in prefill, in batch order.
@@ -180,8 +186,17 @@ impl Instance {
         self.requests.get(id).is_some_and(|r| r.spec.id == request_id)
     }
 
-    /// Applies the enqueue guards and appends the request to the wait queue.
-    pub fn enqueue(&mut self, now_us: u64, spec: RequestSpec, finished: &mut Vec<Finished>) -> Enqueued {
+    /// Applies the enqueue guards and appends the request to the wait queue. `output_reusable`:
+    /// whether a later prompt may contain this request's output
+    /// ([`blis_workload::RequestSource::output_reusable`]); when false, the blocks its decode
+    /// fills are not hashed or indexed.
+    pub fn enqueue(
+        &mut self,
+        now_us: u64,
+        spec: RequestSpec,
+        output_reusable: bool,
+        finished: &mut Vec<Finished>,
+    ) -> Enqueued {
         let input = spec.input.len();
         let budget = spec.max_output_tokens.max(spec.output_tokens);
         let mml = self.config.max_model_len;
@@ -205,7 +220,11 @@ impl Instance {
         }
         self.metrics.enqueued += 1;
         let priority = if self.config.slo_priorities { spec.slo_class.vllm_priority() } else { 1 };
-        let id = self.requests.insert(LiveRequest::new(spec, bs, priority));
+        let id = self.requests.insert(LiveRequest::new(spec, bs, priority, output_reusable));
+        // Under async scheduling the next step's batch was fixed when the running step started.
+        if self.config.async_scheduling && self.has_work() {
+            self.requests[id].eligible_from_step = self.metrics.steps + 2;
+        }
         self.waiting.push_back(id);
         Enqueued::Queued(id)
     }
@@ -318,11 +337,16 @@ impl Instance {
     /// Admits new requests from the queue head while budget, batch room and blocks allow.
     fn admit(&mut self, now_us: u64, mut budget: u32) {
         let bs = self.config.block_size_tokens;
+        let mut pos = 0;
         while budget > 0
             && (self.running.len() as u32) < self.config.max_running_reqs
-            && let Some(&id) = self.waiting.front()
+            && let Some(&id) = self.waiting.get(pos)
         {
             let r = &self.requests[id];
+            if r.eligible_from_step > self.metrics.steps {
+                pos += 1; // not yet visible to the scheduler (async scheduling)
+                continue;
+            }
             let mut cached_blocks =
                 if self.config.prefix_caching { self.kv.cached_prefix_blocks(&r.prompt_hashes) } else { 0 };
             // As vLLM: the last prompt token is always computed, to produce the first output.
@@ -333,10 +357,11 @@ impl Instance {
             let n = self.clamp_chunk(r.input_tokens - start, budget, start);
             let r = &mut self.requests[id];
             let claim = &r.prompt_hashes[..cached_blocks as usize];
-            if n == 0 || !self.kv.allocate(&mut r.kv, &r.sequence, &r.prompt_hashes, claim, start + n) {
+            if n == 0 || !self.kv.allocate(&mut r.kv, r.sequence.as_ref(), &r.prompt_hashes, claim, start + n)
+            {
                 break;
             }
-            self.waiting.pop_front();
+            self.waiting.remove(pos);
             r.phase = Phase::Running;
             r.progress_tokens = start;
             r.new_tokens = n;
@@ -394,6 +419,7 @@ impl Instance {
         lock.form_due.clear();
         lock.done_due.clear();
         lock.prefilling.clear();
+        lock.tokens.fill(0);
     }
 
     /// Brings a member's explicit progress and ITL up to lockstep clock `clock`.
@@ -408,10 +434,21 @@ impl Instance {
     }
 
     /// Lockstep clock of a member's next KV event: the step whose token fills its last block
-    /// (seal) or needs a new one.
+    /// (seal) or needs a new one. A request whose decode blocks are not hashed
+    /// (`sequence` is `None`) seals nothing while decoding: only the new block is an event.
     fn next_form_due(&self, r: &LiveRequest) -> u64 {
-        let slots = r.kv.num_blocks() as u32 * self.config.block_size_tokens;
-        self.lock.clock + u64::from((slots.max(1) - 1).saturating_sub(r.progress_tokens))
+        self.lock.clock + u64::from(Self::steps_to_form_due(r, self.config.block_size_tokens))
+    }
+
+    /// Steps from a member's current progress to its next KV event (see `next_form_due`).
+    #[inline]
+    fn steps_to_form_due(r: &LiveRequest, bs: u32) -> u32 {
+        let slots = r.kv.num_blocks() as u32 * bs;
+        if r.sequence.is_some() {
+            (slots.max(1) - 1).saturating_sub(r.progress_tokens)
+        } else {
+            slots.saturating_sub(r.progress_tokens)
+        }
     }
 
     /// Makes decoding request `id` (explicit state current) a member as of the current clock.
@@ -423,6 +460,10 @@ impl Instance {
         debug_assert!(!r.in_prefill() && r.progress_tokens < end);
         lock.next_token += 1;
         r.lock_token = lock.next_token;
+        if lock.tokens.len() <= id as usize {
+            lock.tokens.resize(id as usize + 1, 0);
+        }
+        lock.tokens[id as usize] = r.lock_token;
         r.lock_clock0 = lock.clock;
         r.lock_itl0 = lock.itl_cum;
         lock.members += 1;
@@ -438,15 +479,18 @@ impl Instance {
         let r = &mut self.requests[id];
         Self::sync(r, self.lock.clock, self.lock.itl_cum);
         r.lock_token = 0;
+        self.lock.tokens[id as usize] = 0;
         self.lock.members -= 1;
         self.lock.context_sum -= u64::from(r.progress_tokens);
         self.lock.by_class[r.spec.slo_class as usize] -= 1;
     }
 
-    /// Pops the valid entries of `heap` due at or before `clock` into `out`, in batch order.
+    /// Pops the valid entries of `heap` due at or before `clock` into `out`, in batch order,
+    /// and prefetches their requests (which are visited next).
     fn pop_due(
         heap: &mut BinaryHeap<Due>,
         clock: u64,
+        tokens: &[u64],
         requests: &Slab<LiveRequest>,
         out: &mut Vec<(u64, ReqId)>,
     ) {
@@ -456,8 +500,10 @@ impl Instance {
                 break;
             }
             heap.pop();
-            if requests.get(id).is_some_and(|r| r.lock_token == token) {
+            if tokens.get(id as usize) == Some(&token) {
                 debug_assert_eq!(at, clock, "missed lockstep event");
+                debug_assert_eq!(requests[id].lock_token, token);
+                requests.prefetch(id);
                 out.push((seq, id));
             }
         }
@@ -487,7 +533,7 @@ impl Instance {
         }
         let clock = self.lock.clock;
         let mut due = std::mem::take(&mut self.lock.scratch);
-        Self::pop_due(&mut self.lock.form_due, clock, &self.requests, &mut due);
+        Self::pop_due(&mut self.lock.form_due, clock, &self.lock.tokens, &self.requests, &mut due);
         let bs = self.config.block_size_tokens;
         for &(_, id) in &due {
             let r = &self.requests[id];
@@ -516,12 +562,18 @@ impl Instance {
                 let r = &mut self.requests[id];
                 Self::sync(r, clock, self.lock.itl_cum);
                 r.kv.sync_tokens(r.progress_tokens, bs);
-                let ok =
-                    self.kv.allocate(&mut r.kv, &r.sequence, &r.prompt_hashes, &[], r.progress_tokens + 1);
+                let ok = self.kv.allocate(
+                    &mut r.kv,
+                    r.sequence.as_ref(),
+                    &r.prompt_hashes,
+                    &[],
+                    r.progress_tokens + 1,
+                );
                 debug_assert!(ok, "lockstep allocation failed after the capacity check");
                 // Next event: counted from the next step's progress.
-                let slots = r.kv.num_blocks() as u32 * bs;
-                let next = clock + 1 + u64::from((slots - 1).saturating_sub(r.progress_tokens + 1));
+                r.progress_tokens += 1;
+                let next = clock + 1 + u64::from(Self::steps_to_form_due(r, bs));
+                r.progress_tokens -= 1;
                 self.lock.form_due.push(Reverse((next, r.seq, r.lock_token, id)));
             } else {
                 let id = pre.expect("checked");
@@ -529,8 +581,13 @@ impl Instance {
                 let r = &self.requests[id];
                 let n = self.clamp_chunk(r.input_tokens - r.progress_tokens, budget, r.progress_tokens);
                 let r = &mut self.requests[id];
-                let ok =
-                    self.kv.allocate(&mut r.kv, &r.sequence, &r.prompt_hashes, &[], r.progress_tokens + n);
+                let ok = self.kv.allocate(
+                    &mut r.kv,
+                    r.sequence.as_ref(),
+                    &r.prompt_hashes,
+                    &[],
+                    r.progress_tokens + n,
+                );
                 debug_assert!(ok, "lockstep allocation failed after the capacity check");
                 r.new_tokens = n;
                 Self::add_to_shape(&mut self.shape, r);
@@ -557,7 +614,7 @@ impl Instance {
         self.lock.context_sum += decoders;
 
         let mut due = std::mem::take(&mut self.lock.scratch);
-        Self::pop_due(&mut self.lock.done_due, clock, &self.requests, &mut due);
+        Self::pop_due(&mut self.lock.done_due, clock, &self.lock.tokens, &self.requests, &mut due);
         let mut retired = std::mem::take(&mut self.lock.retired);
         retired.clear();
         let prefilling = std::mem::take(&mut self.lock.prefilling);
@@ -651,7 +708,7 @@ impl Instance {
         let id = self.running[*i];
         loop {
             let r = &mut self.requests[id];
-            if self.kv.allocate(&mut r.kv, &r.sequence, &r.prompt_hashes, &[], end_tokens) {
+            if self.kv.allocate(&mut r.kv, r.sequence.as_ref(), &r.prompt_hashes, &[], end_tokens) {
                 return true;
             }
             *preempted = true;

@@ -15,6 +15,19 @@ use blis_workload::TokenSeq;
 
 const NIL: u32 = u32::MAX;
 
+/// Hints the CPU to fetch `r`'s cache line (the pools of many instances do not fit in cache;
+/// issuing the misses of a batch of accesses together overlaps them).
+#[inline(always)]
+pub fn prefetch<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; any address is allowed.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((r as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
+}
+
 /// Hasher for keys that already are well-mixed 64-bit hashes (xxh3 block hashes): the key is
 /// used as is, so an index lookup costs no hashing at all.
 #[derive(Debug, Default, Clone, Copy)]
@@ -252,13 +265,14 @@ impl KvCache {
     ///
     /// `claim` lists the hashes of cached leading blocks to take over first; it must be non-empty
     /// only for a request's first allocation. `known_hashes` are precomputed block hashes of the
-    /// sequence (the prompt's), used before computing new ones. Returns false, changing nothing,
-    /// when the free blocks do not suffice.
+    /// sequence (the prompt's), used before computing new ones. Without `seq`, blocks beyond
+    /// `known_hashes` are not hashed or indexed when they fill (nothing can ever look them up).
+    /// Returns false, changing nothing, when the free blocks do not suffice.
     #[inline]
     pub fn allocate(
         &mut self,
         alloc: &mut KvAlloc,
-        seq: &TokenSeq,
+        seq: Option<&TokenSeq>,
         known_hashes: &[u64],
         claim: &[u64],
         end_tokens: u32,
@@ -276,7 +290,7 @@ impl KvCache {
     fn allocate_slow(
         &mut self,
         alloc: &mut KvAlloc,
-        seq: &TokenSeq,
+        seq: Option<&TokenSeq>,
         known_hashes: &[u64],
         claim: &[u64],
         end_tokens: u32,
@@ -312,7 +326,7 @@ impl KvCache {
     }
 
     /// Records the content hash of a block that just became full.
-    fn seal_block(&mut self, alloc: &KvAlloc, seq: &TokenSeq, known: &[u64], block_idx: u32) {
+    fn seal_block(&mut self, alloc: &KvAlloc, seq: Option<&TokenSeq>, known: &[u64], block_idx: u32) {
         let id = alloc.blocks[block_idx as usize];
         if self.blocks[id as usize].hashed {
             return; // a claimed cached block
@@ -320,6 +334,9 @@ impl KvCache {
         let hash = if let Some(&h) = known.get(block_idx as usize) {
             h
         } else {
+            let Some(seq) = seq else {
+                return; // past the known hashes of a sequence nobody can look up
+            };
             let prev = if block_idx == 0 {
                 None
             } else {
@@ -368,6 +385,9 @@ impl KvCache {
     /// Returns every block of `alloc` to the pool, last block first, so that a request's later
     /// (less shareable) blocks are evicted before its earlier ones.
     pub fn release(&mut self, alloc: &mut KvAlloc) {
+        for &id in &alloc.blocks {
+            prefetch(&self.blocks[id as usize]);
+        }
         while let Some(id) = alloc.blocks.pop() {
             let block = &mut self.blocks[id as usize];
             debug_assert!(block.ref_count > 0, "double free of block {id}");
@@ -383,6 +403,10 @@ impl KvCache {
         let id = self.free_head;
         assert_ne!(id, NIL, "pop from an empty free list (capacity check skipped)");
         self.unlink_free(id);
+        if self.free_head != NIL {
+            // The next pop's block (allocations pop runs of blocks).
+            prefetch(&self.blocks[self.free_head as usize]);
+        }
         let block = &mut self.blocks[id as usize];
         if block.hashed {
             block.hashed = false;
@@ -401,20 +425,26 @@ impl KvCache {
         id
     }
 
+    /// Unlinks free block `id`. The head's `prev_free` is not maintained (popping the head
+    /// then touches only the head's block, not its successor's): "is the head" is
+    /// `id == free_head`, never `prev_free == NIL`.
     fn unlink_free(&mut self, id: u32) {
         let (prev, next) = {
             let b = &self.blocks[id as usize];
             (b.prev_free, b.next_free)
         };
-        if prev == NIL {
+        if id == self.free_head {
             self.free_head = next;
+            if next == NIL {
+                self.free_tail = NIL;
+            }
         } else {
             self.blocks[prev as usize].next_free = next;
-        }
-        if next == NIL {
-            self.free_tail = prev;
-        } else {
-            self.blocks[next as usize].prev_free = prev;
+            if next == NIL {
+                self.free_tail = prev;
+            } else {
+                self.blocks[next as usize].prev_free = prev;
+            }
         }
         let b = &mut self.blocks[id as usize];
         b.prev_free = NIL;
@@ -449,7 +479,7 @@ impl KvCache {
             if b.ref_count != 0 {
                 return Err(format!("block {cur} on free list with ref_count {}", b.ref_count));
             }
-            if b.prev_free != prev {
+            if cur != self.free_head && b.prev_free != prev {
                 return Err(format!("block {cur} has a broken back link"));
             }
             on_list += 1;
@@ -505,11 +535,11 @@ mod tests {
         let mut kv = KvCache::new(10, 16);
         let seq = TokenSeq::from_source(1, 40);
         let mut a = KvAlloc::default();
-        assert!(kv.allocate(&mut a, &seq, &[], &[], 40));
+        assert!(kv.allocate(&mut a, Some(&seq), &[], &[], 40));
         assert_eq!(a.num_blocks(), 3);
         assert_eq!(kv.free_blocks(), 7);
         // Growing within the partial block needs no new block.
-        assert!(kv.allocate(&mut a, &seq, &[], &[], 48));
+        assert!(kv.allocate(&mut a, Some(&seq), &[], &[], 48));
         assert_eq!(kv.free_blocks(), 7);
         kv.release(&mut a);
         assert_eq!(kv.free_blocks(), 10);
@@ -521,7 +551,7 @@ mod tests {
         let mut kv = KvCache::new(2, 16);
         let seq = TokenSeq::from_source(1, 100);
         let mut a = KvAlloc::default();
-        assert!(!kv.allocate(&mut a, &seq, &[], &[], 33));
+        assert!(!kv.allocate(&mut a, Some(&seq), &[], &[], 33));
         assert_eq!(kv.free_blocks(), 2);
         assert!(a.is_empty());
     }
@@ -534,13 +564,13 @@ mod tests {
         let a_hashes = a_seq.block_hashes(16);
         let b_hashes = b_seq.block_hashes(16);
         let mut a = KvAlloc::default();
-        assert!(kv.allocate(&mut a, &a_seq, &a_hashes, &[], a_seq.len()));
+        assert!(kv.allocate(&mut a, Some(&a_seq), &a_hashes, &[], a_seq.len()));
         kv.release(&mut a);
         let cached = kv.cached_prefix_blocks(&b_hashes);
         assert_eq!(cached, 4); // 64 shared tokens
         let mut b = KvAlloc::default();
         let claim = &b_hashes[..cached as usize];
-        assert!(kv.allocate(&mut b, &b_seq, &b_hashes, claim, b_seq.len()));
+        assert!(kv.allocate(&mut b, Some(&b_seq), &b_hashes, claim, b_seq.len()));
         assert_eq!(kv.hit_blocks(), 4);
         assert_eq!(b.num_blocks(), 6);
         kv.check_invariants().unwrap();
@@ -554,14 +584,14 @@ mod tests {
         let (h1, h2) = (s1.block_hashes(16), s2.block_hashes(16));
         let mut a = KvAlloc::default();
         let mut b = KvAlloc::default();
-        assert!(kv.allocate(&mut a, &s1, &h1, &[], 32));
-        assert!(kv.allocate(&mut b, &s2, &h2, &[], 32));
+        assert!(kv.allocate(&mut a, Some(&s1), &h1, &[], 32));
+        assert!(kv.allocate(&mut b, Some(&s2), &h2, &[], 32));
         kv.release(&mut a);
         kv.release(&mut b);
         // A new 2-block request evicts s1's blocks (freed first), keeping s2 cached.
         let s3 = TokenSeq::from_source(3, 32);
         let mut c = KvAlloc::default();
-        assert!(kv.allocate(&mut c, &s3, &[], &[], 32));
+        assert!(kv.allocate(&mut c, Some(&s3), &[], &[], 32));
         assert_eq!(kv.cached_prefix_blocks(&h1), 0);
         assert_eq!(kv.cached_prefix_blocks(&h2), 2);
         kv.check_invariants().unwrap();
@@ -574,8 +604,8 @@ mod tests {
         let h = s.block_hashes(16);
         let mut a = KvAlloc::default();
         let mut b = KvAlloc::default();
-        assert!(kv.allocate(&mut a, &s, &h, &[], 32));
-        assert!(kv.allocate(&mut b, &s, &h, &h[..2], 32));
+        assert!(kv.allocate(&mut a, Some(&s), &h, &[], 32));
+        assert!(kv.allocate(&mut b, Some(&s), &h, &h[..2], 32));
         assert_eq!(kv.used_blocks(), 2);
         kv.release(&mut a);
         assert_eq!(kv.used_blocks(), 2, "still referenced by b");
@@ -606,7 +636,7 @@ mod tests {
                     let claim = hashes[..claim_n as usize].to_vec();
                     let end = (alloc.tokens().max(claim_n * 16) + grow).min(seq.len());
                     let before = kv.free_blocks();
-                    if !kv.allocate(alloc, seq, hashes, &claim, end) {
+                    if !kv.allocate(alloc, Some(seq), hashes, &claim, end) {
                         prop_assert_eq!(before, kv.free_blocks());
                     }
                 }

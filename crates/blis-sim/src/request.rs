@@ -17,7 +17,10 @@ pub struct LiveRequest {
     pub spec: RequestSpec,
     /// Prompt followed by the tokens this request will generate (their provenance), so blocks
     /// filled during decode get the same hashes a later turn replaying this response computes.
-    pub sequence: TokenSeq,
+    /// Only for a request whose output some later prompt may contain
+    /// ([`blis_workload::RequestSource::output_reusable`]); for any other, blocks past the
+    /// prompt's full blocks can never be looked up, and are neither hashed nor indexed.
+    pub sequence: Option<TokenSeq>,
     /// Hashes of the prompt's full blocks, computed once at enqueue.
     pub prompt_hashes: Vec<u64>,
     pub input_tokens: u32,
@@ -52,15 +55,20 @@ pub struct LiveRequest {
     pub lock_token: u64,
     pub lock_clock0: u64,
     pub lock_itl0: u64,
+    /// First step (by count) whose batch may include this request (async scheduling).
+    pub eligible_from_step: u64,
 }
 
 impl LiveRequest {
-    pub fn new(spec: RequestSpec, block_size_tokens: u32, priority: u32) -> Self {
-        let mut sequence = spec.input.clone();
-        sequence.push(blis_workload::Segment {
-            source: spec.output_source,
-            start: 0,
-            len: spec.output_tokens,
+    pub fn new(spec: RequestSpec, block_size_tokens: u32, priority: u32, output_reusable: bool) -> Self {
+        let sequence = output_reusable.then(|| {
+            let mut sequence = spec.input.clone();
+            sequence.push(blis_workload::Segment {
+                source: spec.output_source,
+                start: 0,
+                len: spec.output_tokens,
+            });
+            sequence
         });
         let prompt_hashes = spec.input.block_hashes(block_size_tokens);
         Self {
@@ -85,6 +93,7 @@ impl LiveRequest {
             lock_token: 0,
             lock_clock0: 0,
             lock_itl0: 0,
+            eligible_from_step: 0,
         }
     }
 

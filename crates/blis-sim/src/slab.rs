@@ -39,6 +39,20 @@ impl<T> Slab<T> {
         self.slots.get(id as usize).and_then(Option::as_ref)
     }
 
+    /// Hints the CPU to fetch every cache line of slot `id` (no effect on an invalid id).
+    #[inline]
+    pub fn prefetch(&self, id: ReqId) {
+        if let Some(slot) = self.slots.get(id as usize) {
+            let base = (slot as *const Option<T>).cast::<u8>();
+            let mut off = 0;
+            while off < std::mem::size_of::<Option<T>>() {
+                // SAFETY: `off` stays inside the slot.
+                crate::kv::prefetch(unsafe { &*base.add(off) });
+                off += 64;
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

@@ -27,6 +27,8 @@ struct Case {
     preemption: &'static str,
     horizon_us: Option<u64>,
     seed: u64,
+    /// vLLM V1 async scheduling on or off (drawn from the seed's low bit).
+    async_scheduling: bool,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -55,6 +57,7 @@ fn case() -> impl Strategy<Value = Case> {
             preemption: p.1,
             horizon_us: p.2,
             seed: p.3,
+            async_scheduling: p.3 & 1 == 1,
         })
 }
 
@@ -77,6 +80,7 @@ fn scenario(c: &Case, prefix_caching: bool) -> Scenario {
             block_size_tokens: 16,
             total_kv_blocks: c.kv_blocks,
             prefix_caching,
+            async_scheduling: c.async_scheduling,
             slo_priorities: true,
             record_requests: true,
             track_classes: true,

@@ -57,9 +57,39 @@ pub fn build_source(spec: &WorkloadSpec, overrides: &Overrides) -> Result<Box<dy
     if let Some(ip) = &spec.inference_perf {
         let plan = crate::inference_perf::InferencePerfPlan::compile(ip)?;
         let timeout = overrides.timeout_us.flatten();
-        return Ok(Box::new(crate::inference_perf::InferencePerfSource::new(plan, limits, timeout)));
+        let source = crate::inference_perf::InferencePerfSource::new(plan, limits, timeout);
+        return Ok(Box::new(OutputsNeverReplayed(source)));
     }
     Ok(Box::new(SpecSource::new(spec, overrides)?))
+}
+
+/// A source whose prompts never contain a generated response: inference-perf prompts are a
+/// system prompt plus a question (`enable_multi_turn_chat` is a no-op). Declares every
+/// request's output not reusable (see [`RequestSource::output_reusable`]); if that source ever
+/// replays responses into prompts, drop this wrapper.
+struct OutputsNeverReplayed<S>(S);
+
+impl<S: RequestSource> RequestSource for OutputsNeverReplayed<S> {
+    fn next_request(&mut self) -> Option<RequestSpec> {
+        self.0.next_request()
+    }
+
+    fn on_request_done(
+        &mut self,
+        request: &RequestSpec,
+        at_us: u64,
+        outcome: Outcome,
+    ) -> Option<RequestSpec> {
+        self.0.on_request_done(request, at_us, outcome)
+    }
+
+    fn expected_requests(&self) -> Option<u64> {
+        self.0.expected_requests()
+    }
+
+    fn output_reusable(&self, _request: &RequestSpec) -> bool {
+        false
+    }
 }
 
 struct ClientState {
@@ -126,6 +156,9 @@ pub struct SpecSource {
     created: u64,
     cap: Option<u64>,
     horizon: Option<u64>,
+    /// Largest `max_rounds` of the clients whose sessions accumulate context (0: none do):
+    /// only a round before the last of such a session has its response replayed.
+    accumulate_rounds: u32,
 }
 
 impl SpecSource {
@@ -154,6 +187,11 @@ impl SpecSource {
             created: 0,
             cap: limits.cap,
             horizon: limits.horizon,
+            accumulate_rounds: plans
+                .iter()
+                .filter_map(|p| p.multi_turn.filter(|m| m.accumulate).map(|m| m.max_rounds))
+                .max()
+                .unwrap_or(0),
         };
         for (i, plan) in plans.into_iter().enumerate() {
             let mut c = ClientState {
@@ -312,6 +350,10 @@ impl RequestSource for SpecSource {
 
     fn expected_requests(&self) -> Option<u64> {
         self.cap
+    }
+
+    fn output_reusable(&self, request: &RequestSpec) -> bool {
+        request.session.is_some_and(|s| s.round + 1 < self.accumulate_rounds)
     }
 }
 

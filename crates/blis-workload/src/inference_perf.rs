@@ -9,7 +9,16 @@
 //!   has one system prompt (`system_prompt_len` tokens, prefix group `prompt-<g>`); user (g, u)
 //!   has one question (`question_len` tokens) reused by every request of that user, so a
 //!   user's prompt repeats and hits the prefix cache. Output is always `output_len` tokens.
-//! * Each request picks its user uniformly at random (own stream).
+//! * Each request picks its user uniformly at random (own stream); `user_order: round_robin`
+//!   instead sends request i to user i mod G·U of a user list shuffled once, which is what
+//!   inference-perf does (`load_lazy_data`: `prompts[data_index % len(prompts)]` over a
+//!   `random.shuffle`d pool).
+//! * `question_reuse` (`shared_prefix.question_reuse`): `per_user` (default) is the fixed
+//!   question per user above. inference-perf's `SharedPrefixDataGenerator` pre-generates exactly
+//!   G·U prompts (one question per user) at start-up and never generates another, so a
+//!   user's prompt is resent verbatim. `per_request` gives every request a fresh question (only
+//!   the system prompt can hit the prefix cache); it does not match inference-perf and exists
+//!   to test that hypothesis against the calibration runs (docs/accuracy.md).
 //! * Stages run back to back; stage k sends exactly `round(rate_k · duration_k)` requests at
 //!   Poisson-like times: a Poisson process at `rate_k` conditioned on that count (equivalently
 //!   the reference's "normalized exponential" gaps rescaled to the stage duration), generated
@@ -35,6 +44,28 @@ use crate::spec::InferencePerfSpec;
 use crate::tokens::{Segment, TokenSeq};
 use crate::validate::prefix_source;
 
+/// `inference_perf.shared_prefix.question_reuse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QuestionReuse {
+    /// Each user has one fixed question reused by all its requests (inference-perf's fixed
+    /// prompt pool); repeated prompts hit the prefix cache.
+    #[default]
+    PerUser,
+    /// Only the system prompt is shared; each request's question is fresh (never cached).
+    PerRequest,
+}
+
+/// `inference_perf.shared_prefix.user_order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserOrder {
+    /// Each request picks its user uniformly at random.
+    #[default]
+    Random,
+    /// Request i goes to user i mod (G·U) of a list shuffled once (inference-perf's
+    /// `data_index % len(prompts)` over its shuffled prompt pool).
+    RoundRobin,
+}
+
 /// A validated `inference_perf` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InferencePerfPlan {
@@ -46,6 +77,8 @@ pub struct InferencePerfPlan {
     /// (rate req/s, duration µs, request count) per stage.
     pub stages: Vec<(f64, u64, u64)>,
     pub multi_turn_chat: bool,
+    pub question_reuse: QuestionReuse,
+    pub user_order: UserOrder,
 }
 
 impl InferencePerfPlan {
@@ -68,6 +101,26 @@ impl InferencePerfPlan {
         let system_prompt_len = field("system_prompt_len", sp.system_prompt_len, 0)?;
         let question_len = field("question_len", sp.question_len, 1)?;
         let output_len = field("output_len", sp.output_len, 1)?;
+        let question_reuse = match sp.question_reuse.as_deref() {
+            None | Some("per_user") => QuestionReuse::PerUser,
+            Some("per_request") => QuestionReuse::PerRequest,
+            Some(other) => {
+                return Err(WorkloadError::at(
+                    "inference_perf.shared_prefix.question_reuse",
+                    format!("accepted: per_user, per_request, got {other:?}"),
+                ));
+            }
+        };
+        let user_order = match sp.user_order.as_deref() {
+            None | Some("random") => UserOrder::Random,
+            Some("round_robin") => UserOrder::RoundRobin,
+            Some(other) => {
+                return Err(WorkloadError::at(
+                    "inference_perf.shared_prefix.user_order",
+                    format!("accepted: random, round_robin, got {other:?}"),
+                ));
+            }
+        };
         if ip.stages.is_empty() {
             return Err(WorkloadError::at(
                 "inference_perf.stages",
@@ -99,6 +152,8 @@ impl InferencePerfPlan {
             output_len,
             stages,
             multi_turn_chat: sp.enable_multi_turn_chat,
+            question_reuse,
+            user_order,
         })
     }
 
@@ -122,6 +177,8 @@ pub struct InferencePerfSource {
     tokens: StreamRng,
     groups: Vec<(Arc<str>, u64)>,
     users: Vec<User>,
+    /// Base of the per-request question sources (`question_reuse: per_request`).
+    request_questions: u64,
     stage: usize,
     stage_start_us: u64,
     /// Requests already sent in the current stage, and the last order statistic in [0, 1).
@@ -143,7 +200,7 @@ impl InferencePerfSource {
                 (Arc::from(name), source)
             })
             .collect();
-        let users = (0..plan.groups as usize)
+        let mut users: Vec<User> = (0..plan.groups as usize)
             .flat_map(|g| (0..plan.users_per_group as usize).map(move |u| (g, u)))
             .map(|(g, u)| User {
                 group: g,
@@ -151,10 +208,18 @@ impl InferencePerfSource {
                 question: splitmix64(stream_seed(seed, &format!("inference-perf/question/{g}/{u}"))),
             })
             .collect();
+        let mut users_rng = stream(seed, "inference-perf/users");
+        if plan.user_order == UserOrder::RoundRobin {
+            // Fisher–Yates, once, like inference-perf's `random.shuffle` of its prompt pool.
+            for i in (1..users.len()).rev() {
+                users.swap(i, users_rng.random_range(0..=i));
+            }
+        }
         let total = plan.total_requests();
         InferencePerfSource {
             arrivals: stream(seed, "inference-perf/arrivals"),
-            users_rng: stream(seed, "inference-perf/users"),
+            users_rng,
+            request_questions: stream_seed(seed, "inference-perf/request-question"),
             tokens: stream(seed, "inference-perf/tokens"),
             groups,
             users,
@@ -201,12 +266,20 @@ impl RequestSource for InferencePerfSource {
             self.cap = self.next_id;
             return None;
         }
-        let user = &self.users[self.users_rng.random_range(0..self.users.len())];
+        let id = self.next_id;
+        let pick = match self.plan.user_order {
+            UserOrder::Random => self.users_rng.random_range(0..self.users.len()),
+            UserOrder::RoundRobin => (id % self.users.len() as u64) as usize,
+        };
+        let user = &self.users[pick];
+        let question = match self.plan.question_reuse {
+            QuestionReuse::PerUser => user.question,
+            QuestionReuse::PerRequest => splitmix64(self.request_questions.wrapping_add(id)),
+        };
         let (group, system) = &self.groups[user.group];
         let mut input = TokenSeq::new();
         input.push(Segment { source: *system, start: 0, len: self.plan.system_prompt_len });
-        input.push(Segment { source: user.question, start: 0, len: self.plan.question_len });
-        let id = self.next_id;
+        input.push(Segment { source: question, start: 0, len: self.plan.question_len });
         self.next_id += 1;
         Some(RequestSpec {
             id,
@@ -298,6 +371,42 @@ mod tests {
         let a = collect(&spec);
         spec.inference_perf.as_mut().unwrap().shared_prefix.as_mut().unwrap().enable_multi_turn_chat = false;
         assert_eq!(a, collect(&spec));
+    }
+
+    #[test]
+    fn question_reuse_and_user_order() {
+        let base = preset_spec("general-lite", &SyntheticParams::default()).unwrap();
+        let with = |reuse: Option<&str>, order: Option<&str>| {
+            let mut spec = base.clone();
+            let sp = spec.inference_perf.as_mut().unwrap().shared_prefix.as_mut().unwrap();
+            sp.question_reuse = reuse.map(String::from);
+            sp.user_order = order.map(String::from);
+            let mut src = build_source(&spec, &Overrides::default()).unwrap();
+            std::iter::from_fn(|| src.next_request()).collect::<Vec<_>>()
+        };
+        let default = with(None, None);
+        assert_eq!(default, with(Some("per_user"), Some("random")));
+        // per_request: every prompt distinct, system prompts still shared, same arrivals/users.
+        let fresh = with(Some("per_request"), None);
+        let prompts: HashSet<&TokenSeq> = fresh.iter().map(|r| &r.input).collect();
+        assert_eq!(prompts.len(), fresh.len());
+        let systems: HashSet<u64> = fresh.iter().map(|r| r.input.segments()[0].source).collect();
+        assert_eq!(systems.len(), 9);
+        assert!(
+            fresh.iter().zip(&default).all(|(a, b)| a.arrival_us == b.arrival_us && a.client == b.client)
+        );
+        // round_robin: 45 users in a fixed shuffled cycle.
+        let rr = with(None, Some("round_robin"));
+        assert!(rr.iter().zip(rr.iter().skip(45)).all(|(a, b)| a.input == b.input && a.client == b.client));
+        let first: HashSet<_> = rr[..45].iter().map(|r| r.client.clone()).collect();
+        assert_eq!(first.len(), 45);
+        let e = crate::spec::parse_spec(
+            "inference_perf:\n  shared_prefix:\n    num_unique_system_prompts: 1\n    num_users_per_system_prompt: 1\n    system_prompt_len: 1\n    question_len: 1\n    output_len: 1\n    question_reuse: always\n  stages: [{rate: 1, duration: 1}]\n",
+            "ip.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("question_reuse: accepted: per_user, per_request"), "{e}");
     }
 
     #[test]

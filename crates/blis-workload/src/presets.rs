@@ -131,6 +131,8 @@ pub fn preset_spec(name: &str, p: &SyntheticParams) -> Result<WorkloadSpec> {
                     question_len: question,
                     output_len: output,
                     enable_multi_turn_chat: true,
+                    question_reuse: None,
+                    user_order: None,
                 }),
                 stages,
             }),

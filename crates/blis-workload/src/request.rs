@@ -130,4 +130,15 @@ pub trait RequestSource {
     fn expected_requests(&self) -> Option<u64> {
         None
     }
+
+    /// Whether a later prompt of this source may contain `request`'s generated tokens (its
+    /// `output_source`): an accumulated multi-turn history, a replayed trace whose provenance
+    /// names that source. Only then can the KV blocks its decode fills ever be looked up (the
+    /// prefix cache is only queried with prompt hashes), so the simulator hashes and indexes
+    /// them only then. The default `true` is always correct; `false` only saves that work, and
+    /// must not be returned for a request whose output some later prompt replays.
+    fn output_reusable(&self, request: &RequestSpec) -> bool {
+        let _ = request;
+        true
+    }
 }

@@ -226,6 +226,15 @@ pub struct SharedPrefixSpec {
     /// Accepted; a no-op (see [`crate::inference_perf`]).
     #[serde(default)]
     pub enable_multi_turn_chat: bool,
+    /// `per_user` (default: each user's question is fixed and reused by all its requests, as
+    /// inference-perf's pre-generated prompt pool does) or `per_request` (only the system prompt
+    /// is shared; every request carries a fresh question).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question_reuse: Option<String>,
+    /// `random` (default: each request picks a user uniformly at random) or `round_robin`
+    /// (inference-perf's order: request i goes to user i mod G·U of a once-shuffled user list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_order: Option<String>,
 }
 
 /// `rate` req/s for `duration` s.

@@ -463,6 +463,9 @@ pub struct TraceSource {
     names: HashMap<String, Arc<str>>,
     sessions: HashMap<String, u64>,
     total: u64,
+    /// Every source named by a row's `token_segments`: only a request whose `output_source`
+    /// is among them has its response replayed by some prompt.
+    prompt_sources: std::collections::HashSet<u64>,
 }
 
 impl TraceSource {
@@ -503,6 +506,11 @@ impl TraceSource {
         }
         records.sort_by_key(injection_time);
         let total = records.len() as u64;
+        let prompt_sources = records
+            .iter()
+            .filter_map(|r| r.token_segments.as_deref().and_then(decode_segments))
+            .flat_map(|seq| seq.segments().iter().map(|s| s.source).collect::<Vec<_>>())
+            .collect();
         Ok(TraceSource {
             records: records.into_iter(),
             tokens: stream(seed, "trace/tokens"),
@@ -511,6 +519,7 @@ impl TraceSource {
             names: HashMap::new(),
             sessions: HashMap::new(),
             total,
+            prompt_sources,
         })
     }
 
@@ -593,6 +602,10 @@ impl RequestSource for TraceSource {
 
     fn expected_requests(&self) -> Option<u64> {
         Some(self.total)
+    }
+
+    fn output_reusable(&self, request: &RequestSpec) -> bool {
+        self.prompt_sources.contains(&request.output_source)
     }
 }
 
