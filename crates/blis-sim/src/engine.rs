@@ -66,6 +66,8 @@ impl ControlPlane {
 struct Pending {
     spec: RequestSpec,
     prompt_hashes: Vec<u64>,
+    /// `prompt_hashes` holds the hashes (at the block size of instance 0).
+    hashed: bool,
     /// [`RequestSource::output_reusable`], asked when the source handed the request over.
     output_reusable: bool,
 }
@@ -188,12 +190,16 @@ impl Simulation {
             Event::Admission(p) => self.admit(now_us, p),
             Event::Routing(p) => self.route(now_us, p),
             Event::Queued { instance, pending } => {
-                let Pending { spec, prompt_hashes: _, output_reusable } = self.pending.remove(pending);
+                let Pending { spec, prompt_hashes, hashed, output_reusable } = self.pending.remove(pending);
                 let i = instance as usize;
                 let deadline = spec.deadline_us;
                 let request_id = spec.id;
                 let mut finished = std::mem::take(&mut self.finished_buf);
-                let outcome = self.instances[i].enqueue(now_us, spec, output_reusable, &mut finished);
+                let same_blocks =
+                    self.instances[i].kv().block_size_tokens() == self.instances[0].kv().block_size_tokens();
+                let hashes = (hashed && same_blocks).then_some(prompt_hashes);
+                let outcome =
+                    self.instances[i].enqueue_hashed(now_us, spec, output_reusable, hashes, &mut finished);
                 if let Enqueued::Queued(req) = outcome {
                     if let Some(d) = deadline.filter(|&d| d <= self.horizon_us) {
                         self.queue.push(d, Event::Timeout { instance, req, request_id });
@@ -256,7 +262,8 @@ impl Simulation {
     fn push_arrival(&mut self, spec: RequestSpec) {
         let at = spec.arrival_us;
         let output_reusable = self.source.output_reusable(&spec);
-        let p = self.pending.insert(Pending { spec, prompt_hashes: Vec::new(), output_reusable });
+        let p =
+            self.pending.insert(Pending { spec, prompt_hashes: Vec::new(), hashed: false, output_reusable });
         self.queue.push(at, Event::Arrival(p));
     }
 
@@ -270,10 +277,11 @@ impl Simulation {
 
     fn admit(&mut self, now_us: u64, p: PendingId) {
         let c = self.control.as_mut().expect("admission runs only in cluster mode");
-        if c.routing.needs_prompt_hashes() && self.pending[p].prompt_hashes.is_empty() {
+        if c.routing.needs_prompt_hashes() && !self.pending[p].hashed {
             let bs = self.instances[0].kv().block_size_tokens();
             let hashes = self.pending[p].spec.input.block_hashes(bs);
             self.pending[p].prompt_hashes = hashes;
+            self.pending[p].hashed = true;
         }
         if let Some(prefix) = &mut c.prefix {
             prefix.refresh(now_us, &mut self.instances);

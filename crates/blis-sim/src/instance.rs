@@ -84,6 +84,35 @@ const EXACT_STEPS_AFTER_FALLBACK: u32 = 8;
 /// Popping in heap order yields a clock's events in batch order.
 type Due = Reverse<(u64, u64, u64, ReqId)>;
 
+/// The members' KV events (`form_due`): each is due at most a block's worth of steps ahead, so
+/// they sit in a timing wheel of that many slots instead of a heap — pushing is an append, and
+/// a clock's slot is taken whole and sorted by admission seq (batch order). Entries are
+/// (admission seq, member token, handle).
+#[derive(Default)]
+struct FormWheel {
+    slots: Vec<Vec<(u64, u64, ReqId)>>,
+    mask: u64,
+}
+
+impl FormWheel {
+    fn new(block_size_tokens: u32) -> Self {
+        let n = (u64::from(block_size_tokens) + 2).next_power_of_two();
+        Self { slots: (0..n).map(|_| Vec::new()).collect(), mask: n - 1 }
+    }
+
+    #[inline]
+    fn push(&mut self, clock: u64, at: u64, seq: u64, token: u64, id: ReqId) {
+        assert!(at >= clock && at - clock <= self.mask, "KV event beyond the wheel");
+        self.slots[(at & self.mask) as usize].push((seq, token, id));
+    }
+
+    fn clear(&mut self) {
+        for s in &mut self.slots {
+            s.clear();
+        }
+    }
+}
+
 /// Lockstep decode state. In steady state every decoding request advances one token per step
 /// and shares the step's ITL, so decoders are not touched per step: the instance keeps a clock
 /// of lockstep steps and the cumulative ITL, members keep their values at the clock they joined,
@@ -105,7 +134,7 @@ struct Lockstep {
     /// `LiveRequest::lock_token` by handle (0 = not a member), dense, so that skipping stale
     /// heap entries does not touch the requests.
     tokens: Vec<u64>,
-    form_due: BinaryHeap<Due>,
+    form_due: FormWheel,
     done_due: BinaryHeap<Due>,
     /// Running requests still in prefill, in batch order.
     prefilling: Vec<ReqId>,
@@ -144,6 +173,7 @@ impl Instance {
     ) -> Self {
         let kv = KvCache::new(config.total_kv_blocks, config.block_size_tokens);
         let metrics = Metrics { total_kv_blocks: u64::from(config.total_kv_blocks), ..Metrics::default() };
+        let form_due = FormWheel::new(config.block_size_tokens);
         Self {
             index,
             config,
@@ -156,7 +186,7 @@ impl Instance {
             running: Vec::new(),
             shape: StepShape::default(),
             next_seq: 0,
-            lock: Lockstep { disabled: FORCE_EXACT_STEPS.with(Cell::get), ..Lockstep::default() },
+            lock: Lockstep { disabled: FORCE_EXACT_STEPS.with(Cell::get), form_due, ..Lockstep::default() },
             metrics,
         }
     }
@@ -197,6 +227,19 @@ impl Instance {
         output_reusable: bool,
         finished: &mut Vec<Finished>,
     ) -> Enqueued {
+        self.enqueue_hashed(now_us, spec, output_reusable, None, finished)
+    }
+
+    /// [`Instance::enqueue`] with the prompt's block hashes at this instance's block size,
+    /// when the caller already computed them (the router does for prefix-aware policies).
+    pub fn enqueue_hashed(
+        &mut self,
+        now_us: u64,
+        spec: RequestSpec,
+        output_reusable: bool,
+        prompt_hashes: Option<Vec<u64>>,
+        finished: &mut Vec<Finished>,
+    ) -> Enqueued {
         let input = spec.input.len();
         let budget = spec.max_output_tokens.max(spec.output_tokens);
         let mml = self.config.max_model_len;
@@ -220,7 +263,7 @@ impl Instance {
         }
         self.metrics.enqueued += 1;
         let priority = if self.config.slo_priorities { spec.slo_class.vllm_priority() } else { 1 };
-        let id = self.requests.insert(LiveRequest::new(spec, bs, priority, output_reusable));
+        let id = self.requests.insert(LiveRequest::new(spec, bs, priority, output_reusable, prompt_hashes));
         // Under async scheduling the next step's batch was fixed when the running step started.
         if self.config.async_scheduling && self.has_work() {
             self.requests[id].eligible_from_step = self.metrics.steps + 2;
@@ -234,6 +277,13 @@ impl Instance {
     pub fn step(&mut self, now_us: u64, finished: &mut Vec<Finished>) -> u64 {
         self.metrics.steps += 1;
         self.scheduler.order(&mut self.waiting, &self.requests);
+        if let Some(&head) = self.waiting.front()
+            && (self.running.len() as u32) < self.config.max_running_reqs
+        {
+            // The queue head is likely admitted at the end of batch formation: start fetching
+            // the index slots its prefix lookups and block seals will probe.
+            self.kv.prefetch_index(&self.requests[head].prompt_hashes);
+        }
         if !self.lock.active && !self.lock.disabled {
             if self.lock.exact_left > 0 {
                 self.lock.exact_left -= 1;
@@ -470,7 +520,7 @@ impl Instance {
         lock.context_sum += u64::from(r.progress_tokens);
         lock.by_class[r.spec.slo_class as usize] += 1;
         let done = lock.clock + u64::from(end - 1 - r.progress_tokens);
-        lock.form_due.push(Reverse((form, r.seq, r.lock_token, id)));
+        lock.form_due.push(lock.clock, form, r.seq, r.lock_token, id);
         lock.done_due.push(Reverse((done, r.seq, r.lock_token, id)));
     }
 
@@ -483,6 +533,27 @@ impl Instance {
         self.lock.members -= 1;
         self.lock.context_sum -= u64::from(r.progress_tokens);
         self.lock.by_class[r.spec.slo_class as usize] -= 1;
+    }
+
+    /// `pop_due` for the KV events (wheel slot of `clock`).
+    fn pop_form_due(
+        wheel: &mut FormWheel,
+        clock: u64,
+        tokens: &[u64],
+        requests: &Slab<LiveRequest>,
+        out: &mut Vec<(u64, ReqId)>,
+    ) {
+        out.clear();
+        let slot = &mut wheel.slots[(clock & wheel.mask) as usize];
+        for &(seq, token, id) in slot.iter() {
+            if tokens.get(id as usize) == Some(&token) {
+                debug_assert_eq!(requests[id].lock_token, token);
+                requests.prefetch(id);
+                out.push((seq, id));
+            }
+        }
+        slot.clear();
+        out.sort_unstable_by_key(|&(seq, _)| seq);
     }
 
     /// Pops the valid entries of `heap` due at or before `clock` into `out`, in batch order,
@@ -533,7 +604,7 @@ impl Instance {
         }
         let clock = self.lock.clock;
         let mut due = std::mem::take(&mut self.lock.scratch);
-        Self::pop_due(&mut self.lock.form_due, clock, &self.lock.tokens, &self.requests, &mut due);
+        Self::pop_form_due(&mut self.lock.form_due, clock, &self.lock.tokens, &self.requests, &mut due);
         let bs = self.config.block_size_tokens;
         for &(_, id) in &due {
             let r = &self.requests[id];
@@ -574,7 +645,7 @@ impl Instance {
                 r.progress_tokens += 1;
                 let next = clock + 1 + u64::from(Self::steps_to_form_due(r, bs));
                 r.progress_tokens -= 1;
-                self.lock.form_due.push(Reverse((next, r.seq, r.lock_token, id)));
+                self.lock.form_due.push(clock, next, r.seq, r.lock_token, id);
             } else {
                 let id = pre.expect("checked");
                 b += 1;

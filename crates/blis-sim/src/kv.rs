@@ -8,12 +8,10 @@
 //! The cache owns blocks; a request owns only a [`KvAlloc`] (its block table), handed in by the
 //! scheduler. That is the whole interface between the two.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use blis_workload::TokenSeq;
-
-const NIL: u32 = u32::MAX;
 
 /// Hints the CPU to fetch `r`'s cache line (the pools of many instances do not fit in cache;
 /// issuing the misses of a batch of accesses together overlaps them).
@@ -53,6 +51,104 @@ impl Hasher for PremixedHasher {
 /// `HashMap` keyed by block hashes.
 pub type BlockHashMap<V> = HashMap<u64, V, BuildHasherDefault<PremixedHasher>>;
 
+/// The prefix index: block hash → block, open addressing with linear probing over
+/// (hash, block) slots. Keys are xxh3 hashes, so their low bits are the home slot. Entries are
+/// only inserted or overwritten, never deleted one by one (deletion is lazy, see
+/// `KvCache::index`), so there are no tombstones; a bulk `retain` rebuilds the table. Unlike
+/// `hashbrown` it exposes the slot a key lives in, so lookups can be prefetched.
+#[derive(Debug, Clone)]
+struct PrefixIndex {
+    slots: Vec<(u64, u32)>,
+    mask: usize,
+    len: usize,
+}
+
+/// Block id of an empty slot.
+const EMPTY: u32 = u32::MAX;
+
+impl PrefixIndex {
+    fn new() -> Self {
+        Self::with_slots(1024)
+    }
+
+    fn with_slots(n: usize) -> Self {
+        debug_assert!(n.is_power_of_two());
+        Self { slots: vec![(0, EMPTY); n], mask: n - 1, len: 0 }
+    }
+
+    #[inline]
+    fn home(&self, hash: u64) -> usize {
+        hash as usize & self.mask
+    }
+
+    /// Hints the CPU to fetch `hash`'s home slot.
+    #[inline]
+    fn prefetch(&self, hash: u64) {
+        prefetch(&self.slots[self.home(hash)]);
+    }
+
+    #[inline]
+    fn get(&self, hash: u64) -> Option<u32> {
+        let mut i = self.home(hash);
+        loop {
+            let (k, v) = self.slots[i];
+            if v == EMPTY {
+                return None;
+            }
+            if k == hash {
+                return Some(v);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The slot holding `hash`, or the empty slot where it goes (then claimed for it, holding
+    /// `EMPTY` until the caller sets it); and whether the key was present.
+    #[inline]
+    fn entry(&mut self, hash: u64) -> (&mut u32, bool) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.rebuild(self.slots.len() * 2, |_, _| true);
+        }
+        let mut i = self.home(hash);
+        loop {
+            let (k, v) = self.slots[i];
+            if v == EMPTY {
+                self.len += 1;
+                self.slots[i].0 = hash;
+                return (&mut self.slots[i].1, false);
+            }
+            if k == hash {
+                return (&mut self.slots[i].1, true);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.slots.iter().copied().filter(|&(_, v)| v != EMPTY)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Keeps the entries `keep` accepts, in a table of `n` slots.
+    fn rebuild(&mut self, n: usize, mut keep: impl FnMut(u64, u32) -> bool) {
+        let old = std::mem::replace(self, Self::with_slots(n));
+        for (k, v) in old.iter() {
+            if keep(k, v) {
+                let (slot, _) = self.entry(k);
+                *slot = v;
+            }
+        }
+    }
+
+    fn retain(&mut self, keep: impl FnMut(u64, u32) -> bool) {
+        let n = self.slots.len();
+        self.rebuild(n, keep);
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Block {
     ref_count: u32,
@@ -61,8 +157,9 @@ struct Block {
     hashed: bool,
     /// The hash index's entry for `hash` points at this block (it is the canonical holder).
     indexed: bool,
-    prev_free: u32,
-    next_free: u32,
+    /// Bumped each time the block joins the free queue; the queue entry carrying the current
+    /// stamp of an unreferenced block is its live one.
+    free_stamp: u32,
 }
 
 /// A change of the prefix-hash index.
@@ -106,14 +203,20 @@ impl KvAlloc {
 pub struct KvCache {
     block_size_tokens: u32,
     blocks: Vec<Block>,
-    free_head: u32,
-    free_tail: u32,
+    /// Free blocks in LRU order (released blocks join the back, allocation pops the front) as
+    /// (block, stamp). Claiming a cached free block does not search the queue: its entry just
+    /// goes stale (the block is referenced again, or re-freed under a newer stamp) and is
+    /// skipped when it reaches the front. Unlike a linked list, the next blocks to be popped are
+    /// known ahead, so their (cache-cold) block structs are prefetched. Stale entries are
+    /// purged when they outnumber the blocks.
+    free_queue: VecDeque<(u32, u32)>,
+    stale_free: u32,
     free_blocks: u32,
     /// hash → block. Entries are deleted lazily: an entry is live only while its block is
     /// still `indexed` under that hash (see [`KvCache::live`]); eviction just clears the block's
     /// flag, so it costs no lookup in this (large, cache-cold) table. Dead entries are purged
     /// when they outnumber the blocks, which bounds the table at twice the pool.
-    index: BlockHashMap<u32>,
+    index: PrefixIndex,
     /// Version counter of the hash index, bumped on every insert and eviction.
     index_version: u64,
     /// When enabled, every change of the hash index, so a delayed copy of it (the router's
@@ -130,22 +233,15 @@ impl KvCache {
     pub fn new(total_blocks: u32, block_size_tokens: u32) -> Self {
         assert!(total_blocks > 0 && block_size_tokens > 0);
         let blocks = (0..total_blocks)
-            .map(|i| Block {
-                ref_count: 0,
-                hash: 0,
-                hashed: false,
-                indexed: false,
-                prev_free: if i == 0 { NIL } else { i - 1 },
-                next_free: if i + 1 == total_blocks { NIL } else { i + 1 },
-            })
+            .map(|_| Block { ref_count: 0, hash: 0, hashed: false, indexed: false, free_stamp: 0 })
             .collect();
         Self {
             block_size_tokens,
             blocks,
-            free_head: 0,
-            free_tail: total_blocks - 1,
+            free_queue: (0..total_blocks).map(|i| (i, 0)).collect(),
+            stale_free: 0,
             free_blocks: total_blocks,
-            index: BlockHashMap::default(),
+            index: PrefixIndex::new(),
             index_version: 0,
             index_log: None,
             hit_blocks: 0,
@@ -207,7 +303,7 @@ impl KvCache {
     /// The block holding `hash`, if resident.
     #[inline]
     fn lookup(&self, hash: u64) -> Option<u32> {
-        self.index.get(&hash).copied().filter(|&id| self.live(hash, id))
+        self.index.get(hash).filter(|&id| self.live(hash, id))
     }
 
     /// The block holding `hash`, which must be resident.
@@ -221,7 +317,7 @@ impl KvCache {
             return;
         }
         let blocks = &self.blocks;
-        self.index.retain(|&h, &mut id| {
+        self.index.retain(|h, id| {
             let b = &blocks[id as usize];
             b.indexed && b.hash == h
         });
@@ -230,12 +326,20 @@ impl KvCache {
 
     /// All hashes currently indexed (unordered).
     pub fn indexed_hashes(&self) -> impl Iterator<Item = u64> + '_ {
-        self.index.iter().filter(|&(&h, &id)| self.live(h, id)).map(|(&h, _)| h)
+        self.index.iter().filter(|&(h, id)| self.live(h, id)).map(|(h, _)| h)
     }
 
     /// Whether a block with this content hash is resident (in use or free-but-cached).
     pub fn contains_hash(&self, hash: u64) -> bool {
         self.lookup(hash).is_some()
+    }
+
+    /// Hints the CPU to fetch the index slots of `hashes` (a prompt about to be admitted: its
+    /// lookups and the seals of its blocks probe them), so their cache misses overlap.
+    pub fn prefetch_index(&self, hashes: &[u64]) {
+        for &h in hashes {
+            self.index.prefetch(h);
+        }
     }
 
     /// Number of leading blocks of `hashes` resident in the cache. A pure query.
@@ -299,6 +403,11 @@ impl KvCache {
         if self.blocks_needed(alloc, end_tokens, claim) > self.free_blocks {
             return false;
         }
+        // The blocks the loop below pops first (the queue prefetches further ones as it goes).
+        for &(id, _) in self.free_queue.iter().take(self.new_blocks_needed(alloc, end_tokens).min(4) as usize)
+        {
+            prefetch(&self.blocks[id as usize]);
+        }
         for hash in claim {
             let id = self.resident(*hash);
             if self.blocks[id as usize].ref_count == 0 {
@@ -354,16 +463,16 @@ impl KvCache {
         };
         // One table access: a live entry means another block already holds this content.
         let added = match self.index.entry(hash) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(id);
+            (slot, false) => {
+                *slot = id;
                 true
             }
-            std::collections::hash_map::Entry::Occupied(mut e) => {
-                let holder = &self.blocks[*e.get() as usize];
+            (slot, true) => {
+                let holder = &self.blocks[*slot as usize];
                 if holder.indexed && holder.hash == hash {
                     false
                 } else {
-                    e.insert(id); // replaces a dead entry
+                    *slot = id; // replaces a dead entry
                     self.dead_entries -= 1;
                     true
                 }
@@ -399,14 +508,28 @@ impl KvCache {
         alloc.tokens = 0;
     }
 
+    /// Whether free-queue entry `(id, stamp)` is live.
+    #[inline]
+    fn live_free(&self, id: u32, stamp: u32) -> bool {
+        let b = &self.blocks[id as usize];
+        b.ref_count == 0 && b.free_stamp == stamp
+    }
+
     fn pop_free(&mut self) -> u32 {
-        let id = self.free_head;
-        assert_ne!(id, NIL, "pop from an empty free list (capacity check skipped)");
-        self.unlink_free(id);
-        if self.free_head != NIL {
-            // The next pop's block (allocations pop runs of blocks).
-            prefetch(&self.blocks[self.free_head as usize]);
-        }
+        /// Queue entries ahead whose blocks are prefetched.
+        const AHEAD: usize = 4;
+        let id = loop {
+            let (id, stamp) =
+                self.free_queue.pop_front().expect("pop from an empty free list (capacity check skipped)");
+            if let Some(&(next, _)) = self.free_queue.get(AHEAD) {
+                prefetch(&self.blocks[next as usize]);
+            }
+            if self.live_free(id, stamp) {
+                break id;
+            }
+            self.stale_free -= 1;
+        };
+        self.free_blocks -= 1;
         let block = &mut self.blocks[id as usize];
         if block.hashed {
             block.hashed = false;
@@ -425,79 +548,56 @@ impl KvCache {
         id
     }
 
-    /// Unlinks free block `id`. The head's `prev_free` is not maintained (popping the head
-    /// then touches only the head's block, not its successor's): "is the head" is
-    /// `id == free_head`, never `prev_free == NIL`.
+    /// Takes free block `id` (a cached block being claimed) off the free list: its queue entry
+    /// goes stale once the caller references the block.
     fn unlink_free(&mut self, id: u32) {
-        let (prev, next) = {
-            let b = &self.blocks[id as usize];
-            (b.prev_free, b.next_free)
-        };
-        if id == self.free_head {
-            self.free_head = next;
-            if next == NIL {
-                self.free_tail = NIL;
-            }
-        } else {
-            self.blocks[prev as usize].next_free = next;
-            if next == NIL {
-                self.free_tail = prev;
-            } else {
-                self.blocks[next as usize].prev_free = prev;
-            }
-        }
-        let b = &mut self.blocks[id as usize];
-        b.prev_free = NIL;
-        b.next_free = NIL;
+        debug_assert_eq!(self.blocks[id as usize].ref_count, 0);
         self.free_blocks -= 1;
+        self.stale_free += 1;
     }
 
     fn push_free_tail(&mut self, id: u32) {
-        let tail = self.free_tail;
-        {
-            let b = &mut self.blocks[id as usize];
-            b.prev_free = tail;
-            b.next_free = NIL;
-        }
-        if tail == NIL {
-            self.free_head = id;
-        } else {
-            self.blocks[tail as usize].next_free = id;
-        }
-        self.free_tail = id;
+        let b = &mut self.blocks[id as usize];
+        b.free_stamp = b.free_stamp.wrapping_add(1);
+        self.free_queue.push_back((id, b.free_stamp));
         self.free_blocks += 1;
+        if self.stale_free > self.total_blocks() {
+            let blocks = &self.blocks;
+            self.free_queue.retain(|&(id, stamp)| {
+                let b = &blocks[id as usize];
+                b.ref_count == 0 && b.free_stamp == stamp
+            });
+            self.stale_free = 0;
+        }
     }
 
     /// Checks the pool's internal invariants (used + free = total, free list consistent with
     /// reference counts, index entries point at hashed blocks). For tests and debug builds.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut on_list = 0u32;
-        let mut cur = self.free_head;
-        let mut prev = NIL;
-        while cur != NIL {
-            let b = &self.blocks[cur as usize];
-            if b.ref_count != 0 {
-                return Err(format!("block {cur} on free list with ref_count {}", b.ref_count));
+        let mut seen = vec![false; self.blocks.len()];
+        for &(id, stamp) in &self.free_queue {
+            if !self.live_free(id, stamp) {
+                continue;
             }
-            if cur != self.free_head && b.prev_free != prev {
-                return Err(format!("block {cur} has a broken back link"));
+            if std::mem::replace(&mut seen[id as usize], true) {
+                return Err(format!("block {id} is on the free list twice"));
             }
             on_list += 1;
-            if on_list > self.total_blocks() {
-                return Err("free list has a cycle".into());
-            }
-            prev = cur;
-            cur = b.next_free;
         }
         if on_list != self.free_blocks {
             return Err(format!("free count {} but {on_list} on list", self.free_blocks));
+        }
+        let stale = self.free_queue.len() as u32 - on_list;
+        if stale != self.stale_free {
+            return Err(format!("{stale} stale free-list entries but {} counted", self.stale_free));
         }
         let zero_ref = self.blocks.iter().filter(|b| b.ref_count == 0).count() as u32;
         if zero_ref != self.free_blocks {
             return Err(format!("{zero_ref} unreferenced blocks but {} free", self.free_blocks));
         }
         let mut live = 0u32;
-        for (&hash, &id) in &self.index {
+        for (hash, id) in self.index.iter() {
             if !self.live(hash, id) {
                 continue;
             }

@@ -60,7 +60,14 @@ pub struct LiveRequest {
 }
 
 impl LiveRequest {
-    pub fn new(spec: RequestSpec, block_size_tokens: u32, priority: u32, output_reusable: bool) -> Self {
+    /// `prompt_hashes`: the prompt's block hashes when the caller already has them.
+    pub fn new(
+        spec: RequestSpec,
+        block_size_tokens: u32,
+        priority: u32,
+        output_reusable: bool,
+        prompt_hashes: Option<Vec<u64>>,
+    ) -> Self {
         let sequence = output_reusable.then(|| {
             let mut sequence = spec.input.clone();
             sequence.push(blis_workload::Segment {
@@ -70,7 +77,8 @@ impl LiveRequest {
             });
             sequence
         });
-        let prompt_hashes = spec.input.block_hashes(block_size_tokens);
+        let prompt_hashes = prompt_hashes.unwrap_or_else(|| spec.input.block_hashes(block_size_tokens));
+        debug_assert_eq!(prompt_hashes.len() as u32, spec.input.len() / block_size_tokens);
         Self {
             input_tokens: spec.input.len(),
             output_tokens: spec.output_tokens,
