@@ -52,7 +52,7 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub user_order: Option<String>,
     /// Simulate vLLM V1 async scheduling (as `blis run --async-scheduling`).
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub async_scheduling: bool,
     /// Coefficients the fit (and cross-validation) keeps at their starting value: indices into
     /// `alpha ++ beta` (0–2 = α0–α2, 3 = β0, …).

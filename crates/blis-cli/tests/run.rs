@@ -184,3 +184,20 @@ fn bad_input_is_one_clear_line() {
     assert_rejected(&m(&["--arrival-process", "bursty"]), "--arrival-process");
     assert_rejected(&["run", "--model", "nobody/unknown-model-xyz", "--rate", "1"], "--model");
 }
+
+#[test]
+fn async_scheduling_delays_admission_by_one_step() {
+    // A busy instance (steady decode batch), so arrivals usually land during a running step.
+    let base = with_model(&["--rate", "20", "--num-requests", "300", "--seed", "3"]);
+    let mut off = base.clone();
+    off.extend_from_slice(&["--async-scheduling", "false"]);
+    let mut on = base.clone();
+    on.extend_from_slice(&["--async-scheduling", "true"]);
+    let (off, on, default) = (run_ok(&off), run_ok(&on), run_ok(&base));
+    assert_eq!(on, default, "async scheduling is the default");
+    let f = |d: &Value, k: &str| d[k].as_f64().unwrap();
+    let extra_ttft = f(&on, "ttft_mean_ms") - f(&off, "ttft_mean_ms");
+    // About one step (≈ one ITL) more before the prefill step, never less.
+    assert!(extra_ttft > 0.5 * f(&off, "itl_mean_ms"), "TTFT +{extra_ttft} ms");
+    assert!(extra_ttft < 2.0 * f(&off, "itl_mean_ms"), "TTFT +{extra_ttft} ms");
+}
