@@ -39,7 +39,7 @@ pub struct EngineArgs {
     /// Tensor-parallel degree of every instance. Default 1.
     #[arg(long)]
     pub tp: Option<u32>,
-    /// Step-time model: trained-physics, roofline, blackbox.
+    /// Step-time model: blis-physics (fitted to real vLLM), trained-physics, roofline, blackbox.
     #[arg(long, default_value = "blis-physics")]
     pub latency_model: String,
     /// Three α coefficients (µs), comma-separated.
