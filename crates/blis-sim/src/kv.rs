@@ -379,6 +379,17 @@ impl KvCache {
         }
     }
 
+    /// Second prefetch stage after [`KvCache::prefetch_index`]: once the index slots have had
+    /// time to arrive, hints the CPU to fetch the block structs they point at (a prefix
+    /// lookup checks each hit block's liveness).
+    pub fn prefetch_index_blocks(&self, hashes: &[u64]) {
+        for &h in hashes {
+            if let Some(id) = self.index.get(h) {
+                prefetch(&self.blocks[id as usize]);
+            }
+        }
+    }
+
     /// Number of leading blocks of `hashes` resident in the cache. A pure query.
     pub fn cached_prefix_blocks(&self, hashes: &[u64]) -> u32 {
         hashes.iter().take_while(|&&h| self.lookup(h).is_some()).count() as u32
