@@ -1,9 +1,11 @@
 //! The simulation loop: pops events in order and hands them to the control plane or to the
 //! instance they belong to.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
 
-use blis_workload::{Outcome, RequestSource, RequestSpec};
+use blis_workload::{Outcome, RequestSource, RequestSpec, TokenSeq};
 use rand_pcg::Pcg64Mcg;
 
 use crate::cluster::admission::{AdmissionPolicy, Verdict};
@@ -72,6 +74,79 @@ struct Pending {
     output_reusable: bool,
 }
 
+/// Prompt block hashes by prompt (at the block size of instance 0). Workloads resend the same
+/// prompt many times (inference-perf's fixed question per user: G·U distinct prompts), and a
+/// lookup of its two or three segments is much cheaper than hashing every block again. Bounded
+/// (cleared when it holds too many hashes) and switched off when it rarely hits.
+#[derive(Default)]
+struct PromptHashMemo {
+    map: HashMap<TokenSeq, Vec<u64>, BuildHasherDefault<FxLikeHasher>>,
+    held: usize,
+    lookups: u64,
+    hits: u64,
+    off: bool,
+}
+
+/// Multiply-rotate hasher for the memo's small integer keys (a prompt's segments).
+#[derive(Default)]
+struct FxLikeHasher(u64);
+
+impl Hasher for FxLikeHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+}
+
+impl PromptHashMemo {
+    /// Hashes (plus key segments) held before the memo is cleared.
+    const MAX_HELD: usize = 1 << 20;
+    /// Lookups after which a memo hitting less than one time in eight is switched off.
+    const TRIAL: u64 = 1 << 14;
+
+    fn hashes(&mut self, input: &TokenSeq, block_size_tokens: u32) -> Vec<u64> {
+        if self.off {
+            return input.block_hashes(block_size_tokens);
+        }
+        self.lookups += 1;
+        if let Some(h) = self.map.get(input) {
+            self.hits += 1;
+            return h.clone();
+        }
+        if self.lookups >= Self::TRIAL && self.hits * 8 < self.lookups {
+            self.off = true;
+            self.map = HashMap::default();
+            return input.block_hashes(block_size_tokens);
+        }
+        let h = input.block_hashes(block_size_tokens);
+        let size = h.len() + input.segments().len() * 2;
+        if self.held + size > Self::MAX_HELD {
+            self.map.clear();
+            self.held = 0;
+        }
+        self.held += size;
+        self.map.insert(input.clone(), h.clone());
+        h
+    }
+}
+
 /// Counters of the whole run beyond what instances count.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterCounters {
@@ -115,6 +190,7 @@ pub struct Simulation {
     events: u64,
     last_arrival_us: u64,
     trace_error: Option<std::io::Error>,
+    prompt_memo: PromptHashMemo,
 }
 
 impl Simulation {
@@ -148,6 +224,7 @@ impl Simulation {
             events: 0,
             last_arrival_us: 0,
             trace_error: None,
+            prompt_memo: PromptHashMemo::default(),
         }
     }
 
@@ -197,7 +274,14 @@ impl Simulation {
                 let mut finished = std::mem::take(&mut self.finished_buf);
                 let same_blocks =
                     self.instances[i].kv().block_size_tokens() == self.instances[0].kv().block_size_tokens();
-                let hashes = (hashed && same_blocks).then_some(prompt_hashes);
+                let hashes = if hashed && same_blocks {
+                    Some(prompt_hashes)
+                } else if same_blocks {
+                    let bs = self.instances[0].kv().block_size_tokens();
+                    Some(self.prompt_memo.hashes(&spec.input, bs))
+                } else {
+                    None
+                };
                 let outcome =
                     self.instances[i].enqueue_hashed(now_us, spec, output_reusable, hashes, &mut finished);
                 if let Enqueued::Queued(req) = outcome {
@@ -279,7 +363,7 @@ impl Simulation {
         let c = self.control.as_mut().expect("admission runs only in cluster mode");
         if c.routing.needs_prompt_hashes() && !self.pending[p].hashed {
             let bs = self.instances[0].kv().block_size_tokens();
-            let hashes = self.pending[p].spec.input.block_hashes(bs);
+            let hashes = self.prompt_memo.hashes(&self.pending[p].spec.input, bs);
             self.pending[p].prompt_hashes = hashes;
             self.pending[p].hashed = true;
         }

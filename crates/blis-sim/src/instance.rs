@@ -384,6 +384,17 @@ impl Instance {
         }
     }
 
+    /// Second stage of the queue head's prefetch (the first, at the start of the step, fetched
+    /// its index slots): the blocks its prefix lookup will check.
+    fn prefetch_head_blocks(&self) {
+        if self.config.prefix_caching
+            && let Some(&head) = self.waiting.front()
+            && (self.running.len() as u32) < self.config.max_running_reqs
+        {
+            self.kv.prefetch_index_blocks(&self.requests[head].prompt_hashes);
+        }
+    }
+
     /// Admits new requests from the queue head while budget, batch room and blocks allow.
     fn admit(&mut self, now_us: u64, mut budget: u32) {
         let bs = self.config.block_size_tokens;
@@ -605,6 +616,7 @@ impl Instance {
         let clock = self.lock.clock;
         let mut due = std::mem::take(&mut self.lock.scratch);
         Self::pop_form_due(&mut self.lock.form_due, clock, &self.lock.tokens, &self.requests, &mut due);
+        self.prefetch_head_blocks();
         let bs = self.config.block_size_tokens;
         for &(_, id) in &due {
             let r = &self.requests[id];

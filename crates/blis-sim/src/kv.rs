@@ -149,17 +149,56 @@ impl PrefixIndex {
     }
 }
 
+/// A pool block, 16 bytes (four to a cache line; the pools of many instances do not fit in
+/// cache, so their size matters).
 #[derive(Debug, Clone)]
 struct Block {
     ref_count: u32,
+    /// Bit 0: `hashed`; bit 1: `indexed`; bits 2..: the free stamp (see the accessors).
+    meta: u32,
     /// Chained content hash; meaningful only when `hashed`.
     hash: u64,
-    hashed: bool,
+}
+
+const HASHED: u32 = 1;
+const INDEXED: u32 = 2;
+const STAMP_SHIFT: u32 = 2;
+
+impl Block {
+    /// `hash` is meaningful.
+    #[inline(always)]
+    fn hashed(&self) -> bool {
+        self.meta & HASHED != 0
+    }
+
     /// The hash index's entry for `hash` points at this block (it is the canonical holder).
-    indexed: bool,
+    #[inline(always)]
+    fn indexed(&self) -> bool {
+        self.meta & INDEXED != 0
+    }
+
+    #[inline(always)]
+    fn set_flag(&mut self, flag: u32, on: bool) {
+        if on {
+            self.meta |= flag;
+        } else {
+            self.meta &= !flag;
+        }
+    }
+
     /// Bumped each time the block joins the free queue; the queue entry carrying the current
-    /// stamp of an unreferenced block is its live one.
-    free_stamp: u32,
+    /// stamp of an unreferenced block is its live one. 30 bits, wrapping (a block would have to
+    /// be freed 2^30 times while one of its stale queue entries waits to be popped or purged).
+    #[inline(always)]
+    fn free_stamp(&self) -> u32 {
+        self.meta >> STAMP_SHIFT
+    }
+
+    #[inline(always)]
+    fn bump_free_stamp(&mut self) -> u32 {
+        self.meta = self.meta.wrapping_add(1 << STAMP_SHIFT);
+        self.free_stamp()
+    }
 }
 
 /// A change of the prefix-hash index.
@@ -232,9 +271,7 @@ pub struct KvCache {
 impl KvCache {
     pub fn new(total_blocks: u32, block_size_tokens: u32) -> Self {
         assert!(total_blocks > 0 && block_size_tokens > 0);
-        let blocks = (0..total_blocks)
-            .map(|_| Block { ref_count: 0, hash: 0, hashed: false, indexed: false, free_stamp: 0 })
-            .collect();
+        let blocks = (0..total_blocks).map(|_| Block { ref_count: 0, meta: 0, hash: 0 }).collect();
         Self {
             block_size_tokens,
             blocks,
@@ -297,7 +334,7 @@ impl KvCache {
     #[inline]
     fn live(&self, hash: u64, id: u32) -> bool {
         let b = &self.blocks[id as usize];
-        b.indexed && b.hash == hash
+        b.indexed() && b.hash == hash
     }
 
     /// The block holding `hash`, if resident.
@@ -319,7 +356,7 @@ impl KvCache {
         let blocks = &self.blocks;
         self.index.retain(|h, id| {
             let b = &blocks[id as usize];
-            b.indexed && b.hash == h
+            b.indexed() && b.hash == h
         });
         self.dead_entries = 0;
     }
@@ -339,6 +376,17 @@ impl KvCache {
     pub fn prefetch_index(&self, hashes: &[u64]) {
         for &h in hashes {
             self.index.prefetch(h);
+        }
+    }
+
+    /// Second prefetch stage after [`KvCache::prefetch_index`]: once the index slots have had
+    /// time to arrive, hints the CPU to fetch the block structs they point at (a prefix
+    /// lookup checks each hit block's liveness).
+    pub fn prefetch_index_blocks(&self, hashes: &[u64]) {
+        for &h in hashes {
+            if let Some(id) = self.index.get(h) {
+                prefetch(&self.blocks[id as usize]);
+            }
         }
     }
 
@@ -437,7 +485,7 @@ impl KvCache {
     /// Records the content hash of a block that just became full.
     fn seal_block(&mut self, alloc: &KvAlloc, seq: Option<&TokenSeq>, known: &[u64], block_idx: u32) {
         let id = alloc.blocks[block_idx as usize];
-        if self.blocks[id as usize].hashed {
+        if self.blocks[id as usize].hashed() {
             return; // a claimed cached block
         }
         let hash = if let Some(&h) = known.get(block_idx as usize) {
@@ -469,7 +517,7 @@ impl KvCache {
             }
             (slot, true) => {
                 let holder = &self.blocks[*slot as usize];
-                if holder.indexed && holder.hash == hash {
+                if holder.indexed() && holder.hash == hash {
                     false
                 } else {
                     *slot = id; // replaces a dead entry
@@ -480,9 +528,9 @@ impl KvCache {
         };
         let block = &mut self.blocks[id as usize];
         block.hash = hash;
-        block.hashed = true;
+        block.set_flag(HASHED, true);
         if added {
-            block.indexed = true;
+            block.set_flag(INDEXED, true);
             self.index_version += 1;
             if let Some(log) = &mut self.index_log {
                 log.push(IndexChange::Added(hash));
@@ -512,7 +560,7 @@ impl KvCache {
     #[inline]
     fn live_free(&self, id: u32, stamp: u32) -> bool {
         let b = &self.blocks[id as usize];
-        b.ref_count == 0 && b.free_stamp == stamp
+        b.ref_count == 0 && b.free_stamp() == stamp
     }
 
     fn pop_free(&mut self) -> u32 {
@@ -531,12 +579,12 @@ impl KvCache {
         };
         self.free_blocks -= 1;
         let block = &mut self.blocks[id as usize];
-        if block.hashed {
-            block.hashed = false;
+        if block.hashed() {
+            block.set_flag(HASHED, false);
             let hash = block.hash;
-            if block.indexed {
+            if block.indexed() {
                 // The index entry dies with the flag; no table access.
-                block.indexed = false;
+                block.set_flag(INDEXED, false);
                 self.dead_entries += 1;
                 self.index_version += 1;
                 if let Some(log) = &mut self.index_log {
@@ -558,14 +606,14 @@ impl KvCache {
 
     fn push_free_tail(&mut self, id: u32) {
         let b = &mut self.blocks[id as usize];
-        b.free_stamp = b.free_stamp.wrapping_add(1);
-        self.free_queue.push_back((id, b.free_stamp));
+        let stamp = b.bump_free_stamp();
+        self.free_queue.push_back((id, stamp));
         self.free_blocks += 1;
         if self.stale_free > self.total_blocks() {
             let blocks = &self.blocks;
             self.free_queue.retain(|&(id, stamp)| {
                 let b = &blocks[id as usize];
-                b.ref_count == 0 && b.free_stamp == stamp
+                b.ref_count == 0 && b.free_stamp() == stamp
             });
             self.stale_free = 0;
         }
@@ -602,11 +650,11 @@ impl KvCache {
                 continue;
             }
             live += 1;
-            if !self.blocks[id as usize].hashed {
+            if !self.blocks[id as usize].hashed() {
                 return Err(format!("index entry for block {id} is stale"));
             }
         }
-        let indexed = self.blocks.iter().filter(|b| b.indexed).count() as u32;
+        let indexed = self.blocks.iter().filter(|b| b.indexed()).count() as u32;
         if indexed != live {
             return Err(format!("{indexed} blocks flagged indexed but {live} live index entries"));
         }

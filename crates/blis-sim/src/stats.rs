@@ -84,22 +84,51 @@ impl Samples {
 }
 
 /// Value → count histogram. Unordered (one hash probe per insertion, a small table: one entry
-/// per distinct value); summaries sort the distinct values once.
+/// per distinct value); summaries sort the distinct values once. Insertions are buffered and
+/// flushed into the table in batches: with many instances the tables are cache-cold, and a
+/// batch of probes overlaps their misses.
 #[derive(Debug, Clone, Default)]
 pub struct Histogram {
     counts: HashMap<u64, u64, BuildHasherDefault<MulHasher>>,
+    /// (value, count) insertions not yet in `counts`.
+    pending: Vec<(u64, u64)>,
     total: u64,
     sum_us: u128,
 }
 
 impl Histogram {
+    /// Buffered insertions per flush.
+    const BATCH: usize = 32;
+
+    #[inline]
     pub fn add(&mut self, value_us: u64, count: u64) {
         if count == 0 {
             return;
         }
-        *self.counts.entry(value_us).or_insert(0) += count;
         self.total += count;
         self.sum_us += u128::from(value_us) * u128::from(count);
+        if let Some(last) = self.pending.last_mut()
+            && last.0 == value_us
+        {
+            last.1 += count;
+            return;
+        }
+        if self.pending.len() == Self::BATCH {
+            self.flush();
+        }
+        self.pending.push((value_us, count));
+    }
+
+    #[inline(never)]
+    fn flush(&mut self) {
+        for (v, c) in self.pending.drain(..) {
+            *self.counts.entry(v).or_insert(0) += c;
+        }
+    }
+
+    /// Every (value, count) entry; a value may appear more than once.
+    fn entries(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.counts.iter().map(|(&v, &c)| (v, c)).chain(self.pending.iter().copied())
     }
 
     pub fn count(&self) -> u64 {
@@ -107,7 +136,7 @@ impl Histogram {
     }
 
     pub fn merge(&mut self, other: &Histogram) {
-        for (&v, &c) in &other.counts {
+        for (v, c) in other.entries() {
             self.add(v, c);
         }
     }
@@ -117,7 +146,7 @@ impl Histogram {
         if n == 0 {
             return Summary::default();
         }
-        let mut sorted: Vec<(u64, u64)> = self.counts.iter().map(|(&v, &c)| (v, c)).collect();
+        let mut sorted: Vec<(u64, u64)> = self.entries().collect();
         sorted.sort_unstable();
         // The k-th smallest value (0-based).
         let kth = |k: u64| {
