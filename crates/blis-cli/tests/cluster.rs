@@ -1,28 +1,13 @@
 //! End-to-end tests of cluster mode (admission, routing, scorers, decision traces, policy
 //! bundles) through the built binary.
 
+mod common;
+
+use common::{blis, run_ok, with_model};
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
-
-const MODEL: &str = "meta-llama/llama-3.1-8b-instruct";
-
-fn blis(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_blis")).args(args).output().expect("binary runs")
-}
-
-fn run_ok(args: &[&str]) -> Value {
-    let out = blis(args);
-    assert!(out.status.success(), "blis {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
-}
-
-fn with_model<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["run", "--model", MODEL, "--hardware", "H100", "--tp", "1"];
-    v.extend_from_slice(extra);
-    v
-}
 
 /// The seed example of the cluster guide.
 const SEED_EXAMPLE: &[&str] = &[

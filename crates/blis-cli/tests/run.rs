@@ -1,26 +1,10 @@
 //! End-to-end tests of `blis run` (the built binary).
 
-use std::process::{Command, Output};
+mod common;
+
+use common::{MODEL, blis, run_ok, with_model};
 
 use serde_json::Value;
-
-const MODEL: &str = "meta-llama/llama-3.1-8b-instruct";
-
-fn blis(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_blis")).args(args).output().expect("binary runs")
-}
-
-fn run_ok(args: &[&str]) -> Value {
-    let out = blis(args);
-    assert!(out.status.success(), "blis {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
-}
-
-fn with_model<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["run", "--model", MODEL, "--hardware", "H100", "--tp", "1"];
-    v.extend_from_slice(extra);
-    v
-}
 
 /// Asserts a clean one-line error naming `flag`, exit code 2, and no panic.
 fn assert_rejected(args: &[&str], flag: &str) {

@@ -1,16 +1,14 @@
 //! End-to-end tests of workloads, schedulers and SLO classes: trace export and replay,
 //! `convert` / `compose`, fitness and saturation analyses, and workload error reporting.
 
+mod common;
+
+use common::{MODEL, blis};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
-
-const MODEL: &str = "meta-llama/llama-3.1-8b-instruct";
-
-fn blis(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_blis")).args(args).output().expect("binary runs")
-}
 
 fn ok(args: &[&str]) -> Output {
     let out = blis(args);
