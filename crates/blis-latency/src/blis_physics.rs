@@ -283,16 +283,12 @@ pub fn build(
 mod tests {
     use super::*;
     use crate::PrefillChunk;
-    use crate::test_support::{h100, llama_8b, scout_like};
+    use crate::test_support::{decodes, h100, llama_8b, scout_like};
 
     fn unit(model: &ModelSpec, tp: u32) -> BlisPhysics {
         let c =
             PhysicsCoefficients { alpha: [0.0; 3], beta: vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0] };
         BlisPhysics::new(model, &h100(), tp, &c).unwrap()
-    }
-
-    fn decodes(n: u32, ctx: u64) -> StepShape {
-        StepShape { prefills: vec![], decode_requests: n, decode_context_tokens: u64::from(n) * ctx }
     }
 
     #[test]

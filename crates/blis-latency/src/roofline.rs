@@ -132,20 +132,10 @@ fn check_mfu(gpu: &GpuSpec) -> Result<(), LatencyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::PrefillChunk;
-    use crate::test_support::{h100, llama_8b, mixtral};
+    use crate::test_support::{decodes, h100, llama_8b, mixtral, prefill};
 
     fn llama() -> Roofline {
         Roofline::new(&llama_8b(), &h100(), 1, [0.0; 3]).unwrap()
-    }
-
-    fn decodes(n: u32, ctx: u64) -> StepShape {
-        StepShape { prefills: vec![], decode_requests: n, decode_context_tokens: u64::from(n) * ctx }
-    }
-
-    fn prefill(tokens: u32) -> StepShape {
-        let chunk = PrefillChunk { new_tokens: tokens, context_tokens: 0, input_tokens: tokens };
-        StepShape { prefills: vec![chunk], ..StepShape::default() }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use blis_model::{GpuSpec, ModelSpec};
 
+use crate::{PrefillChunk, StepShape};
+
 pub(crate) fn h100() -> GpuSpec {
     GpuSpec {
         name: "H100".into(),
@@ -78,4 +80,15 @@ pub(crate) fn scout_like() -> ModelSpec {
         interleaved_moe: true,
         ..llama_8b()
     }
+}
+
+/// `n` requests decoding one token each, every one with `ctx` tokens of context.
+pub(crate) fn decodes(n: u32, ctx: u64) -> StepShape {
+    StepShape { prefills: vec![], decode_requests: n, decode_context_tokens: u64::from(n) * ctx }
+}
+
+/// One fresh prompt of `tokens` tokens prefilled in a single chunk.
+pub(crate) fn prefill(tokens: u32) -> StepShape {
+    let chunk = PrefillChunk { new_tokens: tokens, context_tokens: 0, input_tokens: tokens };
+    StepShape { prefills: vec![chunk], ..StepShape::default() }
 }

@@ -224,20 +224,10 @@ fn all_reduce_us_per_token(a: &Arch) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::PrefillChunk;
-    use crate::test_support::{h100, llama_8b, mixtral, scout_like};
+    use crate::test_support::{decodes, h100, llama_8b, mixtral, prefill, scout_like};
 
     fn reference(tp: u32) -> TrainedPhysics {
         TrainedPhysics::new(&llama_8b(), &h100(), tp, &PhysicsCoefficients::reference()).unwrap()
-    }
-
-    fn decodes(n: u32, ctx: u64) -> StepShape {
-        StepShape { prefills: vec![], decode_requests: n, decode_context_tokens: u64::from(n) * ctx }
-    }
-
-    fn prefill(tokens: u32) -> StepShape {
-        let chunk = PrefillChunk { new_tokens: tokens, context_tokens: 0, input_tokens: tokens };
-        StepShape { prefills: vec![chunk], ..StepShape::default() }
     }
 
     #[test]
