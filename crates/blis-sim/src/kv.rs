@@ -8,8 +8,8 @@
 //! The cache owns blocks; a request owns only a [`KvAlloc`] (its block table), handed in by the
 //! scheduler. That is the whole interface between the two.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
+use std::hash::Hasher;
 
 use blis_workload::TokenSeq;
 
@@ -47,9 +47,6 @@ impl Hasher for PremixedHasher {
         self.0 = v;
     }
 }
-
-/// `HashMap` keyed by block hashes.
-pub type BlockHashMap<V> = HashMap<u64, V, BuildHasherDefault<PremixedHasher>>;
 
 /// The prefix index: block hash → block, open addressing with linear probing over
 /// (hash, block) slots. Keys are xxh3 hashes, so their low bits are the home slot. Entries are
