@@ -496,9 +496,4 @@ impl Simulation {
         }
         n
     }
-
-    /// For tests: every instance's KV pool is consistent, and drained instances hold no blocks.
-    pub fn instances(&self) -> &[Instance] {
-        &self.instances
-    }
 }

@@ -969,16 +969,6 @@ impl Instance {
         self.metrics.kv_used_blocks_at_end = self.kv.used_blocks();
         self.metrics.kv_check = self.kv.check_invariants().err();
     }
-
-    /// Releases every remaining request's blocks and checks that the pool is whole again.
-    /// For tests: after a drained run nothing may still hold a block.
-    pub fn check_kv_drained(&self) -> Result<(), String> {
-        self.kv.check_invariants()?;
-        if self.running.is_empty() && self.kv.used_blocks() != 0 {
-            return Err(format!("instance {}: {} blocks leaked", self.index, self.kv.used_blocks()));
-        }
-        Ok(())
-    }
 }
 
 fn record(r: &LiveRequest, instance: usize, e2e_us: Option<u64>, outcome: Outcome) -> RequestRecord {

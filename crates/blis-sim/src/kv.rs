@@ -253,8 +253,6 @@ pub struct KvCache {
     /// flag, so it costs no lookup in this (large, cache-cold) table. Dead entries are purged
     /// when they outnumber the blocks, which bounds the table at twice the pool.
     index: PrefixIndex,
-    /// Version counter of the hash index, bumped on every insert and eviction.
-    index_version: u64,
     /// When enabled, every change of the hash index, so a delayed copy of it (the router's
     /// stale view) can be brought up to date at a cost proportional to the changes.
     index_log: Option<Vec<IndexChange>>,
@@ -276,7 +274,6 @@ impl KvCache {
             stale_free: 0,
             free_blocks: total_blocks,
             index: PrefixIndex::new(),
-            index_version: 0,
             index_log: None,
             hit_blocks: 0,
             miss_blocks: 0,
@@ -311,10 +308,6 @@ impl KvCache {
 
     pub fn miss_blocks(&self) -> u64 {
         self.miss_blocks
-    }
-
-    pub fn index_version(&self) -> u64 {
-        self.index_version
     }
 
     /// Starts recording index changes (see [`KvCache::drain_index_changes`]).
@@ -356,16 +349,6 @@ impl KvCache {
             b.indexed() && b.hash == h
         });
         self.dead_entries = 0;
-    }
-
-    /// All hashes currently indexed (unordered).
-    pub fn indexed_hashes(&self) -> impl Iterator<Item = u64> + '_ {
-        self.index.iter().filter(|&(h, id)| self.live(h, id)).map(|(h, _)| h)
-    }
-
-    /// Whether a block with this content hash is resident (in use or free-but-cached).
-    pub fn contains_hash(&self, hash: u64) -> bool {
-        self.lookup(hash).is_some()
     }
 
     /// Hints the CPU to fetch the index slots of `hashes` (a prompt about to be admitted: its
@@ -528,7 +511,6 @@ impl KvCache {
         block.set_flag(HASHED, true);
         if added {
             block.set_flag(INDEXED, true);
-            self.index_version += 1;
             if let Some(log) = &mut self.index_log {
                 log.push(IndexChange::Added(hash));
             }
@@ -583,7 +565,6 @@ impl KvCache {
                 // The index entry dies with the flag; no table access.
                 block.set_flag(INDEXED, false);
                 self.dead_entries += 1;
-                self.index_version += 1;
                 if let Some(log) = &mut self.index_log {
                     log.push(IndexChange::Removed(hash));
                 }
