@@ -32,6 +32,9 @@ scenarios=(
   "s1-small-batch   --workload general --num-requests 4000 --max-num-running-reqs 128 --max-num-scheduled-tokens 512"
   "weighted-ip      --num-instances 4 --routing-policy weighted --workload general --num-requests 4000 --rate 170 --total-kv-blocks 800"
   "trace-mt         --workload-trace $d/multi-turn-trace.csv --trace-header $d/multi-turn-trace.yaml --num-instances 3 --routing-policy weighted --total-kv-blocks 600"
+  "rr-8-tiny-kv     --num-instances 8 --routing-policy round-robin --rate 240 --num-requests 4000 --total-kv-blocks 300 --timeout 2 --admission-latency 700 --routing-latency 300"
+  "rr-5-bucket      --num-instances 5 --routing-policy round-robin --workload general --num-requests 4000 --rate 160 --admission-policy token-bucket --token-bucket-capacity 20000 --token-bucket-refill-rate 60000 --horizon 20000000"
+  "rr-3-closed-mt   --num-instances 3 --routing-policy round-robin --workload-spec $d/multi-turn.yaml --rate 90"
 )
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

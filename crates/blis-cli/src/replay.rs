@@ -191,6 +191,10 @@ impl RequestSource for Recorder {
         Some(r)
     }
 
+    fn follows_up(&self) -> bool {
+        self.inner.follows_up()
+    }
+
     fn expected_requests(&self) -> Option<u64> {
         self.inner.expected_requests()
     }

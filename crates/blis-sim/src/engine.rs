@@ -1,6 +1,7 @@
 //! The simulation loop: pops events in order and hands them to the control plane or to the
 //! instance they belong to.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
@@ -10,7 +11,7 @@ use rand_pcg::Pcg64Mcg;
 
 use crate::cluster::admission::{AdmissionPolicy, Verdict};
 use crate::cluster::routing::RoutingPolicy;
-use crate::cluster::{PrefixBoard, RouterView, RoutingRequest, SignalBoard};
+use crate::cluster::{InstanceSignals, PrefixBoard, RouterView, RoutingRequest, SignalBoard};
 use crate::events::{Event, EventQueue, PendingId};
 use crate::instance::{Enqueued, Finished, Instance};
 use crate::metrics::Metrics;
@@ -40,6 +41,9 @@ pub struct ControlPlane {
     in_flight: Vec<u32>,
     rng: Pcg64Mcg,
     trace: Option<TraceSummary>,
+    /// What the policies see when instances run independently: they declared they never
+    /// read it, and the live instances may be behind the cluster's clock.
+    idle_signals: Vec<InstanceSignals>,
 }
 
 impl ControlPlane {
@@ -60,9 +64,33 @@ impl ControlPlane {
             options,
             rng,
             trace,
+            idle_signals: vec![InstanceSignals::default(); num_instances],
         }
     }
+
+    /// Whether no admission or routing decision can depend on the instances' state.
+    fn blind_to_instances(&self) -> bool {
+        !self.admission.reads_instance_state()
+            && !self.routing.reads_instance_state()
+            && !self.options.trace_decisions
+    }
 }
+
+thread_local! {
+    static FORCE_COUPLED: Cell<bool> =
+        Cell::new(std::env::var_os("BLIS_COUPLED_INSTANCES").is_some_and(|v| v != "0"));
+}
+
+/// Makes simulations created afterwards on this thread keep every instance event in the one
+/// global queue, even when the instances could run independently. For tests comparing both
+/// schedules; the environment variable `BLIS_COUPLED_INSTANCES=1` sets the default.
+pub fn force_coupled_instances(on: bool) {
+    FORCE_COUPLED.with(|f| f.set(on));
+}
+
+/// Independent instances run in bursts once this many requests per instance have been routed
+/// since the last burst (the bursts are what keeps one instance's structures in cache).
+const BURST_REQUESTS_PER_INSTANCE: usize = 256;
 
 /// A request between its arrival and its instance's wait queue.
 struct Pending {
@@ -177,7 +205,17 @@ pub struct Progress {
 }
 
 pub struct Simulation {
+    /// Every event, or only the cluster's when the instances run independently.
     queue: EventQueue,
+    /// Instances cannot influence each other (no decision reads their state, no arrival
+    /// depends on a completion): each keeps its own events in `local` and is run in bursts,
+    /// all its events before the next cluster event's time, one instance after the other.
+    /// Identical results, since an instance's events keep their order (time, priority, push
+    /// order) and every request routed to it before a burst's end has reached its queue.
+    independent: bool,
+    local: Vec<EventQueue>,
+    /// Requests routed since the last burst.
+    routed_since_burst: usize,
     instances: Vec<Instance>,
     step_pending: Vec<bool>,
     source: Box<dyn RequestSource + Send>,
@@ -210,8 +248,14 @@ impl Simulation {
             c.prefix = Some(PrefixBoard::new(&mut instances, delay_us));
         }
         let n = instances.len();
+        let independent = control.as_ref().is_some_and(ControlPlane::blind_to_instances)
+            && !source.follows_up()
+            && !FORCE_COUPLED.with(Cell::get);
         Self {
             queue: EventQueue::default(),
+            independent,
+            local: if independent { (0..n).map(|_| EventQueue::default()).collect() } else { Vec::new() },
+            routed_since_burst: 0,
             instances,
             step_pending: vec![false; n],
             source,
@@ -228,19 +272,26 @@ impl Simulation {
         }
     }
 
+    /// Whether the instances run independently of each other (see `independent`).
+    pub fn instances_independent(&self) -> bool {
+        self.independent
+    }
+
     /// Runs to the horizon or until nothing is left to happen.
     pub fn run(mut self, mut on_progress: impl FnMut(Progress)) -> std::io::Result<SimReport> {
         self.pull_next_arrival();
-        while let Some(t) = self.queue.peek_time() {
-            if t > self.horizon_us {
+        loop {
+            let next_us = self.queue.peek_time().filter(|&t| t <= self.horizon_us);
+            let burst_due = self.routed_since_burst >= BURST_REQUESTS_PER_INSTANCE * self.local.len();
+            if self.independent && (next_us.is_none() || burst_due) {
+                self.run_instances_before(next_us, &mut on_progress);
+            }
+            if next_us.is_none() {
                 break;
             }
             let (now_us, event) = self.queue.pop().expect("peeked");
-            self.events += 1;
+            self.count_event(now_us, &mut on_progress);
             self.handle(now_us, event);
-            if self.events.is_multiple_of(1 << 16) {
-                on_progress(Progress { now_us, finished: self.finished_total, events: self.events });
-            }
         }
         if let Some(e) = self.trace_error.take() {
             return Err(e);
@@ -249,6 +300,38 @@ impl Simulation {
             sink.flush()?;
         }
         Ok(self.finish())
+    }
+
+    fn count_event(&mut self, now_us: u64, on_progress: &mut impl FnMut(Progress)) {
+        self.events += 1;
+        if self.events.is_multiple_of(1 << 16) {
+            on_progress(Progress { now_us, finished: self.finished_total, events: self.events });
+        }
+    }
+
+    /// Independent instances: runs each instance's events that come before `before_us` (all
+    /// of them up to the horizon when `None`), lowest index first.
+    fn run_instances_before(&mut self, before_us: Option<u64>, on_progress: &mut impl FnMut(Progress)) {
+        for i in 0..self.local.len() {
+            while let Some(t) = self.local[i].peek_time() {
+                if t > self.horizon_us || before_us.is_some_and(|b| t >= b) {
+                    break;
+                }
+                let (now_us, event) = self.local[i].pop().expect("peeked");
+                self.count_event(now_us, on_progress);
+                self.handle(now_us, event);
+            }
+        }
+        self.routed_since_burst = 0;
+    }
+
+    /// Schedules an event of instance `i`.
+    fn push_instance_event(&mut self, i: usize, at_us: u64, event: Event) {
+        if self.independent {
+            self.local[i].push(at_us, event);
+        } else {
+            self.queue.push(at_us, event);
+        }
     }
 
     fn handle(&mut self, now_us: u64, event: Event) {
@@ -286,11 +369,11 @@ impl Simulation {
                     self.instances[i].enqueue_hashed(now_us, spec, output_reusable, hashes, &mut finished);
                 if let Enqueued::Queued(req) = outcome {
                     if let Some(d) = deadline.filter(|&d| d <= self.horizon_us) {
-                        self.queue.push(d, Event::Timeout { instance, req, request_id });
+                        self.push_instance_event(i, d, Event::Timeout { instance, req, request_id });
                     }
                     if !self.step_pending[i] {
                         self.step_pending[i] = true;
-                        self.queue.push(now_us, Event::Step { instance });
+                        self.push_instance_event(i, now_us, Event::Step { instance });
                     }
                 }
                 self.settle(i, &mut finished);
@@ -302,7 +385,7 @@ impl Simulation {
                 let step_us = self.instances[i].step(now_us, &mut finished);
                 // Work-conserving: a busy instance always has its next step scheduled.
                 if self.instances[i].has_work() {
-                    self.queue.push(now_us + step_us, Event::Step { instance });
+                    self.push_instance_event(i, now_us + step_us, Event::Step { instance });
                 } else {
                     self.step_pending[i] = false;
                 }
@@ -330,6 +413,10 @@ impl Simulation {
                 c.in_flight[i] = c.in_flight[i].saturating_sub(1);
             }
             if let Some(next) = self.source.on_request_done(&f.spec, f.at_us, f.outcome) {
+                assert!(
+                    !self.independent,
+                    "a source that declared it never follows up answered a completion"
+                );
                 self.push_arrival(next);
             }
         }
@@ -356,7 +443,12 @@ impl Simulation {
     fn send_to_instance(&mut self, now_us: u64, instance: usize, p: PendingId) {
         let input = self.pending[p].spec.input.len();
         let delay = self.instances[instance].latency().queueing_time_us(input);
-        self.queue.push(now_us + delay, Event::Queued { instance: instance as u32, pending: p });
+        self.routed_since_burst += 1;
+        self.push_instance_event(
+            instance,
+            now_us + delay,
+            Event::Queued { instance: instance as u32, pending: p },
+        );
     }
 
     fn admit(&mut self, now_us: u64, p: PendingId) {
@@ -370,7 +462,11 @@ impl Simulation {
         if let Some(prefix) = &mut c.prefix {
             prefix.refresh(now_us, &mut self.instances);
         }
-        let signals = c.signals.view(now_us, &self.instances, &c.in_flight);
+        let signals = if self.independent {
+            c.idle_signals.as_slice()
+        } else {
+            c.signals.view(now_us, &self.instances, &c.in_flight)
+        };
         let prefix = c.prefix.as_ref().expect("set in new").oracle(&self.instances);
         let view = RouterView { now_us, signals, prefix: &prefix };
         let pending = &self.pending[p];
@@ -410,7 +506,11 @@ impl Simulation {
         if let Some(prefix) = &mut c.prefix {
             prefix.refresh(now_us, &mut self.instances);
         }
-        let signals = c.signals.view(now_us, &self.instances, &c.in_flight);
+        let signals = if self.independent {
+            c.idle_signals.as_slice()
+        } else {
+            c.signals.view(now_us, &self.instances, &c.in_flight)
+        };
         let prefix = c.prefix.as_ref().expect("set in new").oracle(&self.instances);
         let view = RouterView { now_us, signals, prefix: &prefix };
         let pending = &self.pending[p];

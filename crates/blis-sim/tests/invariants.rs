@@ -103,7 +103,7 @@ fn scenario(c: &Case, prefix_caching: bool) -> Scenario {
     }
 }
 
-fn run(c: &Case, prefix_caching: bool) -> SimReport {
+fn source(c: &Case) -> Box<dyn blis_workload::RequestSource + Send> {
     let params = SyntheticParams {
         rate: c.rate,
         num_requests: c.requests,
@@ -116,8 +116,43 @@ fn run(c: &Case, prefix_caching: bool) -> SimReport {
     };
     let spec = blis_workload::preset_spec("distribution", &params).unwrap();
     let overrides = Overrides { seed: Some(c.seed), ..Overrides::default() };
-    let source = blis_workload::build_source(&spec, &overrides).unwrap();
-    scenario(c, prefix_caching).build(source, None).unwrap().run(|_| {}).unwrap()
+    blis_workload::build_source(&spec, &overrides).unwrap()
+}
+
+fn run(c: &Case, prefix_caching: bool) -> SimReport {
+    scenario(c, prefix_caching).build(source(c), None).unwrap().run(|_| {}).unwrap()
+}
+
+#[test]
+fn instances_run_independently_only_when_nothing_couples_them() {
+    let c = Case {
+        instances: 3,
+        kv_blocks: 200,
+        max_running: 8,
+        budget: 256,
+        threshold: 0,
+        rate: 50.0,
+        requests: 20,
+        prompt_mean: 100.0,
+        output_mean: 20.0,
+        prefix_tokens: 0,
+        scheduler: "fcfs",
+        preemption: "fcfs",
+        horizon_us: None,
+        seed: 7,
+        async_scheduling: true,
+    };
+    let independent = |f: &dyn Fn(&mut Scenario)| {
+        let mut s = scenario(&c, true);
+        f(&mut s);
+        s.build(source(&c), None).unwrap().instances_independent()
+    };
+    assert!(independent(&|_| {}));
+    assert!(independent(&|s| s.admission_policy = "token-bucket".into()));
+    assert!(!independent(&|s| s.routing_policy = "least-loaded".into()));
+    assert!(!independent(&|s| s.admission_policy = "tier-shed".into()));
+    assert!(!independent(&|s| s.trace_decisions = true));
+    assert!(!independent(&|s| s.num_instances = 1));
 }
 
 proptest! {
@@ -164,6 +199,13 @@ proptest! {
         prop_assert_eq!(&a, &e);
         let records = |r: &SimReport| serde_json::to_string(&r.cluster.records).unwrap();
         prop_assert_eq!(records(&report), records(&exact));
+        // Round-robin never reads instance state and the source is open-loop, so the engine
+        // runs instances independently, in bursts; that equals the one interleaved schedule.
+        blis_sim::engine::force_coupled_instances(true);
+        let coupled = run(&c, true);
+        blis_sim::engine::force_coupled_instances(false);
+        prop_assert_eq!(&a, &serde_json::to_string(&RunDoc::from_report(&coupled)).unwrap());
+        prop_assert_eq!(records(&report), records(&coupled));
     }
 
     #[test]

@@ -83,6 +83,10 @@ impl<S: RequestSource> RequestSource for OutputsNeverReplayed<S> {
         self.0.on_request_done(request, at_us, outcome)
     }
 
+    fn follows_up(&self) -> bool {
+        self.0.follows_up()
+    }
+
     fn expected_requests(&self) -> Option<u64> {
         self.0.expected_requests()
     }
@@ -350,6 +354,10 @@ impl RequestSource for SpecSource {
 
     fn expected_requests(&self) -> Option<u64> {
         self.cap
+    }
+
+    fn follows_up(&self) -> bool {
+        self.clients.iter().any(|c| c.plan.multi_turn.is_some_and(|mt| mt.closed_loop))
     }
 
     fn output_reusable(&self, request: &RequestSpec) -> bool {

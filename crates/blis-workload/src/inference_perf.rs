@@ -298,6 +298,10 @@ impl RequestSource for InferencePerfSource {
         })
     }
 
+    fn follows_up(&self) -> bool {
+        false
+    }
+
     fn expected_requests(&self) -> Option<u64> {
         Some(self.cap)
     }

@@ -126,6 +126,14 @@ pub trait RequestSource {
         None
     }
 
+    /// Whether [`on_request_done`](Self::on_request_done) may ever answer with a follow-up.
+    /// An open-loop source (`false`) never makes arrivals depend on completions, which lets
+    /// the engine simulate instances that share no state independently of each other. The
+    /// default `true` is always correct.
+    fn follows_up(&self) -> bool {
+        true
+    }
+
     /// Expected total number of requests, when known (for progress display only).
     fn expected_requests(&self) -> Option<u64> {
         None

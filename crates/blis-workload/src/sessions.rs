@@ -218,6 +218,9 @@ clients:
         assert_eq!(rounds[1].arrival_us, rounds[0].arrival_us + 1_000_000 + 10);
         assert_eq!(rounds[2].input.len(), 32 + 3 * 20 + 2 * 10);
         assert!(src.on_request_done(rounds[0], 1, Outcome::Completed).is_none());
+        assert!(!src.follows_up());
+        let closed = SpecSource::new(&spec("    closed_loop: true\n"), &Overrides::default()).unwrap();
+        assert!(closed.follows_up());
     }
 
     #[test]

@@ -604,6 +604,10 @@ impl RequestSource for TraceSource {
         Some(self.total)
     }
 
+    fn follows_up(&self) -> bool {
+        false
+    }
+
     fn output_reusable(&self, request: &RequestSpec) -> bool {
         self.prompt_sources.contains(&request.output_source)
     }

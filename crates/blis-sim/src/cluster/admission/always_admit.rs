@@ -9,4 +9,8 @@ impl AdmissionPolicy for AlwaysAdmit {
     fn decide(&mut self, _request: &RoutingRequest, _view: &RouterView) -> Verdict {
         Verdict::Admit
     }
+
+    fn reads_instance_state(&self) -> bool {
+        false
+    }
 }

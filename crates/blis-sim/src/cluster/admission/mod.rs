@@ -18,6 +18,12 @@ pub enum Verdict {
 /// Decides whether a request enters the cluster at all.
 pub trait AdmissionPolicy: Send {
     fn decide(&mut self, request: &RoutingRequest, view: &RouterView) -> Verdict;
+
+    /// Whether decisions read the instances' signals or caches. See
+    /// [`RoutingPolicy::reads_instance_state`](super::routing::RoutingPolicy::reads_instance_state).
+    fn reads_instance_state(&self) -> bool {
+        true
+    }
 }
 
 /// Tunables of the admission policies.

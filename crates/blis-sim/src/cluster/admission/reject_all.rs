@@ -9,6 +9,10 @@ impl AdmissionPolicy for RejectAll {
     fn decide(&mut self, _request: &RoutingRequest, _view: &RouterView) -> Verdict {
         Verdict::Reject("reject-all")
     }
+
+    fn reads_instance_state(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,10 @@ impl AdmissionPolicy for TokenBucket {
             Verdict::Reject("insufficient tokens")
         }
     }
+
+    fn reads_instance_state(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,13 @@ pub trait RoutingPolicy: Send {
     fn needs_prompt_hashes(&self) -> bool {
         false
     }
+
+    /// Whether decisions read the instances' signals or caches (beyond their number). A
+    /// policy answering `false` lets the engine simulate the instances independently of each
+    /// other; the view it is handed then carries idle signals. The default is always correct.
+    fn reads_instance_state(&self) -> bool {
+        true
+    }
 }
 
 /// Tunables of the routing policies.

@@ -16,4 +16,8 @@ impl RoutingPolicy for RoundRobin {
         self.counter += 1;
         RouteDecision { target, scores: None }
     }
+
+    fn reads_instance_state(&self) -> bool {
+        false
+    }
 }
