@@ -15,7 +15,7 @@
 //! gpu      = max(c_mem·memory, c_comp·compute) + c_overlap·min(c_mem·memory, c_comp·compute)
 //! comm     = [TP>1] · 2L·(c_ar + c_ar_bw·T·d·bpp_a·2(TP−1)/TP / BW)
 //! step     = gpu + comm + c_layer·L + c_moe·L_moe + c_req·n_req + c_step
-//! queueing = α0
+//! queueing = α0 + c_in·prompt_tokens
 //! ```
 //!
 //! Everything in µs. `c_mem` = 1/(achieved fraction of HBM bandwidth), `c_comp` = 1/MFU,
@@ -44,7 +44,7 @@ use crate::{LatencyModel, StepShape, floor_us};
 pub const COEFFICIENT_SET: &str = "blis-physics";
 
 /// Number of β entries, ordered as [`BETA_NAMES`].
-pub const NUM_BETAS: usize = 9;
+pub const NUM_BETAS: usize = 10;
 
 /// Meaning of each β entry.
 pub const BETA_NAMES: [&str; NUM_BETAS] = [
@@ -57,6 +57,7 @@ pub const BETA_NAMES: [&str; NUM_BETAS] = [
     "c_req (µs per scheduled request)",
     "c_step (µs per step)",
     "c_moe (µs per MoE layer per step)",
+    "c_in (µs per prompt token before the wait queue)",
 ];
 
 /// The blis-physics model for one model × GPU × TP.
@@ -224,8 +225,10 @@ impl LatencyModel for BlisPhysics {
         floor_us(self.step_us(shape)).max(1)
     }
 
-    fn queueing_time_us(&self, _input_tokens: u32) -> u64 {
-        floor_us(self.alpha[0])
+    /// The API server's work before the scheduler sees a request grows with the prompt
+    /// (tokenizing it, hashing its blocks), on top of a fixed cost.
+    fn queueing_time_us(&self, input_tokens: u32) -> u64 {
+        floor_us(self.alpha[0] + self.beta[9] * f64::from(input_tokens))
     }
 
     fn output_token_processing_time_us(&self) -> u64 {
@@ -286,8 +289,10 @@ mod tests {
     use crate::test_support::{decodes, h100, llama_8b, scout_like};
 
     fn unit(model: &ModelSpec, tp: u32) -> BlisPhysics {
-        let c =
-            PhysicsCoefficients { alpha: [0.0; 3], beta: vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0] };
+        let c = PhysicsCoefficients {
+            alpha: [0.0; 3],
+            beta: vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        };
         BlisPhysics::new(model, &h100(), tp, &c).unwrap()
     }
 
@@ -319,7 +324,7 @@ mod tests {
     fn prefill_is_compute_bound_and_overheads_add() {
         let c = PhysicsCoefficients {
             alpha: [1.0, 2.0, 3.0],
-            beta: vec![1.0, 1.0, 0.0, 10.0, 0.0, 1.0, 5.0, 100.0, 0.0],
+            beta: vec![1.0, 1.0, 0.0, 10.0, 0.0, 1.0, 5.0, 100.0, 0.0, 0.5],
         };
         let m = BlisPhysics::new(&llama_8b(), &h100(), 2, &c).unwrap();
         let chunk = PrefillChunk { new_tokens: 2048, context_tokens: 0, input_tokens: 2048 };
@@ -331,7 +336,7 @@ mod tests {
         assert_eq!(m.step_time_us(&StepShape::default()), 1);
         assert_eq!(
             (m.queueing_time_us(9), m.post_decode_overhead_us(), m.output_token_processing_time_us()),
-            (1, 2, 3)
+            (5, 2, 3)
         );
     }
 
@@ -340,6 +345,6 @@ mod tests {
         let m = build(&llama_8b(), &h100(), 1, &LatencyOverrides::default()).unwrap();
         assert!(m.step_time_us(&decodes(8, 512)) > 1000);
         let o = LatencyOverrides { beta: Some(vec![1.0; 3]), ..Default::default() };
-        assert!(build(&llama_8b(), &h100(), 1, &o).unwrap_err().to_string().contains("needs 9"));
+        assert!(build(&llama_8b(), &h100(), 1, &o).unwrap_err().to_string().contains("needs 10"));
     }
 }
