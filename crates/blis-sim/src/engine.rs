@@ -226,6 +226,8 @@ pub struct Simulation {
     finished_buf: Vec<Finished>,
     finished_total: u64,
     events: u64,
+    /// Latest simulated time any event reached (for progress displays).
+    progress_us: u64,
     last_arrival_us: u64,
     trace_error: Option<std::io::Error>,
     prompt_memo: PromptHashMemo,
@@ -266,6 +268,7 @@ impl Simulation {
             finished_buf: Vec::new(),
             finished_total: 0,
             events: 0,
+            progress_us: 0,
             last_arrival_us: 0,
             trace_error: None,
             prompt_memo: PromptHashMemo::default(),
@@ -304,8 +307,14 @@ impl Simulation {
 
     fn count_event(&mut self, now_us: u64, on_progress: &mut impl FnMut(Progress)) {
         self.events += 1;
+        // Independent instances run behind the cluster's clock; progress shows the furthest.
+        self.progress_us = self.progress_us.max(now_us);
         if self.events.is_multiple_of(1 << 16) {
-            on_progress(Progress { now_us, finished: self.finished_total, events: self.events });
+            on_progress(Progress {
+                now_us: self.progress_us,
+                finished: self.finished_total,
+                events: self.events,
+            });
         }
     }
 
