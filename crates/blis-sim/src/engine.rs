@@ -15,6 +15,7 @@ use crate::cluster::{InstanceSignals, PrefixBoard, RouterView, RoutingRequest, S
 use crate::events::{Event, EventQueue, PendingId};
 use crate::instance::{Enqueued, Finished, Instance};
 use crate::metrics::Metrics;
+use crate::request::PromptHashes;
 use crate::slab::Slab;
 use crate::trace::{Candidate, DecisionRecord, TraceSummary, counterfactual};
 
@@ -95,7 +96,7 @@ const BURST_REQUESTS_PER_INSTANCE: usize = 256;
 /// A request between its arrival and its instance's wait queue.
 struct Pending {
     spec: RequestSpec,
-    prompt_hashes: Vec<u64>,
+    prompt_hashes: PromptHashes,
     /// `prompt_hashes` holds the hashes (at the block size of instance 0).
     hashed: bool,
     /// [`RequestSource::output_reusable`], asked when the source handed the request over.
@@ -108,7 +109,7 @@ struct Pending {
 /// (cleared when it holds too many hashes) and switched off when it rarely hits.
 #[derive(Default)]
 struct PromptHashMemo {
-    map: HashMap<TokenSeq, Vec<u64>, BuildHasherDefault<FxLikeHasher>>,
+    map: HashMap<TokenSeq, PromptHashes, BuildHasherDefault<FxLikeHasher>>,
     held: usize,
     lookups: u64,
     hits: u64,
@@ -149,9 +150,9 @@ impl PromptHashMemo {
     /// Lookups after which a memo hitting less than one time in eight is switched off.
     const TRIAL: u64 = 1 << 14;
 
-    fn hashes(&mut self, input: &TokenSeq, block_size_tokens: u32) -> Vec<u64> {
+    fn hashes(&mut self, input: &TokenSeq, block_size_tokens: u32) -> PromptHashes {
         if self.off {
-            return input.block_hashes(block_size_tokens);
+            return input.block_hashes(block_size_tokens).into();
         }
         self.lookups += 1;
         if let Some(h) = self.map.get(input) {
@@ -161,9 +162,9 @@ impl PromptHashMemo {
         if self.lookups >= Self::TRIAL && self.hits * 8 < self.lookups {
             self.off = true;
             self.map = HashMap::default();
-            return input.block_hashes(block_size_tokens);
+            return input.block_hashes(block_size_tokens).into();
         }
-        let h = input.block_hashes(block_size_tokens);
+        let h: PromptHashes = input.block_hashes(block_size_tokens).into();
         let size = h.len() + input.segments().len() * 2;
         if self.held + size > Self::MAX_HELD {
             self.map.clear();
@@ -442,8 +443,12 @@ impl Simulation {
     fn push_arrival(&mut self, spec: RequestSpec) {
         let at = spec.arrival_us;
         let output_reusable = self.source.output_reusable(&spec);
-        let p =
-            self.pending.insert(Pending { spec, prompt_hashes: Vec::new(), hashed: false, output_reusable });
+        let p = self.pending.insert(Pending {
+            spec,
+            prompt_hashes: PromptHashes::default(),
+            hashed: false,
+            output_reusable,
+        });
         self.queue.push(at, Event::Arrival(p));
     }
 

@@ -15,7 +15,7 @@ use blis_workload::{Outcome, RequestSpec};
 use crate::kv::KvCache;
 use crate::metrics::{Metrics, RequestRecord};
 use crate::preemption::PreemptionPolicy;
-use crate::request::{LiveRequest, Phase};
+use crate::request::{LiveRequest, Phase, PromptHashes};
 use crate::scheduler::Scheduler;
 use crate::slab::{ReqId, Slab};
 
@@ -237,7 +237,7 @@ impl Instance {
         now_us: u64,
         spec: RequestSpec,
         output_reusable: bool,
-        prompt_hashes: Option<Vec<u64>>,
+        prompt_hashes: Option<PromptHashes>,
         finished: &mut Vec<Finished>,
     ) -> Enqueued {
         let input = spec.input.len();

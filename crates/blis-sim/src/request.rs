@@ -1,8 +1,14 @@
 //! A request's runtime state inside an instance.
 
+use std::sync::Arc;
+
 use blis_workload::{RequestSpec, TokenSeq};
 
 use crate::kv::KvAlloc;
+
+/// Block hashes of a prompt's full blocks. Shared: workloads resend the same prompt, and the
+/// engine's memo hands out one copy to every request carrying it.
+pub type PromptHashes = Arc<[u64]>;
 
 /// Where a request is in its instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +28,7 @@ pub struct LiveRequest {
     /// prompt's full blocks can never be looked up, and are neither hashed nor indexed.
     pub sequence: Option<TokenSeq>,
     /// Hashes of the prompt's full blocks, computed once at enqueue.
-    pub prompt_hashes: Vec<u64>,
+    pub prompt_hashes: PromptHashes,
     pub input_tokens: u32,
     pub output_tokens: u32,
     /// Tokens processed so far: prompt tokens computed plus output tokens generated (vLLM's
@@ -66,7 +72,7 @@ impl LiveRequest {
         block_size_tokens: u32,
         priority: u32,
         output_reusable: bool,
-        prompt_hashes: Option<Vec<u64>>,
+        prompt_hashes: Option<PromptHashes>,
     ) -> Self {
         let sequence = output_reusable.then(|| {
             let mut sequence = spec.input.clone();
@@ -77,7 +83,8 @@ impl LiveRequest {
             });
             sequence
         });
-        let prompt_hashes = prompt_hashes.unwrap_or_else(|| spec.input.block_hashes(block_size_tokens));
+        let prompt_hashes =
+            prompt_hashes.unwrap_or_else(|| spec.input.block_hashes(block_size_tokens).into());
         debug_assert_eq!(prompt_hashes.len() as u32, spec.input.len() / block_size_tokens);
         Self {
             input_tokens: spec.input.len(),
