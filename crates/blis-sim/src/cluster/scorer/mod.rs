@@ -69,23 +69,28 @@ pub fn build(name: &str, _config: &RoutingConfig) -> Result<Box<dyn Scorer>, Str
 }
 
 /// Inverted min–max normalization: the smallest raw value scores 1, the largest 0; all equal → 1.
-pub(crate) fn min_max_inverted(raw: impl Iterator<Item = f64> + Clone, out: &mut [f64]) {
-    let (min, max) = bounds(raw.clone());
-    for (o, x) in out.iter_mut().zip(raw) {
-        *o = if max > min { (max - x) / (max - min) } else { 1.0 };
+pub(crate) fn min_max_inverted(raw: impl Iterator<Item = f64>, out: &mut [f64]) {
+    let (min, max) = fill(raw, out);
+    for o in out.iter_mut() {
+        *o = if max > min { (max - *o) / (max - min) } else { 1.0 };
     }
 }
 
 /// Upward min–max normalization: the largest raw value scores 1, the smallest 0; all equal → 1.
-pub(crate) fn min_max_upward(raw: impl Iterator<Item = f64> + Clone, out: &mut [f64]) {
-    let (min, max) = bounds(raw.clone());
-    for (o, x) in out.iter_mut().zip(raw) {
-        *o = if max > min { (x - min) / (max - min) } else { 1.0 };
+pub(crate) fn min_max_upward(raw: impl Iterator<Item = f64>, out: &mut [f64]) {
+    let (min, max) = fill(raw, out);
+    for o in out.iter_mut() {
+        *o = if max > min { (*o - min) / (max - min) } else { 1.0 };
     }
 }
 
-fn bounds(raw: impl Iterator<Item = f64>) -> (f64, f64) {
-    raw.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x)))
+/// Writes the raw values into `out` (each computed once: some read cold prefix indexes) and
+/// returns their (min, max).
+fn fill(raw: impl Iterator<Item = f64>, out: &mut [f64]) -> (f64, f64) {
+    for (o, x) in out.iter_mut().zip(raw) {
+        *o = x;
+    }
+    out.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))
 }
 
 #[cfg(test)]
