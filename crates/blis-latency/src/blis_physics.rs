@@ -13,15 +13,16 @@
 //! compute  = flops_prefill/(peak·mfu_prefill) + flops_decode/(peak·mfu_decode)
 //!            (FP8 peak for FP8 weights; the MFUs are the GPU table's, so GPUs differ by data)
 //! gpu      = max(c_mem·memory, c_comp·compute) + c_overlap·min(c_mem·memory, c_comp·compute)
-//! comm     = [TP>1] · 2L·(c_ar + c_ar_bw·T·d·bpp_a·2(TP−1)/TP / BW)
+//! comm     = [TP>1] · 2L·(c_ar·(TP−1) + c_ar_bw·T·d·bpp_a·2(TP−1)/TP / BW)
 //! step     = gpu + comm + c_layer·L + c_moe·L_moe + c_req·n_req + c_step
 //! queueing = α0 + c_in·prompt_tokens
 //! ```
 //!
 //! Everything in µs. `c_mem` = 1/(achieved fraction of HBM bandwidth), `c_comp` = 1/MFU,
-//! `c_ar` = latency of one TP all-reduce, `c_ar_bw` = all-reduce bytes priced at `c_ar_bw`× HBM
-//! time, `c_layer`/`c_req`/`c_step` = launch and CPU overheads, `c_moe` = the extra fixed cost of
-//! an MoE layer (router, token permutation, grouped-GEMM launches). The α triple keeps the shared
+//! `c_ar` = all-reduce latency per pair of ring steps (a ring all-reduce takes TP−1
+//! reduce-scatter and TP−1 all-gather steps, so TP 4 pays three times TP 2's latency),
+//! `c_ar_bw` = all-reduce bytes priced at `c_ar_bw`× HBM time, `c_layer`/`c_req`/`c_step` =
+//! launch and CPU overheads, `c_moe` = the extra fixed cost of an MoE layer (router, token permutation, grouped-GEMM launches). The α triple keeps the shared
 //! meaning (queueing before the wait queue, post-decode overhead, per-output-token overhead).
 //! Measured TTFT is about three step times on every model; that is the engine's async scheduling
 //! (a request arriving during a step joins the step after next, `--async-scheduling`), not a
@@ -51,7 +52,7 @@ pub const BETA_NAMES: [&str; NUM_BETAS] = [
     "c_mem (1/bandwidth efficiency)",
     "c_comp (1/MFU)",
     "c_overlap (fraction of the smaller roofline side not hidden)",
-    "c_ar (µs per TP all-reduce, 2 per layer, TP>1)",
+    "c_ar (µs per all-reduce ring step pair: 2 all-reduces per layer × (TP−1))",
     "c_ar_bw (all-reduce bytes vs HBM time)",
     "c_layer (µs per layer per step)",
     "c_req (µs per scheduled request)",
@@ -80,7 +81,7 @@ pub struct BlisPhysics {
     /// The GPU's achievable fraction of peak FLOPs in prefill and in decode.
     mfu_prefill: f64,
     mfu_decode: f64,
-    /// All-reduces per step (2 per layer at TP > 1, else 0).
+    /// All-reduce latency steps per step (2 all-reduces per layer, each TP − 1 ring steps).
     allreduces: f64,
     /// All-reduce bytes of one token (all layers) over HBM bandwidth, µs.
     allreduce_us_per_token: f64,
@@ -141,7 +142,7 @@ impl BlisPhysics {
             attn_flops_us: 4.0 * layers * q_dim / tpf / peak,
             mfu_prefill: positive_or_one(gpu.mfu_prefill),
             mfu_decode: positive_or_one(gpu.mfu_decode),
-            allreduces: if tp > 1 { 2.0 * layers } else { 0.0 },
+            allreduces: if tp > 1 { 2.0 * layers * (tpf - 1.0) } else { 0.0 },
             allreduce_us_per_token: if tp > 1 {
                 2.0 * layers * d * model.compute_bytes * 2.0 * (tpf - 1.0) / tpf / bw
             } else {
