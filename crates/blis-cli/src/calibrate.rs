@@ -164,7 +164,8 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             Some(path) => {
                 let overrides =
                     LatencyOverrides { coefficients_file: Some(path.clone()), ..Default::default() };
-                starting_point(&RunConfig { overrides, ..cfg.clone() })?
+                starting_point(&RunConfig { overrides, ..cfg.clone() })
+                    .map_err(|e| format!("--cv-start: {e}"))?
             }
             None => starting_point(&cfg)?,
         };

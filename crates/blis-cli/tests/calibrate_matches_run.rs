@@ -62,3 +62,29 @@ fn assert_same(a: &serde_json::Value, b: &serde_json::Value, at: &str) {
         _ => assert_eq!(a, b, "{at}"),
     }
 }
+
+#[test]
+fn cross_validation_starts_where_told() {
+    let prior = concat!(env!("CARGO_MANIFEST_DIR"), "/../blis-calibrate/data/blis-physics-prior.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.md");
+    let calibrate = |start: &str| {
+        Command::new(env!("CARGO_BIN_EXE_blis"))
+            .args(["calibrate", "--measurements", MEASUREMENTS, "--only", "62,65", "--cross-validate"])
+            .args(["--cv-max-evals", "1", "--cv-start", start, "--report", report.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let out = calibrate(prior);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.contains(&format!("every fold from `{prior}`")), "{text}");
+    // Two models, two folds; with one evaluation each fold keeps its starting point: the prior.
+    assert_eq!(text.matches("| [1000.000, 100.000, 1.000] |").count(), 2, "{text}");
+    assert!(text.contains("01-ai/Yi-34B") && text.contains("mistralai/Mistral-Nemo-Instruct-2407"));
+
+    let bad = calibrate("/nonexistent/prior.yaml");
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.starts_with("error: --cv-start:") && err.trim().lines().count() == 1, "{err}");
+}
