@@ -22,7 +22,9 @@
 //! `c_ar` = all-reduce latency per pair of ring steps (a ring all-reduce takes TP−1
 //! reduce-scatter and TP−1 all-gather steps, so TP 4 pays three times TP 2's latency),
 //! `c_ar_bw` = all-reduce bytes priced at `c_ar_bw`× HBM time, `c_layer`/`c_req`/`c_step` =
-//! launch and CPU overheads, `c_moe` = the extra fixed cost of an MoE layer (router, token permutation, grouped-GEMM launches). The α triple keeps the shared
+//! launch and CPU overheads, `c_moe` = the extra fixed cost of an MoE layer (router, token
+//! permutation, grouped-GEMM launches), `c_in` = front-end work per prompt token (tokenizing,
+//! block hashing) before the request reaches the wait queue. The α triple keeps the shared
 //! meaning (queueing before the wait queue, post-decode overhead, per-output-token overhead).
 //! Measured TTFT is about three step times on every model; that is the engine's async scheduling
 //! (a request arriving during a step joins the step after next, `--async-scheduling`), not a
@@ -339,6 +341,17 @@ mod tests {
             (m.queueing_time_us(9), m.post_decode_overhead_us(), m.output_token_processing_time_us()),
             (5, 2, 3)
         );
+    }
+
+    #[test]
+    fn all_reduce_latency_grows_with_the_ring() {
+        let c = PhysicsCoefficients {
+            alpha: [0.0; 3],
+            beta: vec![0.0, 0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        };
+        let step = |tp| BlisPhysics::new(&llama_8b(), &h100(), tp, &c).unwrap().step_us(&decodes(4, 100));
+        // 32 layers × 2 all-reduces × (TP − 1) ring step pairs × 10 µs; none at TP 1.
+        assert_eq!((step(1), step(2), step(4)), (0.0, 640.0, 1920.0));
     }
 
     #[test]
