@@ -1,21 +1,16 @@
-//! One experiment → scenario + workload → simulated latencies, built exactly as `blis run`
-//! builds them from the equivalent command line:
+//! One experiment → the run description `blis run` would get for it → simulated latencies.
 //!
-//! ```text
-//! blis run --model M --hardware H --tp N --max-num-running-reqs S --max-num-scheduled-tokens B \
-//!   --total-kv-blocks K --block-size-in-tokens 16 --workload-spec <workload_yaml> --seed 42
-//! ```
+//! An experiment is a set of `blis run` keys (the measured engine limits and KV blocks, the
+//! workload inline, `--seed 42`), resolved and run by `blis-config` like any other run, so the
+//! tool and the command line cannot drift apart: `--dump-config` of the same keys is the
+//! experiment's command line.
 
 use std::path::PathBuf;
 
-use blis_latency::LatencyOverrides;
-use blis_model::HubOptions;
-use blis_sim::InstanceConfig;
-use blis_sim::cluster::admission::AdmissionConfig;
-use blis_sim::cluster::routing::RoutingConfig;
+use blis_config::{Catalog, RunConfig, RunSpec, WorkloadSpecRef};
+use blis_latency::{LatencyModelKind, LatencyOverrides};
 use blis_sim::report::RunDoc;
-use blis_sim::scenario::{Scenario, resolve_kv};
-use blis_workload::Overrides;
+use blis_workload::spec::{InferencePerfSpec, SharedPrefixSpec, StageSpec, WorkloadSpec};
 use rayon::prelude::*;
 
 use crate::measurements::{Experiment, LatencyStats};
@@ -24,10 +19,10 @@ use crate::measurements::{Experiment, LatencyStats};
 pub const SEED: u64 = 42;
 
 /// What to simulate the experiments with.
-#[derive(Debug, Clone, Default)]
-pub struct RunConfig {
+#[derive(Debug, Clone)]
+pub struct Setup {
     /// `--latency-model`.
-    pub latency_model: String,
+    pub latency_model: LatencyModelKind,
     /// `--alpha-coeffs` / `--beta-coeffs` / `--coefficients-file`.
     pub overrides: LatencyOverrides,
     /// `--model-config-folder` for every experiment (else bundled configs / hub).
@@ -36,6 +31,21 @@ pub struct RunConfig {
     pub workload: WorkloadSemantics,
     /// `--async-scheduling` (vLLM V1 async scheduling).
     pub async_scheduling: bool,
+    /// Where model configs come from.
+    pub catalog: Catalog,
+}
+
+impl Setup {
+    pub fn new(latency_model: LatencyModelKind) -> Setup {
+        Setup {
+            latency_model,
+            overrides: LatencyOverrides::default(),
+            model_config_folder: None,
+            workload: WorkloadSemantics::default(),
+            async_scheduling: true,
+            catalog: Catalog::default(),
+        }
+    }
 }
 
 /// Optional `inference_perf.shared_prefix` keys written into every experiment's workload spec.
@@ -61,139 +71,68 @@ pub struct SimStats {
     pub doc: RunDoc,
 }
 
-/// The workload-spec v2 YAML equivalent to the experiment's inference-perf workload.
-pub fn workload_yaml(e: &Experiment, ws: &WorkloadSemantics) -> String {
+/// The workload-spec v2 equivalent to the experiment's inference-perf workload.
+pub fn workload_spec(e: &Experiment, ws: &WorkloadSemantics) -> WorkloadSpec {
     let w = &e.workload;
     let sp = &w.shared_prefix;
-    let mut s = format!(
-        "version: \"2\"\nseed: {SEED}\nnum_requests: {}\ninference_perf:\n  shared_prefix:\n    \
-         num_unique_system_prompts: {}\n    num_users_per_system_prompt: {}\n    system_prompt_len: {}\n    \
-         question_len: {}\n    output_len: {}\n    enable_multi_turn_chat: {}\n  stages:\n",
-        w.num_requests,
-        sp.num_unique_system_prompts,
-        sp.num_users_per_system_prompt,
-        sp.system_prompt_len,
-        sp.question_len,
-        sp.output_len,
-        sp.enable_multi_turn_chat
-    );
-    if let Some(q) = &ws.question_reuse {
-        s.insert_str(s.find("  stages:\n").unwrap_or(s.len()), &format!("    question_reuse: {q}\n"));
+    WorkloadSpec {
+        version: Some("2".into()),
+        seed: Some(SEED as i64),
+        num_requests: Some(w.num_requests as i64),
+        inference_perf: Some(InferencePerfSpec {
+            shared_prefix: Some(SharedPrefixSpec {
+                num_unique_system_prompts: i64::from(sp.num_unique_system_prompts),
+                num_users_per_system_prompt: i64::from(sp.num_users_per_system_prompt),
+                system_prompt_len: i64::from(sp.system_prompt_len),
+                question_len: i64::from(sp.question_len),
+                output_len: i64::from(sp.output_len),
+                enable_multi_turn_chat: sp.enable_multi_turn_chat,
+                question_reuse: ws.question_reuse.clone(),
+                user_order: ws.user_order.clone(),
+            }),
+            stages: w.stages.iter().map(|s| StageSpec { rate: s.rate, duration: s.duration_s }).collect(),
+        }),
+        ..WorkloadSpec::default()
     }
-    if let Some(o) = &ws.user_order {
-        s.insert_str(s.find("  stages:\n").unwrap_or(s.len()), &format!("    user_order: {o}\n"));
-    }
-    for st in &w.stages {
-        s.push_str(&format!("    - {{rate: {}, duration: {}}}\n", st.rate, st.duration_s));
-    }
-    s
 }
 
-/// The `blis run` arguments (after `blis run`) equivalent to this experiment, with the workload
-/// spec at `spec_path`.
-pub fn cli_args(e: &Experiment, cfg: &RunConfig, spec_path: &str) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        "--model".into(),
-        e.model.clone(),
-        "--hardware".into(),
-        e.hardware.clone(),
-        "--tp".into(),
-        e.tp.to_string(),
-        "--max-num-running-reqs".into(),
-        e.max_num_seqs.to_string(),
-        "--max-num-scheduled-tokens".into(),
-        e.max_num_batched_tokens.to_string(),
-        "--total-kv-blocks".into(),
-        e.total_kv_blocks_gpu.to_string(),
-        "--block-size-in-tokens".into(),
-        e.block_size.to_string(),
-        "--latency-model".into(),
-        cfg.latency_model.clone(),
-        "--workload-spec".into(),
-        spec_path.into(),
-        "--seed".into(),
-        SEED.to_string(),
-        "--async-scheduling".into(),
-        cfg.async_scheduling.to_string(),
-    ];
-    let join = |v: &[f64]| v.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(",");
-    if let Some(alpha) = &cfg.overrides.alpha {
-        a.extend(["--alpha-coeffs".into(), join(alpha)]);
+/// The `blis run` keys of the experiment (every other key at its default).
+pub fn run_spec(e: &Experiment, setup: &Setup) -> RunSpec {
+    RunSpec {
+        model: Some(e.model.clone()),
+        hardware: Some(e.hardware.clone()),
+        tp: Some(e.tp),
+        max_num_seqs: Some(e.max_num_seqs),
+        max_num_batched_tokens: Some(e.max_num_batched_tokens),
+        total_kv_blocks: Some(e.total_kv_blocks_gpu),
+        block_size_in_tokens: Some(e.block_size),
+        latency_model: Some(setup.latency_model),
+        alpha_coeffs: setup.overrides.alpha.clone(),
+        beta_coeffs: setup.overrides.beta.clone(),
+        coefficients_file: setup.overrides.coefficients_file.clone(),
+        model_config_folder: setup.model_config_folder.clone(),
+        async_scheduling: Some(setup.async_scheduling),
+        workload_spec: Some(WorkloadSpecRef::Inline(Box::new(workload_spec(e, &setup.workload)))),
+        seed: Some(SEED),
+        ..RunSpec::default()
     }
-    if let Some(beta) = &cfg.overrides.beta {
-        a.extend(["--beta-coeffs".into(), join(beta)]);
-    }
-    if let Some(f) = &cfg.overrides.coefficients_file {
-        a.extend(["--coefficients-file".into(), f.display().to_string()]);
-    }
-    if let Some(d) = &cfg.model_config_folder {
-        a.extend(["--model-config-folder".into(), d.display().to_string()]);
-    }
-    a
 }
 
-/// The scenario `blis run` builds for [`cli_args`] (all other flags at their defaults).
-pub fn scenario(e: &Experiment, cfg: &RunConfig) -> Result<Scenario, String> {
-    let model = blis_model::load_model(&e.model, cfg.model_config_folder.as_deref(), &HubOptions::from_env())
-        .map_err(|err| format!("experiment {}: --model: {err}", e.id))?;
-    let gpu = blis_model::gpu_by_name(&e.hardware, &[])
-        .map_err(|err| format!("experiment {}: --hardware: {err}", e.id))?;
-    let kv = resolve_kv(&model, &gpu, e.tp, 0.9, e.block_size, Some(e.total_kv_blocks_gpu), None)
-        .map_err(|err| format!("experiment {}: {err}", e.id))?;
-    let instance = InstanceConfig {
-        max_running_reqs: e.max_num_seqs,
-        max_scheduled_tokens: e.max_num_batched_tokens,
-        long_prefill_token_threshold: 0,
-        max_model_len: kv.max_model_len,
-        block_size_tokens: e.block_size,
-        total_kv_blocks: kv.total_kv_blocks,
-        prefix_caching: true,
-        async_scheduling: cfg.async_scheduling,
-        slo_priorities: true,
-        record_requests: false,
-        track_classes: true,
-    };
-    Ok(Scenario {
-        model,
-        gpu,
-        tp: e.tp,
-        latency_model: cfg.latency_model.clone(),
-        latency_overrides: cfg.overrides.clone(),
-        instance,
-        num_instances: 1,
-        scheduler: "fcfs".into(),
-        preemption_policy: "fcfs".into(),
-        admission_policy: "always-admit".into(),
-        admission: AdmissionConfig::default(),
-        routing_policy: "round-robin".into(),
-        routing: RoutingConfig { scorers: Vec::new(), block_size_tokens: e.block_size },
-        admission_latency_us: 0,
-        routing_latency_us: 0,
-        snapshot_refresh_interval_us: 50_000,
-        cache_signal_delay_us: 50_000,
-        trace_decisions: false,
-        counterfactual_k: 0,
-        horizon_us: u64::MAX,
-        seed: SEED,
-    })
+/// The resolved run of an experiment.
+pub fn config(e: &Experiment, setup: &Setup) -> Result<RunConfig, String> {
+    blis_config::config_from_spec(&run_spec(e, setup), &setup.catalog)
+        .map_err(|err| format!("experiment {}: {err}", e.id))
 }
 
 /// Simulates one experiment.
-pub fn run_experiment(e: &Experiment, cfg: &RunConfig) -> Result<SimStats, String> {
-    let sc = scenario(e, cfg)?;
-    run_scenario(e, &sc, &cfg.workload)
+pub fn run_experiment(e: &Experiment, setup: &Setup) -> Result<SimStats, String> {
+    run_config(e, &config(e, setup)?)
 }
 
-/// Simulates one experiment on an already-built scenario (lets a fitter reuse model loading).
-pub fn run_scenario(e: &Experiment, sc: &Scenario, ws: &WorkloadSemantics) -> Result<SimStats, String> {
-    let spec = blis_workload::parse_spec(&workload_yaml(e, ws), &format!("experiment-{}.yaml", e.id))
-        .map_err(|err| err.to_string())?;
-    let overrides = Overrides { seed: Some(SEED), num_requests: None, horizon_us: None, timeout_us: None };
-    let source = blis_workload::build_source(&spec, &overrides).map_err(|err| err.to_string())?;
-    let sim = sc.build(source, None)?;
-    let report = sim.run(|_| {}).map_err(|err| err.to_string())?;
-    let doc = RunDoc::from_report(&report);
-    Ok(sim_stats(doc, e.workload.shared_prefix.output_len))
+/// Simulates one experiment on an already-resolved run (lets a fitter reuse model loading).
+pub fn run_config(e: &Experiment, config: &RunConfig) -> Result<SimStats, String> {
+    let outcome = config.simulate().map_err(|err| format!("experiment {}: {err}", e.id))?;
+    Ok(sim_stats(outcome.doc, e.workload.shared_prefix.output_len))
 }
 
 /// Extracts the compared figures from a metrics document.
@@ -219,16 +158,24 @@ pub fn sim_stats(doc: RunDoc, output_len: u32) -> SimStats {
 }
 
 /// Simulates every experiment (in parallel; results in input order).
-pub fn run_all(experiments: &[Experiment], cfg: &RunConfig) -> Result<Vec<SimStats>, String> {
-    let scenarios: Vec<Scenario> = experiments.iter().map(|e| scenario(e, cfg)).collect::<Result<_, _>>()?;
-    run_all_scenarios(experiments, &scenarios, &cfg.workload)
+pub fn run_all(experiments: &[Experiment], setup: &Setup) -> Result<Vec<SimStats>, String> {
+    let configs: Vec<RunConfig> = experiments.iter().map(|e| config(e, setup)).collect::<Result<_, _>>()?;
+    run_all_configs(experiments, &configs)
 }
 
-/// [`run_all`] over prebuilt scenarios (index-aligned with `experiments`).
-pub fn run_all_scenarios(
-    experiments: &[Experiment],
-    scenarios: &[Scenario],
-    ws: &WorkloadSemantics,
-) -> Result<Vec<SimStats>, String> {
-    experiments.par_iter().zip(scenarios.par_iter()).map(|(e, sc)| run_scenario(e, sc, ws)).collect()
+/// [`run_all`] over resolved runs (index-aligned with `experiments`).
+pub fn run_all_configs(experiments: &[Experiment], configs: &[RunConfig]) -> Result<Vec<SimStats>, String> {
+    experiments.par_iter().zip(configs.par_iter()).map(|(e, c)| run_config(e, c)).collect()
+}
+
+/// `config` with other α/β coefficients (what a fitter varies).
+pub fn with_coefficients(config: &RunConfig, alpha: &[f64], beta: &[f64]) -> RunConfig {
+    let mut c = config.clone();
+    c.spec.alpha_coeffs = Some(alpha.to_vec());
+    c.spec.beta_coeffs = Some(beta.to_vec());
+    for pool in &mut c.sim.pools {
+        pool.latency_overrides.alpha = Some(alpha.to_vec());
+        pool.latency_overrides.beta = Some(beta.to_vec());
+    }
+    c
 }

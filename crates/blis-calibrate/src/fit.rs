@@ -6,9 +6,9 @@
 //! (`scale` = the starting value, or 1 for a zero start): unconstrained, scale-free, and a
 //! coefficient can reach 0 exactly.
 
-use blis_sim::scenario::Scenario;
+use blis_config::RunConfig;
 
-use crate::experiment::{RunConfig, SimStats, run_all_scenarios, scenario};
+use crate::experiment::{Setup, SimStats, config, run_all_configs, with_coefficients};
 use crate::measurements::Experiment;
 use crate::metrics::{Comparison, Summary, score};
 
@@ -128,19 +128,19 @@ pub struct FitResult {
     pub evaluations: usize,
 }
 
-/// Fits `alpha ++ beta` of `cfg.latency_model` starting from (`alpha0`, `beta0`); coefficients
+/// Fits `alpha ++ beta` of `setup.latency_model` starting from (`alpha0`, `beta0`); coefficients
 /// whose index (in `alpha ++ beta`) is in `frozen` keep their starting value. `log` gets a line
 /// per improvement.
 pub fn fit(
     experiments: &[Experiment],
-    cfg: &RunConfig,
+    setup: &Setup,
     alpha0: [f64; 3],
     beta0: &[f64],
     frozen: &[usize],
     opt: NmOptions,
     mut log: impl FnMut(&str),
 ) -> Result<FitResult, String> {
-    let base: Vec<Scenario> = experiments.iter().map(|e| scenario(e, cfg)).collect::<Result<_, _>>()?;
+    let base: Vec<RunConfig> = experiments.iter().map(|e| config(e, setup)).collect::<Result<_, _>>()?;
     let start: Vec<f64> = alpha0.iter().copied().chain(beta0.iter().copied()).collect();
     let free: Vec<usize> = (0..start.len()).filter(|i| !frozen.contains(i)).collect();
     let scale: Vec<f64> = start.iter().map(|v| if *v == 0.0 { 1.0 } else { v.abs() }).collect();
@@ -152,16 +152,9 @@ pub fn fit(
         c
     };
     let evaluate = |coeffs: &[f64]| -> Result<Summary, String> {
-        let scenarios: Vec<Scenario> = base
-            .iter()
-            .map(|sc| {
-                let mut sc = sc.clone();
-                sc.latency_overrides.alpha = Some(coeffs[..3].to_vec());
-                sc.latency_overrides.beta = Some(coeffs[3..].to_vec());
-                sc
-            })
-            .collect();
-        let sims = run_all_scenarios(experiments, &scenarios, &cfg.workload)?;
+        let configs: Vec<RunConfig> =
+            base.iter().map(|c| with_coefficients(c, &coeffs[..3], &coeffs[3..])).collect();
+        let sims = run_all_configs(experiments, &configs)?;
         Ok(score(&comparisons(experiments, &sims)))
     };
     let mut best_seen = f64::INFINITY;
@@ -215,7 +208,7 @@ pub struct Fold {
 /// `experiments`.
 pub fn leave_one_model_out(
     experiments: &[Experiment],
-    cfg: &RunConfig,
+    setup: &Setup,
     alpha0: [f64; 3],
     beta0: &[f64],
     frozen: &[usize],
@@ -237,18 +230,18 @@ pub fn leave_one_model_out(
             return Err("cross-validation needs at least two models".into());
         }
         log(&format!("fold {model}: fitting on {} experiments", train.len()));
-        let r = fit(&train, cfg, alpha0, beta0, frozen, opt, |l| log(&format!("fold {model}: {l}")))?;
-        let held_cfg = RunConfig {
+        let r = fit(&train, setup, alpha0, beta0, frozen, opt, |l| log(&format!("fold {model}: {l}")))?;
+        let held_setup = Setup {
             overrides: blis_latency::LatencyOverrides {
                 alpha: Some(r.alpha.to_vec()),
                 beta: Some(r.beta.clone()),
                 coefficients_file: None,
             },
-            ..cfg.clone()
+            ..setup.clone()
         };
-        let scenarios: Vec<Scenario> =
-            test.iter().map(|e| scenario(e, &held_cfg)).collect::<Result<_, _>>()?;
-        let held_out = comparisons(&test, &run_all_scenarios(&test, &scenarios, &cfg.workload)?);
+        let configs: Vec<RunConfig> =
+            test.iter().map(|e| config(e, &held_setup)).collect::<Result<_, _>>()?;
+        let held_out = comparisons(&test, &run_all_configs(&test, &configs)?);
         for c in &held_out {
             if let Some(i) = experiments.iter().position(|e| e.id == c.id) {
                 rows[i] = Some(c.clone());

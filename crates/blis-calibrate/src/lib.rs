@@ -2,8 +2,8 @@
 //!
 //! - [`measurements`]: the measurements file (experiments with config, workload and measured
 //!   latencies).
-//! - [`experiment`]: one experiment → the same [`blis_sim::scenario::Scenario`] and workload that
-//!   `blis run` builds from the equivalent command line, and running it.
+//! - [`experiment`]: one experiment → the `blis run` keys of the equivalent command line →
+//!   the same [`blis_config::RunConfig`] `blis run` resolves, and running it.
 //! - [`metrics`]: absolute percentage errors and their aggregation (MAPE).
 //! - [`fit`]: deterministic Nelder–Mead over the simulated error.
 //! - [`report`]: the markdown accuracy report.
@@ -14,6 +14,6 @@ pub mod measurements;
 pub mod metrics;
 pub mod report;
 
-pub use experiment::{RunConfig, SimStats, run_all, run_experiment};
+pub use experiment::{Setup, SimStats, run_all, run_experiment};
 pub use measurements::{Experiment, LatencyStats, Measurements};
 pub use metrics::{Metric, Summary, score};

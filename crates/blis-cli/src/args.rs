@@ -1,12 +1,18 @@
-//! Command-line flags of `blis run` (names and defaults follow the spec's flags.md).
+//! The command line: subcommands and the flags that are not part of a run description.
+//! The run flags themselves are [`blis_config::RunSpec`]; their defaults come from
+//! [`blis_config::RunSpec::defaults`] and are added to the help text here.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use blis_config::RunSpec;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(name = "blis", version, about = "Discrete-event simulator of LLM inference serving clusters")]
 pub struct Cli {
+    /// Diagnostics on stderr at this level and above.
+    #[arg(long, global = true, value_enum, default_value = "warn")]
+    pub log: LogLevel,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -15,202 +21,165 @@ pub struct Cli {
 pub enum Command {
     /// Simulate a workload on one instance or a cluster and print metrics as JSON.
     Run(Box<RunArgs>),
+    /// Replay a TraceV2 trace (header YAML + data CSV); an exported trace replays on the cluster
+    /// its header records.
+    Replay(Box<RunArgs>),
+    /// Run a grid of `run` configurations in parallel; one result row per configuration.
+    Sweep(crate::sweep::SweepArgs),
     /// Simulate measured vLLM experiments, report the error (MAPE), optionally refit coefficients.
     Calibrate(Box<crate::calibrate::CalibrateArgs>),
-    /// Replay a TraceV2 trace (header YAML + data CSV) through the same engine as `run`.
-    Replay(Box<crate::replay::ReplayArgs>),
     /// Emit a built-in workload as workload-spec v2 YAML.
     Convert(crate::convert::ConvertArgs),
     /// Merge workload-spec v2 files into one.
     Compose(crate::compose::ComposeArgs),
-    /// Run a grid of `run` configurations in parallel; one result row per configuration.
-    Sweep(crate::sweep::SweepArgs),
 }
 
-/// Flags describing the served model, the hardware and the engine.
-#[derive(Args, Debug, Clone)]
-pub struct EngineArgs {
-    /// HuggingFace model id (case-insensitive), e.g. meta-llama/llama-3.1-8b-instruct.
-    #[arg(long)]
-    pub model: String,
-    /// GPU type: H100, A100-80, A100-SXM, L40S (or one from --hardware-config). Default H100.
-    #[arg(long)]
-    pub hardware: Option<String>,
-    /// Tensor-parallel degree of every instance. Default 1.
-    #[arg(long)]
-    pub tp: Option<u32>,
-    /// Step-time model: blis-physics (fitted to real vLLM), trained-physics, roofline, blackbox.
-    #[arg(long, default_value = "blis-physics")]
-    pub latency_model: String,
-    /// Three α coefficients (µs), comma-separated.
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
-    pub alpha_coeffs: Option<Vec<f64>>,
-    /// β coefficients, comma-separated.
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
-    pub beta_coeffs: Option<Vec<f64>>,
-    /// YAML file with coefficient sets for the latency model.
-    #[arg(long)]
-    pub coefficients_file: Option<PathBuf>,
-    /// Read config.json from this directory instead of the bundled/hub config.
-    #[arg(long)]
-    pub model_config_folder: Option<PathBuf>,
-    /// JSON file adding or overriding GPU types.
-    #[arg(long)]
-    pub hardware_config: Option<PathBuf>,
-    /// Context limit in tokens (default: from the model config, capped by the KV cache).
-    #[arg(long)]
-    pub max_model_len: Option<u64>,
-    /// KV blocks per instance (default: derived from GPU memory, TP and utilization).
-    #[arg(long)]
-    pub total_kv_blocks: Option<u64>,
-    #[arg(long, default_value_t = 16)]
-    pub block_size_in_tokens: u32,
-    /// Disable prefix caching (every prompt is computed in full).
-    #[arg(long)]
-    pub no_prefix_caching: bool,
-    /// vLLM V1 async scheduling (on by default, as in the measured vLLM v0.15): a request arriving
-    /// while a step runs joins the step after next. `--async-scheduling false` turns it off.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub async_scheduling: bool,
-    /// Fraction of GPU memory vLLM may use, in (0, 1].
-    #[arg(long, default_value_t = 0.9)]
-    pub gpu_memory_utilization: f64,
-    /// Maximum running requests per instance (vLLM max_num_seqs).
-    #[arg(long, visible_alias = "max-num-seqs", default_value_t = 256)]
-    pub max_num_running_reqs: u32,
-    /// Token budget per step (vLLM max_num_batched_tokens).
-    #[arg(long, visible_alias = "max-num-batched-tokens", default_value_t = 2048)]
-    pub max_num_scheduled_tokens: u32,
-    /// Per-request prefill chunk cap (0 = off).
-    #[arg(long, default_value_t = 0)]
-    pub long_prefill_token_threshold: u32,
-    /// Wait-queue order: fcfs, priority-fcfs, sjf, reverse-priority.
-    #[arg(long)]
-    pub scheduler: Option<String>,
-    /// Priority of a request from its SLO class: constant, slo-based.
-    #[arg(long)]
-    pub priority_policy: Option<String>,
-    /// Victim on KV exhaustion: fcfs (tail of batch), priority (least urgent).
-    #[arg(long)]
-    pub preemption_policy: Option<String>,
-}
-
-/// Flags of the cluster control plane.
-#[derive(Args, Debug, Clone)]
-pub struct ClusterArgs {
-    #[arg(long, default_value_t = 1)]
-    pub num_instances: usize,
-    /// always-admit, token-bucket, tier-shed, gaie-legacy, reject-all.
-    #[arg(long)]
-    pub admission_policy: Option<String>,
-    /// Token-bucket capacity (tokens).
-    #[arg(long, allow_hyphen_values = true)]
-    pub token_bucket_capacity: Option<f64>,
-    /// Token-bucket refill rate (tokens/s).
-    #[arg(long, allow_hyphen_values = true)]
-    pub token_bucket_refill_rate: Option<f64>,
-    /// Admission delay (µs).
-    #[arg(long, allow_hyphen_values = true)]
-    pub admission_latency: Option<i64>,
-    /// Routing delay (µs).
-    #[arg(long, allow_hyphen_values = true)]
-    pub routing_latency: Option<i64>,
-    /// round-robin, least-loaded, weighted, always-busiest.
-    #[arg(long)]
-    pub routing_policy: Option<String>,
-    /// Weighted-routing profile "name:weight,…".
-    #[arg(long)]
-    pub routing_scorers: Option<String>,
-    /// Refresh period of instance signals (µs, 0 = live).
-    #[arg(long, allow_hyphen_values = true)]
-    pub snapshot_refresh_interval: Option<i64>,
-    /// Staleness of the router's prefix-cache view (µs, 0 = live).
-    #[arg(long, allow_hyphen_values = true)]
-    pub cache_signal_delay: Option<i64>,
-    /// YAML bundle of policies; explicit flags win.
-    #[arg(long)]
-    pub policy_config: Option<PathBuf>,
-    /// none or decisions.
-    #[arg(long, default_value = "none")]
-    pub trace_level: String,
-    /// Score the top-K alternatives of each routing decision.
-    #[arg(long, default_value_t = 0)]
-    pub counterfactual_k: usize,
-    /// Add the decision-trace summary to the output.
-    #[arg(long)]
-    pub summarize_trace: bool,
-    /// Write one JSON line per decision to this file.
-    #[arg(long)]
-    pub trace_output: Option<PathBuf>,
-}
-
-/// Flags describing the traffic.
-#[derive(Args, Debug, Clone)]
-pub struct WorkloadArgs {
-    /// Built-in workload: distribution (default), chatbot, contentgen, summarization, multidoc,
-    /// or an inference-perf preset (general, codegen, roleplay, reasoning, general-lite, reasoning-lite).
-    #[arg(long)]
-    pub workload: Option<String>,
-    /// Workload-spec v2 YAML file.
-    #[arg(long)]
-    pub workload_spec: Option<PathBuf>,
-    /// Arrival rate (requests/s).
-    #[arg(long, allow_hyphen_values = true)]
-    pub rate: Option<f64>,
-    #[arg(long)]
-    pub num_requests: Option<u64>,
-    /// poisson (default) or constant.
-    #[arg(long)]
-    pub arrival_process: Option<String>,
-    #[arg(long, allow_hyphen_values = true)]
-    pub prompt_tokens: Option<f64>,
-    #[arg(long, allow_hyphen_values = true)]
-    pub prompt_tokens_stdev: Option<f64>,
-    #[arg(long)]
-    pub prompt_tokens_min: Option<u32>,
-    #[arg(long)]
-    pub prompt_tokens_max: Option<u32>,
-    #[arg(long, allow_hyphen_values = true)]
-    pub output_tokens: Option<f64>,
-    #[arg(long, allow_hyphen_values = true)]
-    pub output_tokens_stdev: Option<f64>,
-    #[arg(long)]
-    pub output_tokens_min: Option<u32>,
-    #[arg(long)]
-    pub output_tokens_max: Option<u32>,
-    /// Shared prefix length on every request.
-    #[arg(long, default_value_t = 0)]
-    pub prefix_tokens: u32,
-    /// Per-request deadline in seconds (negative disables; default 300 for built-in workloads).
-    #[arg(long, allow_hyphen_values = true)]
-    pub timeout: Option<f64>,
-}
-
+/// Flags of `blis run` and `blis replay`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub engine: EngineArgs,
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-    #[command(flatten)]
-    pub workload: WorkloadArgs,
-    #[command(flatten)]
-    pub trace_workload: crate::replay::TraceWorkloadArgs,
-    #[command(flatten)]
-    pub analysis: crate::replay::AnalysisArgs,
-    /// Master seed.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Simulated-time limit (µs).
-    #[arg(long)]
-    pub horizon: Option<u64>,
-    /// Also write the metrics document to this file.
-    #[arg(long)]
-    pub metrics_path: Option<PathBuf>,
-    /// Write one record per request (JSON array) to this file.
-    #[arg(long)]
-    pub results_path: Option<PathBuf>,
-    /// Progress bar on stderr: auto (when stderr is a terminal), always, never.
-    #[arg(long, default_value = "auto")]
-    pub progress: String,
+    pub spec: RunSpec,
+    /// Run the description in this YAML file (`blis run` keys); flags override it.
+    #[arg(long, value_name = "FILE", help_heading = "Run")]
+    pub config: Option<PathBuf>,
+    /// Print the resolved run description as YAML (what `--config` reads) and exit.
+    #[arg(long, help_heading = "Run")]
+    pub dump_config: bool,
+    /// Progress bar on stderr.
+    #[arg(long, value_enum, default_value = "auto", help_heading = "Run")]
+    pub progress: ProgressMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// When stderr is a terminal.
+    Auto,
+    /// Always (a line every few seconds when stderr is not a terminal).
+    Always,
+    /// Never.
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn filter(self) -> tracing::Level {
+        match self {
+            LogLevel::Error => tracing::Level::ERROR,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Trace => tracing::Level::TRACE,
+        }
+    }
+}
+
+/// The clap command with each run flag's default appended to its help.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let defaults = RunSpec::defaults().to_map();
+    let annotate = |cmd: clap::Command| {
+        let mut cmd = cmd;
+        let ids: Vec<(String, String)> = cmd
+            .get_arguments()
+            .filter_map(|a| Some((a.get_id().to_string(), a.get_long()?.to_string())))
+            .collect();
+        for (id, long) in ids {
+            if let Some(v) = defaults.get(&long) {
+                let shown = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                cmd = cmd.mut_arg(id, |a| {
+                    let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+                    a.help(format!("{help} [default: {shown}]"))
+                });
+            }
+        }
+        cmd
+    };
+    Cli::command().mut_subcommand("run", annotate).mut_subcommand("replay", annotate)
+}
+
+/// Flag aliases a user may have typed, and the key each sets.
+const ALIASES: &[(&str, &str)] = &[
+    ("--max-num-running-reqs", "max-num-seqs"),
+    ("--max-num-scheduled-tokens", "max-num-batched-tokens"),
+    ("--trace-data", "workload-trace"),
+    ("--export-workload-trace", "trace-output"),
+    ("--detectors", "post-hoc-detector"),
+];
+
+/// The flags layer of a run: the parsed flags, spelled as the user typed them.
+pub fn flags_layer(spec: &RunSpec, argv: &[String]) -> blis_config::Layer {
+    let mut layer = blis_config::Layer::new(blis_config::Source::Flags, spec);
+    for (alias, key) in ALIASES {
+        if argv.iter().any(|a| a == alias || a.starts_with(&format!("{alias}="))) {
+            layer.spelled.insert((*key).to_string(), (*alias).to_string());
+        }
+    }
+    layer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every run flag parses into the key of the same name, and the key reads back in a file.
+    #[test]
+    fn each_flag_sets_its_key() {
+        let cases: &[(&[&str], &str, serde_json::Value)] = &[
+            (&["--model", "m"], "model", "m".into()),
+            (&["--tp", "2"], "tp", 2.into()),
+            (&["--max-num-running-reqs", "8"], "max-num-seqs", 8.into()),
+            (&["--max-num-seqs", "8"], "max-num-seqs", 8.into()),
+            (&["--max-num-scheduled-tokens", "64"], "max-num-batched-tokens", 64.into()),
+            (&["--no-prefix-caching"], "no-prefix-caching", true.into()),
+            (&["--no-prefix-caching", "false"], "no-prefix-caching", false.into()),
+            (&["--async-scheduling", "false"], "async-scheduling", false.into()),
+            (&["--summarize-trace"], "summarize-trace", true.into()),
+            (&["--scheduler", "priority-fcfs"], "scheduler", "priority-fcfs".into()),
+            (
+                &["--routing-scorers", "queue-depth:2,load-balance:1"],
+                "routing-scorers",
+                "queue-depth:2,load-balance:1".into(),
+            ),
+            (&["--alpha-coeffs", "1,2,3"], "alpha-coeffs", serde_json::json!([1.0, 2.0, 3.0])),
+            (&["--trace-data", "d.csv"], "workload-trace", "d.csv".into()),
+            (&["--export-workload-trace", "p"], "trace-output", "p".into()),
+            (&["--detectors", "composite"], "post-hoc-detector", "composite".into()),
+            (&["--workload", "general-lite"], "workload", "general-lite".into()),
+            (&["--timeout", "-1"], "timeout", (-1.0).into()),
+        ];
+        for (flags, key, value) in cases {
+            let argv: Vec<&str> = ["blis", "run"].iter().chain(flags.iter()).copied().collect();
+            let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{flags:?}: {e}"));
+            let Command::Run(args) = cli.command else { unreachable!() };
+            let map = args.spec.to_map();
+            assert_eq!(map.get(*key), Some(value), "{flags:?}");
+            assert_eq!(map.len(), 1, "{flags:?} set {map:?}");
+            let yaml = format!("{key}: {}", serde_json::to_string(value).unwrap());
+            let back: RunSpec = serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+            assert_eq!(back, args.spec, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn every_flag_with_a_default_shows_it() {
+        let cmd = command();
+        let run = cmd.find_subcommand("run").unwrap();
+        for key in RunSpec::defaults().to_map().keys() {
+            let arg = run.get_arguments().find(|a| a.get_long() == Some(key.as_str()));
+            let Some(arg) = arg else { continue }; // config-file-only keys
+            let help = arg.get_help().unwrap().to_string();
+            assert!(help.contains("[default: "), "--{key}: {help}");
+        }
+    }
 }

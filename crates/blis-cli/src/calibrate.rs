@@ -2,15 +2,15 @@
 
 use std::path::PathBuf;
 
-use blis_calibrate::experiment::{RunConfig, WorkloadSemantics, run_all};
+use blis_calibrate::experiment::{Setup, WorkloadSemantics, run_all};
 use blis_calibrate::fit::{Fold, NmOptions, coefficients_yaml, comparisons, fit, leave_one_model_out};
 use blis_calibrate::metrics::Metric;
 use blis_calibrate::report::{ModelRun, reference_run, render};
 use blis_calibrate::{Experiment, Measurements};
-use blis_latency::LatencyOverrides;
+use blis_latency::{LatencyModelKind, LatencyOverrides};
 use clap::Args;
 
-use crate::run::CliResult;
+use crate::run::{CliResult, write_file};
 
 #[derive(Args, Debug, Clone)]
 pub struct CalibrateArgs {
@@ -18,8 +18,8 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub measurements: PathBuf,
     /// Step-time model to evaluate (and fit).
-    #[arg(long, default_value = "blis-physics")]
-    pub latency_model: String,
+    #[arg(long, value_enum, default_value = "blis-physics")]
+    pub latency_model: LatencyModelKind,
     /// YAML file with coefficient sets (as `blis run --coefficients-file`).
     #[arg(long)]
     pub coefficients_file: Option<PathBuf>,
@@ -33,8 +33,8 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub model_config_folder: Option<PathBuf>,
     /// Also evaluate these latency models (their default coefficients) in the report.
-    #[arg(long, value_delimiter = ',')]
-    pub compare: Vec<String>,
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub compare: Vec<LatencyModelKind>,
     /// Only these experiment ids (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -98,7 +98,7 @@ fn print_run(experiments: &[Experiment], run: &ModelRun) {
     println!("MAPE (simulated/measured ms above): {} | objective {:.2}%\n", mapes.join(", "), s.objective());
 }
 
-fn simulate(experiments: &[Experiment], name: &str, cfg: &RunConfig) -> CliResult<ModelRun> {
+fn simulate(experiments: &[Experiment], name: &str, cfg: &Setup) -> CliResult<ModelRun> {
     let sims = run_all(experiments, cfg)?;
     Ok(ModelRun { name: name.into(), rows: comparisons(experiments, &sims) })
 }
@@ -113,8 +113,8 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
     if experiments.is_empty() {
         return Err("--only: no experiment matches".into());
     }
-    let cfg = RunConfig {
-        latency_model: args.latency_model.clone(),
+    let cfg = Setup {
+        latency_model: args.latency_model,
         overrides: LatencyOverrides {
             alpha: args.alpha_coeffs.clone(),
             beta: args.beta_coeffs.clone(),
@@ -126,29 +126,31 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             user_order: args.user_order.clone(),
         },
         async_scheduling: args.async_scheduling,
+        catalog: crate::run::catalog(),
     };
     let mut runs = vec![reference_run(&experiments)];
-    for other in &args.compare {
-        let other_cfg =
-            RunConfig { latency_model: other.clone(), overrides: LatencyOverrides::default(), ..cfg.clone() };
-        runs.push(simulate(&experiments, other, &other_cfg)?);
+    for &other in &args.compare {
+        let other_cfg = Setup { latency_model: other, overrides: LatencyOverrides::default(), ..cfg.clone() };
+        runs.push(simulate(&experiments, other.name(), &other_cfg)?);
     }
-    let main_run = simulate(&experiments, &args.latency_model, &cfg)?;
+    let main_run = simulate(&experiments, args.latency_model.name(), &cfg)?;
     runs.push(main_run);
     if let Some(out) = &args.fit {
+        // Fail on an unwritable path before the fit runs, not after.
+        drop(blis_config::outputs::PendingFile::create(out, "fit")?);
         let (alpha0, beta0) = starting_point(&cfg)?;
         let opt = NmOptions { max_evals: args.max_evals, ..NmOptions::default() };
         let result =
             fit(&experiments, &cfg, alpha0, &beta0, &args.freeze, opt, |line| eprintln!("fit: {line}"))?;
-        let names: Vec<&str> = match args.latency_model.as_str() {
-            "blis-physics" => blis_latency::blis_physics::BETA_NAMES.to_vec(),
-            "trained-physics" => blis_latency::BASIS_NAMES.to_vec(),
+        let names: Vec<&str> = match args.latency_model {
+            LatencyModelKind::BlisPhysics => blis_latency::blis_physics::BETA_NAMES.to_vec(),
+            LatencyModelKind::TrainedPhysics => blis_latency::BASIS_NAMES.to_vec(),
             _ => Vec::new(),
         };
-        let yaml = coefficients_yaml(&args.latency_model, &result, &names);
-        std::fs::write(out, &yaml).map_err(|e| format!("--fit: cannot write {}: {e}", out.display()))?;
+        let yaml = coefficients_yaml(args.latency_model.name(), &result, &names);
+        write_file(out, &yaml, "fit")?;
         eprintln!("fit: wrote {}", out.display());
-        let fitted = RunConfig {
+        let fitted = Setup {
             overrides: LatencyOverrides {
                 alpha: Some(result.alpha.to_vec()),
                 beta: Some(result.beta.clone()),
@@ -156,7 +158,7 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             },
             ..cfg.clone()
         };
-        runs.push(simulate(&experiments, &format!("{} (fitted)", args.latency_model), &fitted)?);
+        runs.push(simulate(&experiments, &format!("{} (fitted)", args.latency_model.name()), &fitted)?);
     }
     let mut folds: Vec<Fold> = Vec::new();
     if args.cross_validate {
@@ -164,8 +166,8 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             Some(path) => {
                 let overrides =
                     LatencyOverrides { coefficients_file: Some(path.clone()), ..Default::default() };
-                starting_point(&RunConfig { overrides, ..cfg.clone() })
-                    .map_err(|e| format!("--cv-start: {e}"))?
+                starting_point(&Setup { overrides, ..cfg.clone() })
+                    .map_err(|e| format!("--cv-start: {}", e.message))?
             }
             None => starting_point(&cfg)?,
         };
@@ -174,7 +176,7 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             eprintln!("cv: {line}")
         })?;
         folds = f;
-        runs.push(ModelRun { name: format!("{} leave-one-model-out", args.latency_model), rows });
+        runs.push(ModelRun { name: format!("{} leave-one-model-out", args.latency_model.name()), rows });
     }
     for run in &runs {
         print_run(&experiments, run);
@@ -190,6 +192,7 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
         println!("{cv_text}");
     }
     if let Some(path) = &args.report {
+        drop(blis_config::outputs::PendingFile::create(path, "report")?);
         let rest: Vec<String> = std::env::args().skip(1).map(shell_word).collect();
         let command = format!("blis {}", rest.join(" "));
         let preamble = format!(
@@ -203,28 +206,32 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             text.push('\n');
             text.push_str(&cv_text);
         }
-        std::fs::write(path, text).map_err(|e| format!("--report: cannot write {}: {e}", path.display()))?;
+        write_file(path, &text, "report")?;
         eprintln!("report: wrote {}", path.display());
     }
     Ok(())
 }
 
 /// The coefficients the model currently uses (after overrides): the fit starts there.
-fn starting_point(cfg: &RunConfig) -> CliResult<([f64; 3], Vec<f64>)> {
+fn starting_point(cfg: &Setup) -> CliResult<([f64; 3], Vec<f64>)> {
     let o = &cfg.overrides;
     let file = match &o.coefficients_file {
         Some(p) => blis_latency::CoefficientFile::load(p).map_err(|e| e.to_string())?,
         None => blis_latency::coefficients::shipped().clone(),
     };
-    let set_name = match cfg.latency_model.as_str() {
-        "blis-physics" if file.trained_physics.contains_key(blis_latency::blis_physics::COEFFICIENT_SET) => {
+    let set_name = match cfg.latency_model {
+        LatencyModelKind::BlisPhysics
+            if file.trained_physics.contains_key(blis_latency::blis_physics::COEFFICIENT_SET) =>
+        {
             blis_latency::blis_physics::COEFFICIENT_SET.to_string()
         }
-        "trained-physics" | "blis-physics" => file.default.clone(),
+        LatencyModelKind::TrainedPhysics | LatencyModelKind::BlisPhysics => file.default.clone(),
         other => {
             return Err(format!(
-                "--fit: fitting is supported for trained-physics and blis-physics, not {other}"
-            ));
+                "--fit: fitting is supported for trained-physics and blis-physics, not {}",
+                other.name()
+            )
+            .into());
         }
     };
     let set = file.set(&set_name).map_err(|e| e.to_string())?;

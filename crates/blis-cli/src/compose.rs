@@ -22,7 +22,7 @@ pub fn compose(args: &ComposeArgs) -> CliResult<()> {
         .from
         .iter()
         .map(|p| blis_workload::load_spec_file(p).map_err(|e| format!("--from: {e}")))
-        .collect::<CliResult<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, String>>()?;
     let merged = blis_workload::compose(&specs).map_err(|mut e| {
         // Name the file instead of its position.
         if let Some(i) =

@@ -22,10 +22,9 @@ pub enum ConvertCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct PresetArgs {
-    /// distribution, chatbot, contentgen, summarization, multidoc, or an inference-perf preset
-    /// (general, codegen, roleplay, reasoning, general-lite, reasoning-lite).
-    #[arg(long)]
-    pub name: String,
+    /// The built-in workload.
+    #[arg(long, value_enum)]
+    pub name: blis_workload::Preset,
     /// Aggregate rate (requests/s; ignored by inference-perf presets, whose stages set it).
     #[arg(long, allow_hyphen_values = true, default_value_t = 1.0)]
     pub rate: f64,
@@ -48,7 +47,7 @@ pub fn convert(args: &ConvertArgs) -> CliResult<()> {
 
 fn preset(p: &PresetArgs) -> CliResult<()> {
     if !(p.rate.is_finite() && p.rate > 0.0) {
-        return Err(format!("--rate: must be a number > 0 (requests/s), got {}", p.rate));
+        return Err(format!("--rate: must be a number > 0 (requests/s), got {}", p.rate).into());
     }
     if p.num_requests == 0 {
         return Err("--num-requests: must be at least 1".into());
@@ -59,7 +58,7 @@ fn preset(p: &PresetArgs) -> CliResult<()> {
         seed: p.seed,
         ..SyntheticParams::default()
     };
-    let spec = blis_workload::preset_spec(&p.name, &params).map_err(|e| format!("--name: {e}"))?;
+    let spec = blis_workload::preset_spec(p.name.name(), &params).map_err(|e| format!("--name: {e}"))?;
     let yaml = blis_workload::to_yaml(&spec).map_err(|e| e.to_string())?;
     write_yaml(&yaml, p.output.as_deref())
 }
@@ -68,9 +67,7 @@ fn preset(p: &PresetArgs) -> CliResult<()> {
 pub fn write_yaml(yaml: &str, output: Option<&Path>) -> CliResult<()> {
     let text = if yaml.ends_with('\n') { yaml.to_string() } else { format!("{yaml}\n") };
     match output {
-        Some(path) => {
-            std::fs::write(path, text).map_err(|e| format!("--output: cannot write {}: {e}", path.display()))
-        }
+        Some(path) => crate::run::write_file(path, &text, "output"),
         None => crate::run::print_stdout(text.trim_end_matches('\n')),
     }
 }

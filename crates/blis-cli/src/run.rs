@@ -1,320 +1,122 @@
-//! `blis run`: flags → scenario + workload → simulation → metrics document.
+//! `blis run` and `blis replay`: flags (+ config file, policy file, trace header) → one resolved
+//! run description → simulation → metrics document on stdout.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use blis_latency::LatencyOverrides;
-use blis_model::{GpuSpec, HubOptions, ModelSpec};
-use blis_sim::cluster::admission::AdmissionConfig;
-use blis_sim::cluster::routing::RoutingConfig;
-use blis_sim::scenario::{Scenario, resolve_kv};
-use blis_sim::{InstanceConfig, SimReport};
-use blis_workload::{LenParams, Overrides, RequestSource, SyntheticParams};
+use blis_config::{Catalog, Layers, RunConfig, RunError, Source};
 
-use crate::args::{ClusterArgs, EngineArgs, RunArgs, WorkloadArgs};
+use crate::args::{ProgressMode, RunArgs};
 
-pub type CliResult<T> = Result<T, String>;
-
-/// Resolved model + hardware + engine configuration (shared by `run` and other subcommands).
-pub struct Engine {
-    pub model: ModelSpec,
-    pub gpu: GpuSpec,
-    pub tp: u32,
-    pub instance: InstanceConfig,
-    pub latency_overrides: LatencyOverrides,
+/// An error of a command: its message and exit status.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub code: i32,
 }
 
-pub fn resolve_engine(e: &EngineArgs) -> CliResult<Engine> {
-    let model = blis_model::load_model(&e.model, e.model_config_folder.as_deref(), &HubOptions::from_env())
-        .map_err(|err| format!("--model: {err}"))?;
-    let extra_gpus = match &e.hardware_config {
-        Some(path) => {
-            blis_model::load_hardware_config(path).map_err(|err| format!("--hardware-config: {err}"))?
-        }
-        None => Vec::new(),
-    };
-    let hardware = e.hardware.clone().unwrap_or_else(|| {
-        eprintln!("warning: --hardware not given; using H100");
-        "H100".into()
-    });
-    let gpu = blis_model::gpu_by_name(&hardware, &extra_gpus).map_err(|err| format!("--hardware: {err}"))?;
-    let tp = e.tp.unwrap_or_else(|| {
-        eprintln!("warning: --tp not given; using 1");
-        1
-    });
-    if tp == 0 {
-        return Err("--tp: must be at least 1".into());
-    }
-    if e.block_size_in_tokens == 0 {
-        return Err("--block-size-in-tokens: must be at least 1".into());
-    }
-    if !(e.gpu_memory_utilization > 0.0 && e.gpu_memory_utilization <= 1.0) {
-        return Err(format!("--gpu-memory-utilization: must be in (0, 1], got {}", e.gpu_memory_utilization));
-    }
-    if e.max_num_running_reqs == 0 {
-        return Err("--max-num-running-reqs: must be at least 1".into());
-    }
-    if e.max_num_scheduled_tokens < e.block_size_in_tokens {
-        return Err(format!(
-            "--max-num-scheduled-tokens: must be at least one block ({} tokens), got {}",
-            e.block_size_in_tokens, e.max_num_scheduled_tokens
-        ));
-    }
-    let kv = resolve_kv(
-        &model,
-        &gpu,
-        tp,
-        e.gpu_memory_utilization,
-        e.block_size_in_tokens,
-        e.total_kv_blocks,
-        e.max_model_len,
-    )?;
-    let slo_priorities = match e.priority_policy.as_deref().unwrap_or("slo-based") {
-        "slo-based" => true,
-        "constant" => false,
-        other => return Err(format!("--priority-policy: unknown '{other}' (accepted: constant, slo-based)")),
-    };
-    let instance = InstanceConfig {
-        max_running_reqs: e.max_num_running_reqs,
-        max_scheduled_tokens: e.max_num_scheduled_tokens,
-        long_prefill_token_threshold: e.long_prefill_token_threshold,
-        max_model_len: kv.max_model_len,
-        block_size_tokens: e.block_size_in_tokens,
-        total_kv_blocks: kv.total_kv_blocks,
-        prefix_caching: !e.no_prefix_caching,
-        async_scheduling: e.async_scheduling,
-        slo_priorities,
-        record_requests: false,
-        track_classes: true,
-    };
-    let latency_overrides = LatencyOverrides {
-        alpha: e.alpha_coeffs.clone(),
-        beta: e.beta_coeffs.clone(),
-        coefficients_file: e.coefficients_file.clone(),
-    };
-    Ok(Engine { model, gpu, tp, instance, latency_overrides })
-}
-
-fn non_negative(flag: &str, v: Option<i64>, default: u64) -> CliResult<u64> {
-    match v {
-        None => Ok(default),
-        Some(x) if x >= 0 => Ok(x as u64),
-        Some(x) => Err(format!("{flag}: must be ≥ 0 µs, got {x}")),
+impl From<String> for CliError {
+    fn from(message: String) -> Self {
+        CliError { message, code: 2 }
     }
 }
 
-/// Parses `--routing-scorers "name:weight,…"`.
-pub fn parse_scorers(text: &str) -> CliResult<Vec<(String, f64)>> {
-    let mut out: Vec<(String, f64)> = Vec::new();
-    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let Some((name, weight)) = item.split_once(':') else {
-            return Err(format!("--routing-scorers: '{item}' is not name:weight"));
-        };
-        let w: f64 = weight
-            .trim()
-            .parse()
-            .map_err(|_| format!("--routing-scorers: weight of '{name}' is not a number: '{weight}'"))?;
-        if !(w.is_finite() && w > 0.0) {
-            return Err(format!(
-                "--routing-scorers: weight of '{name}' must be a finite number > 0, got {weight}"
-            ));
-        }
-        if out.iter().any(|(n, _)| n == name.trim()) {
-            return Err(format!("--routing-scorers: '{name}' appears twice"));
-        }
-        out.push((name.trim().to_string(), w));
+impl From<&str> for CliError {
+    fn from(message: &str) -> Self {
+        CliError { message: message.to_string(), code: 2 }
     }
-    Ok(out)
 }
 
-pub fn build_scenario(args: &RunArgs, engine: Engine) -> CliResult<Scenario> {
-    let mut scenario = scenario_from_flags(&args.engine, &args.cluster, engine)?;
-    scenario.instance.record_requests =
-        args.results_path.is_some() || args.analysis.post_hoc_detector.is_some();
-    scenario.horizon_us = args.horizon.unwrap_or(u64::MAX);
-    scenario.seed = args.seed.unwrap_or(42);
-    Ok(scenario)
+impl From<blis_config::ConfigError> for CliError {
+    fn from(e: blis_config::ConfigError) -> Self {
+        CliError { message: e.to_string(), code: 2 }
+    }
 }
 
-/// The scenario of the engine and cluster flags (shared by `run` and `replay`), with no
-/// per-request records, no horizon and seed 42; callers set those.
-pub fn scenario_from_flags(e: &EngineArgs, c: &ClusterArgs, engine: Engine) -> CliResult<Scenario> {
-    if c.num_instances == 0 {
-        return Err("--num-instances: must be at least 1".into());
+impl From<RunError> for CliError {
+    fn from(e: RunError) -> Self {
+        CliError { message: e.to_string(), code: e.exit_code() }
     }
-    let trace_decisions = match c.trace_level.as_str() {
-        "none" => false,
-        "decisions" => true,
-        other => return Err(format!("--trace-level: unknown '{other}' (accepted: none, decisions)")),
+}
+
+pub type CliResult<T> = Result<T, CliError>;
+
+/// What the environment gives every run: the HuggingFace hub settings and this machine's memory.
+/// The only place the environment is read: `HF_ENDPOINT`, `HF_TOKEN`, and the config cache in
+/// `$BLIS_CACHE_DIR`, else `$XDG_CACHE_HOME/blis`, else `~/.cache/blis`.
+pub fn catalog() -> Catalog {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let cache_dir = var("BLIS_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| var("XDG_CACHE_HOME").map(|x| Path::new(&x).join("blis")))
+        .or_else(|| var("HOME").map(|h| Path::new(&h).join(".cache").join("blis")));
+    let hub = blis_model::HubOptions {
+        endpoint: var("HF_ENDPOINT").unwrap_or_else(|| blis_model::DEFAULT_HF_ENDPOINT.into()),
+        token: var("HF_TOKEN"),
+        cache_dir,
     };
-    let mut admission = AdmissionConfig::default();
-    if let Some(cap) = c.token_bucket_capacity {
-        admission.token_bucket_capacity = cap;
-    }
-    if let Some(rate) = c.token_bucket_refill_rate {
-        admission.token_bucket_refill_per_s = rate;
-    }
-    let routing = RoutingConfig {
-        scorers: parse_scorers(c.routing_scorers.as_deref().unwrap_or(""))?,
-        block_size_tokens: engine.instance.block_size_tokens,
-    };
-    Ok(Scenario {
-        model: engine.model,
-        gpu: engine.gpu,
-        tp: engine.tp,
-        latency_model: e.latency_model.clone(),
-        latency_overrides: engine.latency_overrides,
-        instance: InstanceConfig { record_requests: false, ..engine.instance },
-        num_instances: c.num_instances,
-        scheduler: e.scheduler.clone().unwrap_or_else(|| "fcfs".into()),
-        preemption_policy: e.preemption_policy.clone().unwrap_or_else(|| "fcfs".into()),
-        admission_policy: c.admission_policy.clone().unwrap_or_else(|| "always-admit".into()),
-        admission,
-        routing_policy: c.routing_policy.clone().unwrap_or_else(|| "round-robin".into()),
-        routing,
-        admission_latency_us: non_negative("--admission-latency", c.admission_latency, 0)?,
-        routing_latency_us: non_negative("--routing-latency", c.routing_latency, 0)?,
-        snapshot_refresh_interval_us: non_negative(
-            "--snapshot-refresh-interval",
-            c.snapshot_refresh_interval,
-            50_000,
-        )?,
-        cache_signal_delay_us: non_negative("--cache-signal-delay", c.cache_signal_delay, 50_000)?,
-        trace_decisions: trace_decisions || c.summarize_trace || c.trace_output.is_some(),
-        counterfactual_k: c.counterfactual_k,
-        horizon_us: u64::MAX,
-        seed: 42,
-    })
+    Catalog { hub, memory_limit_bytes: physical_memory_bytes() }
 }
 
-fn len_params(
-    flag: &str,
-    mean: Option<f64>,
-    std: Option<f64>,
-    min: Option<u32>,
-    max: Option<u32>,
-    base: LenParams,
-) -> CliResult<Option<LenParams>> {
-    if mean.is_none() && std.is_none() && min.is_none() && max.is_none() {
-        return Ok(None);
-    }
-    let p = LenParams::new(
-        mean.unwrap_or(base.mean),
-        std.unwrap_or(base.std_dev),
-        min.unwrap_or(base.min),
-        max.unwrap_or(base.max),
-    );
-    if !(p.mean.is_finite() && p.mean >= 1.0) {
-        return Err(format!("--{flag}: mean must be ≥ 1, got {}", p.mean));
-    }
-    if !(p.std_dev.is_finite() && p.std_dev >= 0.0) {
-        return Err(format!("--{flag}-stdev: must be ≥ 0, got {}", p.std_dev));
-    }
-    if p.min == 0 || p.min > p.max {
-        return Err(format!("--{flag}-min/--{flag}-max: need 1 ≤ min ≤ max, got {}..{}", p.min, p.max));
-    }
-    Ok(Some(p))
+/// Total physical memory (Linux); `None` elsewhere, which skips the memory check.
+fn physical_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
-/// Builds the request source from the workload flags.
-pub fn build_source(
-    w: &WorkloadArgs,
-    seed: Option<u64>,
-    horizon: Option<u64>,
-) -> CliResult<Box<dyn RequestSource + Send>> {
-    if let Some(n) = w.num_requests
-        && n == 0
-    {
-        return Err("--num-requests: must be at least 1".into());
-    }
-    if let Some(r) = w.rate
-        && !(r.is_finite() && r > 0.0)
-    {
-        return Err(format!("--rate: must be a number > 0 (requests/s), got {r}"));
-    }
-    let timeout_us = match w.timeout {
-        None => None,
-        Some(t) if t < 0.0 => Some(None),
-        Some(t) if t == 0.0 || !t.is_finite() => {
-            return Err(format!("--timeout: must be > 0 seconds (or negative to disable), got {t}"));
-        }
-        Some(t) => Some(Some((t * 1e6) as u64)),
-    };
-    let overrides = Overrides { seed, num_requests: w.num_requests, horizon_us: horizon, timeout_us };
-    let spec = if let Some(path) = &w.workload_spec {
-        if w.workload.is_some() {
-            return Err("--workload and --workload-spec are mutually exclusive".into());
-        }
-        if w.rate.is_some() {
-            eprintln!("warning: --rate is ignored with --workload-spec (the spec sets the rates)");
-        }
-        blis_workload::load_spec_file(path).map_err(|e| e.to_string())?
-    } else {
-        let constant_arrivals = match w.arrival_process.as_deref().unwrap_or("poisson") {
-            "poisson" => false,
-            "constant" => true,
-            other => {
-                return Err(format!("--arrival-process: unknown '{other}' (accepted: poisson, constant)"));
-            }
-        };
-        let d = blis_workload::presets::DEFAULT_PROMPT;
-        let o = blis_workload::presets::DEFAULT_OUTPUT;
-        let params = SyntheticParams {
-            rate: w.rate.unwrap_or(1.0),
-            num_requests: w.num_requests.unwrap_or(100),
-            prompt: len_params(
-                "prompt-tokens",
-                w.prompt_tokens,
-                w.prompt_tokens_stdev,
-                w.prompt_tokens_min,
-                w.prompt_tokens_max,
-                d,
-            )?,
-            output: len_params(
-                "output-tokens",
-                w.output_tokens,
-                w.output_tokens_stdev,
-                w.output_tokens_min,
-                w.output_tokens_max,
-                o,
-            )?,
-            prefix_tokens: w.prefix_tokens,
-            constant_arrivals,
-            seed: seed.unwrap_or(42),
-            timeout_us: match timeout_us {
-                None => Some(blis_workload::presets::DEFAULT_TIMEOUT_US),
-                Some(t) => t,
-            },
-        };
-        let name = w.workload.as_deref().unwrap_or("distribution");
-        blis_workload::preset_spec(name, &params).map_err(|e| format!("--workload: {e}"))?
-    };
-    blis_workload::build_source(&spec, &overrides).map_err(|e| e.to_string())
+/// `blis run`.
+pub fn run(args: &RunArgs, argv: &[String]) -> CliResult<()> {
+    let flags = crate::args::flags_layer(&args.spec, argv);
+    let layers = blis_config::assemble(flags, args.config.as_deref(), None)?;
+    execute(args, &layers)
 }
 
-/// Runs a simulation with an optional progress bar on stderr.
-pub fn simulate(
-    scenario: &Scenario,
-    source: Box<dyn RequestSource + Send>,
-    trace_output: Option<&Path>,
-    progress: &str,
-) -> CliResult<SimReport> {
-    let expected = source.expected_requests();
-    let sink: Option<Box<dyn std::io::Write + Send>> = match trace_output {
-        Some(path) => {
-            let f = std::fs::File::create(path)
-                .map_err(|e| format!("--trace-output: cannot create {}: {e}", path.display()))?;
-            Some(Box::new(std::io::BufWriter::new(f)))
-        }
+/// `blis replay`: the trace is the workload, and an exported trace's header recorded the cluster
+/// it ran on; flags (and a config file) override that, with a notice.
+pub fn replay(args: &RunArgs, argv: &[String]) -> CliResult<()> {
+    if args.spec.workload_trace.is_none() {
+        return Err("--trace-data: required (the trace's data CSV)".into());
+    }
+    let header = match &args.spec.trace_header {
+        Some(h) => blis_config::trace_header_layer(h)?,
         None => None,
     };
-    let sim = scenario.build(source, sink)?;
+    let header_source = header.as_ref().map(|h| h.source.clone());
+    let flags = crate::args::flags_layer(&args.spec, argv);
+    let layers = blis_config::assemble(flags, args.config.as_deref(), header)?;
+    if let Some(source @ Source::TraceHeader(path)) = &header_source {
+        for key in layers.overridden_by_flags(source) {
+            eprintln!("notice: --{key} overrides the value recorded in {}", path.display());
+        }
+    }
+    execute(args, &layers)
+}
+
+fn execute(args: &RunArgs, layers: &Layers) -> CliResult<()> {
+    let config = blis_config::resolve(layers, &catalog())?;
+    if args.dump_config {
+        let yaml = serde_saphyr::to_string(&config.spec)
+            .map_err(|e| format!("cannot print the configuration: {e}"))?;
+        return print_stdout(yaml.trim_end());
+    }
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    let outcome = simulate(&config, args.progress)?;
+    let text = serde_json::to_string_pretty(&outcome.doc).expect("metrics serialize");
+    print_stdout(&text)
+}
+
+/// Runs with a progress display on stderr.
+fn simulate(config: &RunConfig, progress: ProgressMode) -> CliResult<blis_config::RunOutcome> {
+    let expected = config.expected_requests();
     let terminal = std::io::stderr().is_terminal();
     let show = match progress {
-        "auto" => terminal,
-        "always" => true,
-        "never" => false,
-        other => return Err(format!("--progress: unknown '{other}' (accepted: auto, always, never)")),
+        ProgressMode::Auto => terminal,
+        ProgressMode::Always => true,
+        ProgressMode::Never => false,
     };
     let started = std::time::Instant::now();
     // On a terminal a live bar; elsewhere (`--progress always` into a log) a line every ~2 s.
@@ -327,54 +129,29 @@ pub fn simulate(
         bar
     });
     let mut next_line_s = 2.0;
-    let report = sim
-        .run(|p| {
-            let elapsed_s = started.elapsed().as_secs_f64();
-            if !show || elapsed_s <= 2.0 {
-                return;
-            }
-            let status = format!(
-                "sim time {:.1} s · {:.2} M events/s",
-                p.now_us as f64 / 1e6,
-                p.events as f64 / elapsed_s / 1e6
-            );
-            if let Some(bar) = &bar {
-                bar.set_position(p.finished);
-                bar.set_message(status);
-            } else if elapsed_s >= next_line_s {
-                next_line_s = elapsed_s + 2.0;
-                let total = expected.map_or(String::new(), |n| format!("/{n}"));
-                eprintln!("progress: {}{total} requests done · {status}", p.finished);
-            }
-        })
-        .map_err(|e| format!("--trace-output: write failed: {e}"))?;
+    let outcome = config.execute(|p| {
+        let elapsed_s = started.elapsed().as_secs_f64();
+        if !show || elapsed_s <= 2.0 {
+            return;
+        }
+        let status = format!(
+            "sim time {:.1} s · {:.2} M events/s",
+            p.now_us as f64 / 1e6,
+            p.events as f64 / elapsed_s / 1e6
+        );
+        if let Some(bar) = &bar {
+            bar.set_position(p.finished);
+            bar.set_message(status);
+        } else if elapsed_s >= next_line_s {
+            next_line_s = elapsed_s + 2.0;
+            let total = expected.map_or(String::new(), |n| format!("/{n}"));
+            eprintln!("progress: {}{total} requests done · {status}", p.finished);
+        }
+    })?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(report)
-}
-
-pub fn run(args: &RunArgs) -> CliResult<()> {
-    let (engine, cluster, policy_extras) = crate::policy_config::resolve(&args.engine, &args.cluster)?;
-    let args = &RunArgs { engine, cluster, ..args.clone() };
-    let engine = resolve_engine(&args.engine)?;
-    let mut scenario = build_scenario(args, engine)?;
-    policy_extras.apply_to(&mut scenario);
-    let analysis = args.analysis.resolve()?;
-    let (source, recorded) = crate::replay::run_source(args)?;
-    let report = simulate(&scenario, source, args.cluster.trace_output.as_deref(), &args.progress)?;
-    if let (Some(prefix), Some(rec)) = (&args.trace_workload.export_workload_trace, recorded) {
-        rec.write(prefix, "generated", args.seed.unwrap_or(42))?;
-    }
-    crate::replay::emit(
-        &report,
-        &crate::replay::Outputs {
-            analysis: &analysis,
-            summarize_trace: args.cluster.summarize_trace,
-            metrics_path: args.metrics_path.as_deref(),
-            results_path: args.results_path.as_deref(),
-        },
-    )
+    Ok(outcome)
 }
 
 /// Writes the document to stdout; a closed pipe (`blis run … | head`) is not an error.
@@ -382,7 +159,16 @@ pub fn print_stdout(text: &str) -> CliResult<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{text}").and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("cannot write to stdout: {e}")),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to stdout: {e}").into())
+        }
         _ => Ok(()),
     }
+}
+
+/// Writes `text` to `path` atomically (a temporary file renamed over it); `flag` names the option.
+pub fn write_file(path: &Path, text: &str, flag: &str) -> CliResult<()> {
+    let mut f = blis_config::outputs::PendingFile::create(path, flag)?;
+    f.write_all(text.as_bytes()).map_err(|e| format!("--{flag}: cannot write {}: {e}", path.display()))?;
+    blis_config::outputs::commit_all(vec![f]).map_err(|e| format!("--{flag}: {e}").into())
 }

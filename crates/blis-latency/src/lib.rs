@@ -9,6 +9,7 @@ pub mod blackbox;
 pub mod blis_physics;
 pub mod coefficients;
 mod error;
+mod kind;
 pub mod registry;
 pub mod roofline;
 #[cfg(test)]
@@ -18,6 +19,7 @@ pub mod trained_physics;
 pub use blackbox::Blackbox;
 pub use coefficients::{BlackboxEntry, CoefficientFile, PhysicsCoefficients};
 pub use error::LatencyError;
+pub use kind::LatencyModelKind;
 pub use registry::{
     DEFAULT_LATENCY_MODEL, LATENCY_MODELS, LatencyOverrides, build, default_physics_coefficients,
 };

@@ -38,21 +38,6 @@ impl Default for HubOptions {
 }
 
 impl HubOptions {
-    /// From the environment: `HF_ENDPOINT`, `HF_TOKEN`, and cache dir `$BLIS_CACHE_DIR`, else
-    /// `$XDG_CACHE_HOME/blis`, else `~/.cache/blis`.
-    pub fn from_env() -> Self {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        let cache_dir = var("BLIS_CACHE_DIR")
-            .map(PathBuf::from)
-            .or_else(|| var("XDG_CACHE_HOME").map(|x| Path::new(&x).join("blis")))
-            .or_else(|| var("HOME").map(|h| Path::new(&h).join(".cache").join("blis")));
-        HubOptions {
-            endpoint: var("HF_ENDPOINT").unwrap_or_else(|| DEFAULT_HF_ENDPOINT.into()),
-            token: var("HF_TOKEN"),
-            cache_dir,
-        }
-    }
-
     /// Cache file of a repository (lower-cased so every spelling of an id shares it).
     fn cache_path(&self, repo: &str) -> Option<PathBuf> {
         let dir = self.cache_dir.as_ref()?;

@@ -7,16 +7,24 @@
 use std::sync::Arc;
 
 use blis_latency::{LatencyModel, LatencyOverrides};
-use blis_sim::cluster::routing::{self, RoutingConfig};
+use blis_sim::cluster::routing::{RoutingConfig, RoutingKind};
 use blis_sim::cluster::{InstanceSignals, PrefixOracle, RouterView, RoutingRequest};
 use blis_sim::events::{Event, EventQueue};
 use blis_sim::instance::{Finished, Instance, InstanceConfig};
 use blis_sim::kv::{KvAlloc, KvCache};
-use blis_sim::{preemption, scheduler};
+use blis_sim::preemption::PreemptionKind;
+use blis_sim::priority::{PriorityKind, SloPriorities};
+use blis_sim::scheduler::SchedulerKind;
 use blis_workload::{RequestSpec, Segment, SloClass, TokenSeq};
 use divan::Bencher;
 
 fn main() {
+    use clap::ValueEnum;
+    let registered: Vec<String> = RoutingKind::value_variants()
+        .iter()
+        .map(|k| k.to_possible_value().unwrap().get_name().to_string())
+        .collect();
+    assert_eq!(registered, ROUTING_POLICIES, "the routing bench must cover every registered policy");
     divan::main();
 }
 
@@ -50,7 +58,7 @@ fn spec(i: u64, arrival_us: u64) -> RequestSpec {
 
 fn latency() -> Arc<dyn LatencyModel> {
     let model =
-        blis_model::load_model("meta-llama/llama-3.1-8b-instruct", None, &blis_model::HubOptions::from_env())
+        blis_model::load_model("meta-llama/llama-3.1-8b-instruct", None, &blis_model::HubOptions::default())
             .expect("bundled model");
     let gpu = blis_model::gpu_by_name("H100", &[]).expect("builtin gpu");
     Arc::from(blis_latency::build("trained-physics", &model, &gpu, 1, &LatencyOverrides::default()).unwrap())
@@ -66,17 +74,12 @@ fn instance(latency: Arc<dyn LatencyModel>, max_running: u32) -> Instance {
         total_kv_blocks: 30_000,
         prefix_caching: true,
         async_scheduling: false,
-        slo_priorities: true,
+        priority: PriorityKind::SloBased,
+        slo_priorities: SloPriorities::GAIE,
         record_requests: false,
         track_classes: true,
     };
-    Instance::new(
-        0,
-        config,
-        latency,
-        scheduler::by_name("fcfs").unwrap(),
-        preemption::by_name("fcfs").unwrap(),
-    )
+    Instance::new(0, config, latency, SchedulerKind::Fcfs.build(), PreemptionKind::Fcfs.build(), true)
 }
 
 /// Event queue: push `n` events at pseudo-random times, then pop them all.
@@ -201,11 +204,15 @@ impl PrefixOracle for HalfOracle {
     }
 }
 
+/// Every registered routing policy, by name (the bench argument).
+const ROUTING_POLICIES: &[&str] = &["round-robin", "least-loaded", "weighted", "always-busiest"];
+
 /// One routing decision over 16 instances, for every registered policy.
-#[divan::bench(args = routing::NAMES)]
+#[divan::bench(args = ROUTING_POLICIES)]
 fn route_16_instances(bencher: Bencher, policy: &str) {
-    let config = RoutingConfig { scorers: Vec::new(), block_size_tokens: BLOCK };
-    let mut router = routing::build(policy, &config).unwrap();
+    let kind = <RoutingKind as clap::ValueEnum>::from_str(policy, false).unwrap();
+    let config = RoutingConfig { kind, scorers: Vec::new(), block_size_tokens: BLOCK };
+    let mut router = config.build();
     let signals: Vec<InstanceSignals> = (0..16u32)
         .map(|i| InstanceSignals {
             queue_depth: i * 7 % 5,
@@ -229,7 +236,7 @@ fn route_16_instances(bencher: Bencher, policy: &str) {
         let (spec, hashes) = &requests[k % requests.len()];
         k += 1;
         let view = RouterView { now_us: k as u64, signals: &signals, prefix: &HalfOracle };
-        let request = RoutingRequest { spec, prompt_hashes: hashes };
+        let request = RoutingRequest::of(spec, hashes);
         divan::black_box(router.route(&request, &view, &mut rng))
     });
 }

@@ -1,7 +1,6 @@
 //! The simulation loop: pops events in order and hands them to the control plane or to the
 //! instance they belong to.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
@@ -9,9 +8,11 @@ use std::io::Write;
 use blis_workload::{Outcome, RequestSource, RequestSpec, TokenSeq};
 use rand_pcg::Pcg64Mcg;
 
+use crate::cluster::admission::tenant_budget::TenantBudgets;
 use crate::cluster::admission::{AdmissionPolicy, Verdict};
 use crate::cluster::routing::RoutingPolicy;
 use crate::cluster::{InstanceSignals, PrefixBoard, RouterView, RoutingRequest, SignalBoard};
+use crate::config::{ClusterTiming, ExecOptions};
 use crate::events::{Event, EventQueue, PendingId};
 use crate::instance::{Enqueued, Finished, Instance};
 use crate::metrics::Metrics;
@@ -19,12 +20,41 @@ use crate::request::PromptHashes;
 use crate::slab::Slab;
 use crate::trace::{Candidate, DecisionRecord, TraceSummary, counterfactual};
 
+/// Latest simulated time a run may reach: 100 years. Anything scheduled later (an absurd step
+/// time, arrival or delay) ends the run with [`SimError::TimeLimit`] instead of wrapping the
+/// clock.
+pub const MAX_SIM_TIME_US: u64 = 100 * 365 * 24 * 3600 * 1_000_000;
+
+/// Why a run could not produce a report.
+#[derive(Debug)]
+pub enum SimError {
+    /// Writing the decision trace failed.
+    Io(std::io::Error),
+    /// Something was scheduled past [`MAX_SIM_TIME_US`].
+    TimeLimit { at_us: u64, what: &'static str },
+    /// A conservation or KV-cache invariant did not hold at the end of the run (a bug).
+    Invariant(String),
+}
+
+impl std::fmt::Display for SimError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SimError::Io(e) => write!(f, "writing the decision trace failed: {e}"),
+            SimError::TimeLimit { at_us, what } => write!(
+                f,
+                "simulated time would pass 100 years ({what} at {at_us} µs): the workload's arrival times \
+                 or the latency model's step times are not plausible"
+            ),
+            SimError::Invariant(what) => write!(f, "invariant violated: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
 /// Control-plane settings of cluster mode.
 pub struct ClusterOptions {
-    pub admission_latency_us: u64,
-    pub routing_latency_us: u64,
-    pub snapshot_refresh_interval_us: u64,
-    pub cache_signal_delay_us: u64,
+    pub timing: ClusterTiming,
     /// Record decisions (`--trace-level decisions`).
     pub trace_decisions: bool,
     pub counterfactual_k: usize,
@@ -35,6 +65,8 @@ pub struct ClusterOptions {
 /// Admission and routing for N > 1 instances.
 pub struct ControlPlane {
     admission: Box<dyn AdmissionPolicy>,
+    /// Per-tenant budgets, checked before the admission policy.
+    budgets: Option<TenantBudgets>,
     routing: Box<dyn RoutingPolicy>,
     options: ClusterOptions,
     signals: SignalBoard,
@@ -50,6 +82,7 @@ pub struct ControlPlane {
 impl ControlPlane {
     pub fn new(
         admission: Box<dyn AdmissionPolicy>,
+        budgets: Option<TenantBudgets>,
         routing: Box<dyn RoutingPolicy>,
         options: ClusterOptions,
         rng: Pcg64Mcg,
@@ -57,10 +90,11 @@ impl ControlPlane {
     ) -> Self {
         let trace = options.trace_decisions.then(|| TraceSummary::new(num_instances));
         Self {
-            signals: SignalBoard::new(num_instances, options.snapshot_refresh_interval_us),
+            signals: SignalBoard::new(num_instances, options.timing.snapshot_refresh_interval_us),
             prefix: None,
             in_flight: vec![0; num_instances],
             admission,
+            budgets,
             routing,
             options,
             rng,
@@ -70,23 +104,13 @@ impl ControlPlane {
     }
 
     /// Whether no admission or routing decision can depend on the instances' state.
+    /// Tenant budgets count requests in flight, which depends on when instances finish them.
     fn blind_to_instances(&self) -> bool {
         !self.admission.reads_instance_state()
             && !self.routing.reads_instance_state()
             && !self.options.trace_decisions
+            && self.budgets.is_none()
     }
-}
-
-thread_local! {
-    static FORCE_COUPLED: Cell<bool> =
-        Cell::new(std::env::var_os("BLIS_COUPLED_INSTANCES").is_some_and(|v| v != "0"));
-}
-
-/// Makes simulations created afterwards on this thread keep every instance event in the one
-/// global queue, even when the instances could run independently. For tests comparing both
-/// schedules; the environment variable `BLIS_COUPLED_INSTANCES=1` sets the default.
-pub fn force_coupled_instances(on: bool) {
-    FORCE_COUPLED.with(|f| f.set(on));
 }
 
 /// Independent instances run in bursts once this many requests per instance have been routed
@@ -197,6 +221,48 @@ pub struct SimReport {
     pub events: u64,
 }
 
+impl SimReport {
+    /// The invariants every run must satisfy: each request that arrived is in exactly one
+    /// bucket, each KV pool is consistent, and a drained cluster holds no blocks.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let (m, k) = (&self.cluster, &self.counters);
+        let accounted = m.completed()
+            + m.still_queued
+            + m.still_running
+            + m.dropped_unservable
+            + m.timed_out
+            + k.rejected
+            + k.in_transit;
+        if k.injected != accounted {
+            return Err(format!(
+                "request conservation: {} requests arrived but {accounted} are accounted for ({} completed, \
+                 {} queued, {} running, {} dropped, {} timed out, {} rejected, {} in transit)",
+                k.injected,
+                m.completed(),
+                m.still_queued,
+                m.still_running,
+                m.dropped_unservable,
+                m.timed_out,
+                k.rejected,
+                k.in_transit
+            ));
+        }
+        for (i, instance) in self.instances.iter().enumerate() {
+            if let Some(e) = &instance.kv_check {
+                return Err(format!("KV cache of instance {i}: {e}"));
+            }
+            let drained = instance.still_queued + instance.still_running == 0;
+            if drained && instance.kv_used_blocks_at_end != 0 {
+                return Err(format!(
+                    "KV blocks: instance {i} holds {} blocks after its last request left",
+                    instance.kv_used_blocks_at_end
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Progress of a running simulation, for progress displays.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
@@ -222,6 +288,7 @@ pub struct Simulation {
     source: Box<dyn RequestSource + Send>,
     control: Option<ControlPlane>,
     pending: Slab<Pending>,
+    /// No event after this is simulated (`u64::MAX` without a horizon).
     horizon_us: u64,
     counters: ClusterCounters,
     finished_buf: Vec<Finished>,
@@ -232,6 +299,8 @@ pub struct Simulation {
     last_arrival_us: u64,
     trace_error: Option<std::io::Error>,
     prompt_memo: PromptHashMemo,
+    /// Set when something was scheduled past [`MAX_SIM_TIME_US`]; ends the run.
+    time_error: Option<SimError>,
 }
 
 impl Simulation {
@@ -241,19 +310,22 @@ impl Simulation {
         mut instances: Vec<Instance>,
         source: Box<dyn RequestSource + Send>,
         mut control: Option<ControlPlane>,
-        horizon_us: u64,
+        horizon_us: Option<u64>,
+        exec: ExecOptions,
     ) -> Self {
+        assert_eq!(control.is_some(), instances.len() > 1, "a control plane exactly in cluster mode");
         if let Some(c) = &mut control {
             // Only policies that read prompt hashes can ask the prefix oracle anything (it
             // answers 0 for an empty hash list), so the delayed copies of every instance's
             // index, and the change logs that feed them, are kept only for those.
-            let delay_us = if c.routing.needs_prompt_hashes() { c.options.cache_signal_delay_us } else { 0 };
+            let delay_us =
+                if c.routing.needs_prompt_hashes() { c.options.timing.cache_signal_delay_us } else { 0 };
             c.prefix = Some(PrefixBoard::new(&mut instances, delay_us));
         }
         let n = instances.len();
-        let independent = control.as_ref().is_some_and(ControlPlane::blind_to_instances)
-            && !source.follows_up()
-            && !FORCE_COUPLED.with(Cell::get);
+        let independent = exec.independent_instances
+            && control.as_ref().is_some_and(ControlPlane::blind_to_instances)
+            && !source.follows_up();
         Self {
             queue: EventQueue::default(),
             independent,
@@ -264,7 +336,7 @@ impl Simulation {
             source,
             control,
             pending: Slab::default(),
-            horizon_us,
+            horizon_us: horizon_us.unwrap_or(u64::MAX),
             counters: ClusterCounters::default(),
             finished_buf: Vec::new(),
             finished_total: 0,
@@ -273,6 +345,7 @@ impl Simulation {
             last_arrival_us: 0,
             trace_error: None,
             prompt_memo: PromptHashMemo::default(),
+            time_error: None,
         }
     }
 
@@ -281,8 +354,9 @@ impl Simulation {
         self.independent
     }
 
-    /// Runs to the horizon or until nothing is left to happen.
-    pub fn run(mut self, mut on_progress: impl FnMut(Progress)) -> std::io::Result<SimReport> {
+    /// Runs to the horizon or until nothing is left to happen. The report's conservation and
+    /// KV-cache invariants are checked before it is returned, in every build.
+    pub fn run(mut self, mut on_progress: impl FnMut(Progress)) -> Result<SimReport, SimError> {
         self.pull_next_arrival();
         loop {
             let next_us = self.queue.peek_time().filter(|&t| t <= self.horizon_us);
@@ -290,20 +364,30 @@ impl Simulation {
             if self.independent && (next_us.is_none() || burst_due) {
                 self.run_instances_before(next_us, &mut on_progress);
             }
-            if next_us.is_none() {
+            if self.time_error.is_some() {
+                break;
+            }
+            let Some(now_us) = next_us else { break };
+            if now_us > MAX_SIM_TIME_US {
+                self.time_error = Some(SimError::TimeLimit { at_us: now_us, what: "an event" });
                 break;
             }
             let (now_us, event) = self.queue.pop().expect("peeked");
             self.count_event(now_us, &mut on_progress);
             self.handle(now_us, event);
         }
-        if let Some(e) = self.trace_error.take() {
+        if let Some(e) = self.time_error.take() {
             return Err(e);
         }
-        if let Some(sink) = self.control.as_mut().and_then(|c| c.options.trace_sink.as_mut()) {
-            sink.flush()?;
+        if let Some(e) = self.trace_error.take() {
+            return Err(SimError::Io(e));
         }
-        Ok(self.finish())
+        if let Some(sink) = self.control.as_mut().and_then(|c| c.options.trace_sink.as_mut()) {
+            sink.flush().map_err(SimError::Io)?;
+        }
+        let report = self.finish();
+        report.check_invariants().map_err(SimError::Invariant)?;
+        Ok(report)
     }
 
     fn count_event(&mut self, now_us: u64, on_progress: &mut impl FnMut(Progress)) {
@@ -326,6 +410,10 @@ impl Simulation {
             while let Some(t) = self.local[i].peek_time() {
                 if t > self.horizon_us || before_us.is_some_and(|b| t >= b) {
                     break;
+                }
+                if t > MAX_SIM_TIME_US {
+                    self.time_error = Some(SimError::TimeLimit { at_us: t, what: "an instance event" });
+                    return;
                 }
                 let (now_us, event) = self.local[i].pop().expect("peeked");
                 self.count_event(now_us, on_progress);
@@ -352,7 +440,7 @@ impl Simulation {
                 match &self.control {
                     None => self.send_to_instance(now_us, 0, p),
                     Some(c) => {
-                        let at = now_us + c.options.admission_latency_us;
+                        let at = now_us.saturating_add(c.options.timing.admission_latency_us);
                         self.queue.push(at, Event::Admission(p));
                     }
                 }
@@ -395,7 +483,7 @@ impl Simulation {
                 let step_us = self.instances[i].step(now_us, &mut finished);
                 // Work-conserving: a busy instance always has its next step scheduled.
                 if self.instances[i].has_work() {
-                    self.push_instance_event(i, now_us + step_us, Event::Step { instance });
+                    self.push_instance_event(i, now_us.saturating_add(step_us), Event::Step { instance });
                 } else {
                     self.step_pending[i] = false;
                 }
@@ -421,6 +509,9 @@ impl Simulation {
             self.finished_total += 1;
             if let Some(c) = &mut self.control {
                 c.in_flight[i] = c.in_flight[i].saturating_sub(1);
+                if let Some(b) = &mut c.budgets {
+                    b.on_finished(f.spec.tenant.as_deref());
+                }
             }
             if let Some(next) = self.source.on_request_done(&f.spec, f.at_us, f.outcome) {
                 assert!(
@@ -460,7 +551,7 @@ impl Simulation {
         self.routed_since_burst += 1;
         self.push_instance_event(
             instance,
-            now_us + delay,
+            now_us.saturating_add(delay),
             Event::Queued { instance: instance as u32, pending: p },
         );
     }
@@ -484,10 +575,15 @@ impl Simulation {
         let prefix = c.prefix.as_ref().expect("set in new").oracle(&self.instances);
         let view = RouterView { now_us, signals, prefix: &prefix };
         let pending = &self.pending[p];
-        let request = RoutingRequest { spec: &pending.spec, prompt_hashes: &pending.prompt_hashes };
-        match c.admission.decide(&request, &view) {
+        let request = RoutingRequest::of(&pending.spec, &pending.prompt_hashes);
+        let over_budget = c.budgets.as_ref().and_then(|b| b.check(&request));
+        let verdict = match over_budget {
+            Some(reason) => Verdict::Reject(reason),
+            None => c.admission.decide(&request, &view),
+        };
+        match verdict {
             Verdict::Admit => {
-                let at = now_us + c.options.routing_latency_us;
+                let at = now_us.saturating_add(c.options.timing.routing_latency_us);
                 self.queue.push(at, Event::Routing(p));
             }
             Verdict::Reject(reason) => {
@@ -528,7 +624,7 @@ impl Simulation {
         let prefix = c.prefix.as_ref().expect("set in new").oracle(&self.instances);
         let view = RouterView { now_us, signals, prefix: &prefix };
         let pending = &self.pending[p];
-        let request = RoutingRequest { spec: &pending.spec, prompt_hashes: &pending.prompt_hashes };
+        let request = RoutingRequest::of(&pending.spec, &pending.prompt_hashes);
         let decision = c.routing.route(&request, &view, &mut c.rng);
         let target = decision.target;
         assert!(target < self.instances.len(), "router chose instance {target} of {}", self.instances.len());
@@ -562,6 +658,9 @@ impl Simulation {
             }
         });
         c.in_flight[target] += 1;
+        if let Some(b) = &mut c.budgets {
+            b.on_routed(request.tenant);
+        }
         if let Some(record) = record {
             self.trace(record);
         }

@@ -2,6 +2,7 @@
 //! cache, a cluster control plane (admission, routing), and the metrics they produce.
 
 pub mod cluster;
+pub mod config;
 pub mod engine;
 pub mod events;
 pub mod fitness;
@@ -9,15 +10,15 @@ pub mod instance;
 pub mod kv;
 pub mod metrics;
 pub mod preemption;
+pub mod priority;
 pub mod request;
 pub mod saturation;
 pub mod scheduler;
 pub mod slab;
 pub mod stats;
-pub mod sweep;
 pub mod trace;
 
-pub use engine::{ClusterOptions, ControlPlane, Progress, SimReport, Simulation};
+pub use config::{ClusterTiming, ExecOptions, PoolConfig, SimConfig};
+pub use engine::{ClusterOptions, ControlPlane, MAX_SIM_TIME_US, Progress, SimError, SimReport, Simulation};
 pub use instance::{Instance, InstanceConfig};
 pub mod report;
-pub mod scenario;

@@ -49,6 +49,17 @@ pub struct MetricsDoc {
     pub total_kv_blocks: u64,
 }
 
+impl MetricsDoc {
+    /// The document's field names, sorted (the metric columns of a sweep table).
+    pub fn field_names() -> Vec<String> {
+        let zero = metrics_doc(String::new(), &Metrics::default(), 0, 0);
+        match serde_json::to_value(zero).expect("metrics serialize") {
+            serde_json::Value::Object(m) => m.keys().cloned().collect(),
+            _ => unreachable!("a struct serializes to an object"),
+        }
+    }
+}
+
 /// Latency figures of one SLO class.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ClassDoc {
@@ -97,6 +108,10 @@ pub struct RunDoc {
     /// Per-instance documents (cluster mode only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<MetricsDoc>,
+    /// How the run was configured (the resolved run description), so every result says how
+    /// it was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
 }
 
 fn ms(us: f64) -> f64 {
@@ -215,6 +230,7 @@ impl RunDoc {
             fitness: None,
             saturation: None,
             instances,
+            config: None,
         }
     }
 }

@@ -39,7 +39,7 @@ pub struct LiveRequest {
     pub phase: Phase,
     pub kv: KvAlloc,
     /// Static scheduling priority (lower = more urgent).
-    pub priority: u32,
+    pub priority: i32,
     /// Time to first token, relative to arrival, once prefill has finished.
     pub ttft_us: Option<u64>,
     pub itl_sum_us: u64,
@@ -53,14 +53,6 @@ pub struct LiveRequest {
     pub preemptions: u32,
     /// Admission order into the running batch (the batch is always in `seq` order).
     pub seq: u64,
-    /// Lockstep decode membership (see `Instance`): 0 = not a member; otherwise a token unique
-    /// over the instance's life, which the due-event heaps' entries carry to detect staleness.
-    /// While a member, `progress_tokens`, `itl_sum_us` and `itl_samples` hold their values at
-    /// lockstep clock `lock_clock0` (cumulative lockstep ITL `lock_itl0`); the current values
-    /// add the clock's advance since.
-    pub lock_token: u64,
-    pub lock_clock0: u64,
-    pub lock_itl0: u64,
     /// First step (by count) whose batch may include this request (async scheduling).
     pub eligible_from_step: u64,
 }
@@ -70,7 +62,7 @@ impl LiveRequest {
     pub fn new(
         spec: RequestSpec,
         block_size_tokens: u32,
-        priority: u32,
+        priority: i32,
         output_reusable: bool,
         prompt_hashes: Option<PromptHashes>,
     ) -> Self {
@@ -105,9 +97,6 @@ impl LiveRequest {
             computed_prompt_tokens: 0,
             preemptions: 0,
             seq: 0,
-            lock_token: 0,
-            lock_clock0: 0,
-            lock_itl0: 0,
             eligible_from_step: 0,
         }
     }

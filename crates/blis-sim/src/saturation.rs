@@ -61,6 +61,29 @@ pub enum Detector {
     BacklogDrift { bucket_us: u64 },
 }
 
+/// `--post-hoc-detector`: which saturation verdict to add to the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DetectorKind {
+    /// Completion-rate deficit and E2E latency trend.
+    Composite,
+    /// Mean E2E against a threshold (5 s).
+    Threshold,
+    /// Slope of the in-flight backlog over 60 s buckets.
+    BacklogDrift,
+}
+
+impl DetectorKind {
+    /// The detector with its default parameters.
+    pub fn detector(self) -> Detector {
+        match self {
+            DetectorKind::Composite => Detector::Composite,
+            DetectorKind::Threshold => Detector::Threshold { threshold_ms: DEFAULT_THRESHOLD_MS },
+            DetectorKind::BacklogDrift => Detector::BacklogDrift { bucket_us: DEFAULT_BUCKET_US },
+        }
+    }
+}
+
 impl Detector {
     /// The detector called `name` (see [`NAMES`]) with default parameters.
     pub fn by_name(name: &str) -> Option<Detector> {

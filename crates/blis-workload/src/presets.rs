@@ -99,6 +99,57 @@ const INFERENCE_PERF: [IpPreset; 6] = [
     ("reasoning-lite", 23, 1, 100, 934, 1448, &[(1.0, 1200.0)]),
 ];
 
+/// `--workload`: a built-in workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// Gaussian prompt and output lengths from `--prompt-tokens*` / `--output-tokens*`.
+    Distribution,
+    /// Short chat turns (256 → 256 tokens).
+    Chatbot,
+    /// Long generations (1024 → 1024 tokens).
+    Contentgen,
+    /// Long prompts, short outputs (4096 → 512 tokens).
+    Summarization,
+    /// Very long prompts (10240 → 1536 tokens).
+    Multidoc,
+    /// inference-perf shared prefix: 9 × 5 users, 100 + 447 → 248 tokens, 8 then 20 req/s.
+    General,
+    /// inference-perf: 11 × 4 users, 100 + 466 → 247 tokens, 5 then 10 req/s.
+    Codegen,
+    /// inference-perf: 10 × 5 users, 150 + 600 → 251 tokens, 6 req/s.
+    Roleplay,
+    /// inference-perf: 23 users, 100 + 934 → 1448 tokens, 4 req/s.
+    Reasoning,
+    /// `general` at 2.5 then 6 req/s.
+    GeneralLite,
+    /// `reasoning` at 1 req/s.
+    ReasoningLite,
+}
+
+impl Preset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Distribution => "distribution",
+            Preset::Chatbot => "chatbot",
+            Preset::Contentgen => "contentgen",
+            Preset::Summarization => "summarization",
+            Preset::Multidoc => "multidoc",
+            Preset::General => "general",
+            Preset::Codegen => "codegen",
+            Preset::Roleplay => "roleplay",
+            Preset::Reasoning => "reasoning",
+            Preset::GeneralLite => "general-lite",
+            Preset::ReasoningLite => "reasoning-lite",
+        }
+    }
+
+    /// Whether the preset is of the inference-perf family: its stages fix rate, count and lengths.
+    pub fn is_inference_perf(self) -> bool {
+        is_inference_perf_preset(self.name())
+    }
+}
+
 /// Every built-in workload name.
 pub fn preset_names() -> Vec<&'static str> {
     SYNTHETIC.iter().map(|p| p.0).chain(INFERENCE_PERF.iter().map(|p| p.0)).collect()
@@ -178,6 +229,16 @@ pub fn preset_spec(name: &str, p: &SyntheticParams) -> Result<WorkloadSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preset_enum_matches_the_tables() {
+        use clap::ValueEnum;
+        let names: Vec<&str> = Preset::value_variants().iter().map(|p| p.name()).collect();
+        assert_eq!(names, preset_names());
+        for p in Preset::value_variants() {
+            assert_eq!(p.to_possible_value().unwrap().get_name(), p.name());
+        }
+    }
 
     #[test]
     fn unknown_preset_lists_names() {

@@ -59,6 +59,10 @@ pub struct TraceHeader {
     pub kv_offload: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_kv_metrics: Option<serde_json::Value>,
+    /// The cluster the requests ran on, as `blis run` keys (written by BLIS exports; `blis
+    /// replay` runs on it unless flags say otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
 }
 
 fn two() -> String {
@@ -245,8 +249,22 @@ pub fn write_trace<'a>(
     let io = |p: &Path, e: &dyn std::fmt::Display| {
         WorkloadError::msg(format!("cannot write: {e}")).in_file(p.display().to_string())
     };
-    let yaml = serde_saphyr::to_string(header).map_err(|e| io(hp, &e))?;
-    std::fs::write(hp, yaml).map_err(|e| io(hp, &e))?;
+    std::fs::write(hp, header_yaml(header)?).map_err(|e| io(hp, &e))?;
+    let file = std::fs::File::create(cp).map_err(|e| io(cp, &e))?;
+    write_records(file, records).map_err(|e| e.in_file(cp.display().to_string()))
+}
+
+/// The header as YAML.
+pub fn header_yaml(header: &TraceHeader) -> Result<String> {
+    serde_saphyr::to_string(header).map_err(|e| WorkloadError::msg(format!("cannot write the header: {e}")))
+}
+
+/// Writes `records` as the data CSV into `out`.
+pub fn write_records<'a>(
+    out: impl std::io::Write,
+    records: impl IntoIterator<Item = &'a TraceRecord> + Clone,
+) -> Result<()> {
+    let io = |e: &dyn std::fmt::Display| WorkloadError::msg(format!("cannot write: {e}"));
     let mut need: HashMap<&str, bool> = HashMap::new();
     for r in records.clone() {
         for (name, has) in [
@@ -270,17 +288,17 @@ pub fn write_trace<'a>(
         })
         .chain(["token_segments", "output_source"].into_iter().filter(|c| wanted(c)))
         .collect();
-    let mut w = csv::Writer::from_path(cp).map_err(|e| io(cp, &e))?;
-    w.write_record(&columns).map_err(|e| io(cp, &e))?;
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(&columns).map_err(|e| io(&e))?;
     let mut row: Vec<String> = Vec::with_capacity(columns.len());
     for r in records {
         row.clear();
         for &c in &columns {
             row.push(field(r, c));
         }
-        w.write_record(&row).map_err(|e| io(cp, &e))?;
+        w.write_record(&row).map_err(|e| io(&e))?;
     }
-    w.flush().map_err(|e| io(cp, &e))
+    w.flush().map_err(|e| io(&e))
 }
 
 fn field(r: &TraceRecord, c: &str) -> String {

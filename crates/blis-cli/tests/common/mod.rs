@@ -25,3 +25,10 @@ pub fn with_model<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     v.extend_from_slice(extra);
     v
 }
+
+/// A metrics document without its recorded configuration (which names the inputs, so runs that
+/// reach the same metrics from different inputs differ there).
+pub fn metrics(mut doc: Value) -> Value {
+    doc.as_object_mut().expect("a document").remove("config");
+    doc
+}

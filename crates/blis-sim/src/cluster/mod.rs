@@ -9,7 +9,7 @@ pub(crate) mod test_support;
 
 pub use signals::{InstanceSignals, PrefixBoard, SignalBoard};
 
-use blis_workload::RequestSpec;
+use blis_workload::{RequestSpec, SloClass};
 
 /// Answers "how many leading blocks of this prompt does instance `i` hold?" as the router
 /// currently sees it (live, or as of the last cache-signal refresh).
@@ -25,10 +25,28 @@ pub struct RouterView<'a> {
     pub prefix: &'a dyn PrefixOracle,
 }
 
-/// The request being decided on. Policies must not read `spec.output_tokens` (the oracle
-/// length); `spec.max_output_tokens` is the client's declared budget and is fair game.
+/// The request being decided on: what a gateway knows about it. The true output length is
+/// not here (no router can know it); `max_output_tokens` is the client's declared budget.
+#[derive(Debug, Clone, Copy)]
 pub struct RoutingRequest<'a> {
-    pub spec: &'a RequestSpec,
+    pub id: u64,
+    pub input_tokens: u32,
+    pub max_output_tokens: u32,
+    pub slo_class: SloClass,
+    pub tenant: Option<&'a str>,
     /// Hashes of the prompt's full KV blocks (empty unless a policy asked for them).
     pub prompt_hashes: &'a [u64],
+}
+
+impl<'a> RoutingRequest<'a> {
+    pub fn of(spec: &'a RequestSpec, prompt_hashes: &'a [u64]) -> Self {
+        RoutingRequest {
+            id: spec.id,
+            input_tokens: spec.input.len(),
+            max_output_tokens: spec.max_output_tokens,
+            slo_class: spec.slo_class,
+            tenant: spec.tenant.as_deref(),
+            prompt_hashes,
+        }
+    }
 }

@@ -1,7 +1,10 @@
-//! Preemption victim selection (`--preemption-policy`). One file per policy.
+//! Preemption victim selection (`--preemption-policy`). One file per policy; [`PreemptionKind`]
+//! is the registry.
 
 mod fcfs;
 mod priority;
+
+use serde::{Deserialize, Serialize};
 
 use crate::request::LiveRequest;
 use crate::slab::{ReqId, Slab};
@@ -12,13 +15,21 @@ pub trait PreemptionPolicy: Send {
     fn victim(&self, running: &[ReqId], requests: &Slab<LiveRequest>) -> usize;
 }
 
-/// Accepted `--preemption-policy` names.
-pub const NAMES: &[&str] = &["fcfs", "priority"];
+/// `--preemption-policy`: the victim when KV blocks run out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PreemptionKind {
+    /// The most recently admitted request (tail of the batch), as vLLM.
+    Fcfs,
+    /// The least urgent request (vLLM's priority scheduling).
+    Priority,
+}
 
-pub fn by_name(name: &str) -> Option<Box<dyn PreemptionPolicy>> {
-    Some(match name {
-        "fcfs" => Box::new(fcfs::TailOfBatch),
-        "priority" => Box::new(priority::LeastUrgent),
-        _ => return None,
-    })
+impl PreemptionKind {
+    pub fn build(self) -> Box<dyn PreemptionPolicy> {
+        match self {
+            PreemptionKind::Fcfs => Box::new(fcfs::TailOfBatch),
+            PreemptionKind::Priority => Box::new(priority::LeastUrgent),
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! Wait-queue ordering policies (`--scheduler`). One file per policy; [`by_name`] is the registry.
+//! Wait-queue ordering policies (`--scheduler`). One file per policy; [`SchedulerKind`] is the
+//! registry: its variants are the accepted names, their doc comments the help text.
 
 mod fcfs;
 mod priority_fcfs;
@@ -6,6 +7,8 @@ mod reverse_priority;
 mod sjf;
 
 use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
 
 use crate::request::LiveRequest;
 use crate::slab::{ReqId, Slab};
@@ -16,17 +19,29 @@ pub trait Scheduler: Send {
     fn order(&self, queue: &mut VecDeque<ReqId>, requests: &Slab<LiveRequest>);
 }
 
-/// Accepted `--scheduler` names.
-pub const NAMES: &[&str] = &["fcfs", "priority-fcfs", "sjf", "reverse-priority"];
+/// `--scheduler`: the wait-queue order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchedulerKind {
+    /// First come, first served (preempted requests go back to the front).
+    Fcfs,
+    /// Most urgent priority first, then arrival order.
+    PriorityFcfs,
+    /// Shortest prompt first (no aging: long prompts can starve).
+    Sjf,
+    /// Least urgent priority first (a pathological order, for experiments).
+    ReversePriority,
+}
 
-pub fn by_name(name: &str) -> Option<Box<dyn Scheduler>> {
-    Some(match name {
-        "fcfs" => Box::new(fcfs::Fcfs),
-        "priority-fcfs" => Box::new(priority_fcfs::PriorityFcfs),
-        "sjf" => Box::new(sjf::ShortestJobFirst),
-        "reverse-priority" => Box::new(reverse_priority::ReversePriority),
-        _ => return None,
-    })
+impl SchedulerKind {
+    pub fn build(self) -> Box<dyn Scheduler> {
+        match self {
+            SchedulerKind::Fcfs => Box::new(fcfs::Fcfs),
+            SchedulerKind::PriorityFcfs => Box::new(priority_fcfs::PriorityFcfs),
+            SchedulerKind::Sjf => Box::new(sjf::ShortestJobFirst),
+            SchedulerKind::ReversePriority => Box::new(reverse_priority::ReversePriority),
+        }
+    }
 }
 
 /// Stable-sorts the queue by a key; sorting an already-ordered queue is linear.

@@ -4,15 +4,21 @@
 
 use super::{AdmissionConfig, AdmissionPolicy, Verdict};
 use crate::cluster::{RouterView, RoutingRequest};
+use crate::priority::SloPriorities;
 
 pub struct GaieLegacy {
     qd_threshold: f64,
     kv_threshold: f64,
+    priorities: SloPriorities,
 }
 
 impl GaieLegacy {
     pub fn new(config: &AdmissionConfig) -> Self {
-        Self { qd_threshold: config.gaie_qd_threshold, kv_threshold: config.gaie_kv_threshold }
+        Self {
+            qd_threshold: config.gaie_qd_threshold,
+            kv_threshold: config.gaie_kv_threshold,
+            priorities: config.slo_priorities,
+        }
     }
 
     fn saturation(&self, view: &RouterView) -> f64 {
@@ -30,7 +36,7 @@ impl GaieLegacy {
 
 impl AdmissionPolicy for GaieLegacy {
     fn decide(&mut self, request: &RoutingRequest, view: &RouterView) -> Verdict {
-        if request.spec.slo_class.admission_priority() >= 0 || self.saturation(view) < 1.0 {
+        if !self.priorities.sheddable(request.slo_class) || self.saturation(view) < 1.0 {
             Verdict::Admit
         } else {
             Verdict::Reject("gaie-saturated")
@@ -46,7 +52,7 @@ mod tests {
 
     #[test]
     fn sheds_sheddable_when_saturated() {
-        let mut p = GaieLegacy::new(&AdmissionConfig::default());
+        let mut p = GaieLegacy::new(&super::super::test_config(super::super::AdmissionKind::GaieLegacy));
         let o = SetOracle::default();
         // max(5/5, 0) = 1 and max(0, 0.8/0.8) = 1 → sat = 1.
         let saturated = [sig(5, 0, 0, 0.0), sig(0, 0, 0, 0.8)];
@@ -54,9 +60,9 @@ mod tests {
         let calm = [sig(4, 0, 0, 0.4), sig(0, 9, 9, 0.0)];
         for class in SloClass::ALL {
             let r = spec(0, 8, class);
-            let req = RoutingRequest { spec: &r, prompt_hashes: &[] };
+            let req = RoutingRequest::of(&r, &[]);
             assert_eq!(p.decide(&req, &view(0, &calm, &o)), Verdict::Admit);
-            let sheddable = class.admission_priority() < 0;
+            let sheddable = SloPriorities::GAIE.sheddable(class);
             let expect = if sheddable { Verdict::Reject("gaie-saturated") } else { Verdict::Admit };
             assert_eq!(p.decide(&req, &view(0, &saturated, &o)), expect, "{class:?}");
             // No instances ⇒ saturated.

@@ -25,8 +25,7 @@ mod tests {
     fn rejects() {
         let r = spec(0, 32, SloClass::Critical);
         let s = [sig(0, 0, 0, 0.0); 2];
-        let v = RejectAll
-            .decide(&RoutingRequest { spec: &r, prompt_hashes: &[] }, &view(0, &s, &SetOracle::default()));
+        let v = RejectAll.decide(&RoutingRequest::of(&r, &[]), &view(0, &s, &SetOracle::default()));
         assert_eq!(v, Verdict::Reject("reject-all"));
     }
 }

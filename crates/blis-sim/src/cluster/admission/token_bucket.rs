@@ -29,7 +29,7 @@ impl AdmissionPolicy for TokenBucket {
             self.tokens = self.capacity.min(self.tokens + elapsed as f64 * self.refill_per_s / 1e6);
             self.last_refill_us = view.now_us;
         }
-        let cost = f64::from(request.spec.input.len());
+        let cost = f64::from(request.input_tokens);
         if self.tokens >= cost {
             self.tokens -= cost;
             Verdict::Admit
@@ -54,7 +54,7 @@ mod tests {
         let config = AdmissionConfig {
             token_bucket_capacity: 100.0,
             token_bucket_refill_per_s: 10.0,
-            ..AdmissionConfig::default()
+            ..super::super::test_config(super::super::AdmissionKind::TokenBucket)
         };
         let mut b = TokenBucket::new(&config);
         let s = [sig(0, 0, 0, 0.0); 2];
@@ -62,7 +62,7 @@ mod tests {
         let r60 = spec(0, 60, SloClass::Standard);
         let r40 = spec(1, 40, SloClass::Standard);
         let r1 = spec(2, 1, SloClass::Standard);
-        let req = |r| RoutingRequest { spec: r, prompt_hashes: &[] };
+        let req = |r| RoutingRequest::of(r, &[]);
         // Starts full: 100 → 40 → 0.
         assert_eq!(b.decide(&req(&r60), &view(0, &s, &o)), Verdict::Admit);
         assert_eq!(b.decide(&req(&r40), &view(0, &s, &o)), Verdict::Admit);

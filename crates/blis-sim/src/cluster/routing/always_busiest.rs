@@ -29,7 +29,7 @@ mod tests {
     #[test]
     fn picks_first_busiest() {
         let r = spec(0, 32, SloClass::Standard);
-        let req = RoutingRequest { spec: &r, prompt_hashes: &[] };
+        let req = RoutingRequest::of(&r, &[]);
         let oracle = SetOracle::default();
         let mut rng = blis_workload::rng::stream(42, "router");
         let s = [sig(1, 0, 0, 0.0), sig(0, 2, 1, 0.0), sig(3, 0, 0, 0.0)];

@@ -29,7 +29,7 @@ mod tests {
     #[test]
     fn picks_least_loaded_and_spreads_ties() {
         let r = spec(0, 32, SloClass::Standard);
-        let req = RoutingRequest { spec: &r, prompt_hashes: &[] };
+        let req = RoutingRequest::of(&r, &[]);
         let oracle = SetOracle::default();
         let mut rng = blis_workload::rng::stream(42, "router");
         let mut p = LeastLoaded::default();

@@ -1,4 +1,4 @@
-//! Routing policies (`--routing-policy`). One file per policy; [`build`] is the registry.
+//! Routing policies (`--routing-policy`). One file per policy; [`RoutingKind`] is the registry.
 
 mod always_busiest;
 mod least_loaded;
@@ -7,7 +7,9 @@ mod weighted;
 
 use rand::RngExt;
 use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
 
+use super::scorer::ScorerWeight;
 use super::{RouterView, RoutingRequest};
 
 /// A routing choice, with the per-candidate scores when the policy scores candidates.
@@ -35,34 +37,38 @@ pub trait RoutingPolicy: Send {
     }
 }
 
-/// Tunables of the routing policies.
-#[derive(Debug, Clone, Default)]
+/// `--routing-policy`: which instance an admitted request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoutingKind {
+    /// Instances in turn.
+    RoundRobin,
+    /// The instance with the smallest queue + batch + in-flight load.
+    LeastLoaded,
+    /// The best weighted sum of scorers (`--routing-scorers`).
+    Weighted,
+    /// The most loaded instance (a pathological policy, for experiments).
+    AlwaysBusiest,
+}
+
+/// A policy and its tunables.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RoutingConfig {
-    /// `--routing-scorers` as (name, weight) pairs; empty = the default profile.
-    pub scorers: Vec<(String, f64)>,
+    pub kind: RoutingKind,
+    /// The weighted profile; empty = [`scorer::DEFAULT_PROFILE`](super::scorer::DEFAULT_PROFILE).
+    pub scorers: Vec<ScorerWeight>,
     pub block_size_tokens: u32,
 }
 
-/// Accepted `--routing-policy` names.
-pub const NAMES: &[&str] = &["round-robin", "least-loaded", "weighted", "always-busiest"];
-
-pub fn build(name: &str, config: &RoutingConfig) -> Result<Box<dyn RoutingPolicy>, String> {
-    // Scorer names are checked even when the policy does not use them, so a typo is never ignored.
-    for (scorer, _) in &config.scorers {
-        super::scorer::build(scorer, config)?;
-    }
-    Ok(match name {
-        "round-robin" => Box::new(round_robin::RoundRobin::default()),
-        "least-loaded" => Box::new(least_loaded::LeastLoaded::default()),
-        "weighted" => Box::new(weighted::Weighted::new(config)?),
-        "always-busiest" => Box::new(always_busiest::AlwaysBusiest),
-        _ => {
-            return Err(format!(
-                "--routing-policy: unknown policy '{name}' (accepted: {})",
-                NAMES.join(", ")
-            ));
+impl RoutingConfig {
+    pub fn build(&self) -> Box<dyn RoutingPolicy> {
+        match self.kind {
+            RoutingKind::RoundRobin => Box::new(round_robin::RoundRobin::default()),
+            RoutingKind::LeastLoaded => Box::new(least_loaded::LeastLoaded::default()),
+            RoutingKind::Weighted => Box::new(weighted::Weighted::new(self)),
+            RoutingKind::AlwaysBusiest => Box::new(always_busiest::AlwaysBusiest),
         }
-    })
+    }
 }
 
 /// One of `candidates`, uniformly at random (no draw when there is only one).

@@ -5,7 +5,7 @@
 use rand_pcg::Pcg64Mcg;
 
 use super::{RouteDecision, RoutingConfig, RoutingPolicy, pick_uniform};
-use crate::cluster::scorer::{self, Scorer};
+use crate::cluster::scorer::{DEFAULT_PROFILE, Scorer};
 use crate::cluster::{RouterView, RoutingRequest};
 
 pub struct Weighted {
@@ -16,30 +16,16 @@ pub struct Weighted {
 }
 
 impl Weighted {
-    pub fn new(config: &RoutingConfig) -> Result<Self, String> {
-        let profile: Vec<(String, f64)> = if config.scorers.is_empty() {
-            scorer::DEFAULT_PROFILE.iter().map(|&(n, w)| (n.to_string(), w)).collect()
-        } else {
-            config.scorers.clone()
-        };
-        let mut total = 0.0;
-        for (i, (name, w)) in profile.iter().enumerate() {
-            if !(w.is_finite() && *w > 0.0) {
-                return Err(format!(
-                    "--routing-scorers: weight of '{name}' must be a finite number > 0, got {w}"
-                ));
-            }
-            if profile[..i].iter().any(|(n, _)| n == name) {
-                return Err(format!("--routing-scorers: '{name}' appears twice"));
-            }
-            total += w;
-        }
-        let mut scorers = Vec::with_capacity(profile.len());
-        for (name, w) in &profile {
-            scorers.push((scorer::build(name, config)?, w / total));
-        }
+    /// `config.scorers` must be a valid profile (distinct scorers, finite positive weights);
+    /// the run configuration checks that before building.
+    pub fn new(config: &RoutingConfig) -> Self {
+        let profile = if config.scorers.is_empty() { DEFAULT_PROFILE } else { &config.scorers[..] };
+        let total: f64 = profile.iter().map(|s| s.weight).sum();
+        assert!(total.is_finite() && total > 0.0, "invalid weighted profile {profile:?}");
+        let scorers: Vec<(Box<dyn Scorer>, f64)> =
+            profile.iter().map(|s| (s.name.build(), s.weight / total)).collect();
         let needs_hashes = scorers.iter().any(|(s, _)| s.needs_prompt_hashes());
-        Ok(Self { scorers, needs_hashes, buf: Vec::new(), ties: Vec::new() })
+        Self { scorers, needs_hashes, buf: Vec::new(), ties: Vec::new() }
     }
 }
 
@@ -76,22 +62,25 @@ impl RoutingPolicy for Weighted {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::scorer::{ScorerKind, ScorerWeight};
     use crate::cluster::test_support::*;
     use blis_workload::SloClass;
 
-    fn config(scorers: &[(&str, f64)]) -> RoutingConfig {
+    fn config(scorers: &[(ScorerKind, f64)]) -> RoutingConfig {
         RoutingConfig {
-            scorers: scorers.iter().map(|&(n, w)| (n.to_string(), w)).collect(),
+            kind: super::super::RoutingKind::Weighted,
+            scorers: scorers.iter().map(|&(name, weight)| ScorerWeight { name, weight }).collect(),
             block_size_tokens: 16,
         }
     }
 
     #[test]
     fn combines_normalized_weights() {
-        let mut p = Weighted::new(&config(&[("queue-depth", 3.0), ("kv-utilization", 1.0)])).unwrap();
+        let mut p =
+            Weighted::new(&config(&[(ScorerKind::QueueDepth, 3.0), (ScorerKind::KvUtilization, 1.0)]));
         assert!(!p.needs_prompt_hashes());
         let r = spec(0, 32, SloClass::Standard);
-        let req = RoutingRequest { spec: &r, prompt_hashes: &[] };
+        let req = RoutingRequest::of(&r, &[]);
         let s = [sig(0, 0, 0, 1.0), sig(4, 0, 0, 0.0)];
         let mut rng = blis_workload::rng::stream(42, "router");
         let d = p.route(&req, &view(0, &s, &SetOracle::default()), &mut rng);
@@ -101,10 +90,10 @@ mod tests {
 
     #[test]
     fn default_profile_is_prefix_aware() {
-        let mut p = Weighted::new(&config(&[])).unwrap();
+        let mut p = Weighted::new(&config(&[]));
         assert!(p.needs_prompt_hashes());
         let r = spec(0, 64, SloClass::Standard);
-        let req = RoutingRequest { spec: &r, prompt_hashes: &[1, 2, 3, 4] };
+        let req = RoutingRequest::of(&r, &[1, 2, 3, 4]);
         let s = [sig(0, 0, 0, 0.0), sig(1, 0, 0, 0.0), sig(0, 0, 0, 0.0)];
         let oracle = SetOracle(vec![Default::default(), [1, 2, 3, 4].into(), Default::default()]);
         let mut rng = blis_workload::rng::stream(42, "router");
@@ -112,15 +101,6 @@ mod tests {
         // ppc: [0, 1, 0]·0.5, qd: [1, 0, 1]·0.25, kv: 1·0.25
         assert_eq!(d.target, 1);
         assert_eq!(d.scores, Some(vec![0.5, 0.75, 0.5]));
-    }
-
-    #[test]
-    fn bad_profiles_are_errors() {
-        let e = Weighted::new(&config(&[("nope", 1.0)])).err().unwrap();
-        assert!(e.contains("unknown scorer 'nope'") && e.contains("precise-prefix-cache"), "{e}");
-        assert!(Weighted::new(&config(&[("queue-depth", 0.0)])).is_err());
-        assert!(Weighted::new(&config(&[("queue-depth", f64::NAN)])).is_err());
-        assert!(Weighted::new(&config(&[("queue-depth", 1.0), ("queue-depth", 2.0)])).is_err());
     }
 
     #[test]

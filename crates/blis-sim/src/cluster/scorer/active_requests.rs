@@ -28,11 +28,7 @@ mod tests {
     fn run(s: &[crate::cluster::InstanceSignals]) -> Vec<f64> {
         let r = spec(0, 32, SloClass::Standard);
         let mut out = vec![0.0; s.len()];
-        ActiveRequests.score(
-            &RoutingRequest { spec: &r, prompt_hashes: &[] },
-            &view(0, s, &SetOracle::default()),
-            &mut out,
-        );
+        ActiveRequests.score(&RoutingRequest::of(&r, &[]), &view(0, s, &SetOracle::default()), &mut out);
         out
     }
 

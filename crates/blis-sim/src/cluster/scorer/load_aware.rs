@@ -32,11 +32,7 @@ mod tests {
         let s = [sig(0, 50, 50, 0.9), sig(64, 0, 0, 0.0), sig(128, 0, 0, 0.0), sig(1000, 0, 0, 0.0)];
         let r = spec(0, 32, SloClass::Standard);
         let mut out = [0.0; 4];
-        LoadAware.score(
-            &RoutingRequest { spec: &r, prompt_hashes: &[] },
-            &view(0, &s, &SetOracle::default()),
-            &mut out,
-        );
+        LoadAware.score(&RoutingRequest::of(&r, &[]), &view(0, &s, &SetOracle::default()), &mut out);
         assert_eq!(out, [0.5, 0.25, 0.0, 0.0]);
     }
 }

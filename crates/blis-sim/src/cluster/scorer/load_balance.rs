@@ -24,11 +24,7 @@ mod tests {
         let s = [sig(0, 0, 0, 0.5), sig(1, 1, 1, 0.0), sig(0, 0, 1, 0.0)];
         let r = spec(0, 32, SloClass::Standard);
         let mut out = [0.0; 3];
-        LoadBalance.score(
-            &RoutingRequest { spec: &r, prompt_hashes: &[] },
-            &view(0, &s, &SetOracle::default()),
-            &mut out,
-        );
+        LoadBalance.score(&RoutingRequest::of(&r, &[]), &view(0, &s, &SetOracle::default()), &mut out);
         assert_eq!(out, [1.0, 0.25, 0.5]);
     }
 }

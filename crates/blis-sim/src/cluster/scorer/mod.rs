@@ -1,5 +1,5 @@
 //! Scorers of weighted routing (`--routing-scorers name:weight,…`). One file per scorer;
-//! [`build`] is the registry. Every scorer rates every candidate in [0, 1], higher = better.
+//! [`ScorerKind`] is the registry. Every scorer rates every candidate in [0, 1], higher = better.
 
 mod active_requests;
 mod kv_utilization;
@@ -12,7 +12,8 @@ mod queue_depth;
 mod running_requests;
 mod vllm_dp;
 
-use super::routing::RoutingConfig;
+use serde::{Deserialize, Serialize};
+
 use super::{RouterView, RoutingRequest};
 
 /// Rates candidates for one routing decision.
@@ -29,43 +30,62 @@ pub trait Scorer: Send {
     }
 }
 
-/// Accepted scorer names.
-pub const NAMES: &[&str] = &[
-    "precise-prefix-cache",
-    "prefix-affinity",
-    "no-hit-lru",
-    "queue-depth",
-    "kv-utilization",
-    "load-balance",
-    "active-requests",
-    "running-requests",
-    "load-aware",
-    "vllm-dp",
-];
+/// A scorer of weighted routing (`--routing-scorers name:weight,…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScorerKind {
+    /// Share of the prompt's leading blocks the instance's cache holds (as the router sees it).
+    PrecisePrefixCache,
+    /// Share of the prompt's leading blocks the router has sent to the instance before.
+    PrefixAffinity,
+    /// Cold prompts go to the least recently chosen instance.
+    NoHitLru,
+    /// Fewest queued + running + in-flight requests (min–max normalized).
+    QueueDepth,
+    /// Lowest KV-cache utilization.
+    KvUtilization,
+    /// 1 / (1 + load).
+    LoadBalance,
+    /// Fewest in-flight requests.
+    ActiveRequests,
+    /// Smallest running batch.
+    RunningRequests,
+    /// llm-d's load-aware scorer: 0.5 × (1 − queue depth / 128).
+    LoadAware,
+    /// vLLM's data-parallel balancing: fewest 4 × queued + running.
+    VllmDp,
+}
+
+/// One entry of a weighted profile.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScorerWeight {
+    pub name: ScorerKind,
+    pub weight: f64,
+}
 
 /// The profile used when `weighted` routing is chosen without `--routing-scorers`.
-pub const DEFAULT_PROFILE: &[(&str, f64)] =
-    &[("precise-prefix-cache", 2.0), ("queue-depth", 1.0), ("kv-utilization", 1.0)];
+pub const DEFAULT_PROFILE: &[ScorerWeight] = &[
+    ScorerWeight { name: ScorerKind::PrecisePrefixCache, weight: 2.0 },
+    ScorerWeight { name: ScorerKind::QueueDepth, weight: 1.0 },
+    ScorerWeight { name: ScorerKind::KvUtilization, weight: 1.0 },
+];
 
-pub fn build(name: &str, _config: &RoutingConfig) -> Result<Box<dyn Scorer>, String> {
-    Ok(match name {
-        "precise-prefix-cache" => Box::new(precise_prefix_cache::PrecisePrefixCache),
-        "prefix-affinity" => Box::new(prefix_affinity::PrefixAffinity::default()),
-        "no-hit-lru" => Box::new(no_hit_lru::NoHitLru::default()),
-        "queue-depth" => Box::new(queue_depth::QueueDepth),
-        "kv-utilization" => Box::new(kv_utilization::KvUtilization),
-        "load-balance" => Box::new(load_balance::LoadBalance),
-        "active-requests" => Box::new(active_requests::ActiveRequests),
-        "running-requests" => Box::new(running_requests::RunningRequests),
-        "load-aware" => Box::new(load_aware::LoadAware),
-        "vllm-dp" => Box::new(vllm_dp::VllmDp),
-        _ => {
-            return Err(format!(
-                "--routing-scorers: unknown scorer '{name}' (accepted: {})",
-                NAMES.join(", ")
-            ));
+impl ScorerKind {
+    pub fn build(self) -> Box<dyn Scorer> {
+        match self {
+            ScorerKind::PrecisePrefixCache => Box::new(precise_prefix_cache::PrecisePrefixCache),
+            ScorerKind::PrefixAffinity => Box::new(prefix_affinity::PrefixAffinity::default()),
+            ScorerKind::NoHitLru => Box::new(no_hit_lru::NoHitLru::default()),
+            ScorerKind::QueueDepth => Box::new(queue_depth::QueueDepth),
+            ScorerKind::KvUtilization => Box::new(kv_utilization::KvUtilization),
+            ScorerKind::LoadBalance => Box::new(load_balance::LoadBalance),
+            ScorerKind::ActiveRequests => Box::new(active_requests::ActiveRequests),
+            ScorerKind::RunningRequests => Box::new(running_requests::RunningRequests),
+            ScorerKind::LoadAware => Box::new(load_aware::LoadAware),
+            ScorerKind::VllmDp => Box::new(vllm_dp::VllmDp),
         }
-    })
+    }
 }
 
 /// Inverted min–max normalization: the smallest raw value scores 1, the largest 0; all equal → 1.
@@ -108,15 +128,5 @@ mod tests {
         assert_eq!(out, [1.0; 3]);
         min_max_upward([0.0; 3].into_iter(), &mut out);
         assert_eq!(out, [1.0; 3]);
-    }
-
-    #[test]
-    fn registry_knows_every_name_and_rejects_others() {
-        let config = RoutingConfig::default();
-        for name in NAMES {
-            assert!(build(name, &config).is_ok(), "{name}");
-        }
-        let err = build("nope", &config).err().unwrap();
-        assert!(err.starts_with("--routing-scorers: unknown scorer 'nope'") && err.contains("queue-depth"));
     }
 }

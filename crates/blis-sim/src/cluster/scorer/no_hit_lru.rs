@@ -66,7 +66,7 @@ mod tests {
     fn cold_requests_rotate_warm_ones_are_neutral() {
         let s = [sig(0, 0, 0, 0.0); 3];
         let r = spec(0, 64, SloClass::Standard);
-        let cold = RoutingRequest { spec: &r, prompt_hashes: &[1, 2] };
+        let cold = RoutingRequest::of(&r, &[1, 2]);
         let empty = SetOracle(vec![Default::default(); 3]);
         let mut p = NoHitLru::default();
         let mut out = [0.0; 3];
@@ -92,7 +92,7 @@ mod tests {
     fn single_instance_scores_one() {
         let s = [sig(0, 0, 0, 0.0)];
         let r = spec(0, 64, SloClass::Standard);
-        let req = RoutingRequest { spec: &r, prompt_hashes: &[] };
+        let req = RoutingRequest::of(&r, &[]);
         let mut out = [0.0];
         NoHitLru::default().score(&req, &view(0, &s, &SetOracle::default()), &mut out);
         assert_eq!(out, [1.0]);

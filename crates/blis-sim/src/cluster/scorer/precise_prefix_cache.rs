@@ -31,11 +31,11 @@ mod tests {
         let oracle = SetOracle(vec![[1, 2].into(), [1, 2, 3, 4].into(), [2, 3, 4].into()]);
         let r = spec(0, 64, SloClass::Standard);
         let mut out = [0.0; 3];
-        let req = RoutingRequest { spec: &r, prompt_hashes: &[1, 2, 3, 4] };
+        let req = RoutingRequest::of(&r, &[1, 2, 3, 4]);
         PrecisePrefixCache.score(&req, &view(0, &s, &oracle), &mut out);
         assert_eq!(out, [0.5, 1.0, 0.0]);
         // No hits anywhere: all equal → 1.
-        let req = RoutingRequest { spec: &r, prompt_hashes: &[9, 10] };
+        let req = RoutingRequest::of(&r, &[9, 10]);
         PrecisePrefixCache.score(&req, &view(0, &s, &oracle), &mut out);
         assert_eq!(out, [1.0; 3]);
     }

@@ -95,15 +95,15 @@ mod tests {
         let r = spec(0, 64, SloClass::Standard);
         let mut p = PrefixAffinity::default();
         let mut out = [9.0; 3];
-        let first = RoutingRequest { spec: &r, prompt_hashes: &[1, 2, 3, 4] };
+        let first = RoutingRequest::of(&r, &[1, 2, 3, 4]);
         p.score(&first, &view(0, &s, &oracle), &mut out);
         assert_eq!(out, [0.0; 3]);
         p.observe(&first, 1);
-        let second = RoutingRequest { spec: &r, prompt_hashes: &[1, 2, 7, 8] };
+        let second = RoutingRequest::of(&r, &[1, 2, 7, 8]);
         p.score(&second, &view(0, &s, &oracle), &mut out);
         assert_eq!(out, [0.0, 0.5, 0.0]);
         // No full block: 0 everywhere.
-        let empty = RoutingRequest { spec: &r, prompt_hashes: &[] };
+        let empty = RoutingRequest::of(&r, &[]);
         p.score(&empty, &view(0, &s, &oracle), &mut out);
         assert_eq!(out, [0.0; 3]);
     }

@@ -22,19 +22,11 @@ mod tests {
         let s = [sig(4, 0, 0, 0.0), sig(0, 9, 9, 0.9), sig(2, 0, 0, 0.0)];
         let r = spec(0, 32, SloClass::Standard);
         let mut out = [0.0; 3];
-        QueueDepth.score(
-            &RoutingRequest { spec: &r, prompt_hashes: &[] },
-            &view(0, &s, &SetOracle::default()),
-            &mut out,
-        );
+        QueueDepth.score(&RoutingRequest::of(&r, &[]), &view(0, &s, &SetOracle::default()), &mut out);
         assert_eq!(out, [0.0, 1.0, 0.5]);
         let s = [sig(3, 0, 0, 0.0); 2];
         let mut out = [0.0; 2];
-        QueueDepth.score(
-            &RoutingRequest { spec: &r, prompt_hashes: &[] },
-            &view(0, &s, &SetOracle::default()),
-            &mut out,
-        );
+        QueueDepth.score(&RoutingRequest::of(&r, &[]), &view(0, &s, &SetOracle::default()), &mut out);
         assert_eq!(out, [1.0, 1.0]);
     }
 }

@@ -22,7 +22,7 @@ mod tests {
         let s = [sig(9, 10, 0, 0.0), sig(0, 30, 0, 0.0), sig(0, 20, 5, 0.0)];
         let r = spec(0, 32, SloClass::Standard);
         let mut out = [0.0; 3];
-        let req = RoutingRequest { spec: &r, prompt_hashes: &[] };
+        let req = RoutingRequest::of(&r, &[]);
         RunningRequests.score(&req, &view(0, &s, &SetOracle::default()), &mut out);
         assert_eq!(out, [1.0, 0.0, 0.5]);
         let s = [sig(1, 7, 0, 0.0), sig(2, 7, 0, 0.0)];

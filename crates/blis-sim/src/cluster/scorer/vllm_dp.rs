@@ -25,7 +25,7 @@ mod tests {
         let s = [sig(1, 0, 0, 0.0), sig(0, 8, 0, 0.0), sig(1, 4, 0, 0.0)];
         let r = spec(0, 32, SloClass::Standard);
         let mut out = [0.0; 3];
-        let req = RoutingRequest { spec: &r, prompt_hashes: &[] };
+        let req = RoutingRequest::of(&r, &[]);
         VllmDp.score(&req, &view(0, &s, &SetOracle::default()), &mut out);
         assert_eq!(out, [1.0, 0.0, 0.0]);
         let s = [sig(1, 4, 0, 0.0), sig(2, 0, 0, 0.0)];

@@ -1,39 +1,35 @@
-//! `blis calibrate` simulates an experiment exactly as the equivalent `blis run` command line.
+//! `blis calibrate`: an experiment is simulated exactly as `blis run` simulates its keys, and
+//! cross-validation starts where it is told.
 
 use std::process::Command;
 
 use blis_calibrate::Measurements;
-use blis_calibrate::experiment::{RunConfig, cli_args, run_experiment, workload_yaml};
+use blis_calibrate::experiment::{Setup, run_experiment, run_spec};
+use blis_latency::LatencyModelKind;
 
 const MEASUREMENTS: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/../blis-calibrate/data/vllm-h100-measurements.json");
 
 #[test]
-fn tool_and_blis_run_give_the_same_metrics() {
+fn an_experiment_is_the_run_its_keys_describe() {
     let m = Measurements::load(std::path::Path::new(MEASUREMENTS)).unwrap();
     // A small one (1 200 requests) and a multi-stage TP>1 one.
-    for (id, model) in [("66", "trained-physics"), ("62", "blis-physics")] {
+    for (id, model) in [("66", LatencyModelKind::TrainedPhysics), ("62", LatencyModelKind::BlisPhysics)] {
         let e = m.experiments.iter().find(|e| e.id == id).unwrap();
-        let cfg = RunConfig { latency_model: model.into(), ..RunConfig::default() };
+        let setup = Setup::new(model);
+        // The experiment's keys, written as a config file and run by the command line.
         let dir = tempfile::tempdir().unwrap();
-        let spec = dir.path().join("spec.yaml");
-        std::fs::write(&spec, workload_yaml(e, &cfg.workload)).unwrap();
-        let out = dir.path().join("out.json");
-        let mut args = vec!["run".to_string()];
-        args.extend(cli_args(e, &cfg, spec.to_str().unwrap()));
-        args.extend([
-            "--metrics-path".into(),
-            out.to_str().unwrap().into(),
-            "--progress".into(),
-            "never".into(),
-        ]);
-        let status = Command::new(env!("CARGO_BIN_EXE_blis")).args(&args).output().unwrap();
-        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-        let from_cli: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        let tool = run_experiment(e, &cfg).unwrap();
+        let config = dir.path().join("experiment.yaml");
+        std::fs::write(&config, serde_saphyr::to_string(&run_spec(e, &setup)).unwrap()).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_blis"))
+            .args(["run", "--config", config.to_str().unwrap(), "--progress", "never"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let from_cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let tool = run_experiment(e, &setup).unwrap();
         let from_tool = serde_json::to_value(&tool.doc).unwrap();
-        assert_same(&from_cli, &from_tool, &format!("experiment {id} with {model}"));
+        assert_same(&from_cli, &from_tool, &format!("experiment {id} with {}", model.name()));
         assert_eq!(tool.completed, e.workload.num_requests);
     }
 }

@@ -1,0 +1,752 @@
+//! From a merged [`RunSpec`] to a [`RunConfig`]: load the model and GPU, derive what the user
+//! left to the simulator (KV capacity, context length, the workload's own settings), check every
+//! value, and name what the user wrote when something is wrong.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use blis_latency::{LatencyModelKind, LatencyOverrides};
+use blis_model::{GpuSpec, HubOptions, ModelSpec};
+use blis_sim::cluster::admission::{AdmissionConfig, AdmissionKind};
+use blis_sim::cluster::routing::{RoutingConfig, RoutingKind};
+use blis_sim::fitness::FitnessWeights;
+use blis_sim::priority::SloPriorities;
+use blis_sim::saturation::Detector;
+use blis_sim::{ClusterTiming, ExecOptions, InstanceConfig, PoolConfig, SimConfig};
+use blis_workload::{Overrides, Preset, SloClass, SyntheticParams, TraceHeader, TraceRecord, WorkloadSpec};
+
+use crate::error::ConfigError;
+use crate::layers::{Layers, PATH_KEYS};
+use crate::spec::{ArrivalProcess, RunSpec, TraceLevel, WorkloadSpecRef};
+
+/// Seed of the cluster's streams (and of built-in workloads) when none is given.
+pub const DEFAULT_SEED: u64 = 42;
+/// Requests of a built-in workload when `num-requests` is not given.
+pub const DEFAULT_NUM_REQUESTS: u64 = 100;
+
+/// What the environment provides to resolution: where model configs come from, and how much
+/// memory a run may plan to use (`None` = no check).
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub hub: HubOptions,
+    pub memory_limit_bytes: Option<u64>,
+}
+
+/// Where the requests come from.
+#[derive(Debug, Clone)]
+pub enum WorkloadPlan {
+    /// A workload spec (a file, inline, or a built-in workload) and the flags that override it.
+    Spec { spec: Box<WorkloadSpec>, overrides: Overrides },
+    /// A recorded trace, replayed row by row under `seed`.
+    Trace { records: Vec<TraceRecord>, seed: u64, file: String },
+}
+
+/// Output files of a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outputs {
+    pub metrics_path: Option<PathBuf>,
+    pub results_path: Option<PathBuf>,
+    /// TraceV2 export prefix (`PREFIX.yaml` + `PREFIX.csv`).
+    pub trace_output: Option<PathBuf>,
+    pub decision_trace_path: Option<PathBuf>,
+}
+
+/// Post-run analyses added to the metrics document.
+#[derive(Debug, Clone, Default)]
+pub struct Analysis {
+    pub fitness: Option<FitnessWeights>,
+    pub detector: Option<Detector>,
+    pub final_window_us: Option<u64>,
+    pub summarize_trace: bool,
+}
+
+/// A run, fully resolved and checked: what every entry point (CLI, sweep rows, replay,
+/// calibration, Python) builds and runs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The description as resolved (defaults applied; keys that do not apply to this run and
+    /// values derived from the model or workload left out), as `--dump-config` prints it.
+    pub spec: RunSpec,
+    pub sim: SimConfig,
+    pub workload: WorkloadPlan,
+    pub outputs: Outputs,
+    pub analysis: Analysis,
+    /// Accepted settings that have no effect in this run, for the caller to show.
+    pub warnings: Vec<String>,
+    /// KV blocks and context length of each instance, as resolved.
+    pub derived: Derived,
+}
+
+/// Values the simulator derived rather than read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Derived {
+    pub total_kv_blocks: u32,
+    pub max_model_len: u32,
+}
+
+/// Keys that only shape a built-in workload.
+const SYNTHETIC_KEYS: &[&str] = &[
+    "workload",
+    "rate",
+    "arrival-process",
+    "prompt-tokens",
+    "prompt-tokens-stdev",
+    "prompt-tokens-min",
+    "prompt-tokens-max",
+    "output-tokens",
+    "output-tokens-stdev",
+    "output-tokens-min",
+    "output-tokens-max",
+    "prefix-tokens",
+];
+
+/// Keys that only matter in cluster mode.
+const CLUSTER_KEYS: &[&str] = &[
+    "admission-policy",
+    "admission-latency",
+    "token-bucket-capacity",
+    "token-bucket-refill-rate",
+    "tier-shed-threshold",
+    "tier-shed-min-priority",
+    "gaie-qd-threshold",
+    "gaie-kv-threshold",
+    "tenant-budgets",
+    "routing-policy",
+    "routing-scorers",
+    "routing-latency",
+    "snapshot-refresh-interval",
+    "cache-signal-delay",
+    "trace-level",
+    "counterfactual-k",
+    "summarize-trace",
+    "decision-trace-path",
+];
+
+struct Ctx<'a> {
+    layers: &'a Layers,
+    warnings: Vec<String>,
+}
+
+impl Ctx<'_> {
+    fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::new(key, self.layers.describe(key), message)
+    }
+
+    fn warn(&mut self, key: &str, message: impl std::fmt::Display) {
+        self.warnings.push(format!("{}: {message}", self.layers.describe(key)));
+    }
+
+    fn explicit(&self, key: &str) -> bool {
+        self.layers.is_explicit(key)
+    }
+}
+
+fn required<T: Clone>(v: &Option<T>, key: &str) -> T {
+    v.clone().unwrap_or_else(|| panic!("`{key}` has a default"))
+}
+
+/// Resolves the layers into a runnable configuration.
+pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigError> {
+    layers.check_finite()?;
+    let mut spec = layers.merged()?;
+    let mut cx = Ctx { layers, warnings: Vec::new() };
+    // The policy file was read into its own layer; the resolved spec stands on its own.
+    spec.policy_config = None;
+
+    check_paths(&spec, &cx)?;
+    let (model, gpu, tp) = model_and_gpu(&spec, &cx, catalog)?;
+    let latency_kind: LatencyModelKind = required(&spec.latency_model, "latency-model");
+    let latency_overrides = LatencyOverrides {
+        alpha: spec.alpha_coeffs.clone(),
+        beta: spec.beta_coeffs.clone(),
+        coefficients_file: spec.coefficients_file.clone(),
+    };
+    latency_kind
+        .build(&model, &gpu, tp, &latency_overrides)
+        .map_err(|e| cx.err("latency-model", e.to_string()))?;
+
+    let (instance, derived) = engine(&spec, &cx, &model, &gpu, tp)?;
+    let num_instances = required(&spec.num_instances, "num-instances");
+    if num_instances == 0 {
+        return Err(cx.err("num-instances", "must be at least 1"));
+    }
+    check_memory(&cx, catalog, num_instances, derived.total_kv_blocks)?;
+    let cluster = num_instances > 1;
+    let admission = admission(&spec, &cx)?;
+    let routing = routing(&spec, &cx, instance.block_size_tokens)?;
+    let tenant_budgets = tenant_budgets(&spec, &cx)?;
+    if let Some(targets) = &spec.slo_targets {
+        for class in targets.keys() {
+            slo_class(&cx, "slo-targets", class)?;
+        }
+        cx.warn(
+            "slo-targets",
+            "no effect: TTFT targets order flow-control dispatch, which BLIS does not simulate yet",
+        );
+    }
+    let trace_level = required(&spec.trace_level, "trace-level");
+    let counterfactual_k = required(&spec.counterfactual_k, "counterfactual-k");
+    let summarize_trace = required(&spec.summarize_trace, "summarize-trace");
+    let trace_decisions =
+        trace_level == TraceLevel::Decisions || summarize_trace || spec.decision_trace_path.is_some();
+    if counterfactual_k > num_instances && cluster {
+        return Err(cx.err(
+            "counterfactual-k",
+            format!("at most the instance count ({num_instances}), got {counterfactual_k}"),
+        ));
+    }
+    if counterfactual_k > 0 && !trace_decisions {
+        cx.warn("counterfactual-k", "no effect without --trace-level decisions");
+    }
+    if !cluster {
+        for key in CLUSTER_KEYS {
+            if cx.explicit(key)
+                && layers.origin(key).is_some_and(|l| l.values.get(*key) != default_value(key).as_ref())
+            {
+                cx.warn(
+                    key,
+                    "no effect with one instance (single-instance mode has no admission or routing)",
+                );
+            }
+        }
+    } else if routing.kind != RoutingKind::Weighted && cx.explicit("routing-scorers") {
+        cx.warn("routing-scorers", "no effect without --routing-policy weighted");
+    }
+    if admission.kind != AdmissionKind::TokenBucket && cluster {
+        for key in ["token-bucket-capacity", "token-bucket-refill-rate"] {
+            if cx.explicit(key) {
+                cx.warn(key, "no effect without --admission-policy token-bucket");
+            }
+        }
+    }
+    let timing = ClusterTiming {
+        admission_latency_us: required(&spec.admission_latency, "admission-latency"),
+        routing_latency_us: required(&spec.routing_latency, "routing-latency"),
+        snapshot_refresh_interval_us: required(&spec.snapshot_refresh_interval, "snapshot-refresh-interval"),
+        cache_signal_delay_us: required(&spec.cache_signal_delay, "cache-signal-delay"),
+    };
+    let (workload, seed) = workload(&mut spec, &mut cx)?;
+    let analysis = analysis(&spec, &mut cx, summarize_trace)?;
+    let horizon_us = spec.horizon;
+    if horizon_us == Some(0) {
+        return Err(cx.err("horizon", "must be > 0 µs (leave it out to run every request to completion)"));
+    }
+    let exec = ExecOptions {
+        lockstep_decode: required(&spec.lockstep_decode, "lockstep-decode"),
+        independent_instances: required(&spec.independent_instances, "independent-instances"),
+    };
+    let pool = PoolConfig {
+        name: "default".into(),
+        instances: num_instances as usize,
+        model,
+        gpu,
+        tp,
+        latency: latency_kind,
+        latency_overrides,
+        instance,
+        scheduler: required(&spec.scheduler, "scheduler"),
+        preemption: required(&spec.preemption_policy, "preemption-policy"),
+    };
+    let sim = SimConfig {
+        pools: vec![pool],
+        admission,
+        tenant_budgets,
+        routing,
+        timing,
+        trace_decisions,
+        counterfactual_k: counterfactual_k as usize,
+        horizon_us,
+        seed,
+        exec,
+    };
+    let outputs = Outputs {
+        metrics_path: spec.metrics_path.clone(),
+        results_path: spec.results_path.clone(),
+        trace_output: spec.trace_output.clone(),
+        decision_trace_path: spec.decision_trace_path.clone(),
+    };
+    if !cluster {
+        for key in CLUSTER_KEYS {
+            if !cx.explicit(key) {
+                clear_key(&mut spec, key);
+            }
+        }
+    }
+    Ok(RunConfig { spec, sim, workload, outputs, analysis, warnings: cx.warnings, derived })
+}
+
+/// The default of `key`, if it has one.
+fn default_value(key: &str) -> Option<serde_json::Value> {
+    RunSpec::defaults().to_map().get(key).cloned()
+}
+
+/// Unsets `key` in `spec`.
+fn clear_key(spec: &mut RunSpec, key: &str) {
+    let mut map = spec.to_map();
+    if map.remove(key).is_some() {
+        *spec = RunSpec::from_map(map).expect("removing a key keeps a spec valid");
+    }
+}
+
+/// Outputs must not overwrite inputs or each other.
+fn check_paths(spec: &RunSpec, cx: &Ctx) -> Result<(), ConfigError> {
+    let map = spec.to_map();
+    let mut inputs: Vec<(&str, PathBuf)> = Vec::new();
+    let mut outputs: Vec<(&str, PathBuf)> = Vec::new();
+    for key in PATH_KEYS {
+        let Some(serde_json::Value::String(p)) = map.get(*key) else { continue };
+        let p = PathBuf::from(p);
+        match *key {
+            "metrics-path" | "results-path" | "decision-trace-path" => outputs.push((key, p)),
+            "trace-output" => {
+                let (h, c) = crate::outputs::trace_paths(&p);
+                outputs.push((key, h));
+                outputs.push((key, c));
+            }
+            _ => inputs.push((key, p)),
+        }
+    }
+    for (i, (key, out)) in outputs.iter().enumerate() {
+        if let Some((input_key, _)) = inputs.iter().find(|(_, input)| same_file(input, out)) {
+            return Err(cx.err(
+                key,
+                format!(
+                    "{} is also the input of {}; refusing to overwrite it",
+                    out.display(),
+                    cx.layers.describe(input_key)
+                ),
+            ));
+        }
+        if let Some((other, _)) = outputs[..i].iter().find(|(_, o)| same_file(o, out)) {
+            return Err(
+                cx.err(key, format!("{} is also the output of {}", out.display(), cx.layers.describe(other)))
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether two paths name the same file (existing files by identity, others by spelling).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => {
+            let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            abs(a) == abs(b)
+        }
+    }
+}
+
+fn model_and_gpu(
+    spec: &RunSpec,
+    cx: &Ctx,
+    catalog: &Catalog,
+) -> Result<(ModelSpec, GpuSpec, u32), ConfigError> {
+    let Some(name) = &spec.model else {
+        return Err(ConfigError::new(
+            "model",
+            "--model",
+            "required: a HuggingFace model id, e.g. meta-llama/llama-3.1-8b-instruct",
+        ));
+    };
+    let model = blis_model::load_model(name, spec.model_config_folder.as_deref(), &catalog.hub)
+        .map_err(|e| cx.err("model", e.to_string()))?;
+    let extra = match &spec.hardware_config {
+        Some(path) => {
+            blis_model::load_hardware_config(path).map_err(|e| cx.err("hardware-config", e.to_string()))?
+        }
+        None => Vec::new(),
+    };
+    let hardware = required(&spec.hardware, "hardware");
+    let gpu = blis_model::gpu_by_name(&hardware, &extra).map_err(|e| cx.err("hardware", e.to_string()))?;
+    let tp = required(&spec.tp, "tp");
+    if tp == 0 {
+        return Err(cx.err("tp", "must be at least 1"));
+    }
+    Ok((model, gpu, tp))
+}
+
+fn engine(
+    spec: &RunSpec,
+    cx: &Ctx,
+    model: &ModelSpec,
+    gpu: &GpuSpec,
+    tp: u32,
+) -> Result<(InstanceConfig, Derived), ConfigError> {
+    let block_size = required(&spec.block_size_in_tokens, "block-size-in-tokens");
+    if block_size == 0 {
+        return Err(cx.err("block-size-in-tokens", "must be at least 1"));
+    }
+    let utilization = required(&spec.gpu_memory_utilization, "gpu-memory-utilization");
+    if !(utilization > 0.0 && utilization <= 1.0) {
+        return Err(cx.err("gpu-memory-utilization", format!("must be in (0, 1], got {utilization}")));
+    }
+    let max_seqs = required(&spec.max_num_seqs, "max-num-seqs");
+    if max_seqs == 0 {
+        return Err(cx.err("max-num-seqs", "must be at least 1"));
+    }
+    let budget = required(&spec.max_num_batched_tokens, "max-num-batched-tokens");
+    if budget < block_size {
+        return Err(cx.err(
+            "max-num-batched-tokens",
+            format!("must be at least one block ({block_size} tokens), got {budget}"),
+        ));
+    }
+    let blocks = match spec.total_kv_blocks {
+        Some(0) => return Err(cx.err("total-kv-blocks", "must be at least 1")),
+        Some(b) => u32::try_from(b)
+            .map_err(|_| cx.err("total-kv-blocks", format!("at most {}, got {b}", u32::MAX)))?,
+        None => {
+            let b =
+                blis_model::kv_blocks(model, gpu, tp, utilization, u64::from(block_size)).map_err(|e| {
+                    ConfigError::new(
+                        "total-kv-blocks",
+                        cx.layers.describe("hardware"),
+                        format!("KV capacity: {e}"),
+                    )
+                })?;
+            u32::try_from(b).map_err(|_| {
+                ConfigError::new(
+                    "total-kv-blocks",
+                    cx.layers.describe("hardware"),
+                    format!(
+                        "{} ({} GiB) would hold {b} KV blocks of {block_size} tokens, more than the {} an instance \
+                         can track; check the GPU's memory figure",
+                        gpu.name,
+                        gpu.memory_gib,
+                        u32::MAX
+                    ),
+                )
+            })?
+        }
+    };
+    let mml = blis_model::max_model_len(model, u64::from(blocks), u64::from(block_size), spec.max_model_len)
+        .map_err(|e| cx.err("max-model-len", e.to_string()))?;
+    let mml = u32::try_from(mml).unwrap_or(u32::MAX);
+    let priorities = slo_priorities(spec, cx)?;
+    let instance = InstanceConfig {
+        max_running_reqs: max_seqs,
+        max_scheduled_tokens: budget,
+        long_prefill_token_threshold: required(
+            &spec.long_prefill_token_threshold,
+            "long-prefill-token-threshold",
+        ),
+        max_model_len: mml,
+        block_size_tokens: block_size,
+        total_kv_blocks: blocks,
+        prefix_caching: !required(&spec.no_prefix_caching, "no-prefix-caching"),
+        async_scheduling: required(&spec.async_scheduling, "async-scheduling"),
+        priority: required(&spec.priority_policy, "priority-policy"),
+        slo_priorities: priorities,
+        record_requests: false,
+        track_classes: true,
+    };
+    Ok((instance, Derived { total_kv_blocks: blocks, max_model_len: mml }))
+}
+
+/// Refuses configurations whose instances alone would not fit in memory.
+fn check_memory(cx: &Ctx, catalog: &Catalog, instances: u32, kv_blocks: u32) -> Result<(), ConfigError> {
+    let Some(limit) = catalog.memory_limit_bytes else { return Ok(()) };
+    // Per instance: bookkeeping, plus each KV block's descriptor, free-list entry and index slot.
+    let per_instance = 16 * 1024 + 40 * u64::from(kv_blocks);
+    let need = u64::from(instances).saturating_mul(per_instance);
+    if need > limit {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        let key = if cx.explicit("total-kv-blocks") { "total-kv-blocks" } else { "num-instances" };
+        return Err(cx.err(
+            key,
+            format!(
+                "{instances} instances of {kv_blocks} KV blocks would need {:.1} GiB before the first request; \
+                 this machine has {:.1} GiB",
+                gib(need),
+                gib(limit)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn slo_class(cx: &Ctx, key: &str, name: &str) -> Result<SloClass, ConfigError> {
+    match SloClass::parse(name) {
+        Some(c) if !name.is_empty() => Ok(c),
+        _ => Err(cx.err(
+            key,
+            format!(
+                "unknown SLO class {name:?} (accepted: critical, standard, batch, sheddable, background)"
+            ),
+        )),
+    }
+}
+
+fn slo_priorities(spec: &RunSpec, cx: &Ctx) -> Result<SloPriorities, ConfigError> {
+    let mut overrides = Vec::new();
+    for (name, &p) in spec.slo_priorities.iter().flatten() {
+        let class = slo_class(cx, "slo-priorities", name)?;
+        if !(-100..=100).contains(&p) {
+            return Err(
+                cx.err("slo-priorities", format!("priority of {name} must be in [-100, 100], got {p}"))
+            );
+        }
+        overrides.push((class, p));
+    }
+    Ok(SloPriorities::with_overrides(overrides))
+}
+
+fn positive(cx: &Ctx, key: &str, v: f64) -> Result<f64, ConfigError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(cx.err(key, format!("must be a finite number > 0, got {v}")))
+    }
+}
+
+fn admission(spec: &RunSpec, cx: &Ctx) -> Result<AdmissionConfig, ConfigError> {
+    let kv = required(&spec.gaie_kv_threshold, "gaie-kv-threshold");
+    if !(kv > 0.0 && kv <= 1.0) {
+        return Err(cx.err("gaie-kv-threshold", format!("must be in (0, 1], got {kv}")));
+    }
+    Ok(AdmissionConfig {
+        kind: required(&spec.admission_policy, "admission-policy"),
+        token_bucket_capacity: positive(
+            cx,
+            "token-bucket-capacity",
+            required(&spec.token_bucket_capacity, "token-bucket-capacity"),
+        )?,
+        token_bucket_refill_per_s: positive(
+            cx,
+            "token-bucket-refill-rate",
+            required(&spec.token_bucket_refill_rate, "token-bucket-refill-rate"),
+        )?,
+        tier_shed_threshold: required(&spec.tier_shed_threshold, "tier-shed-threshold"),
+        tier_shed_min_priority: required(&spec.tier_shed_min_priority, "tier-shed-min-priority"),
+        gaie_qd_threshold: positive(
+            cx,
+            "gaie-qd-threshold",
+            required(&spec.gaie_qd_threshold, "gaie-qd-threshold"),
+        )?,
+        gaie_kv_threshold: kv,
+        slo_priorities: slo_priorities(spec, cx)?,
+    })
+}
+
+fn routing(spec: &RunSpec, cx: &Ctx, block_size_tokens: u32) -> Result<RoutingConfig, ConfigError> {
+    let scorers = spec.routing_scorers.clone().map(|s| s.0).unwrap_or_default();
+    for (i, s) in scorers.iter().enumerate() {
+        let name = crate::name_of(s.name);
+        if !(s.weight.is_finite() && s.weight > 0.0) {
+            return Err(cx.err(
+                "routing-scorers",
+                format!("weight of '{name}' must be a finite number > 0, got {}", s.weight),
+            ));
+        }
+        if scorers[..i].iter().any(|p| p.name == s.name) {
+            return Err(cx.err("routing-scorers", format!("'{name}' appears twice")));
+        }
+    }
+    Ok(RoutingConfig { kind: required(&spec.routing_policy, "routing-policy"), scorers, block_size_tokens })
+}
+
+fn tenant_budgets(spec: &RunSpec, cx: &Ctx) -> Result<BTreeMap<String, f64>, ConfigError> {
+    let budgets = spec.tenant_budgets.clone().unwrap_or_default();
+    for (tenant, &b) in &budgets {
+        if !(b.is_finite() && (0.0..=1.0).contains(&b)) {
+            return Err(
+                cx.err("tenant-budgets", format!("budget of tenant {tenant:?} must be in [0, 1], got {b}"))
+            );
+        }
+    }
+    Ok(budgets)
+}
+
+fn analysis(spec: &RunSpec, cx: &mut Ctx, summarize_trace: bool) -> Result<Analysis, ConfigError> {
+    let fitness = match &spec.fitness_weights {
+        None => None,
+        Some(text) => {
+            let w = FitnessWeights::parse(text).map_err(|e| cx.err("fitness-weights", e))?;
+            (!w.is_empty()).then_some(w)
+        }
+    };
+    let detector = spec.post_hoc_detector.map(|d| d.detector());
+    let final_window_us = match spec.saturation_final_window {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 && s * 1e6 < blis_sim::MAX_SIM_TIME_US as f64 => {
+            Some((s * 1e6).round() as u64)
+        }
+        Some(s) => {
+            return Err(cx.err(
+                "saturation-final-window",
+                format!("must be > 0 seconds (at most 100 years), got {s}"),
+            ));
+        }
+    };
+    if final_window_us.is_some() && detector.is_none() {
+        cx.warn("saturation-final-window", "no effect without --post-hoc-detector");
+    }
+    Ok(Analysis { fitness, detector, final_window_us, summarize_trace })
+}
+
+/// The workload and the cluster's seed. Keys that do not apply to the chosen workload are
+/// removed from `spec` (with a warning when the user set them).
+fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), ConfigError> {
+    let explicit_seed = cx.explicit("seed").then(|| required(&spec.seed, "seed"));
+    if let Some(n) = spec.num_requests
+        && n == 0
+    {
+        return Err(cx.err("num-requests", "must be at least 1"));
+    }
+    let timeout_us = match spec.timeout {
+        None => None,
+        Some(t) if t < 0.0 => Some(None),
+        Some(t) if t == 0.0 || !t.is_finite() => {
+            return Err(cx.err("timeout", format!("must be > 0 seconds (or negative to disable), got {t}")));
+        }
+        Some(t) if t * 1e6 >= blis_sim::MAX_SIM_TIME_US as f64 => {
+            return Err(cx.err("timeout", format!("must be at most 100 years (3.15e9 s), got {t}")));
+        }
+        Some(t) => Some(Some((t * 1e6) as u64)),
+    };
+    let trace = spec.workload_trace.clone();
+    let file_spec = spec.workload_spec.clone();
+    let preset_explicit = cx.explicit("workload");
+    if trace.is_some() && (file_spec.is_some() || preset_explicit) {
+        return Err(cx.err("workload-trace", "mutually exclusive with --workload and --workload-spec"));
+    }
+    if file_spec.is_some() && preset_explicit {
+        return Err(cx.err("workload-spec", "mutually exclusive with --workload"));
+    }
+    if trace.is_none() && spec.trace_header.is_some() {
+        return Err(cx.err("trace-header", "needs --workload-trace (the trace data CSV)"));
+    }
+    let seed = explicit_seed.unwrap_or(DEFAULT_SEED);
+    if trace.is_some() || file_spec.is_some() {
+        let kind = if trace.is_some() { "--workload-trace" } else { "--workload-spec" };
+        for key in SYNTHETIC_KEYS {
+            if cx.explicit(key) {
+                cx.warn(key, format!("ignored with {kind} (the workload sets it)"));
+            }
+            clear_key(spec, key);
+        }
+        if !cx.explicit("seed") {
+            spec.seed = None;
+        }
+    }
+    if let Some(csv) = trace {
+        for key in ["num-requests", "timeout"] {
+            if cx.explicit(key) {
+                cx.warn(key, "ignored with --workload-trace (every recorded request is replayed)");
+            }
+            clear_key(spec, key);
+        }
+        let header = match &spec.trace_header {
+            Some(h) => {
+                Some(blis_workload::read_trace_header(h).map_err(|e| cx.err("trace-header", e.to_string()))?)
+            }
+            None => None,
+        };
+        let records =
+            blis_workload::read_trace_records(&csv).map_err(|e| cx.err("workload-trace", e.to_string()))?;
+        if records.is_empty() {
+            return Err(cx.err("workload-trace", format!("{}: the trace has no requests", csv.display())));
+        }
+        let header_seed = header.as_ref().and_then(|h: &TraceHeader| h.workload_seed).map(|s| s as u64);
+        let workload_seed = explicit_seed.or(header_seed).unwrap_or(DEFAULT_SEED);
+        let file = csv.display().to_string();
+        return Ok((WorkloadPlan::Trace { records, seed: workload_seed, file }, seed));
+    }
+    let overrides = Overrides {
+        seed: explicit_seed,
+        num_requests: spec.num_requests,
+        horizon_us: spec.horizon,
+        timeout_us,
+    };
+    if let Some(r) = file_spec {
+        let loaded = match r {
+            WorkloadSpecRef::Path(p) => {
+                blis_workload::load_spec_file(&p).map_err(|e| cx.err("workload-spec", e.to_string()))?
+            }
+            WorkloadSpecRef::Inline(s) => {
+                blis_workload::validate::validate(&s).map_err(|e| cx.err("workload-spec", e.to_string()))?;
+                *s
+            }
+        };
+        return Ok((WorkloadPlan::Spec { spec: Box::new(loaded), overrides }, seed));
+    }
+    let preset: Preset = spec.workload.unwrap_or(Preset::Distribution);
+    let rate = required(&spec.rate, "rate");
+    let d = blis_workload::presets::DEFAULT_PROMPT;
+    let o = blis_workload::presets::DEFAULT_OUTPUT;
+    let (prompt, output) = if preset.is_inference_perf() {
+        for key in &SYNTHETIC_KEYS[1..] {
+            if cx.explicit(key) {
+                cx.warn(
+                    key,
+                    format!("ignored with --workload {} (its stages and lengths are fixed)", preset.name()),
+                );
+            }
+            clear_key(spec, key);
+        }
+        (None, None)
+    } else {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(cx.err("rate", format!("must be a number > 0 (requests/s), got {rate}")));
+        }
+        let (p, q) = (spec.prompt_tokens, spec.prompt_tokens_stdev);
+        let prompt = lengths(cx, "prompt-tokens", p, q, spec.prompt_tokens_min, spec.prompt_tokens_max, d)?;
+        let (p, q) = (spec.output_tokens, spec.output_tokens_stdev);
+        let output = lengths(cx, "output-tokens", p, q, spec.output_tokens_min, spec.output_tokens_max, o)?;
+        (prompt, output)
+    };
+    let num_requests = spec.num_requests.unwrap_or(DEFAULT_NUM_REQUESTS);
+    let params = SyntheticParams {
+        rate,
+        num_requests,
+        prompt,
+        output,
+        prefix_tokens: spec.prefix_tokens.unwrap_or(0),
+        constant_arrivals: spec.arrival_process == Some(ArrivalProcess::Constant),
+        seed,
+        timeout_us: match timeout_us {
+            None => Some(blis_workload::presets::DEFAULT_TIMEOUT_US),
+            Some(t) => t,
+        },
+    };
+    let built =
+        blis_workload::preset_spec(preset.name(), &params).map_err(|e| cx.err("workload", e.to_string()))?;
+    if !preset.is_inference_perf() {
+        spec.num_requests = Some(num_requests);
+    }
+    spec.workload = Some(preset);
+    spec.seed = Some(seed);
+    Ok((WorkloadPlan::Spec { spec: Box::new(built), overrides }, seed))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lengths(
+    cx: &Ctx,
+    key: &str,
+    mean: Option<f64>,
+    std: Option<f64>,
+    min: Option<u32>,
+    max: Option<u32>,
+    base: blis_workload::LenParams,
+) -> Result<Option<blis_workload::LenParams>, ConfigError> {
+    if mean.is_none() && std.is_none() && min.is_none() && max.is_none() {
+        return Ok(None);
+    }
+    let p = blis_workload::LenParams::new(
+        mean.unwrap_or(base.mean),
+        std.unwrap_or(base.std_dev),
+        min.unwrap_or(base.min),
+        max.unwrap_or(base.max),
+    );
+    if !(p.mean.is_finite() && p.mean >= 1.0) {
+        return Err(cx.err(key, format!("mean must be ≥ 1, got {}", p.mean)));
+    }
+    if !(p.std_dev.is_finite() && p.std_dev >= 0.0) {
+        return Err(cx.err(&format!("{key}-stdev"), format!("must be ≥ 0, got {}", p.std_dev)));
+    }
+    if p.min == 0 || p.min > p.max {
+        return Err(cx.err(&format!("{key}-min"), format!("need 1 ≤ min ≤ max, got {}..{}", p.min, p.max)));
+    }
+    Ok(Some(p))
+}

@@ -1,0 +1,553 @@
+//! [`RunSpec`]: a run as the user describes it. One struct is both the `blis run` flags (clap)
+//! and the keys of a config file (serde), so a flag and a key are always the same name
+//! (`--max-num-seqs 128` ≡ `max-num-seqs: 128`). Every field is optional: a spec is one
+//! *layer* (flags, a config file, a policy file, a trace header, the defaults), and layers are
+//! merged key by key in [`crate::layers`]. [`RunSpec::defaults`] is the only table of defaults.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use blis_latency::LatencyModelKind;
+use blis_sim::cluster::admission::AdmissionKind;
+use blis_sim::cluster::routing::RoutingKind;
+use blis_sim::cluster::scorer::{ScorerKind, ScorerWeight};
+use blis_sim::preemption::PreemptionKind;
+use blis_sim::priority::PriorityKind;
+use blis_sim::saturation::DetectorKind;
+use blis_sim::scheduler::SchedulerKind;
+use blis_workload::{Preset, WorkloadSpec};
+use clap::Args;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Everything that describes a run. Field names are the flag names (`snake_case` here,
+/// `kebab-case` on the command line and in files).
+#[derive(Debug, Clone, Default, PartialEq, Args, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RunSpec {
+    // ── Model and hardware ─────────────────────────────────────────────────────────────
+    /// HuggingFace model id, e.g. meta-llama/llama-3.1-8b-instruct (case-insensitive).
+    #[arg(long, help_heading = "Model and hardware")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// GPU type: H100, A100-80, A100-SXM, L40S, or one from --hardware-config.
+    #[arg(long, help_heading = "Model and hardware")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hardware: Option<String>,
+    /// Tensor-parallel degree of every instance.
+    #[arg(long, allow_hyphen_values = true, help_heading = "Model and hardware")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tp: Option<u32>,
+    /// Step-time model.
+    #[arg(long, value_enum, help_heading = "Model and hardware")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_model: Option<LatencyModelKind>,
+    /// The three α coefficients (µs), comma-separated.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, help_heading = "Model and hardware")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "de_numbers")]
+    pub alpha_coeffs: Option<Vec<f64>>,
+    /// β coefficients of the step-time model, comma-separated.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, help_heading = "Model and hardware")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "de_numbers")]
+    pub beta_coeffs: Option<Vec<f64>>,
+    /// YAML file of coefficient sets replacing the shipped ones.
+    #[arg(long, help_heading = "Model and hardware")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coefficients_file: Option<PathBuf>,
+    /// Read config.json from this directory instead of the bundled or hub config.
+    #[arg(long, help_heading = "Model and hardware")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_config_folder: Option<PathBuf>,
+    /// JSON file adding or overriding GPU types.
+    #[arg(long, help_heading = "Model and hardware")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hardware_config: Option<PathBuf>,
+
+    // ── Engine (every instance) ────────────────────────────────────────────────────────
+    /// Maximum running requests per instance (vLLM max_num_seqs).
+    #[arg(long, allow_hyphen_values = true, visible_alias = "max-num-running-reqs", help_heading = "Engine")]
+    #[serde(alias = "max-num-running-reqs", skip_serializing_if = "Option::is_none")]
+    pub max_num_seqs: Option<u32>,
+    /// Token budget of one step (vLLM max_num_batched_tokens).
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        visible_alias = "max-num-scheduled-tokens",
+        help_heading = "Engine"
+    )]
+    #[serde(alias = "max-num-scheduled-tokens", skip_serializing_if = "Option::is_none")]
+    pub max_num_batched_tokens: Option<u32>,
+    /// Per-request prefill chunk cap in tokens (0 = off).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub long_prefill_token_threshold: Option<u32>,
+    /// Context limit in tokens [default: from the model config, capped by the KV cache].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_model_len: Option<u64>,
+    /// KV blocks per instance [default: from GPU memory, weights, TP and utilization].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_kv_blocks: Option<u64>,
+    /// Tokens per KV block.
+    #[arg(long, allow_hyphen_values = true, help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_size_in_tokens: Option<u32>,
+    /// Fraction of GPU memory vLLM may use, in (0, 1].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_utilization: Option<f64>,
+    /// Disable prefix caching (every prompt is computed in full).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_prefix_caching: Option<bool>,
+    /// vLLM V1 async scheduling: a request arriving during a step joins the step after next.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub async_scheduling: Option<bool>,
+    /// Wait-queue order.
+    #[arg(long, value_enum, help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<SchedulerKind>,
+    /// Scheduling priority of a request from its SLO class.
+    #[arg(long, value_enum, help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority_policy: Option<PriorityKind>,
+    /// Victim when KV blocks run out.
+    #[arg(long, value_enum, help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preemption_policy: Option<PreemptionKind>,
+
+    // ── Cluster ────────────────────────────────────────────────────────────────────────
+    /// Number of instances (1 = single-instance mode: no admission, no routing).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_instances: Option<u32>,
+    /// Which requests enter the cluster.
+    #[arg(long, value_enum, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admission_policy: Option<AdmissionKind>,
+    /// Admission decision delay (µs).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admission_latency: Option<u64>,
+    /// Token-bucket capacity (prompt tokens).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_bucket_capacity: Option<f64>,
+    /// Token-bucket refill rate (prompt tokens/s).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_bucket_refill_rate: Option<f64>,
+    /// tier-shed: busiest-instance load (queue + batch + in flight) above which it sheds.
+    #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier_shed_threshold: Option<u64>,
+    /// tier-shed: under load, classes with admission priority below this are shed.
+    #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier_shed_min_priority: Option<i32>,
+    /// gaie-legacy: queue depth that counts as saturated.
+    #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gaie_qd_threshold: Option<f64>,
+    /// gaie-legacy: KV utilization that counts as saturated, in (0, 1].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gaie_kv_threshold: Option<f64>,
+    /// Admission priority per SLO class, overriding the GAIE defaults (config files only).
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_priorities: Option<BTreeMap<String, i32>>,
+    /// Tenant → fraction of the cluster's running slots it may hold (config files only).
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_budgets: Option<BTreeMap<String, f64>>,
+    /// Per-class TTFT targets (µs) of flow-control dispatch; no effect without flow control
+    /// (config files only).
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_targets: Option<BTreeMap<String, u64>>,
+    /// Which instance an admitted request goes to.
+    #[arg(long, value_enum, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_policy: Option<RoutingKind>,
+    /// Weighted-routing profile "name:weight,…" [default: precise-prefix-cache:2,queue-depth:1,kv-utilization:1].
+    #[arg(long, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_scorers: Option<ScorerList>,
+    /// Routing decision delay (µs).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_latency: Option<u64>,
+    /// Refresh period of the instance signals the router sees (µs, 0 = live).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_refresh_interval: Option<u64>,
+    /// Staleness of the router's view of each instance's prefix cache (µs, 0 = live).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_signal_delay: Option<u64>,
+    /// Record routing decisions.
+    #[arg(long, value_enum, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_level: Option<TraceLevel>,
+    /// Score the top K alternatives of each routing decision (regret).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counterfactual_k: Option<u32>,
+    /// Add the decision-trace summary to the output.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Cluster")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summarize_trace: Option<bool>,
+
+    // ── Workload ───────────────────────────────────────────────────────────────────────
+    /// A built-in workload.
+    #[arg(long, value_enum, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<Preset>,
+    /// Workload-spec v2 YAML file (in a config file: a path, or the spec itself inline).
+    #[arg(long, value_name = "FILE", help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload_spec: Option<WorkloadSpecRef>,
+    /// Replay this TraceV2 data CSV as the workload.
+    #[arg(long, visible_alias = "trace-data", value_name = "FILE.csv", help_heading = "Workload")]
+    #[serde(alias = "trace-data", skip_serializing_if = "Option::is_none")]
+    pub workload_trace: Option<PathBuf>,
+    /// Header YAML of the trace (its seed seeds the tokens of rows without provenance).
+    #[arg(long, value_name = "FILE.yaml", help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_header: Option<PathBuf>,
+    /// Arrival rate of built-in workloads (requests/s).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Number of requests (caps a workload spec's own count when given).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_requests: Option<u64>,
+    /// Arrival process of built-in workloads.
+    #[arg(long, value_enum, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrival_process: Option<ArrivalProcess>,
+    /// Mean prompt length (tokens) [default: the workload's; distribution: 512].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<f64>,
+    /// Standard deviation of the prompt length [default: the workload's; distribution: 256].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_stdev: Option<f64>,
+    /// Shortest prompt [default: the workload's; distribution: 2].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_min: Option<u32>,
+    /// Longest prompt [default: the workload's; distribution: 7000].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_max: Option<u32>,
+    /// Mean output length (tokens) [default: the workload's; distribution: 512].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<f64>,
+    /// Standard deviation of the output length [default: the workload's; distribution: 256].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens_stdev: Option<f64>,
+    /// Shortest output [default: the workload's; distribution: 2].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens_min: Option<u32>,
+    /// Longest output [default: the workload's; distribution: 7000].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens_max: Option<u32>,
+    /// Length of one prefix shared by every request of a built-in workload (tokens).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_tokens: Option<u32>,
+    /// Per-request deadline in seconds, negative = none [default: 300 for built-in workloads, else the spec's].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+
+    // ── Run ────────────────────────────────────────────────────────────────────────────
+    /// Master seed of every random stream.
+    #[arg(long, allow_hyphen_values = true, help_heading = "Run")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Simulated-time limit (µs) [default: none, every request runs to completion].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Run")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub horizon: Option<u64>,
+    /// Lockstep decode fast path (never changes results; off only to compare).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Run")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lockstep_decode: Option<bool>,
+    /// Run uncoupled instances one at a time (never changes results; off only to compare).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Run")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub independent_instances: Option<bool>,
+    /// YAML bundle of policies in the reference simulator's format (flags win over it).
+    #[arg(long, value_name = "FILE", help_heading = "Run")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_config: Option<PathBuf>,
+
+    // ── Outputs and analyses ───────────────────────────────────────────────────────────
+    /// Also write the metrics document to this file.
+    #[arg(long, help_heading = "Outputs")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_path: Option<PathBuf>,
+    /// Write one record per request (JSON array) to this file.
+    #[arg(long, help_heading = "Outputs")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results_path: Option<PathBuf>,
+    /// Export the run's requests as a TraceV2 pair PREFIX.yaml + PREFIX.csv that `blis replay` reproduces.
+    #[arg(long, visible_alias = "export-workload-trace", value_name = "PREFIX", help_heading = "Outputs")]
+    #[serde(alias = "export-workload-trace", skip_serializing_if = "Option::is_none")]
+    pub trace_output: Option<PathBuf>,
+    /// Write one JSON line per routing decision to this file (implies --trace-level decisions).
+    #[arg(long, value_name = "FILE", help_heading = "Outputs")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_trace_path: Option<PathBuf>,
+    /// Add a `fitness` score: "key:weight,…" over throughput, tokens_per_sec, p99_ttft, p50_ttft, mean_ttft, p99_e2e, p50_e2e, mean_e2e.
+    #[arg(long, help_heading = "Outputs")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fitness_weights: Option<String>,
+    /// Add a post-hoc saturation verdict.
+    #[arg(long, value_enum, visible_alias = "detectors", help_heading = "Outputs")]
+    #[serde(alias = "detectors", skip_serializing_if = "Option::is_none")]
+    pub post_hoc_detector: Option<DetectorKind>,
+    /// Final window of the saturation verdict (s) [default: 30; backlog-drift 60].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Outputs")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saturation_final_window: Option<f64>,
+}
+
+/// `--trace-level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TraceLevel {
+    /// No decision records.
+    None,
+    /// One record per admission and routing decision.
+    Decisions,
+}
+
+/// `--arrival-process`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArrivalProcess {
+    /// Exponential gaps (real traffic).
+    Poisson,
+    /// Evenly spaced arrivals.
+    Constant,
+}
+
+impl RunSpec {
+    /// The defaults of every key that has one (the only place defaults are written down).
+    /// Keys whose default depends on the model, the hardware or the workload stay unset and
+    /// are derived when the spec is resolved.
+    pub fn defaults() -> RunSpec {
+        RunSpec {
+            hardware: Some("H100".into()),
+            tp: Some(1),
+            latency_model: Some(LatencyModelKind::BlisPhysics),
+            max_num_seqs: Some(256),
+            max_num_batched_tokens: Some(2048),
+            long_prefill_token_threshold: Some(0),
+            block_size_in_tokens: Some(16),
+            gpu_memory_utilization: Some(0.9),
+            no_prefix_caching: Some(false),
+            async_scheduling: Some(true),
+            scheduler: Some(SchedulerKind::Fcfs),
+            priority_policy: Some(PriorityKind::SloBased),
+            preemption_policy: Some(PreemptionKind::Fcfs),
+            num_instances: Some(1),
+            admission_policy: Some(AdmissionKind::AlwaysAdmit),
+            admission_latency: Some(0),
+            token_bucket_capacity: Some(10_000.0),
+            token_bucket_refill_rate: Some(1_000.0),
+            tier_shed_threshold: Some(0),
+            tier_shed_min_priority: Some(3),
+            gaie_qd_threshold: Some(5.0),
+            gaie_kv_threshold: Some(0.8),
+            routing_policy: Some(RoutingKind::RoundRobin),
+            routing_latency: Some(0),
+            snapshot_refresh_interval: Some(50_000),
+            cache_signal_delay: Some(50_000),
+            trace_level: Some(TraceLevel::None),
+            counterfactual_k: Some(0),
+            summarize_trace: Some(false),
+            workload: Some(Preset::Distribution),
+            rate: Some(1.0),
+            arrival_process: Some(ArrivalProcess::Poisson),
+            prefix_tokens: Some(0),
+            seed: Some(42),
+            lockstep_decode: Some(true),
+            independent_instances: Some(true),
+            ..RunSpec::default()
+        }
+    }
+
+    /// The spec as a map of key → value (unset keys absent), in declaration order.
+    pub fn to_map(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self).expect("a run spec serializes") {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!("a struct serializes to an object"),
+        }
+    }
+
+    /// Parses a map of key → value (as [`RunSpec::to_map`] gives).
+    pub fn from_map(map: serde_json::Map<String, serde_json::Value>) -> Result<RunSpec, String> {
+        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| e.to_string())
+    }
+
+    /// Every key a spec accepts, in declaration order.
+    pub fn keys() -> Vec<String> {
+        use clap::CommandFactory as _;
+        let mut keys: Vec<String> =
+            KeyProbe::command().get_arguments().filter_map(|a| a.get_long().map(str::to_string)).collect();
+        keys.extend(["slo-priorities", "tenant-budgets", "slo-targets"].map(String::from));
+        keys
+    }
+}
+
+/// A throwaway command around [`RunSpec`] to enumerate its flags.
+#[derive(clap::Parser)]
+struct KeyProbe {
+    #[command(flatten)]
+    spec: RunSpec,
+}
+
+/// A weighted-routing profile: `name:weight,…` on the command line; that string or a list of
+/// `{name, weight}` in files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScorerList(pub Vec<ScorerWeight>);
+
+impl FromStr for ScorerList {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut out = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((name, weight)) = item.split_once(':') else {
+                return Err(format!("'{item}' is not name:weight"));
+            };
+            let name = name.trim();
+            let kind = <ScorerKind as clap::ValueEnum>::from_str(name, false).map_err(|_| {
+                format!("unknown scorer '{name}' (accepted: {})", crate::accepted::<ScorerKind>())
+            })?;
+            let weight: f64 = weight
+                .trim()
+                .parse()
+                .map_err(|_| format!("weight of '{name}' is not a number: '{}'", weight.trim()))?;
+            out.push(ScorerWeight { name: kind, weight });
+        }
+        Ok(ScorerList(out))
+    }
+}
+
+impl fmt::Display for ScorerList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let items: Vec<String> =
+            self.0.iter().map(|s| format!("{}:{}", crate::name_of(s.name), s.weight)).collect();
+        f.write_str(&items.join(","))
+    }
+}
+
+impl Serialize for ScorerList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ScorerList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let items = match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(t) => return t.parse().map_err(D::Error::custom),
+            serde_json::Value::Array(items) => items,
+            other => {
+                return Err(D::Error::custom(format!(
+                    "expected \"name:weight,…\" or a list of {{name, weight}}, got {other}"
+                )));
+            }
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let name = item.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+            let entry: ScorerWeight = serde_json::from_value(item).map_err(|e| {
+                let known = <ScorerKind as clap::ValueEnum>::from_str(&name, false).is_ok();
+                if !name.is_empty() && !known {
+                    D::Error::custom(format!(
+                        "entry {i}: unknown scorer '{name}' (accepted: {})",
+                        crate::accepted::<ScorerKind>()
+                    ))
+                } else {
+                    D::Error::custom(format!("entry {i}: {e}"))
+                }
+            })?;
+            out.push(entry);
+        }
+        Ok(ScorerList(out))
+    }
+}
+
+/// `workload-spec`: a file, or (in config files) the spec inline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkloadSpecRef {
+    Path(PathBuf),
+    Inline(Box<WorkloadSpec>),
+}
+
+impl FromStr for WorkloadSpecRef {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Ok(WorkloadSpecRef::Path(PathBuf::from(text)))
+    }
+}
+
+impl Serialize for WorkloadSpecRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            WorkloadSpecRef::Path(p) => p.serialize(s),
+            WorkloadSpecRef::Inline(spec) => spec.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WorkloadSpecRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(p) => Ok(WorkloadSpecRef::Path(PathBuf::from(p))),
+            inline @ serde_json::Value::Object(_) => serde_json::from_value::<WorkloadSpec>(inline)
+                .map(|s| WorkloadSpecRef::Inline(Box::new(s)))
+                .map_err(|e| D::Error::custom(format!("inline workload spec: {e}"))),
+            other => Err(D::Error::custom(format!("expected a file path or a workload spec, got {other}"))),
+        }
+    }
+}
+
+/// A list of numbers, or the command-line form `"1,2,3"` (sweep grids write values as text).
+fn de_numbers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<f64>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<f64>),
+        Text(String),
+    }
+    match Option::<Form>::deserialize(d)? {
+        None => Ok(None),
+        Some(Form::List(v)) => Ok(Some(v)),
+        Some(Form::Text(t)) => t
+            .split(',')
+            .map(|x| x.trim().parse::<f64>().map_err(|_| format!("'{}' is not a number", x.trim())))
+            .collect::<Result<Vec<f64>, String>>()
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}

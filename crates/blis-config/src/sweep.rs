@@ -1,0 +1,401 @@
+//! Parameter sweeps (`blis sweep`): a grid of run descriptions, each row its own [`RunConfig`].
+//!
+//! ```yaml
+//! base:                       # keys of a run description (the `blis run` flag names)
+//!   model: meta-llama/llama-3.1-8b-instruct
+//!   hardware: H100
+//!   workload: general
+//!   num-requests: 2000
+//!   no-prefix-caching: false
+//! axes:                       # the cartesian product; the first axis varies slowest
+//!   - {flag: num-instances, values: [2, 4]}
+//!   - {flag: routing-policy, values: [round-robin, least-loaded]}
+//! ```
+//!
+//! Row `i` is `defaults < base's policy file < base + axis values`, resolved on its own: a row
+//! that cannot run becomes an error row, never the end of the sweep. Rows are numbered in
+//! expansion order and reported in that order whatever the thread count; `--shard k/n` takes the
+//! k-th of n contiguous slices, so the shards' rows together are the whole sweep.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::ConfigError;
+use crate::layers::{Layer, Layers, Source};
+use crate::resolve::Catalog;
+use crate::spec::RunSpec;
+
+/// Most configurations one sweep may hold.
+pub const MAX_CONFIGURATIONS: u64 = 1_000_000;
+
+/// Keys a sweep row cannot set (every row would write the same file).
+const RESERVED: &[&str] = &["metrics-path", "results-path", "trace-output", "decision-trace-path"];
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Axis {
+    pub flag: String,
+    pub values: Vec<Value>,
+}
+
+/// A sweep file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    #[serde(default)]
+    pub base: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub axes: Vec<Axis>,
+}
+
+/// One configuration of the grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Position in expansion order (0-based).
+    pub index: u64,
+    /// (key, value) of every axis, in axis order.
+    pub coords: Vec<(String, Value)>,
+    /// The row's own layer: the base with the axis values.
+    pub values: serde_json::Map<String, Value>,
+    /// Keys the grid spelled with a flag alias (`max-num-running-reqs`), as spelled.
+    pub aliases: Vec<String>,
+}
+
+/// The result of one configuration: the cluster metrics as a JSON object, or why it could not
+/// run.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub point: Point,
+    pub outcome: Result<serde_json::Map<String, Value>, String>,
+}
+
+fn bare(key: &str) -> &str {
+    key.trim_start_matches('-')
+}
+
+impl Grid {
+    pub fn parse(text: &str, file: &Path) -> Result<Grid, ConfigError> {
+        let grid: Grid = crate::yaml::parse(text, file)?;
+        grid.validate(file)?;
+        Ok(grid)
+    }
+
+    fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let keys = RunSpec::keys();
+        let err = |key: &str, m: String| ConfigError::new(key, format!("{}: {key}", file.display()), m);
+        let check = |key: &str| {
+            let k = bare(key);
+            if RESERVED.contains(&k) {
+                return Err(err(
+                    k,
+                    "cannot be set per configuration (every row would write the same file)".into(),
+                ));
+            }
+            if !keys.iter().any(|x| x == k)
+                && ![
+                    "max-num-running-reqs",
+                    "max-num-scheduled-tokens",
+                    "trace-data",
+                    "detectors",
+                    "export-workload-trace",
+                ]
+                .contains(&k)
+            {
+                return Err(err(k, "not a `blis run` flag".into()));
+            }
+            Ok(())
+        };
+        for key in self.base.keys() {
+            check(key)?;
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for axis in &self.axes {
+            let k = bare(&axis.flag);
+            check(k)?;
+            if axis.values.is_empty() {
+                return Err(err(k, "the axis has no values".into()));
+            }
+            if seen.contains(&k) {
+                return Err(err(k, "the axis appears twice".into()));
+            }
+            if self.base.keys().any(|b| bare(b) == k) {
+                return Err(err(k, "is both in base and an axis".into()));
+            }
+            seen.push(k);
+        }
+        let n = self.len();
+        if n.is_none_or(|n| n > MAX_CONFIGURATIONS) {
+            let count = match n {
+                Some(n) => n.to_string(),
+                None => "more than 2^64".into(),
+            };
+            return Err(ConfigError::new(
+                "axes",
+                format!("{}: axes", file.display()),
+                format!("the grid has {count} configurations; at most {MAX_CONFIGURATIONS}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of configurations (`None` when it does not fit in 64 bits).
+    pub fn len(&self) -> Option<u64> {
+        self.axes.iter().try_fold(1u64, |n, a| n.checked_mul(a.values.len() as u64))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
+    /// Configuration `index` (first axis varying slowest).
+    pub fn point(&self, index: u64) -> Point {
+        let mut rest = index;
+        let mut coords = vec![(String::new(), Value::Null); self.axes.len()];
+        for (k, axis) in self.axes.iter().enumerate().rev() {
+            let n = axis.values.len() as u64;
+            coords[k] = (bare(&axis.flag).to_string(), axis.values[(rest % n) as usize].clone());
+            rest /= n;
+        }
+        let mut values = serde_json::Map::new();
+        let mut aliases = Vec::new();
+        for (k, v) in
+            self.base.iter().map(|(k, v)| (bare(k).to_string(), v.clone())).chain(coords.iter().cloned())
+        {
+            if canonical(&k) != k {
+                aliases.push(k.clone());
+            }
+            values.insert(canonical(&k).to_string(), v);
+        }
+        Point { index, coords, values, aliases }
+    }
+}
+
+/// The key of a flag alias.
+fn canonical(key: &str) -> &str {
+    match key {
+        "max-num-running-reqs" => "max-num-seqs",
+        "max-num-scheduled-tokens" => "max-num-batched-tokens",
+        "trace-data" => "workload-trace",
+        "detectors" => "post-hoc-detector",
+        "export-workload-trace" => "trace-output",
+        other => other,
+    }
+}
+
+/// The layers of one row: defaults, the row's policy file (if any), the row's values.
+pub fn row_layers(point: &Point, grid_file: &Path) -> Result<Layers, ConfigError> {
+    let spec = RunSpec::from_map(point.values.clone()).map_err(|e| {
+        ConfigError::new("", format!("{}: configuration {}", grid_file.display(), point.index), e)
+    })?;
+    let mut layers = Layers::with_defaults();
+    let mut row = Layer::new(Source::Flags, &spec);
+    for key in &point.aliases {
+        row.spelled.insert(canonical(key).to_string(), key.clone());
+    }
+    if let Some(policy) = &spec.policy_config {
+        layers.push(crate::policy_file::load(policy)?);
+    }
+    layers.push(row);
+    Ok(layers)
+}
+
+/// Runs one row and returns its cluster metrics.
+pub fn run_point(
+    point: &Point,
+    grid_file: &Path,
+    catalog: &Catalog,
+) -> Result<serde_json::Map<String, Value>, String> {
+    let layers = row_layers(point, grid_file).map_err(|e| e.to_string())?;
+    let config = crate::resolve::resolve(&layers, catalog).map_err(|e| e.to_string())?;
+    let outcome = config.simulate().map_err(|e| e.to_string())?;
+    match serde_json::to_value(&outcome.doc.cluster).expect("metrics serialize") {
+        Value::Object(m) => Ok(m),
+        _ => unreachable!("a struct serializes to an object"),
+    }
+}
+
+/// Parses `--shard k/n` (1 ≤ k ≤ n) into the row range of shard k of a `total`-row grid.
+pub fn shard_range(text: &str, total: u64) -> Result<Range<u64>, String> {
+    let parse = |s: &str| s.trim().parse::<u64>().ok();
+    let (k, n) = text
+        .split_once('/')
+        .and_then(|(k, n)| Some((parse(k)?, parse(n)?)))
+        .filter(|&(k, n)| n >= 1 && (1..=n).contains(&k))
+        .ok_or_else(|| format!("expected k/n with 1 ≤ k ≤ n (e.g. 2/4), got {text:?}"))?;
+    let at = |i: u64| ((u128::from(total) * u128::from(i)) / u128::from(n)) as u64;
+    Ok(at(k - 1)..at(k))
+}
+
+/// How a value reads in a table: strings as they are, booleans and numbers as JSON.
+fn display(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Rows as a JSON array of `{index, config, metrics | error}` objects, in index order.
+pub fn to_json(rows: &[Row]) -> String {
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let config: serde_json::Map<String, Value> = r.point.coords.iter().cloned().collect();
+            let mut o = serde_json::Map::new();
+            o.insert("index".into(), r.point.index.into());
+            o.insert("config".into(), config.into());
+            match &r.outcome {
+                Ok(m) => o.insert("metrics".into(), m.clone().into()),
+                Err(e) => o.insert("error".into(), e.clone().into()),
+            };
+            o.into()
+        })
+        .collect();
+    serde_json::to_string_pretty(&items).expect("rows serialize")
+}
+
+/// Rows as CSV: `index`, one column per axis, every cluster metric, then `error`. The columns
+/// do not depend on which rows succeeded, so shards of one grid have identical headers.
+pub fn to_csv(grid: &Grid, rows: &[Row]) -> String {
+    let metrics = blis_sim::report::MetricsDoc::field_names();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header: Vec<String> = std::iter::once("index".to_string())
+        .chain(grid.axes.iter().map(|a| bare(&a.flag).to_string()))
+        .chain(metrics.iter().cloned())
+        .chain(std::iter::once("error".to_string()))
+        .collect();
+    w.write_record(&header).expect("in-memory csv");
+    for r in rows {
+        let mut fields = vec![r.point.index.to_string()];
+        fields.extend(r.point.coords.iter().map(|(_, v)| display(v)));
+        match &r.outcome {
+            Ok(m) => {
+                fields.extend(metrics.iter().map(|k| m.get(k).map(display).unwrap_or_default()));
+                fields.push(String::new());
+            }
+            Err(e) => {
+                fields.extend(metrics.iter().map(|_| String::new()));
+                fields.push(e.clone());
+            }
+        }
+        w.write_record(&fields).expect("in-memory csv");
+    }
+    String::from_utf8(w.into_inner().expect("in-memory csv")).expect("utf-8 fields")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRID: &str = "
+base:
+  model: m
+  num-requests: 10
+  no-prefix-caching: true
+  timeout: -1.5
+axes:
+  - {flag: num-instances, values: [1, 2]}
+  - {flag: routing-policy, values: [round-robin, least-loaded, weighted]}
+";
+
+    fn grid(text: &str) -> Result<Grid, ConfigError> {
+        Grid::parse(text, Path::new("g.yaml"))
+    }
+
+    #[test]
+    fn expands_first_axis_slowest() {
+        let g = grid(GRID).unwrap();
+        assert_eq!(g.len(), Some(6));
+        let p = g.point(4);
+        assert_eq!(p.coords[0], ("num-instances".into(), Value::from(2)));
+        assert_eq!(p.coords[1], ("routing-policy".into(), Value::from("least-loaded")));
+        let spec = RunSpec::from_map(p.values).unwrap();
+        assert_eq!(spec.num_instances, Some(2));
+        assert_eq!(spec.no_prefix_caching, Some(true));
+        assert_eq!(spec.timeout, Some(-1.5));
+    }
+
+    #[test]
+    fn rejects_bad_grids() {
+        assert!(grid("axes: [{flag: tp, values: []}]").is_err());
+        assert!(grid("axes: [{flag: tp, values: [1]}, {flag: tp, values: [2]}]").is_err());
+        assert!(grid("base: {tp: 1}\naxes: [{flag: tp, values: [2]}]").is_err());
+        assert!(grid("base: {progress: always}").is_err());
+        assert!(grid("base: {metrics-path: x.json}").is_err());
+        assert!(grid("bogus: 1").is_err());
+        let flags = [
+            "tp",
+            "seed",
+            "rate",
+            "num-requests",
+            "max-num-seqs",
+            "max-num-batched-tokens",
+            "block-size-in-tokens",
+            "num-instances",
+            "admission-latency",
+            "routing-latency",
+            "snapshot-refresh-interval",
+            "cache-signal-delay",
+            "counterfactual-k",
+            "prefix-tokens",
+            "long-prefill-token-threshold",
+            "horizon",
+        ];
+        let values = (1..=16).map(|v| v.to_string()).collect::<Vec<_>>().join(", ");
+        let huge: String = flags.iter().map(|f| format!("  - {{flag: {f}, values: [{values}]}}\n")).collect();
+        let e = grid(&format!("axes:\n{huge}")).unwrap_err().to_string();
+        assert!(e.contains("more than 2^64 configurations"), "{e}");
+        let wide: Vec<String> = ["tp", "seed", "rate", "num-requests", "max-num-seqs"]
+            .iter()
+            .map(|f| {
+                format!(
+                    "  - {{flag: {f}, values: [{}]}}\n",
+                    (1..=100).map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+                )
+            })
+            .collect();
+        let e = grid(&format!("axes:\n{}", wide.concat())).unwrap_err().to_string();
+        assert!(e.contains("10000000000 configurations; at most 1000000"), "{e}");
+    }
+
+    #[test]
+    fn shards_partition_the_rows() {
+        for total in [0u64, 1, 5, 6, 17] {
+            for n in 1..=7u64 {
+                let ranges: Vec<Range<u64>> =
+                    (1..=n).map(|k| shard_range(&format!("{k}/{n}"), total).unwrap()).collect();
+                assert_eq!(ranges[0].start, 0);
+                assert_eq!(ranges.last().unwrap().end, total);
+                assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
+            }
+        }
+        for bad in ["0/3", "4/3", "1/0", "x", "1-3"] {
+            assert!(shard_range(bad, 10).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn csv_quotes_and_errors() {
+        let g = grid(GRID).unwrap();
+        let mut m = serde_json::Map::new();
+        m.insert("completed_requests".into(), 7.into());
+        let rows = vec![
+            Row { point: g.point(0), outcome: Ok(m) },
+            Row { point: g.point(1), outcome: Err("bad, really".into()) },
+        ];
+        let csv = to_csv(&g, &rows);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(
+            lines[0].starts_with("index,num-instances,routing-policy,cache_hit_rate,completed_requests"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].starts_with("0,1,round-robin,,7,"), "{}", lines[1]);
+        assert!(lines[2].ends_with(",\"bad, really\""), "{}", lines[2]);
+        assert!(to_json(&rows).contains("\"error\": \"bad, really\""));
+    }
+}

@@ -1,0 +1,255 @@
+//! Property tests of the simulator's invariants over random small configurations, built through
+//! the one assembly path every entry point uses (`RunSpec` → `RunConfig`), over every scheduler,
+//! preemption, priority, admission and routing policy and cluster size: request conservation,
+//! causality, KV blocks never leaking (all checked by the engine itself at the end of every
+//! run, and again here), determinism, the fast paths equal to the plain ones, and prefix caching
+//! saving prefill work.
+
+use blis_config::{Catalog, RunConfig, RunSpec, ScorerList};
+use blis_latency::LatencyModelKind;
+use blis_sim::SimReport;
+use blis_sim::cluster::admission::AdmissionKind;
+use blis_sim::cluster::routing::RoutingKind;
+use blis_sim::preemption::PreemptionKind;
+use blis_sim::priority::PriorityKind;
+use blis_sim::scheduler::SchedulerKind;
+use clap::ValueEnum;
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+struct Case {
+    instances: u32,
+    kv_blocks: u64,
+    max_running: u32,
+    budget: u32,
+    threshold: u32,
+    rate: f64,
+    requests: u64,
+    prompt_mean: f64,
+    output_mean: f64,
+    prefix_tokens: u32,
+    scheduler: SchedulerKind,
+    preemption: PreemptionKind,
+    priority: PriorityKind,
+    admission: AdmissionKind,
+    routing: RoutingKind,
+    scorers: Option<&'static str>,
+    horizon_us: Option<u64>,
+    seed: u64,
+    /// vLLM V1 async scheduling on or off (drawn from the seed's low bit).
+    async_scheduling: bool,
+}
+
+fn one_of<T: ValueEnum + Clone + std::fmt::Debug + 'static>() -> impl Strategy<Value = T> {
+    prop::sample::select(T::value_variants().to_vec())
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        (1u32..5, 40u64..400, 1u32..16, 32u32..600, prop_oneof![Just(0u32), 16u32..200]),
+        (1.0f64..200.0, 1u64..60, 8.0f64..300.0, 1.0f64..120.0, prop_oneof![Just(0u32), 8u32..100]),
+        (one_of::<SchedulerKind>(), one_of::<PreemptionKind>(), one_of::<PriorityKind>()),
+        (
+            prop_oneof![4 => Just(AdmissionKind::AlwaysAdmit), 1 => one_of::<AdmissionKind>()],
+            one_of::<RoutingKind>(),
+            prop_oneof![
+                Just(None),
+                Just(Some("prefix-affinity:2,load-balance:1")),
+                Just(Some("no-hit-lru:1,active-requests:1,running-requests:1")),
+                Just(Some("load-aware:1,vllm-dp:2,kv-utilization:1"))
+            ],
+        ),
+        (prop_oneof![Just(None), (50_000u64..3_000_000).prop_map(Some)], any::<u64>()),
+    )
+        .prop_map(|(e, w, p, c, r)| Case {
+            instances: e.0,
+            kv_blocks: e.1,
+            max_running: e.2,
+            budget: e.3,
+            threshold: e.4,
+            rate: w.0,
+            requests: w.1,
+            prompt_mean: w.2,
+            output_mean: w.3,
+            prefix_tokens: w.4,
+            scheduler: p.0,
+            preemption: p.1,
+            priority: p.2,
+            admission: c.0,
+            routing: c.1,
+            scorers: c.2,
+            horizon_us: r.0,
+            seed: r.1,
+            async_scheduling: r.1 & 1 == 1,
+        })
+}
+
+fn spec(c: &Case, prefix_caching: bool) -> RunSpec {
+    RunSpec {
+        model: Some("meta-llama/llama-3.1-8b-instruct".into()),
+        hardware: Some("H100".into()),
+        tp: Some(1),
+        latency_model: Some(LatencyModelKind::TrainedPhysics),
+        max_num_seqs: Some(c.max_running),
+        max_num_batched_tokens: Some(c.budget),
+        long_prefill_token_threshold: Some(c.threshold),
+        total_kv_blocks: Some(c.kv_blocks),
+        no_prefix_caching: Some(!prefix_caching),
+        async_scheduling: Some(c.async_scheduling),
+        scheduler: Some(c.scheduler),
+        preemption_policy: Some(c.preemption),
+        priority_policy: Some(c.priority),
+        num_instances: Some(c.instances),
+        admission_policy: Some(c.admission),
+        token_bucket_capacity: Some(3_000.0),
+        token_bucket_refill_rate: Some(20_000.0),
+        routing_policy: Some(c.routing),
+        routing_scorers: c.scorers.map(|s| s.parse::<ScorerList>().unwrap()),
+        snapshot_refresh_interval: Some(0),
+        cache_signal_delay: Some(0),
+        rate: Some(c.rate),
+        num_requests: Some(c.requests),
+        prompt_tokens: Some(c.prompt_mean),
+        prompt_tokens_stdev: Some(c.prompt_mean / 2.0),
+        prompt_tokens_min: Some(1),
+        prompt_tokens_max: Some(600),
+        output_tokens: Some(c.output_mean),
+        output_tokens_stdev: Some(c.output_mean / 2.0),
+        output_tokens_min: Some(1),
+        output_tokens_max: Some(300),
+        prefix_tokens: Some(c.prefix_tokens),
+        timeout: Some(-1.0),
+        horizon: c.horizon_us,
+        seed: Some(c.seed),
+        ..RunSpec::default()
+    }
+}
+
+fn config(spec: &RunSpec) -> RunConfig {
+    let mut config = blis_config::config_from_spec(spec, &Catalog::default()).unwrap();
+    for pool in &mut config.sim.pools {
+        pool.instance.record_requests = true;
+    }
+    config
+}
+
+fn run(c: &Case, prefix_caching: bool) -> (String, SimReport) {
+    run_spec(&spec(c, prefix_caching))
+}
+
+fn run_spec(spec: &RunSpec) -> (String, SimReport) {
+    let outcome = config(spec).simulate().unwrap();
+    (serde_json::to_string(&outcome.doc).unwrap(), outcome.report)
+}
+
+#[test]
+fn instances_run_independently_only_when_nothing_couples_them() {
+    let c = Case {
+        instances: 3,
+        kv_blocks: 200,
+        max_running: 8,
+        budget: 256,
+        threshold: 0,
+        rate: 50.0,
+        requests: 20,
+        prompt_mean: 100.0,
+        output_mean: 20.0,
+        prefix_tokens: 0,
+        scheduler: SchedulerKind::Fcfs,
+        preemption: PreemptionKind::Fcfs,
+        priority: PriorityKind::SloBased,
+        admission: AdmissionKind::AlwaysAdmit,
+        routing: RoutingKind::RoundRobin,
+        scorers: None,
+        horizon_us: None,
+        seed: 7,
+        async_scheduling: true,
+    };
+    let independent = |f: &dyn Fn(&mut RunSpec)| {
+        let mut s = spec(&c, true);
+        f(&mut s);
+        config(&s).build(None, false).unwrap().0.instances_independent()
+    };
+    assert!(independent(&|_| {}));
+    assert!(independent(&|s| s.admission_policy = Some(AdmissionKind::TokenBucket)));
+    assert!(!independent(&|s| s.routing_policy = Some(RoutingKind::LeastLoaded)));
+    assert!(!independent(&|s| s.admission_policy = Some(AdmissionKind::TierShed)));
+    assert!(!independent(&|s| s.summarize_trace = Some(true)));
+    assert!(!independent(&|s| s.tenant_budgets = Some([("a".to_string(), 0.5)].into_iter().collect())));
+    assert!(!independent(&|s| s.num_instances = Some(1)));
+    assert!(!independent(&|s| s.independent_instances = Some(false)));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn conservation_causality_kv_and_determinism(c in case()) {
+        let (a, report) = run(&c, true);
+        let m = &report.cluster;
+        let k = &report.counters;
+        // Conservation: every request that arrived is in exactly one bucket (the engine also
+        // refuses to report a run where this fails).
+        prop_assert_eq!(
+            k.injected,
+            m.completed() + m.still_queued + m.still_running + m.dropped_unservable + m.timed_out
+                + k.rejected + k.in_transit
+        );
+        if c.horizon_us.is_none() {
+            prop_assert_eq!(k.injected, c.requests);
+            prop_assert_eq!(m.still_queued + m.still_running + k.in_transit, 0);
+            // Drained: no block is still held anywhere.
+            prop_assert_eq!(m.kv_used_blocks_at_end, 0);
+        }
+        prop_assert!(m.kv_check.is_none(), "{:?}", m.kv_check);
+        // Causality per request: arrival ≤ first token ≤ completion, ITL ≥ 0.
+        for r in &m.records {
+            if let Some(ttft) = r.ttft_ms {
+                prop_assert!(ttft >= 0.0);
+                if let Some(e2e) = r.e2e_ms {
+                    prop_assert!(e2e >= ttft, "request {}: e2e {} < ttft {}", r.request_id, e2e, ttft);
+                }
+            }
+            prop_assert!(r.itl_ms >= 0.0);
+        }
+        // Determinism: same configuration, identical document.
+        let (again, _) = run(&c, true);
+        prop_assert_eq!(&a, &again);
+        // The fast paths (lockstep decode, independent instances) equal the plain ones,
+        // records included.
+        let records = |r: &SimReport| serde_json::to_string(&r.cluster.records).unwrap();
+        for (lockstep, independent) in [(false, true), (true, false), (false, false)] {
+            let mut s = spec(&c, true);
+            s.lockstep_decode = Some(lockstep);
+            s.independent_instances = Some(independent);
+            let (doc, plain) = run_spec(&s);
+            // The documents differ only in the recorded execution options.
+            let strip = |d: &str| {
+                let mut v: serde_json::Value = serde_json::from_str(d).unwrap();
+                v.as_object_mut().unwrap().remove("config");
+                v
+            };
+            prop_assert_eq!(strip(&a), strip(&doc), "lockstep {} independent {}", lockstep, independent);
+            prop_assert_eq!(records(&report), records(&plain));
+        }
+    }
+
+    #[test]
+    fn prefix_caching_saves_prefill_work(mut c in case()) {
+        c.prefix_tokens = 64;
+        c.horizon_us = None;
+        c.kv_blocks = c.kv_blocks.max(200);
+        c.requests = c.requests.max(5);
+        c.admission = AdmissionKind::AlwaysAdmit;
+        c.instances = c.instances.min(3);
+        let (_, with) = run(&c, true);
+        let (_, without) = run(&c, false);
+        prop_assert_eq!(with.cluster.completed(), without.cluster.completed());
+        prop_assert!(
+            with.cluster.prompt_tokens_computed < without.cluster.prompt_tokens_computed,
+            "with caching {} vs without {}",
+            with.cluster.prompt_tokens_computed,
+            without.cluster.prompt_tokens_computed
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! Batch formation: the one place that decides what a step computes. Running requests come
+//! first (in batch order), then new ones from the wait-queue head; KV blocks are asked of the
+//! cache through `allocate`/`release` only, preempting victims when they run short.
+
+use blis_latency::{PrefillChunk, StepShape};
+
+use super::Instance;
+use crate::request::{LiveRequest, Phase};
+use crate::slab::ReqId;
+
+impl Instance {
+    /// Adds a scheduled request to the step's shape.
+    pub(super) fn add_to_shape(shape: &mut StepShape, r: &LiveRequest) {
+        if r.in_prefill() {
+            shape.prefills.push(PrefillChunk {
+                new_tokens: r.new_tokens,
+                context_tokens: r.progress_tokens,
+                input_tokens: r.input_tokens,
+            });
+        } else {
+            shape.decode_requests += 1;
+            shape.decode_context_tokens += u64::from(r.progress_tokens);
+        }
+    }
+
+    /// Decides this step's batch: running requests first, then new ones from the queue head.
+    /// Fills `self.shape` with what the batch computes, in running-batch order.
+    pub(super) fn form_batch(&mut self, now_us: u64) {
+        let mut budget = self.config.max_scheduled_tokens;
+        self.shape.clear();
+        let mut preempted = false;
+        let mut i = 0;
+        while i < self.running.len() && budget > 0 {
+            let id = self.running[i];
+            let r = &self.requests[id];
+            let n = if r.in_prefill() {
+                self.clamp_chunk(r.input_tokens - r.progress_tokens, budget, r.progress_tokens)
+            } else {
+                self.clamp_chunk(1, budget, r.progress_tokens)
+            };
+            if n == 0 {
+                self.requests[id].new_tokens = 0;
+                i += 1;
+                continue;
+            }
+            let end = r.progress_tokens + n;
+            if !self.allocate_or_preempt(&mut i, end, &mut budget, &mut preempted) {
+                break;
+            }
+            let r = &mut self.requests[id];
+            r.new_tokens = n;
+            Self::add_to_shape(&mut self.shape, r);
+            budget -= n;
+            i += 1;
+        }
+        // Requests the budget did not reach compute nothing this step.
+        for &id in &self.running[i.min(self.running.len())..] {
+            self.requests[id].new_tokens = 0;
+        }
+        if preempted {
+            // A victim may already have been added to the shape: rebuild it.
+            self.shape.clear();
+            for &id in &self.running {
+                let r = &self.requests[id];
+                if r.new_tokens > 0 {
+                    Self::add_to_shape(&mut self.shape, r);
+                }
+            }
+        }
+
+        if !preempted {
+            self.admit(now_us, budget);
+        }
+    }
+
+    /// Second stage of the queue head's prefetch (the first, at the start of the step, fetched
+    /// its index slots): the blocks its prefix lookup will check.
+    pub(super) fn prefetch_head_blocks(&self) {
+        if self.config.prefix_caching
+            && let Some(&head) = self.waiting.front()
+            && (self.running.len() as u32) < self.config.max_running_reqs
+        {
+            self.kv.prefetch_index_blocks(&self.requests[head].prompt_hashes);
+        }
+    }
+
+    /// Admits new requests from the queue head while budget, batch room and blocks allow.
+    pub(super) fn admit(&mut self, now_us: u64, mut budget: u32) {
+        let bs = self.config.block_size_tokens;
+        let mut pos = 0;
+        while budget > 0
+            && (self.running.len() as u32) < self.config.max_running_reqs
+            && let Some(&id) = self.waiting.get(pos)
+        {
+            let r = &self.requests[id];
+            if r.eligible_from_step > self.metrics.steps {
+                pos += 1; // not yet visible to the scheduler (async scheduling)
+                continue;
+            }
+            let mut cached_blocks =
+                if self.config.prefix_caching { self.kv.cached_prefix_blocks(&r.prompt_hashes) } else { 0 };
+            // As vLLM: the last prompt token is always computed, to produce the first output.
+            if cached_blocks * bs >= r.input_tokens {
+                cached_blocks = (r.input_tokens - 1) / bs;
+            }
+            let start = cached_blocks * bs;
+            let n = self.clamp_chunk(r.input_tokens - start, budget, start);
+            let r = &mut self.requests[id];
+            let claim = &r.prompt_hashes[..cached_blocks as usize];
+            if n == 0 || !self.kv.allocate(&mut r.kv, r.sequence.as_ref(), &r.prompt_hashes, claim, start + n)
+            {
+                break;
+            }
+            self.waiting.remove(pos);
+            r.phase = Phase::Running;
+            r.progress_tokens = start;
+            r.new_tokens = n;
+            r.cached_prompt_tokens = start;
+            r.scheduling_delay_us = Some(now_us.saturating_sub(r.spec.arrival_us));
+            r.seq = self.next_seq;
+            self.next_seq += 1;
+            self.metrics.prompt_tokens_cached += u64::from(start);
+            Self::add_to_shape(&mut self.shape, r);
+            self.running.push(id);
+            self.lock.note_admitted(id);
+            budget -= n;
+        }
+    }
+
+    /// Progress at which a decoding request leaves the batch: its last output token, or the
+    /// context limit.
+    pub(super) fn end_progress(&self, r: &LiveRequest) -> u32 {
+        let done = r.done_at_progress();
+        let mml = self.config.max_model_len;
+        if mml > 0 { done.min(mml - 1) } else { done }
+    }
+
+    /// Applies the chunked-prefill threshold, the step budget and the context limit.
+    pub(super) fn clamp_chunk(&self, wanted: u32, budget: u32, progress: u32) -> u32 {
+        let mut n = wanted;
+        let threshold = self.config.long_prefill_token_threshold;
+        if threshold > 0 && threshold < n {
+            n = threshold;
+        }
+        n = n.min(budget);
+        if self.config.max_model_len > 0 {
+            n = n.min((self.config.max_model_len - 1).saturating_sub(progress));
+        }
+        n
+    }
+
+    /// Grows running request `running[*i]` to `end_tokens`, evicting victims while blocks are
+    /// short. Returns false when the request itself was evicted (or nothing can be).
+    fn allocate_or_preempt(
+        &mut self,
+        i: &mut usize,
+        end_tokens: u32,
+        budget: &mut u32,
+        preempted: &mut bool,
+    ) -> bool {
+        let id = self.running[*i];
+        loop {
+            let r = &mut self.requests[id];
+            if self.kv.allocate(&mut r.kv, r.sequence.as_ref(), &r.prompt_hashes, &[], end_tokens) {
+                return true;
+            }
+            *preempted = true;
+            let v = self.preemption.victim(&self.running, &self.requests);
+            let victim = self.running.remove(v);
+            // Only requests before `i` were scheduled this step; later ones still carry the
+            // previous step's count.
+            if v < *i {
+                *i -= 1;
+                *budget += self.requests[victim].new_tokens;
+            }
+            self.preempt(victim);
+            if victim == id {
+                return false;
+            }
+        }
+    }
+
+    /// Recompute-mode preemption: drop the victim's KV and send it back to the queue front.
+    fn preempt(&mut self, id: ReqId) {
+        let r = &mut self.requests[id];
+        self.kv.release(&mut r.kv);
+        r.progress_tokens = 0;
+        r.new_tokens = 0;
+        r.ttft_us = None;
+        r.itl_sum_us = 0;
+        r.itl_samples = 0;
+        r.phase = Phase::Queued;
+        r.preemptions += 1;
+        self.metrics.preemptions += 1;
+        self.waiting.push_front(id);
+    }
+}

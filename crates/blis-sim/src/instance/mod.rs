@@ -1,0 +1,303 @@
+//! One inference server: wait queue, vLLM-V1-style batch formation, step execution.
+//!
+//! `step` orchestrates one step. [`batch`] is the single place that decides a step's batch (as
+//! vLLM's scheduler does); it asks the KV cache for blocks through `KvCache::allocate`/`release`
+//! only. [`complete`] executes the formed step. [`lockstep`] is a fast path beside them that
+//! forms and executes steady decode steps without visiting every decoder, taken only when it
+//! provably gives the same result. State changes of a step apply at its start time `now`;
+//! latencies are stamped at its end `now + step_time`.
+
+mod batch;
+mod complete;
+mod lockstep;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use blis_latency::{LatencyModel, StepShape};
+use blis_workload::{Outcome, RequestSpec};
+
+use crate::kv::KvCache;
+use crate::metrics::Metrics;
+use crate::preemption::PreemptionPolicy;
+use crate::priority::{PriorityKind, SloPriorities};
+use crate::request::{LiveRequest, Phase, PromptHashes};
+use crate::scheduler::Scheduler;
+use crate::slab::{ReqId, Slab};
+use lockstep::Lockstep;
+
+/// Static configuration of an instance (vLLM engine arguments).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceConfig {
+    /// `max_num_seqs`: cap on the running batch.
+    pub max_running_reqs: u32,
+    /// `max_num_batched_tokens`: token budget of one step.
+    pub max_scheduled_tokens: u32,
+    /// Per-request prefill chunk cap; 0 = off.
+    pub long_prefill_token_threshold: u32,
+    /// Context limit; 0 = unlimited.
+    pub max_model_len: u32,
+    pub block_size_tokens: u32,
+    pub total_kv_blocks: u32,
+    /// Reuse cached prompt blocks across requests (vLLM `enable_prefix_caching`).
+    pub prefix_caching: bool,
+    /// vLLM V1 async scheduling: step k+1 is scheduled while step k runs, so a request that
+    /// reaches the queue during a step can first be admitted one step later.
+    pub async_scheduling: bool,
+    /// How a request's SLO class sets its scheduling priority.
+    pub priority: PriorityKind,
+    pub slo_priorities: SloPriorities,
+    /// Keep a record per finished request (`--results-path`).
+    pub record_requests: bool,
+    /// Keep per-SLO-class distributions.
+    pub track_classes: bool,
+}
+
+/// A request that left the instance.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub spec: RequestSpec,
+    pub outcome: Outcome,
+    /// When the client sees the request end.
+    pub at_us: u64,
+}
+
+/// What `enqueue` did with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// In the wait queue under this handle.
+    Queued(ReqId),
+    /// Can never be served here (too long for the context or the cache).
+    Dropped,
+    /// Its deadline had already passed.
+    TimedOut,
+}
+
+pub struct Instance {
+    pub index: usize,
+    config: InstanceConfig,
+    kv: KvCache,
+    latency: Arc<dyn LatencyModel>,
+    scheduler: Box<dyn Scheduler>,
+    preemption: Box<dyn PreemptionPolicy>,
+    requests: Slab<LiveRequest>,
+    waiting: VecDeque<ReqId>,
+    running: Vec<ReqId>,
+    /// Reused buffer: the shape of the step being executed.
+    shape: StepShape,
+    /// Admission counter (`LiveRequest::seq`).
+    next_seq: u64,
+    lock: Lockstep,
+    pub metrics: Metrics,
+}
+
+impl Instance {
+    /// `lockstep_decode`: whether steady decode steps may take the lockstep fast path (never
+    /// changes results; off only to compare both paths).
+    pub fn new(
+        index: usize,
+        config: InstanceConfig,
+        latency: Arc<dyn LatencyModel>,
+        scheduler: Box<dyn Scheduler>,
+        preemption: Box<dyn PreemptionPolicy>,
+        lockstep_decode: bool,
+    ) -> Self {
+        assert!(config.block_size_tokens > 0 && config.max_running_reqs > 0);
+        assert!(config.max_scheduled_tokens >= config.block_size_tokens, "budget below one block");
+        let kv = KvCache::new(config.total_kv_blocks, config.block_size_tokens);
+        let metrics = Metrics { total_kv_blocks: u64::from(config.total_kv_blocks), ..Metrics::default() };
+        let lock = Lockstep::new(config.block_size_tokens, lockstep_decode);
+        Self {
+            index,
+            config,
+            kv,
+            latency,
+            scheduler,
+            preemption,
+            requests: Slab::default(),
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            shape: StepShape::default(),
+            next_seq: 0,
+            lock,
+            metrics,
+        }
+    }
+
+    pub fn latency(&self) -> &dyn LatencyModel {
+        self.latency.as_ref()
+    }
+
+    pub fn kv(&self) -> &KvCache {
+        &self.kv
+    }
+
+    pub fn queue_depth(&self) -> u32 {
+        self.waiting.len() as u32
+    }
+
+    pub fn batch_size(&self) -> u32 {
+        self.running.len() as u32
+    }
+
+    pub fn has_work(&self) -> bool {
+        !self.waiting.is_empty() || !self.running.is_empty()
+    }
+
+    /// Whether the request behind `id` is still `request_id` (handles are reused).
+    pub fn holds(&self, id: ReqId, request_id: u64) -> bool {
+        self.requests.get(id).is_some_and(|r| r.spec.id == request_id)
+    }
+
+    /// Applies the enqueue guards and appends the request to the wait queue. `output_reusable`:
+    /// whether a later prompt may contain this request's output
+    /// ([`blis_workload::RequestSource::output_reusable`]); when false, the blocks its decode
+    /// fills are not hashed or indexed.
+    pub fn enqueue(
+        &mut self,
+        now_us: u64,
+        spec: RequestSpec,
+        output_reusable: bool,
+        finished: &mut Vec<Finished>,
+    ) -> Enqueued {
+        self.enqueue_hashed(now_us, spec, output_reusable, None, finished)
+    }
+
+    /// [`Instance::enqueue`] with the prompt's block hashes at this instance's block size,
+    /// when the caller already computed them (the router does for prefix-aware policies).
+    pub fn enqueue_hashed(
+        &mut self,
+        now_us: u64,
+        spec: RequestSpec,
+        output_reusable: bool,
+        prompt_hashes: Option<PromptHashes>,
+        finished: &mut Vec<Finished>,
+    ) -> Enqueued {
+        let input = u64::from(spec.input.len());
+        // Token counts in u64: prompt + budget can exceed u32 for absurd requests, which are
+        // then dropped as unservable instead of wrapping into small ones.
+        let context = input + u64::from(spec.max_output_tokens.max(spec.output_tokens));
+        let mml = u64::from(self.config.max_model_len);
+        let bs = u64::from(self.config.block_size_tokens);
+        let too_long = mml > 0 && (input >= mml || context > mml);
+        // A request whose whole context cannot fit in the cache would preempt itself forever;
+        // one that needs more than u32 tokens of progress cannot be tracked.
+        let too_big =
+            context.div_ceil(bs) > u64::from(self.config.total_kv_blocks) || context >= u64::from(u32::MAX);
+        if too_long || too_big || input == 0 {
+            self.metrics.dropped_unservable += 1;
+            finished.push(Finished { spec, outcome: Outcome::Dropped, at_us: now_us });
+            return Enqueued::Dropped;
+        }
+        self.metrics.total_input_tokens += input;
+        if let Some(tenant) = &spec.tenant {
+            self.metrics.by_tenant.entry(tenant.clone()).or_default().requests += 1;
+        }
+        if spec.deadline_us.is_some_and(|d| now_us >= d) {
+            self.metrics.timed_out += 1;
+            finished.push(Finished { spec, outcome: Outcome::TimedOut, at_us: now_us });
+            return Enqueued::TimedOut;
+        }
+        self.metrics.enqueued += 1;
+        let priority = self.config.slo_priorities.instance(self.config.priority, spec.slo_class);
+        let bs = self.config.block_size_tokens;
+        let id = self.requests.insert(LiveRequest::new(spec, bs, priority, output_reusable, prompt_hashes));
+        // Under async scheduling the next step's batch was fixed when the running step started.
+        if self.config.async_scheduling && self.has_work() {
+            self.requests[id].eligible_from_step = self.metrics.steps + 2;
+        }
+        self.waiting.push_back(id);
+        Enqueued::Queued(id)
+    }
+
+    /// Runs one step starting at `now_us`; returns its duration. Requests that finish are
+    /// appended to `finished`.
+    pub fn step(&mut self, now_us: u64, finished: &mut Vec<Finished>) -> u64 {
+        self.metrics.steps += 1;
+        self.scheduler.order(&mut self.waiting, &self.requests);
+        if let Some(&head) = self.waiting.front()
+            && (self.running.len() as u32) < self.config.max_running_reqs
+        {
+            // The queue head is likely admitted at the end of batch formation: start fetching
+            // the index slots its prefix lookups and block seals will probe.
+            self.kv.prefetch_index(&self.requests[head].prompt_hashes);
+        }
+        let fast = self.lockstep_form(now_us);
+        if !fast {
+            // Batch formation also builds the step's shape (one pass over the batch).
+            self.form_batch(now_us);
+        }
+        let step_us = if self.shape.is_empty() { 1 } else { self.latency.step_time_us(&self.shape).max(1) };
+        // Saturating: the engine refuses to schedule anything past its time limit, so an absurd
+        // step time ends the run with an error instead of wrapping the clock.
+        let end_us = now_us.saturating_add(step_us);
+        if fast {
+            self.execute_fast(end_us, step_us, finished);
+        } else {
+            self.execute_and_complete(end_us, step_us, finished);
+        }
+        self.metrics.peak_kv_blocks = self.metrics.peak_kv_blocks.max(self.kv.used_blocks());
+        self.metrics.end_us = self.metrics.end_us.max(end_us);
+
+        // A queue whose head cannot be admitted into an empty batch would spin forever; the
+        // enqueue guards make this unreachable, and the assertion keeps it so.
+        debug_assert!(
+            !(self.running.is_empty() && !self.waiting.is_empty() && self.shape.is_empty()),
+            "instance {} idles with a non-empty queue",
+            self.index
+        );
+        step_us
+    }
+
+    /// Ends a request whose deadline passed, wherever it is.
+    pub fn time_out(&mut self, now_us: u64, id: ReqId) -> Finished {
+        match self.requests[id].phase {
+            Phase::Queued => {
+                let pos = self.waiting.iter().position(|&w| w == id).expect("queued request not in queue");
+                self.waiting.remove(pos);
+            }
+            Phase::Running => {
+                self.lockstep_forget(id);
+                let pos = self.running.iter().position(|&w| w == id).expect("running request not in batch");
+                self.running.remove(pos);
+            }
+        }
+        self.retire(id, now_us, Outcome::TimedOut)
+    }
+
+    /// Closes the books at the end of the run: what is still queued or running is counted,
+    /// and first tokens already produced are recorded.
+    pub fn finalize(&mut self, horizon_us: u64) {
+        let (fast_steps, fallbacks) = self.lock.stats();
+        tracing::debug!(
+            instance = self.index,
+            steps = self.metrics.steps,
+            lockstep_steps = fast_steps,
+            fallbacks_chunk = fallbacks[0],
+            fallbacks_budget = fallbacks[1],
+            fallbacks_kv = fallbacks[2],
+            "lockstep decode"
+        );
+        self.metrics.still_queued = self.waiting.len() as u64;
+        self.metrics.still_running = self.running.len() as u64;
+        for &id in self.waiting.iter().chain(self.running.iter()) {
+            if let Some(ttft) = self.requests[id].ttft_us {
+                self.metrics.all.ttft.push(ttft);
+            }
+        }
+        self.metrics.end_us = self.metrics.end_us.min(horizon_us);
+        self.metrics.kv_hit_blocks = self.kv.hit_blocks();
+        self.metrics.kv_miss_blocks = self.kv.miss_blocks();
+        self.metrics.kv_used_blocks_at_end = self.kv.used_blocks();
+        self.metrics.kv_check = self.kv.check_invariants().err();
+    }
+
+    /// Starts logging prefix-index changes (for the router's delayed view).
+    pub fn enable_index_log(&mut self) {
+        self.kv.enable_index_log();
+    }
+
+    pub fn drain_index_changes(&mut self) -> Vec<crate::kv::IndexChange> {
+        self.kv.drain_index_changes()
+    }
+}
