@@ -171,6 +171,26 @@ mod tests {
         }
     }
 
+    /// Every run flag is a key of the run description with the same name (and back), except
+    /// the few that only steer the command line.
+    #[test]
+    fn flags_and_keys_are_the_same_names() {
+        let cmd = command();
+        let run = cmd.find_subcommand("run").unwrap();
+        let flags: Vec<String> = run.get_arguments().filter_map(|a| a.get_long().map(String::from)).collect();
+        let keys = RunSpec::keys();
+        let cli_only = ["config", "dump-config", "progress", "log", "help"];
+        for f in &flags {
+            assert!(keys.contains(f) || cli_only.contains(&f.as_str()), "--{f} is not a key");
+        }
+        let file_only = ["slo-priorities", "tenant-budgets", "slo-targets"];
+        for k in &keys {
+            assert!(flags.contains(k) || file_only.contains(&k.as_str()), "key {k} has no flag");
+            let probe = format!("{k}: null\n");
+            assert!(serde_saphyr::from_str::<RunSpec>(&probe).is_ok(), "key {k} is not read from files");
+        }
+    }
+
     #[test]
     fn every_flag_with_a_default_shows_it() {
         let cmd = command();

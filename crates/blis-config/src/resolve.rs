@@ -139,6 +139,13 @@ impl Ctx<'_> {
     fn explicit(&self, key: &str) -> bool {
         self.layers.is_explicit(key)
     }
+
+    /// Whether the user set `key` to something other than its default: what "has no effect"
+    /// warnings are about (a dumped configuration spells out every default).
+    fn customized(&self, key: &str) -> bool {
+        self.explicit(key)
+            && self.layers.origin(key).and_then(|l| l.values.get(key)) != default_value(key).as_ref()
+    }
 }
 
 fn required<T: Clone>(v: &Option<T>, key: &str) -> T {
@@ -195,26 +202,24 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
             format!("at most the instance count ({num_instances}), got {counterfactual_k}"),
         ));
     }
-    if counterfactual_k > 0 && !trace_decisions {
+    if cx.customized("counterfactual-k") && !trace_decisions {
         cx.warn("counterfactual-k", "no effect without --trace-level decisions");
     }
     if !cluster {
         for key in CLUSTER_KEYS {
-            if cx.explicit(key)
-                && layers.origin(key).is_some_and(|l| l.values.get(*key) != default_value(key).as_ref())
-            {
+            if cx.customized(key) {
                 cx.warn(
                     key,
                     "no effect with one instance (single-instance mode has no admission or routing)",
                 );
             }
         }
-    } else if routing.kind != RoutingKind::Weighted && cx.explicit("routing-scorers") {
+    } else if routing.kind != RoutingKind::Weighted && cx.customized("routing-scorers") {
         cx.warn("routing-scorers", "no effect without --routing-policy weighted");
     }
     if admission.kind != AdmissionKind::TokenBucket && cluster {
         for key in ["token-bucket-capacity", "token-bucket-refill-rate"] {
-            if cx.explicit(key) {
+            if cx.customized(key) {
                 cx.warn(key, "no effect without --admission-policy token-bucket");
             }
         }
@@ -621,7 +626,7 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
     if trace.is_some() || file_spec.is_some() {
         let kind = if trace.is_some() { "--workload-trace" } else { "--workload-spec" };
         for key in SYNTHETIC_KEYS {
-            if cx.explicit(key) {
+            if cx.customized(key) {
                 cx.warn(key, format!("ignored with {kind} (the workload sets it)"));
             }
             clear_key(spec, key);
@@ -677,7 +682,7 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
     let o = blis_workload::presets::DEFAULT_OUTPUT;
     let (prompt, output) = if preset.is_inference_perf() {
         for key in &SYNTHETIC_KEYS[1..] {
-            if cx.explicit(key) {
+            if cx.customized(key) {
                 cx.warn(
                     key,
                     format!("ignored with --workload {} (its stages and lengths are fixed)", preset.name()),

@@ -65,12 +65,20 @@ pub struct Point {
     pub aliases: Vec<String>,
 }
 
-/// The result of one configuration: the cluster metrics as a JSON object, or why it could not
-/// run.
+/// The result of one configuration, or why it could not run.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub point: Point,
-    pub outcome: Result<serde_json::Map<String, Value>, String>,
+    pub outcome: Result<RowResult, String>,
+}
+
+/// What a configuration that ran produced.
+#[derive(Debug, Clone)]
+pub struct RowResult {
+    /// The cluster metrics document.
+    pub metrics: serde_json::Map<String, Value>,
+    /// The row's resolved run description (what `blis run --config` reads to repeat it).
+    pub run: Value,
 }
 
 fn bare(key: &str) -> &str {
@@ -203,19 +211,16 @@ pub fn row_layers(point: &Point, grid_file: &Path) -> Result<Layers, ConfigError
     Ok(layers)
 }
 
-/// Runs one row and returns its cluster metrics.
-pub fn run_point(
-    point: &Point,
-    grid_file: &Path,
-    catalog: &Catalog,
-) -> Result<serde_json::Map<String, Value>, String> {
+/// Runs one row.
+pub fn run_point(point: &Point, grid_file: &Path, catalog: &Catalog) -> Result<RowResult, String> {
     let layers = row_layers(point, grid_file).map_err(|e| e.to_string())?;
     let config = crate::resolve::resolve(&layers, catalog).map_err(|e| e.to_string())?;
     let outcome = config.simulate().map_err(|e| e.to_string())?;
-    match serde_json::to_value(&outcome.doc.cluster).expect("metrics serialize") {
-        Value::Object(m) => Ok(m),
+    let metrics = match serde_json::to_value(&outcome.doc.cluster).expect("metrics serialize") {
+        Value::Object(m) => m,
         _ => unreachable!("a struct serializes to an object"),
-    }
+    };
+    Ok(RowResult { metrics, run: serde_json::to_value(&config.spec).expect("a run spec serializes") })
 }
 
 /// Parses `--shard k/n` (1 ≤ k ≤ n) into the row range of shard k of a `total`-row grid.
@@ -239,7 +244,8 @@ fn display(v: &Value) -> String {
     }
 }
 
-/// Rows as a JSON array of `{index, config, metrics | error}` objects, in index order.
+/// Rows as a JSON array of `{index, config, metrics, run | error}` objects, in index order
+/// (`config`: the axis values; `run`: the whole resolved description).
 pub fn to_json(rows: &[Row]) -> String {
     let items: Vec<Value> = rows
         .iter()
@@ -249,9 +255,14 @@ pub fn to_json(rows: &[Row]) -> String {
             o.insert("index".into(), r.point.index.into());
             o.insert("config".into(), config.into());
             match &r.outcome {
-                Ok(m) => o.insert("metrics".into(), m.clone().into()),
-                Err(e) => o.insert("error".into(), e.clone().into()),
-            };
+                Ok(res) => {
+                    o.insert("metrics".into(), res.metrics.clone().into());
+                    o.insert("run".into(), res.run.clone());
+                }
+                Err(e) => {
+                    o.insert("error".into(), e.clone().into());
+                }
+            }
             o.into()
         })
         .collect();
@@ -273,8 +284,8 @@ pub fn to_csv(grid: &Grid, rows: &[Row]) -> String {
         let mut fields = vec![r.point.index.to_string()];
         fields.extend(r.point.coords.iter().map(|(_, v)| display(v)));
         match &r.outcome {
-            Ok(m) => {
-                fields.extend(metrics.iter().map(|k| m.get(k).map(display).unwrap_or_default()));
+            Ok(res) => {
+                fields.extend(metrics.iter().map(|k| res.metrics.get(k).map(display).unwrap_or_default()));
                 fields.push(String::new());
             }
             Err(e) => {
