@@ -395,7 +395,7 @@ axes:
         let mut m = serde_json::Map::new();
         m.insert("completed_requests".into(), 7.into());
         let rows = vec![
-            Row { point: g.point(0), outcome: Ok(m) },
+            Row { point: g.point(0), outcome: Ok(RowResult { metrics: m, run: Value::Null }) },
             Row { point: g.point(1), outcome: Err("bad, really".into()) },
         ];
         let csv = to_csv(&g, &rows);
