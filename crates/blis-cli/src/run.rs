@@ -105,6 +105,9 @@ fn execute(args: &RunArgs, layers: &Layers) -> CliResult<()> {
         eprintln!("warning: {w}");
     }
     let outcome = simulate(&config, args.progress)?;
+    for w in outcome.warnings() {
+        eprintln!("warning: {w}");
+    }
     let text = serde_json::to_string_pretty(&outcome.doc).expect("metrics serialize");
     print_stdout(&text)
 }

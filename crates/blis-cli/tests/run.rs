@@ -185,3 +185,11 @@ fn async_scheduling_delays_admission_by_one_step() {
     assert!(extra_ttft > 0.5 * f(&off, "itl_mean_ms"), "TTFT +{extra_ttft} ms");
     assert!(extra_ttft < 2.0 * f(&off, "itl_mean_ms"), "TTFT +{extra_ttft} ms");
 }
+
+#[test]
+fn a_run_that_injects_nothing_says_so() {
+    let out = blis(&with_model(&["--rate", "1e-300", "--num-requests", "5", "--horizon", "1000000"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: no request arrived"), "{err}");
+}

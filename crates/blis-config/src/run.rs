@@ -21,6 +21,20 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
+    /// What a reader of the numbers should know about this run (shown on stderr by the CLI).
+    pub fn warnings(&self) -> Vec<String> {
+        let c = &self.doc.cluster;
+        let mut out = Vec::new();
+        if c.injected_requests == 0 {
+            out.push(
+                "no request arrived: every metric is empty (the horizon ends before the first arrival, \
+                 or the rate is too low)"
+                    .to_string(),
+            );
+        }
+        out
+    }
+
     /// Per-request records (when they were kept), in request-id order.
     pub fn records(&self) -> Vec<&RequestRecord> {
         let mut records: Vec<&RequestRecord> =
