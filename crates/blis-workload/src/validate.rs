@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::arrival::ArrivalProcess;
 use crate::error::{Result, WorkloadError};
 use crate::lengths::LengthDist;
+use crate::limits::{MAX_REQUEST_TOKENS, MIN_RATE_PER_S};
 use crate::request::SloClass;
 use crate::rng::{splitmix64, stream_seed};
 use crate::spec::{ClientSpec, WorkloadSpec};
@@ -139,6 +140,9 @@ pub(crate) fn compile_clients(spec: &WorkloadSpec, seed: u64) -> Result<Vec<Clie
         ));
     }
     let aggregate = match spec.aggregate_rate {
+        Some(r) if r.is_finite() && r > 0.0 && r < MIN_RATE_PER_S => {
+            return Err(WorkloadError::at("aggregate_rate", slow_rate_message(r)));
+        }
         Some(r) if r.is_finite() && r > 0.0 => r,
         Some(0.0) => {
             return Err(WorkloadError::at(
@@ -178,11 +182,34 @@ pub(crate) fn compile_clients(spec: &WorkloadSpec, seed: u64) -> Result<Vec<Clie
         }
     }
     let total: f64 = fractions.iter().sum();
+    if !total.is_finite() {
+        return Err(WorkloadError::at(
+            "clients",
+            "rate_fraction values must sum to a finite number (they are relative; scale them down)",
+        ));
+    }
     spec.clients
         .iter()
         .enumerate()
-        .map(|(i, c)| compile_client(c, i, aggregate * fractions[i] / total, seed, v1))
+        .map(|(i, c)| {
+            let rate = aggregate * fractions[i] / total;
+            if rate < MIN_RATE_PER_S {
+                return Err(WorkloadError::at(
+                    format!("clients[{i}].rate_fraction"),
+                    format!("gives this client {}", slow_rate_message(rate)),
+                ));
+            }
+            compile_client(c, i, rate, seed, v1)
+        })
         .collect()
+}
+
+/// Why a rate is too slow to simulate.
+pub(crate) fn slow_rate_message(rate: f64) -> String {
+    format!(
+        "a rate of {rate} req/s, below the slowest accepted {MIN_RATE_PER_S:.4e} req/s (one request per {})",
+        crate::limits::max_time_text()
+    )
 }
 
 fn compile_client(c: &ClientSpec, i: usize, rate: f64, seed: u64, v1: bool) -> Result<ClientPlan> {
@@ -193,12 +220,17 @@ fn compile_client(c: &ClientSpec, i: usize, rate: f64, seed: u64, v1: bool) -> R
         return not_supported("multimodal", "");
     }
     if c.concurrency.is_some() {
-        return not_supported("concurrency", "; use the CLI's --concurrency for closed-loop users");
+        return not_supported(
+            "concurrency",
+            ": closed-loop virtual users are not implemented; for completion-driven arrivals use \
+             reasoning.multi_turn sessions (closed_loop: true is their default)",
+        );
     }
     if c.think_time_us.is_some() {
         return not_supported(
             "think_time_us",
-            " without concurrency; use reasoning.multi_turn.think_time_us",
+            " (it belongs to concurrency users, which are not implemented); \
+             use reasoning.multi_turn.think_time_us",
         );
     }
     let slo_name = c.slo_class.as_deref().unwrap_or("");
@@ -220,13 +252,11 @@ fn compile_client(c: &ClientSpec, i: usize, rate: f64, seed: u64, v1: bool) -> R
         .as_ref()
         .ok_or_else(|| at("output_distribution", "required".into()))
         .and_then(|d| LengthDist::from_spec(d, &format!("{path}.output_distribution")))?;
+    // The prompt also holds at least one token of its own after the prefix.
+    if let Some(n) = c.prefix_length {
+        crate::limits::tokens(&format!("{path}.prefix_length"), n, 0, MAX_REQUEST_TOKENS - 1)?;
+    }
     let prefix = match (c.prefix_group.as_deref(), c.prefix_length) {
-        (_, Some(n)) if n < 0 => {
-            return Err(at("prefix_length", format!("must be ≥ 0 tokens, got {n}")));
-        }
-        (_, Some(n)) if n > i64::from(u32::MAX) => {
-            return Err(at("prefix_length", format!("too large: {n}")));
-        }
         (None | Some(""), Some(n)) if n > 0 => {
             return Err(at("prefix_length", "set without prefix_group".into()));
         }
@@ -246,10 +276,10 @@ fn compile_client(c: &ClientSpec, i: usize, rate: f64, seed: u64, v1: bool) -> R
                     format!("must be ≥ 1, got {}", mt.max_rounds),
                 ));
             }
-            let think = mt.think_time_us.unwrap_or(0);
-            if think < 0 {
-                return Err(at("reasoning.multi_turn.think_time_us", format!("must be ≥ 0 µs, got {think}")));
-            }
+            let think = crate::limits::time_us(
+                &format!("{path}.reasoning.multi_turn.think_time_us"),
+                mt.think_time_us.unwrap_or(0),
+            )?;
             let accumulate = match mt.context_growth.as_deref().unwrap_or("") {
                 "" => false,
                 "accumulate" => true,
@@ -262,7 +292,7 @@ fn compile_client(c: &ClientSpec, i: usize, rate: f64, seed: u64, v1: bool) -> R
             };
             Some(MultiTurnPlan {
                 max_rounds: mt.max_rounds as u32,
-                think_time_us: think as u64,
+                think_time_us: think,
                 accumulate,
                 single_session: mt.single_session.unwrap_or(false),
                 closed_loop: c.closed_loop.unwrap_or(true),
@@ -274,14 +304,12 @@ fn compile_client(c: &ClientSpec, i: usize, rate: f64, seed: u64, v1: bool) -> R
             return Err(at("timeout", format!("must be ≥ 0 µs (0 = none), got {t}")));
         }
         Some(0) => None,
-        Some(t) => Some(t as u64),
+        Some(t) => Some(crate::limits::time_us(&format!("{path}.timeout"), t)?),
         None if multi_turn.is_some() => Some(DEFAULT_SESSION_TIMEOUT_US),
         None => None,
     };
-    if let Some(t) = c.slo_target_us
-        && t < 0
-    {
-        return Err(at("slo_target_us", format!("must be ≥ 0 µs, got {t}")));
+    if let Some(t) = c.slo_target_us {
+        crate::limits::time_us(&format!("{path}.slo_target_us"), t)?;
     }
     if let Some(n) = &c.network {
         for (k, v) in [("rtt_ms", n.rtt_ms), ("bandwidth_mbps", n.bandwidth_mbps)] {
