@@ -84,7 +84,8 @@ impl ArrivalProcess {
                         return Err(WorkloadError::at(
                             format!("{path}.scale"),
                             format!(
-                                "{s} µs is beyond the longest simulated time, {}",
+                                "{} µs is beyond the longest simulated time, {}",
+                                crate::limits::num(s),
                                 crate::limits::max_time_text()
                             ),
                         ));

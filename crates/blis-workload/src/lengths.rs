@@ -13,7 +13,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::arrival::exp1;
 use crate::error::{Result, WorkloadError};
-use crate::limits::{MAX_REQUEST_TOKENS, TOKEN_LIMIT_NOTE};
+use crate::limits::{MAX_REQUEST_TOKENS, TOKEN_LIMIT_NOTE, num};
 use crate::rng::StreamRng;
 use crate::spec::DistSpec;
 
@@ -144,7 +144,7 @@ impl LengthDist {
                     if tokens > f64::from(MAX_REQUEST_TOKENS) {
                         return Err(p.err(
                             k,
-                            format!("must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {tokens}"),
+                            format!("must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {}", num(tokens)),
                         ));
                     }
                     if !(w.is_finite() && w >= 0.0) {
@@ -299,11 +299,11 @@ impl Params<'_> {
     }
 
     fn positive(&self, key: &str, v: f64) -> Result<()> {
-        if v > 0.0 { Ok(()) } else { Err(self.err(key, format!("must be > 0, got {v}"))) }
+        if v > 0.0 { Ok(()) } else { Err(self.err(key, format!("must be > 0, got {}", num(v)))) }
     }
 
     fn non_negative(&self, key: &str, v: f64) -> Result<()> {
-        if v >= 0.0 { Ok(()) } else { Err(self.err(key, format!("must be ≥ 0, got {v}"))) }
+        if v >= 0.0 { Ok(()) } else { Err(self.err(key, format!("must be ≥ 0, got {}", num(v)))) }
     }
 
     /// A length parameter must not exceed the per-request limit.
@@ -311,7 +311,7 @@ impl Params<'_> {
         if v <= f64::from(MAX_REQUEST_TOKENS) {
             Ok(())
         } else {
-            Err(self.err(key, format!("must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {v}")))
+            Err(self.err(key, format!("must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {}", num(v))))
         }
     }
 
@@ -323,7 +323,7 @@ impl Params<'_> {
         } else {
             Err(self.err(
                 key,
-                format!("must be ≤ {max:.4} (median exp(mu) ≤ {MAX_REQUEST_TOKENS} tokens; {TOKEN_LIMIT_NOTE}), got {v}"),
+                format!("must be ≤ {max:.4} (median exp(mu) ≤ {MAX_REQUEST_TOKENS} tokens; {TOKEN_LIMIT_NOTE}), got {}", num(v)),
             ))
         }
     }

@@ -26,6 +26,12 @@ pub const MIN_RATE_PER_S: f64 = 1e6 / MAX_TIME_US as f64;
 /// largest count an `f64` holds exactly.
 pub const MAX_STAGE_REQUESTS: f64 = 9_007_199_254_740_992.0;
 
+/// A user's number for a message: plain when moderate, scientific when tiny or huge (so that
+/// `1e300` does not print as 301 digits).
+pub fn num(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e15).contains(&v.abs()) { format!("{v:e}") } else { format!("{v}") }
+}
+
 /// `MAX_TIME_US` for messages: "3155760000000000 µs (100 years)".
 pub fn max_time_text() -> String {
     format!("{MAX_TIME_US} µs (100 years)")
