@@ -22,6 +22,8 @@ pub enum ModelError {
     UnsupportedActivation { model: String, hidden_act: String },
     /// Weights and reserves do not leave room for a single KV block at this TP.
     InsufficientMemory { model: String, gpu: String, tp: u32, min_tp: Option<u32>, detail: String },
+    /// The GPU's memory gives more KV blocks than an instance supports ([`crate::MAX_KV_BLOCKS`]).
+    TooManyBlocks { model: String, gpu: String, memory_gib: f64, tp: u32, blocks: f64 },
     /// A caller-supplied argument is out of range (TP 0, utilization > 1, ...).
     InvalidArgument { what: String, reason: String },
 }
@@ -61,6 +63,13 @@ impl fmt::Display for ModelError {
                     None => write!(f, "it does not fit at any TP up to 64"),
                 }
             }
+            ModelError::TooManyBlocks { model, gpu, memory_gib, tp, blocks } => write!(
+                f,
+                "GPU {gpu} with MemoryGiB = {} would hold {blocks:.3e} KV blocks of model {model} at TP={tp}, \
+                 more than the {} an instance supports; check MemoryGiB in the hardware config",
+                crate::gpu::num(*memory_gib),
+                crate::MAX_KV_BLOCKS
+            ),
             ModelError::InvalidArgument { what, reason } => write!(f, "invalid {what}: {reason}"),
         }
     }
