@@ -218,7 +218,9 @@ mod tests {
             "invalid hardware config hw.json: GPU `H100` field `MemoryGiB` must be ≤ 1048576, got 1000000000000"
         );
         assert!(err(r#"{"H100": {"mfuDecode": 1.5}}"#).contains("`mfuDecode` must be ≤ 1, got 1.5"));
-        assert!(err(r#"{"H100": {"TFlopsPeak": 1e300}}"#).contains("`TFlopsPeak` must be ≤ 1000000, got 1e300"));
+        assert!(
+            err(r#"{"H100": {"TFlopsPeak": 1e300}}"#).contains("`TFlopsPeak` must be ≤ 1000000, got 1e300")
+        );
         assert!(err(r#"{" ": {"MemoryGiB": 1}}"#).contains("`(name)` must not be empty"));
         assert!(err("[1]").contains("hw.json"));
         assert!(err("{").contains("invalid JSON"));

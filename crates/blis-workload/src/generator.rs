@@ -305,7 +305,8 @@ impl SpecSource {
         let Some(s) = prev.session else {
             return;
         };
-        let at = prev.arrival_us.saturating_add(mt.think_time_us).saturating_add(u64::from(prev.output_tokens));
+        let at =
+            prev.arrival_us.saturating_add(mt.think_time_us).saturating_add(u64::from(prev.output_tokens));
         if self.horizon.is_some_and(|h| at >= h) || at >= MAX_TIME_US {
             self.sessions.end(s.session_id);
             return;

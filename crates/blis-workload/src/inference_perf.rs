@@ -102,7 +102,8 @@ impl InferencePerfPlan {
                 Ok(v as u32)
             }
         };
-        let tokens = |name: &str, v: i64, min: i64| crate::limits::tokens(&path(name), v, min, MAX_REQUEST_TOKENS);
+        let tokens =
+            |name: &str, v: i64, min: i64| crate::limits::tokens(&path(name), v, min, MAX_REQUEST_TOKENS);
         let groups = count("num_unique_system_prompts", sp.num_unique_system_prompts)?;
         let users_per_group = count("num_users_per_system_prompt", sp.num_users_per_system_prompt)?;
         let system_prompt_len = tokens("system_prompt_len", sp.system_prompt_len, 0)?;
@@ -293,12 +294,18 @@ impl InferencePerfSource {
 
     /// [`new`](Self::new) with the population size up to which users are tabulated (tests
     /// check that both representations give the same requests).
-    fn with_eager_limit(plan: InferencePerfPlan, limits: Limits, timeout_us: Option<u64>, eager: u64) -> Self {
+    fn with_eager_limit(
+        plan: InferencePerfPlan,
+        limits: Limits,
+        timeout_us: Option<u64>,
+        eager: u64,
+    ) -> Self {
         let seed = limits.seed;
         let mut users_rng = stream(seed, "inference-perf/users");
         let size = plan.population();
         let population = if size <= eager {
-            let groups: Vec<(Arc<str>, u64)> = (0..u64::from(plan.groups)).map(|g| group_of(seed, g)).collect();
+            let groups: Vec<(Arc<str>, u64)> =
+                (0..u64::from(plan.groups)).map(|g| group_of(seed, g)).collect();
             let per = u64::from(plan.users_per_group);
             let mut users: Vec<User> = (0..size).map(|i| user_of(seed, i / per, i % per)).collect();
             if plan.user_order == UserOrder::RoundRobin {

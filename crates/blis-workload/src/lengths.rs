@@ -144,7 +144,10 @@ impl LengthDist {
                     if tokens > f64::from(MAX_REQUEST_TOKENS) {
                         return Err(p.err(
                             k,
-                            format!("must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {}", num(tokens)),
+                            format!(
+                                "must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {}",
+                                num(tokens)
+                            ),
                         ));
                     }
                     if !(w.is_finite() && w >= 0.0) {
@@ -311,7 +314,10 @@ impl Params<'_> {
         if v <= f64::from(MAX_REQUEST_TOKENS) {
             Ok(())
         } else {
-            Err(self.err(key, format!("must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {}", num(v))))
+            Err(self.err(
+                key,
+                format!("must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {}", num(v)),
+            ))
         }
     }
 

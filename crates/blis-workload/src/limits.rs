@@ -29,7 +29,11 @@ pub const MAX_STAGE_REQUESTS: f64 = 9_007_199_254_740_992.0;
 /// A user's number for a message: plain when moderate, scientific when tiny or huge (so that
 /// `1e300` does not print as 301 digits).
 pub fn num(v: f64) -> String {
-    if v != 0.0 && v.is_finite() && !(1e-4..1e15).contains(&v.abs()) { format!("{v:e}") } else { format!("{v}") }
+    if v != 0.0 && v.is_finite() && !(1e-4..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 /// `MAX_TIME_US` for messages: "3155760000000000 µs (100 years)".
@@ -47,7 +51,10 @@ pub(crate) fn tokens(path: &str, value: i64, min: i64, max: u32) -> Result<u32, 
         return Err(WorkloadError::at(path, format!("must be ≥ {min} tokens, got {value}")));
     }
     if value > i64::from(max) {
-        return Err(WorkloadError::at(path, format!("must be ≤ {max} tokens ({TOKEN_LIMIT_NOTE}), got {value}")));
+        return Err(WorkloadError::at(
+            path,
+            format!("must be ≤ {max} tokens ({TOKEN_LIMIT_NOTE}), got {value}"),
+        ));
     }
     Ok(value as u32)
 }

@@ -198,7 +198,10 @@ fn check_synthetic(p: &SyntheticParams) -> Result<()> {
             if v > f64::from(MAX_REQUEST_TOKENS) {
                 return Err(WorkloadError::at(
                     format!("--{flag}{suffix}"),
-                    format!("must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {}", crate::limits::num(v)),
+                    format!(
+                        "must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {}",
+                        crate::limits::num(v)
+                    ),
                 ));
             }
         }
@@ -276,7 +279,10 @@ mod tests {
             "--prefix-tokens: must be ≤ 16777215 tokens (the prompt also holds ≥ 1 token of its own; a request's \
              prompt and its output each hold at most 16777216 tokens, more than any model's context), got 4294967295"
         );
-        assert!(err(SyntheticParams { prefix_tokens: 1_000_000_000, ..Default::default() }).starts_with("--prefix-tokens: must be ≤ 16777215"));
+        assert!(
+            err(SyntheticParams { prefix_tokens: 1_000_000_000, ..Default::default() })
+                .starts_with("--prefix-tokens: must be ≤ 16777215")
+        );
         assert_eq!(
             err(SyntheticParams { timeout_us: Some(10_000_000_000_000_000_000), ..Default::default() }),
             "--timeout: 10000000000000 s is beyond the longest simulated time, 3155760000 s (100 years)"
@@ -287,11 +293,22 @@ mod tests {
              100 years, the longest simulated time)"
         );
         let huge = LenParams::new(1e300, 1.0, 1, 100);
-        assert!(err(SyntheticParams { prompt: Some(huge), ..Default::default() }).starts_with("--prompt-tokens: must be ≤ 16777216 tokens"));
+        assert!(
+            err(SyntheticParams { prompt: Some(huge), ..Default::default() })
+                .starts_with("--prompt-tokens: must be ≤ 16777216 tokens")
+        );
         let wide = LenParams::new(100.0, 1.0, 1, u32::MAX);
-        assert!(err(SyntheticParams { output: Some(wide), ..Default::default() }).starts_with("--output-tokens-max: must be ≤ 16777216"));
+        assert!(
+            err(SyntheticParams { output: Some(wide), ..Default::default() })
+                .starts_with("--output-tokens-max: must be ≤ 16777216")
+        );
         // At the limits everything is accepted and generates.
-        let p = SyntheticParams { prefix_tokens: MAX_REQUEST_TOKENS - 1, rate: MIN_RATE_PER_S, num_requests: 2, ..Default::default() };
+        let p = SyntheticParams {
+            prefix_tokens: MAX_REQUEST_TOKENS - 1,
+            rate: MIN_RATE_PER_S,
+            num_requests: 2,
+            ..Default::default()
+        };
         let spec = preset_spec("distribution", &p).unwrap();
         let mut src = crate::build_source(&spec, &crate::Overrides::default()).unwrap();
         while let Some(r) = src.next_request() {

@@ -541,7 +541,9 @@ impl Range {
         match self {
             Range::Id => (u64::MAX, "an integer", String::new()),
             Range::Count => (u64::from(u32::MAX), "an integer", String::new()),
-            Range::Tokens => (u64::from(MAX_REQUEST_TOKENS), "a token count", format!(" ({TOKEN_LIMIT_NOTE})")),
+            Range::Tokens => {
+                (u64::from(MAX_REQUEST_TOKENS), "a token count", format!(" ({TOKEN_LIMIT_NOTE})"))
+            }
             Range::Time => (MAX_TIME_US, "µs", " (100 years, the longest simulated time)".to_string()),
         }
     }
@@ -605,15 +607,16 @@ impl TraceSource {
             if prompt_tokens > u64::from(MAX_REQUEST_TOKENS) {
                 return Err(at(
                     "input_tokens",
-                    format!(
-                        "prefix_length + input_tokens = {prompt_tokens} tokens; {TOKEN_LIMIT_NOTE}"
-                    ),
+                    format!("prefix_length + input_tokens = {prompt_tokens} tokens; {TOKEN_LIMIT_NOTE}"),
                 ));
             }
             if r.output_tokens > MAX_REQUEST_TOKENS {
                 return Err(at(
                     "output_tokens",
-                    format!("must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {}", r.output_tokens),
+                    format!(
+                        "must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {}",
+                        r.output_tokens
+                    ),
                 ));
             }
             for (col, t) in [
@@ -624,7 +627,10 @@ impl TraceSource {
                 if t > MAX_TIME_US {
                     return Err(at(
                         col,
-                        format!("{t} µs is beyond the longest simulated time, {}", crate::limits::max_time_text()),
+                        format!(
+                            "{t} µs is beyond the longest simulated time, {}",
+                            crate::limits::max_time_text()
+                        ),
                     ));
                 }
             }
@@ -679,7 +685,11 @@ fn prefix_len(r: &TraceRecord) -> u32 {
 
 /// Tokens a plain row replays after its group prefix.
 fn own_prompt_len(r: &TraceRecord) -> u32 {
-    if r.server_input_tokens > 0 && r.prefix_group.is_empty() { r.server_input_tokens } else { r.input_tokens }
+    if r.server_input_tokens > 0 && r.prefix_group.is_empty() {
+        r.server_input_tokens
+    } else {
+        r.input_tokens
+    }
 }
 
 fn injection_time(r: &TraceRecord) -> u64 {
@@ -865,7 +875,9 @@ mod tests {
     }
 
     fn plain(rows: &str) -> String {
-        format!("request_id,prefix_group,prefix_length,input_tokens,output_tokens,arrival_time_us,deadline_us\n{rows}")
+        format!(
+            "request_id,prefix_group,prefix_length,input_tokens,output_tokens,arrival_time_us,deadline_us\n{rows}"
+        )
     }
 
     fn replay_err(csv: &str) -> String {
@@ -887,8 +899,13 @@ mod tests {
             "t.csv:2:6: arrival_time_us: 18446744073709551614 is out of range; accepted: µs in \
              0..=3155760000000000 (100 years, the longest simulated time)"
         );
-        assert!(replay_err(&plain("0,,0,5,5,0,99999999999999999999\n")).starts_with("t.csv:2:7: deadline_us: expected µs in 0..=3155760000000000, got \"99999999999999999999\""));
-        assert!(replay_err(&plain("0,,0,5,-5,0,0\n")).starts_with("t.csv:2:5: output_tokens: expected a token count"));
+        assert!(replay_err(&plain("0,,0,5,5,0,99999999999999999999\n")).starts_with(
+            "t.csv:2:7: deadline_us: expected µs in 0..=3155760000000000, got \"99999999999999999999\""
+        ));
+        assert!(
+            replay_err(&plain("0,,0,5,-5,0,0\n"))
+                .starts_with("t.csv:2:5: output_tokens: expected a token count")
+        );
         // Each part within the limit, the prompt beyond it.
         assert_eq!(
             replay_err(&plain("0,g,16777216,1,5,0,0\n")),
@@ -897,31 +914,44 @@ mod tests {
         );
         assert!(replay_err(&plain("0,,0,0,5,0,0\n")).contains("input_tokens: the prompt is empty"));
         // Without a group the prefix length is not part of the prompt.
-        let recs = parse_trace_csv(plain("0,,16777216,16777216,16777216,3155760000000000,0\n").as_bytes(), "t.csv").unwrap();
+        let recs =
+            parse_trace_csv(plain("0,,16777216,16777216,16777216,3155760000000000,0\n").as_bytes(), "t.csv")
+                .unwrap();
         let r = TraceSource::new(recs, 1, "t.csv").unwrap().next_request().unwrap();
-        assert_eq!((r.input.len(), r.output_tokens, r.arrival_us), (16_777_216, 16_777_216, 3_155_760_000_000_000));
+        assert_eq!(
+            (r.input.len(), r.output_tokens, r.arrival_us),
+            (16_777_216, 16_777_216, 3_155_760_000_000_000)
+        );
     }
 
     #[test]
     fn token_segments_that_overflow_are_refused() {
         for segs in ["1:0:ffffffff;2:0:1", "1:ffffffff:1", "1:0:1000001", "1:0:800000;2:0:800001", "1:0:zz"] {
-            let csv = format!("request_id,input_tokens,output_tokens,arrival_time_us,token_segments\n0,1,1,0,{segs}\n");
+            let csv = format!(
+                "request_id,input_tokens,output_tokens,arrival_time_us,token_segments\n0,1,1,0,{segs}\n"
+            );
             let e = replay_err(&csv);
             assert!(e.starts_with("t.csv:2: token_segments: expected hex source:start:len"), "{segs}: {e}");
         }
         let csv = "request_id,input_tokens,output_tokens,arrival_time_us,token_segments\n0,1,1,0,1:0:800000;2:0:800000\n";
-        let r = TraceSource::new(parse_trace_csv(csv.as_bytes(), "t.csv").unwrap(), 1, "t.csv").unwrap().next_request().unwrap();
+        let r = TraceSource::new(parse_trace_csv(csv.as_bytes(), "t.csv").unwrap(), 1, "t.csv")
+            .unwrap()
+            .next_request()
+            .unwrap();
         assert_eq!(r.input.len(), MAX_REQUEST_TOKENS);
     }
 
     #[test]
     fn header_time_unit_is_microseconds_or_refused() {
         for unit in ["microseconds", "us", "µs", "Microseconds"] {
-            let h = parse_trace_header(&format!("trace_version: 2\ntime_unit: {unit}\nmode: real\n"), "h.yaml").unwrap();
+            let h =
+                parse_trace_header(&format!("trace_version: 2\ntime_unit: {unit}\nmode: real\n"), "h.yaml")
+                    .unwrap();
             assert_eq!(h.trace_version, "2");
         }
         assert_eq!(parse_trace_header("mode: real\n", "h.yaml").unwrap().time_unit, "microseconds");
-        let e = parse_trace_header("trace_version: 2\ntime_unit: seconds\n", "h.yaml").unwrap_err().to_string();
+        let e =
+            parse_trace_header("trace_version: 2\ntime_unit: seconds\n", "h.yaml").unwrap_err().to_string();
         assert_eq!(
             e,
             "h.yaml:2: time_unit: unsupported unit \"seconds\"; accepted: microseconds (or us, µs): the *_us columns hold microseconds"
@@ -935,6 +965,11 @@ mod tests {
         assert!(e.starts_with("t.csv:2: output_tokens: must be ≤ 16777216 tokens"), "{e}");
         let r = TraceRecord { send_time_us: u64::MAX - 1, input_tokens: 3, ..TraceRecord::default() };
         let e = TraceSource::new(vec![r], 1, "t.csv").err().unwrap().to_string();
-        assert!(e.starts_with("t.csv:2: send_time_us: 18446744073709551614 µs is beyond the longest simulated time"), "{e}");
+        assert!(
+            e.starts_with(
+                "t.csv:2: send_time_us: 18446744073709551614 µs is beyond the longest simulated time"
+            ),
+            "{e}"
+        );
     }
 }

@@ -398,15 +398,24 @@ mod hardening {
             "s.yaml:7: inference_perf.shared_prefix.question_len: system_prompt_len + question_len = 16777220 tokens"
         ));
         let e = err(&CLIENT.replace("value: 10}}\n    output", "value: 1e300}}\n    output"));
-        assert!(e.starts_with("s.yaml:6: clients[0].input_distribution.params.value: must be ≤ 16777216 tokens"), "{e}");
+        assert!(
+            e.starts_with("s.yaml:6: clients[0].input_distribution.params.value: must be ≤ 16777216 tokens"),
+            "{e}"
+        );
         assert!(e.ends_with("got 1e300"), "{e}");
         let e = err(&CLIENT.replace(
             "{type: constant, params: {value: 10}}\n    output",
             "{type: exponential, params: {mean: 1e300}}\n    output",
         ));
         assert!(e.contains("input_distribution.params.mean: must be ≤ 16777216 tokens"), "{e}");
-        let e = err(&CLIENT.replace("{type: constant, params: {value: 10}}\n", "{type: lognormal, params: {mu: 690, sigma: 1}}\n"));
-        assert!(e.contains("input_distribution.params.mu: must be ≤ 16.6355 (median exp(mu) ≤ 16777216 tokens"), "{e}");
+        let e = err(&CLIENT.replace(
+            "{type: constant, params: {value: 10}}\n",
+            "{type: lognormal, params: {mu: 690, sigma: 1}}\n",
+        ));
+        assert!(
+            e.contains("input_distribution.params.mu: must be ≤ 16.6355 (median exp(mu) ≤ 16777216 tokens"),
+            "{e}"
+        );
         let e = err(&format!("{CLIENT}    prefix_group: g\n    prefix_length: 4294967295\n"));
         assert!(e.starts_with("s.yaml:9: clients[0].prefix_length: must be ≤ 16777215 tokens"), "{e}");
     }
@@ -452,22 +461,46 @@ mod hardening {
             "s.yaml:1: aggregate_rate: a rate of 1e-300 req/s, below the slowest accepted 3.1688e-10 req/s \
              (one request per 100 years, the longest simulated time)"
         );
-        let two = format!("{CLIENT}{}", &CLIENT[CLIENT.find("  - id").unwrap()..].replace("rate_fraction: 1", "rate_fraction: 1e-300"));
-        assert!(err(&two).starts_with("s.yaml:9: clients[1].rate_fraction: gives this client a rate of 1e-299 req/s"));
+        let two = format!(
+            "{CLIENT}{}",
+            &CLIENT[CLIENT.find("  - id").unwrap()..].replace("rate_fraction: 1", "rate_fraction: 1e-300")
+        );
+        assert!(
+            err(&two)
+                .starts_with("s.yaml:9: clients[1].rate_fraction: gives this client a rate of 1e-299 req/s")
+        );
         // Gamma gaps of ~10^15 µs: the stream ends at 100 years instead of wrapping.
-        let text = CLIENT.replace("rate_fraction: 1\n", "rate_fraction: 1\n    arrival: {process: gamma, shape: 1, scale: 3e15}\n");
+        let text = CLIENT.replace(
+            "rate_fraction: 1\n",
+            "rate_fraction: 1\n    arrival: {process: gamma, shape: 1, scale: 3e15}\n",
+        );
         let mut src = build_source(&parse_spec(&text, "s.yaml").unwrap(), &Overrides::default()).unwrap();
         let times: Vec<u64> = std::iter::from_fn(|| src.next_request()).map(|r| r.arrival_us).collect();
         assert!(!times.is_empty() && times.len() < 10, "{times:?}");
         assert!(times.windows(2).all(|w| w[0] <= w[1]) && times.iter().all(|&t| t < MAX_TIME_US));
-        let e = err(&CLIENT.replace("rate_fraction: 1\n", "rate_fraction: 1\n    arrival: {process: gamma, scale: 1e19}\n"));
+        let e = err(&CLIENT
+            .replace("rate_fraction: 1\n", "rate_fraction: 1\n    arrival: {process: gamma, scale: 1e19}\n"));
         assert!(e.contains("clients[0].arrival.scale: 1e19 µs is beyond the longest simulated time"), "{e}");
         let e = err(&format!("{CLIENT}    timeout: 9223372036854775807\n"));
         assert!(e.starts_with("s.yaml:8: clients[0].timeout: 9223372036854775807 µs is beyond the longest simulated time, 3155760000000000 µs (100 years)"), "{e}");
-        let e = err("num_requests: 5\ninference_perf:\n  shared_prefix: {num_unique_system_prompts: 1, num_users_per_system_prompt: 1, system_prompt_len: 1, question_len: 1, output_len: 1}\n  stages: [{rate: 1, duration: 3e9}, {rate: 1, duration: 3e9}]\n");
-        assert!(e.contains("inference_perf.stages[1].duration: the stages would end at 6000000000000000 µs, beyond"), "{e}");
-        let e = err("num_requests: 5\ninference_perf:\n  shared_prefix: {num_unique_system_prompts: 1, num_users_per_system_prompt: 1, system_prompt_len: 1, question_len: 1, output_len: 1}\n  stages: [{rate: 1e300, duration: 1}]\n");
-        assert!(e.contains("inference_perf.stages[0].rate: rate × duration = 1e300 requests; a stage holds at most 2^53"), "{e}");
+        let e = err(
+            "num_requests: 5\ninference_perf:\n  shared_prefix: {num_unique_system_prompts: 1, num_users_per_system_prompt: 1, system_prompt_len: 1, question_len: 1, output_len: 1}\n  stages: [{rate: 1, duration: 3e9}, {rate: 1, duration: 3e9}]\n",
+        );
+        assert!(
+            e.contains(
+                "inference_perf.stages[1].duration: the stages would end at 6000000000000000 µs, beyond"
+            ),
+            "{e}"
+        );
+        let e = err(
+            "num_requests: 5\ninference_perf:\n  shared_prefix: {num_unique_system_prompts: 1, num_users_per_system_prompt: 1, system_prompt_len: 1, question_len: 1, output_len: 1}\n  stages: [{rate: 1e300, duration: 1}]\n",
+        );
+        assert!(
+            e.contains(
+                "inference_perf.stages[0].rate: rate × duration = 1e300 requests; a stage holds at most 2^53"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
@@ -498,7 +531,8 @@ mod hardening {
         let text = CLIENT
             .replace("value: 10}}\n    output", "value: 8000000}}\n    output")
             .replace("num_requests: 50", "num_requests: 20");
-        let text = format!("{text}    reasoning: {{multi_turn: {{max_rounds: 10, context_growth: accumulate}}}}\n");
+        let text =
+            format!("{text}    reasoning: {{multi_turn: {{max_rounds: 10, context_growth: accumulate}}}}\n");
         let mut src = build_source(&parse_spec(&text, "s.yaml").unwrap(), &Overrides::default()).unwrap();
         let r0 = src.next_request().unwrap();
         let r1 = src.on_request_done(&r0, 1, Outcome::Completed).unwrap();
