@@ -24,6 +24,9 @@ pub mod tokens;
 pub mod trace;
 pub mod validate;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use compose::compose;
 pub use error::WorkloadError;
 pub use generator::{Overrides, SpecSource, build_source};

@@ -634,6 +634,16 @@ impl TraceSource {
                     ));
                 }
             }
+            if r.deadline_us > 0 && r.deadline_us < injection_time(r) {
+                return Err(at(
+                    "deadline_us",
+                    format!(
+                        "{} µs precedes the request's injection at {} µs (0 = no deadline)",
+                        r.deadline_us,
+                        injection_time(r)
+                    ),
+                ));
+            }
             if prompt_tokens == 0 {
                 return Err(at(
                     "input_tokens",
@@ -913,6 +923,10 @@ mod tests {
              its output each hold at most 16777216 tokens, more than any model's context"
         );
         assert!(replay_err(&plain("0,,0,0,5,0,0\n")).contains("input_tokens: the prompt is empty"));
+        assert_eq!(
+            replay_err(&plain("0,,0,5,5,3000000,900000\n")),
+            "t.csv:2: deadline_us: 900000 µs precedes the request's injection at 3000000 µs (0 = no deadline)"
+        );
         // Without a group the prefix length is not part of the prompt.
         let recs =
             parse_trace_csv(plain("0,,16777216,16777216,16777216,3155760000000000,0\n").as_bytes(), "t.csv")
