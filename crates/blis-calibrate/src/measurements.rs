@@ -104,9 +104,14 @@ impl Measurements {
         }
         let mut ids = std::collections::BTreeSet::new();
         for (i, e) in m.experiments.iter().enumerate() {
-            e.validate().map_err(|msg| format!("experiment {} (experiments[{i}]): {msg}", e.id))?;
+            // Ids and keys come from the file: line breaks are escaped so messages stay one line.
+            let one_line = |msg: String| msg.replace('\n', "\\n").replace('\r', "\\r");
+            e.validate().map_err(|msg| one_line(format!("experiment {} (experiments[{i}]): {msg}", e.id)))?;
             if !ids.insert(e.id.as_str()) {
-                return Err(format!("experiment {} (experiments[{i}]): id: duplicate experiment id", e.id));
+                return Err(one_line(format!(
+                    "experiment {} (experiments[{i}]): id: duplicate experiment id",
+                    e.id
+                )));
             }
         }
         Ok(m)
@@ -200,6 +205,9 @@ impl Experiment {
             }
         }
         at_least("workload.num_requests", "--num-requests", w.num_requests, 1)?;
+        if w.num_requests as f64 > MAX_STAGE_REQUESTS {
+            return Err(format!("workload.num_requests: must be ≤ 2^53, got {}", w.num_requests));
+        }
         let stats = |name: &str, s: &LatencyStats, positive: bool| -> Result<(), String> {
             for (field, v) in s.fields() {
                 if !(v.is_finite() && (v > 0.0 || (!positive && v == 0.0))) {
@@ -332,5 +340,10 @@ mod tests {
         );
         assert!(err(dup).contains("id: duplicate experiment id"));
         assert!(err(r#"{"experiments": []}"#.into()).contains("lists no experiment"));
+        let n = first.workload.num_requests.to_string();
+        assert!(
+            err(with("num_requests", &n, "18446744073709551615"))
+                .contains("workload.num_requests: must be ≤ 2^53")
+        );
     }
 }

@@ -29,8 +29,23 @@ pub enum ModelError {
 }
 
 impl fmt::Display for ModelError {
+    /// One line even when a name or value taken from the input holds line breaks (escaped).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        let text = Raw(self).to_string();
+        if text.contains(['\n', '\r']) {
+            f.write_str(&text.replace('\n', "\\n").replace('\r', "\\r"))
+        } else {
+            f.write_str(&text)
+        }
+    }
+}
+
+/// The message as composed, before line breaks are escaped.
+struct Raw<'a>(&'a ModelError);
+
+impl fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
             ModelError::Json { source, message } => {
                 write!(f, "invalid JSON in {source}: {message}")
             }
@@ -94,5 +109,11 @@ mod tests {
             detail: "x".into(),
         };
         assert!(e.to_string().contains("minimum TP that fits is 4"));
+        let e = ModelError::InvalidField {
+            model: "m".into(),
+            field: "dtype".into(),
+            reason: "has `l\r\n`".into(),
+        };
+        assert_eq!(e.to_string(), "config.json of model m: field `dtype` has `l\\r\\n`");
     }
 }

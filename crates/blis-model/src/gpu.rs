@@ -75,7 +75,7 @@ pub fn builtin_gpus() -> Vec<GpuSpec> {
 /// built-ins. The error lists every accepted name.
 pub fn gpu_by_name(name: &str, extra: &[GpuSpec]) -> Result<GpuSpec, ModelError> {
     let wanted = name.trim();
-    if let Some(g) = extra.iter().rev().find(|g| g.name.eq_ignore_ascii_case(wanted)) {
+    if let Some(g) = extra.iter().rev().find(|g| g.name.trim().eq_ignore_ascii_case(wanted)) {
         return Ok(g.clone());
     }
     if let Some(b) = BUILTIN.iter().find(|b| b.name.eq_ignore_ascii_case(wanted)) {
@@ -135,6 +135,8 @@ fn parse_entry(name: &str, entry: &Value, source: &str) -> Result<GpuSpec, Model
     let Value::Object(fields) = entry else {
         return Err(invalid("(entry)", "must be an object".into()));
     };
+    // Names are matched trimmed (as `gpu_by_name` trims the name asked for).
+    let name = name.trim();
     let base = BUILTIN.iter().find(|b| b.name.eq_ignore_ascii_case(name)).map(Builtin::spec);
     if name.trim().is_empty() {
         return Err(invalid("(name)", "must not be empty".into()));
@@ -222,6 +224,8 @@ mod tests {
             err(r#"{"H100": {"TFlopsPeak": 1e300}}"#).contains("`TFlopsPeak` must be ≤ 1000000, got 1e300")
         );
         assert!(err(r#"{" ": {"MemoryGiB": 1}}"#).contains("`(name)` must not be empty"));
+        let padded = parse_hardware_config(r#"{" B200 ": {"TFlopsPeak": 1, "BwPeakTBs": 1, "mfuPrefill": 0.5, "mfuDecode": 0.5, "MemoryGiB": 8}}"#, "hw.json").unwrap();
+        assert_eq!(gpu_by_name("b200", &padded).unwrap().name, "B200");
         assert!(err("[1]").contains("hw.json"));
         assert!(err("{").contains("invalid JSON"));
     }
