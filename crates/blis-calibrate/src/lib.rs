@@ -14,6 +14,9 @@ pub mod measurements;
 pub mod metrics;
 pub mod report;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use experiment::{Setup, SimStats, run_all, run_experiment};
 pub use measurements::{Experiment, LatencyStats, Measurements};
 pub use metrics::{Metric, Summary, score};

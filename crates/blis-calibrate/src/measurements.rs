@@ -78,15 +78,40 @@ pub struct LatencyStats {
     pub itl_mean_ms: f64,
 }
 
+impl LatencyStats {
+    /// Every figure with its JSON name.
+    pub fn fields(&self) -> [(&'static str, f64); 7] {
+        [
+            ("ttft_mean_ms", self.ttft_mean_ms),
+            ("ttft_p90_ms", self.ttft_p90_ms),
+            ("ttft_p99_ms", self.ttft_p99_ms),
+            ("e2e_mean_ms", self.e2e_mean_ms),
+            ("e2e_p90_ms", self.e2e_p90_ms),
+            ("e2e_p99_ms", self.e2e_p99_ms),
+            ("itl_mean_ms", self.itl_mean_ms),
+        ]
+    }
+}
+
 impl Measurements {
+    /// Parses and validates a measurements file: every field is checked against the limits
+    /// `blis run` applies to the equivalent flags and workload spec, so a replay can neither
+    /// hang (no running slots, no token budget) nor divide by a zero measurement.
     pub fn from_json(text: &str) -> Result<Self, String> {
         let m: Self = serde_json::from_str(text).map_err(|e| format!("invalid measurements JSON: {e}"))?;
-        for e in &m.experiments {
-            if !e.measured.contains_key("summary") {
-                return Err(format!("experiment {}: no measured.summary", e.id));
-            }
-            if e.workload.shared_prefix.output_len < 2 {
-                return Err(format!("experiment {}: output_len must be ≥ 2", e.id));
+        if m.experiments.is_empty() {
+            return Err("experiments: the file lists no experiment".into());
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, e) in m.experiments.iter().enumerate() {
+            // Ids and keys come from the file: line breaks are escaped so messages stay one line.
+            let one_line = |msg: String| msg.replace('\n', "\\n").replace('\r', "\\r");
+            e.validate().map_err(|msg| one_line(format!("experiment {} (experiments[{i}]): {msg}", e.id)))?;
+            if !ids.insert(e.id.as_str()) {
+                return Err(one_line(format!(
+                    "experiment {} (experiments[{i}]): id: duplicate experiment id",
+                    e.id
+                )));
             }
         }
         Ok(m)
@@ -100,6 +125,110 @@ impl Measurements {
 }
 
 impl Experiment {
+    /// Checks one experiment; messages start with the field (`max_num_seqs: ...`).
+    fn validate(&self) -> Result<(), String> {
+        use blis_workload::limits::{MAX_REQUEST_TOKENS, MAX_STAGE_REQUESTS, MAX_TIME_US, MIN_RATE_PER_S};
+        for (field, v) in [("id", &self.id), ("model", &self.model), ("hardware", &self.hardware)] {
+            if v.trim().is_empty() {
+                return Err(format!("{field}: must not be empty"));
+            }
+        }
+        let at_least = |field: &str, flag: &str, v: u64, min: u64| {
+            if v < min {
+                Err(format!("{field}: must be ≥ {min} (as blis run's {flag}), got {v}"))
+            } else {
+                Ok(())
+            }
+        };
+        at_least("tp", "--tp", self.tp.into(), 1)?;
+        at_least("block_size", "--block-size-in-tokens", self.block_size.into(), 1)?;
+        at_least("max_num_seqs", "--max-num-running-reqs", self.max_num_seqs.into(), 1)?;
+        at_least(
+            "max_num_batched_tokens",
+            "--max-num-scheduled-tokens, one block",
+            self.max_num_batched_tokens.into(),
+            self.block_size.into(),
+        )?;
+        at_least("total_kv_blocks_gpu", "--total-kv-blocks", self.total_kv_blocks_gpu, 1)?;
+        if self.total_kv_blocks_gpu > blis_model::MAX_KV_BLOCKS {
+            return Err(format!(
+                "total_kv_blocks_gpu: must be ≤ {} (as blis run's --total-kv-blocks), got {}",
+                blis_model::MAX_KV_BLOCKS,
+                self.total_kv_blocks_gpu
+            ));
+        }
+        let w = &self.workload;
+        let sp = &w.shared_prefix;
+        let lengths = [
+            ("num_unique_system_prompts", sp.num_unique_system_prompts, 1, u32::MAX),
+            ("num_users_per_system_prompt", sp.num_users_per_system_prompt, 1, u32::MAX),
+            ("system_prompt_len", sp.system_prompt_len, 0, MAX_REQUEST_TOKENS),
+            ("question_len", sp.question_len, 1, MAX_REQUEST_TOKENS),
+            // ITL is (E2E − TTFT)/(output_len − 1): one output token leaves it undefined.
+            ("output_len", sp.output_len, 2, MAX_REQUEST_TOKENS),
+        ];
+        for (field, v, min, max) in lengths {
+            if !(min..=max).contains(&v) {
+                return Err(format!("workload.shared_prefix.{field}: must be in {min}..={max}, got {v}"));
+            }
+        }
+        if u64::from(sp.system_prompt_len) + u64::from(sp.question_len) > u64::from(MAX_REQUEST_TOKENS) {
+            return Err(format!(
+                "workload.shared_prefix: system_prompt_len + question_len must be ≤ {MAX_REQUEST_TOKENS} tokens, got {}",
+                u64::from(sp.system_prompt_len) + u64::from(sp.question_len)
+            ));
+        }
+        if w.stages.is_empty() {
+            return Err("workload.stages: at least one {rate, duration_s} stage is required".into());
+        }
+        let mut end_s = 0.0;
+        for (k, st) in w.stages.iter().enumerate() {
+            if !(st.rate.is_finite() && st.rate >= MIN_RATE_PER_S) {
+                return Err(format!(
+                    "workload.stages[{k}].rate: must be ≥ {MIN_RATE_PER_S:.4e} req/s, got {}",
+                    st.rate
+                ));
+            }
+            if !(st.duration_s.is_finite() && st.duration_s > 0.0) {
+                return Err(format!("workload.stages[{k}].duration_s: must be > 0 s, got {}", st.duration_s));
+            }
+            end_s += st.duration_s;
+            if end_s * 1e6 > MAX_TIME_US as f64 {
+                return Err(format!(
+                    "workload.stages[{k}].duration_s: the stages would end after {end_s:e} s, beyond the longest \
+                     simulated time ({} s, 100 years)",
+                    MAX_TIME_US / 1_000_000
+                ));
+            }
+            if (st.rate * st.duration_s).round() > MAX_STAGE_REQUESTS {
+                return Err(format!("workload.stages[{k}]: rate × duration_s must be ≤ 2^53 requests"));
+            }
+        }
+        at_least("workload.num_requests", "--num-requests", w.num_requests, 1)?;
+        if w.num_requests as f64 > MAX_STAGE_REQUESTS {
+            return Err(format!("workload.num_requests: must be ≤ 2^53, got {}", w.num_requests));
+        }
+        let stats = |name: &str, s: &LatencyStats, positive: bool| -> Result<(), String> {
+            for (field, v) in s.fields() {
+                if !(v.is_finite() && (v > 0.0 || (!positive && v == 0.0))) {
+                    let want = if positive { "> 0" } else { "≥ 0" };
+                    return Err(format!("{name}.{field}: must be a finite number {want} ms, got {v}"));
+                }
+            }
+            Ok(())
+        };
+        let summary = self.measured.get("summary").ok_or("measured: no summary entry")?;
+        // Measured figures are the denominators of every relative error.
+        stats("measured.summary", summary, true)?;
+        for (key, s) in &self.measured {
+            stats(&format!("measured.{key}"), s, false)?;
+        }
+        for (key, s) in &self.reference_simulator_predictions {
+            stats(&format!("reference_simulator_predictions.{key}"), s, false)?;
+        }
+        Ok(())
+    }
+
     /// The measured whole-run figures.
     pub fn measured_summary(&self) -> LatencyStats {
         self.measured["summary"]
@@ -146,6 +275,75 @@ mod tests {
     fn malformed_files_are_errors() {
         assert!(Measurements::from_json("{}").unwrap_err().contains("experiments"));
         let no_summary = SHIPPED.replacen("\"summary\"", "\"whole\"", 1);
-        assert!(Measurements::from_json(&no_summary).unwrap_err().contains("no measured.summary"));
+        assert!(Measurements::from_json(&no_summary).unwrap_err().contains("measured: no summary entry"));
+    }
+
+    /// Replaces `"key": old` in the first experiment.
+    fn with(key: &str, old: &str, new: &str) -> String {
+        let from = format!("\"{key}\": {old}");
+        assert!(SHIPPED.contains(&from), "{from}");
+        SHIPPED.replacen(&from, &format!("\"{key}\": {new}"), 1)
+    }
+
+    #[test]
+    fn every_numeric_field_is_checked_with_run_limits() {
+        let first = &Measurements::from_json(SHIPPED).unwrap().experiments[0];
+        let (seqs, tokens, blocks) =
+            (first.max_num_seqs, first.max_num_batched_tokens, first.total_kv_blocks_gpu);
+        let err = |text: String| Measurements::from_json(&text).unwrap_err();
+        let e = err(with("max_num_seqs", &seqs.to_string(), "0"));
+        assert_eq!(
+            e,
+            format!(
+                "experiment {} (experiments[0]): max_num_seqs: must be ≥ 1 (as blis run's --max-num-running-reqs), got 0",
+                first.id
+            )
+        );
+        assert!(err(with("max_num_batched_tokens", &tokens.to_string(), "0")).contains("max_num_batched_tokens: must be ≥ 16 (as blis run's --max-num-scheduled-tokens, one block), got 0"));
+        assert!(
+            err(with("total_kv_blocks_gpu", &blocks.to_string(), "0"))
+                .contains("total_kv_blocks_gpu: must be ≥ 1")
+        );
+        assert!(
+            err(with("total_kv_blocks_gpu", &blocks.to_string(), "4294967296"))
+                .contains("total_kv_blocks_gpu: must be ≤ 4294967295")
+        );
+        assert!(err(with("tp", &first.tp.to_string(), "0")).contains("tp: must be ≥ 1"));
+        let sp = &first.workload.shared_prefix;
+        assert!(
+            err(with("system_prompt_len", &sp.system_prompt_len.to_string(), "4294967295")).contains(
+                "workload.shared_prefix.system_prompt_len: must be in 0..=16777216, got 4294967295"
+            )
+        );
+        assert!(
+            err(with("output_len", &sp.output_len.to_string(), "1"))
+                .contains("output_len: must be in 2..=16777216, got 1")
+        );
+        let st = &first.workload.stages[0];
+        assert!(
+            err(with("rate", &st.rate.to_string(), "1e-300"))
+                .contains("workload.stages[0].rate: must be ≥ 3.1688e-10 req/s")
+        );
+        assert!(
+            err(with("duration_s", &st.duration_s.to_string(), "1e300"))
+                .contains("workload.stages[0].duration_s: the stages would end after")
+        );
+        let ttft = first.measured_summary().ttft_mean_ms;
+        assert!(
+            err(with("ttft_mean_ms", &ttft.to_string(), "0"))
+                .contains("measured.summary.ttft_mean_ms: must be a finite number > 0 ms, got 0")
+        );
+        let dup = SHIPPED.replacen(
+            &format!("\"id\": \"{}\"", Measurements::from_json(SHIPPED).unwrap().experiments[1].id),
+            &format!("\"id\": \"{}\"", first.id),
+            1,
+        );
+        assert!(err(dup).contains("id: duplicate experiment id"));
+        assert!(err(r#"{"experiments": []}"#.into()).contains("lists no experiment"));
+        let n = first.workload.num_requests.to_string();
+        assert!(
+            err(with("num_requests", &n, "18446744073709551615"))
+                .contains("workload.num_requests: must be ≤ 2^53")
+        );
     }
 }

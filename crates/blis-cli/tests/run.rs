@@ -188,8 +188,30 @@ fn async_scheduling_delays_admission_by_one_step() {
 
 #[test]
 fn a_run_that_injects_nothing_says_so() {
-    let out = blis(&with_model(&["--rate", "1e-300", "--num-requests", "5", "--horizon", "1000000"]));
+    let out = blis(&with_model(&["--rate", "0.001", "--num-requests", "5", "--horizon", "1000000"]));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("warning: no request arrived"), "{err}");
+}
+
+#[test]
+fn absurd_rates_and_tp_sizes_are_refused_with_the_flag() {
+    for (args, what) in [
+        (&["--rate", "1e-300"][..], "--rate: a rate of 1e-300 req/s"),
+        (&["--tp", "3"][..], "--tp: 3 does not divide the 32 attention heads"),
+        (&["--tp", "1024"][..], "--tp: 1024 does not divide"),
+        (&["--timeout", "1e13"][..], "--timeout: must be at most 100 years"),
+        (&["--total-kv-blocks", "4294967295"][..], "--total-kv-blocks"),
+        (&["--num-instances", "100000"][..], "--num-instances: 100000 instances"),
+        (&["--output-tokens", "4294967295", "--prompt-tokens", "100"][..], "--output-tokens"),
+    ] {
+        let mut argv = vec!["run", "--model", MODEL];
+        argv.extend_from_slice(args);
+        let out = blis(&argv);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(what), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
 }

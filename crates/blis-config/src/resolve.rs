@@ -365,9 +365,10 @@ fn model_and_gpu(
     let hardware = required(&spec.hardware, "hardware");
     let gpu = blis_model::gpu_by_name(&hardware, &extra).map_err(|e| cx.err("hardware", e.to_string()))?;
     let tp = required(&spec.tp, "tp");
-    if tp == 0 {
-        return Err(cx.err("tp", "must be at least 1"));
-    }
+    blis_model::check_tensor_parallel(&model, tp).map_err(|e| match e {
+        blis_model::ModelError::InvalidArgument { reason, .. } => cx.err("tp", reason),
+        other => cx.err("tp", other.to_string()),
+    })?;
     Ok((model, gpu, tp))
 }
 
@@ -715,8 +716,11 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
             Some(t) => t,
         },
     };
-    let built =
-        blis_workload::preset_spec(preset.name(), &params).map_err(|e| cx.err("workload", e.to_string()))?;
+    // Errors about a flag of the built-in workload name that flag themselves.
+    let built = blis_workload::preset_spec(preset.name(), &params).map_err(|e| {
+        let text = e.to_string();
+        if text.starts_with("--") { ConfigError::new("workload", "", text) } else { cx.err("workload", text) }
+    })?;
     if !preset.is_inference_perf() {
         spec.num_requests = Some(num_requests);
     }

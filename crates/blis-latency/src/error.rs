@@ -23,7 +23,10 @@ impl fmt::Display for LatencyError {
             Self::UnknownModel { name, accepted } => {
                 write!(f, "unknown --latency-model '{name}' (accepted: {})", accepted.join(", "))
             }
-            Self::Config(msg) | Self::Coefficients(msg) => f.write_str(msg),
+            // Set names and values come from the input: keep the promise of one line.
+            Self::Config(msg) | Self::Coefficients(msg) => {
+                f.write_str(&msg.replace('\n', "\\n").replace('\r', "\\r"))
+            }
             Self::Io { path, message } => {
                 write!(f, "cannot read coefficients file {}: {message}", path.display())
             }

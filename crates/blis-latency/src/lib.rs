@@ -89,4 +89,6 @@ pub(crate) fn floor_us(us: f64) -> u64 {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod properties;

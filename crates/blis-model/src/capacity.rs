@@ -25,6 +25,10 @@ pub const NON_TORCH_TP1_GIB: f64 = 0.15;
 pub const NON_TORCH_TP_MULTI_GIB: f64 = 0.6;
 
 const GIB: f64 = (1u64 << 30) as f64;
+/// Most KV blocks one instance may have: block ids are `u32` in the simulator, and no real GPU
+/// comes near (an 80 GiB H100 holds ~2·10^5 blocks of 16 tokens of a 1B model).
+pub const MAX_KV_BLOCKS: u64 = u32::MAX as u64;
+
 /// Largest TP searched when suggesting the minimum TP that fits.
 const MAX_SUGGESTED_TP: u32 = 64;
 
@@ -95,8 +99,17 @@ pub fn kv_blocks(
         });
     }
     let blocks = raw_blocks(model, gpu, tp, gpu_memory_utilization, block_size_tokens);
+    if blocks > MAX_KV_BLOCKS as f64 {
+        return Err(ModelError::TooManyBlocks {
+            model: model.name.clone(),
+            gpu: gpu.name.clone(),
+            memory_gib: gpu.memory_gib,
+            tp,
+            blocks,
+        });
+    }
     if blocks >= 1.0 {
-        return Ok(blocks.min(u64::MAX as f64) as u64);
+        return Ok(blocks as u64);
     }
     let min_tp = (1..=MAX_SUGGESTED_TP.ilog2())
         .map(|p| 1u32 << p)
@@ -235,6 +248,19 @@ mod tests {
         assert!(kv_blocks(&m, &h100(), 1, 1.5, 16).is_err());
         assert!(kv_blocks(&m, &h100(), 1, f64::NAN, 16).is_err());
         assert!(kv_blocks(&m, &h100(), 1, 0.9, 0).is_err());
+    }
+
+    #[test]
+    fn absurd_gpu_memory_names_the_field_not_total_kv_blocks() {
+        let mut gpu = h100();
+        gpu.memory_gib = 1e12;
+        let e = kv_blocks(&model("llama-3.1-8b-instruct"), &gpu, 1, 0.9, 16).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "GPU H100 with MemoryGiB = 1000000000000 would hold 4.608e14 KV blocks of model llama-3.1-8b-instruct at \
+             TP=1, more than the 4294967295 an instance supports; check MemoryGiB in the hardware config"
+        );
+        assert!(!e.contains("--total-kv-blocks"));
     }
 
     #[test]

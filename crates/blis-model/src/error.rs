@@ -22,13 +22,30 @@ pub enum ModelError {
     UnsupportedActivation { model: String, hidden_act: String },
     /// Weights and reserves do not leave room for a single KV block at this TP.
     InsufficientMemory { model: String, gpu: String, tp: u32, min_tp: Option<u32>, detail: String },
+    /// The GPU's memory gives more KV blocks than an instance supports ([`crate::MAX_KV_BLOCKS`]).
+    TooManyBlocks { model: String, gpu: String, memory_gib: f64, tp: u32, blocks: f64 },
     /// A caller-supplied argument is out of range (TP 0, utilization > 1, ...).
     InvalidArgument { what: String, reason: String },
 }
 
 impl fmt::Display for ModelError {
+    /// One line even when a name or value taken from the input holds line breaks (escaped).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        let text = Raw(self).to_string();
+        if text.contains(['\n', '\r']) {
+            f.write_str(&text.replace('\n', "\\n").replace('\r', "\\r"))
+        } else {
+            f.write_str(&text)
+        }
+    }
+}
+
+/// The message as composed, before line breaks are escaped.
+struct Raw<'a>(&'a ModelError);
+
+impl fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
             ModelError::Json { source, message } => {
                 write!(f, "invalid JSON in {source}: {message}")
             }
@@ -61,6 +78,13 @@ impl fmt::Display for ModelError {
                     None => write!(f, "it does not fit at any TP up to 64"),
                 }
             }
+            ModelError::TooManyBlocks { model, gpu, memory_gib, tp, blocks } => write!(
+                f,
+                "GPU {gpu} with MemoryGiB = {} would hold {blocks:.3e} KV blocks of model {model} at TP={tp}, \
+                 more than the {} an instance supports; check MemoryGiB in the hardware config",
+                crate::gpu::num(*memory_gib),
+                crate::MAX_KV_BLOCKS
+            ),
             ModelError::InvalidArgument { what, reason } => write!(f, "invalid {what}: {reason}"),
         }
     }
@@ -85,5 +109,11 @@ mod tests {
             detail: "x".into(),
         };
         assert!(e.to_string().contains("minimum TP that fits is 4"));
+        let e = ModelError::InvalidField {
+            model: "m".into(),
+            field: "dtype".into(),
+            reason: "has `l\r\n`".into(),
+        };
+        assert_eq!(e.to_string(), "config.json of model m: field `dtype` has `l\\r\\n`");
     }
 }

@@ -75,7 +75,7 @@ pub fn builtin_gpus() -> Vec<GpuSpec> {
 /// built-ins. The error lists every accepted name.
 pub fn gpu_by_name(name: &str, extra: &[GpuSpec]) -> Result<GpuSpec, ModelError> {
     let wanted = name.trim();
-    if let Some(g) = extra.iter().rev().find(|g| g.name.eq_ignore_ascii_case(wanted)) {
+    if let Some(g) = extra.iter().rev().find(|g| g.name.trim().eq_ignore_ascii_case(wanted)) {
         return Ok(g.clone());
     }
     if let Some(b) = BUILTIN.iter().find(|b| b.name.eq_ignore_ascii_case(wanted)) {
@@ -90,9 +90,27 @@ pub fn gpu_by_name(name: &str, extra: &[GpuSpec]) -> Result<GpuSpec, ModelError>
     Err(ModelError::UnknownGpu { name: name.to_string(), accepted })
 }
 
+/// Upper bounds of hardware-config figures: ~500× to 5000× today's largest GPUs, so any real
+/// or imagined GPU fits while a typo of ten extra digits is caught before it turns into
+/// billions of KV blocks or zero-length steps.
+pub const MAX_TFLOPS: f64 = 1e6;
+pub const MAX_BANDWIDTH_TBS: f64 = 1e4;
+pub const MAX_MEMORY_GIB: f64 = 1_048_576.0;
+
+/// A number for a message: scientific when huge or tiny, plain otherwise.
+pub(crate) fn num(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 /// Reads `{"NAME": {"TFlopsPeak", "TFlopsFP8", "BwPeakTBs", "mfuPrefill", "mfuDecode",
 /// "MemoryGiB"}}`. An entry naming a built-in GPU may give only the fields it overrides;
 /// a new GPU must give all but `TFlopsFP8` (default 0 = no FP8). Unknown keys are ignored.
+/// Figures must be finite and positive, MFUs at most 1, and none above [`MAX_TFLOPS`],
+/// [`MAX_BANDWIDTH_TBS`] or [`MAX_MEMORY_GIB`].
 pub fn load_hardware_config(path: &Path) -> Result<Vec<GpuSpec>, ModelError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ModelError::Io { path: path.display().to_string(), message: e.to_string() })?;
@@ -117,13 +135,21 @@ fn parse_entry(name: &str, entry: &Value, source: &str) -> Result<GpuSpec, Model
     let Value::Object(fields) = entry else {
         return Err(invalid("(entry)", "must be an object".into()));
     };
+    // Names are matched trimmed (as `gpu_by_name` trims the name asked for).
+    let name = name.trim();
     let base = BUILTIN.iter().find(|b| b.name.eq_ignore_ascii_case(name)).map(Builtin::spec);
-    let get = |field: &str, allow_zero: bool, fallback: Option<f64>| -> Result<f64, ModelError> {
+    if name.trim().is_empty() {
+        return Err(invalid("(name)", "must not be empty".into()));
+    }
+    let get = |field: &str, allow_zero: bool, max: f64, fallback: Option<f64>| -> Result<f64, ModelError> {
         match number(fields, field) {
+            Some(Ok(v)) if v.is_finite() && v > max => {
+                Err(invalid(field, format!("must be ≤ {}, got {}", num(max), num(v))))
+            }
             Some(Ok(v)) if v.is_finite() && (v > 0.0 || (allow_zero && v == 0.0)) => Ok(v),
             Some(Ok(v)) => {
                 let want = if allow_zero { "a non-negative" } else { "a positive" };
-                Err(invalid(field, format!("must be {want} finite number, got {v}")))
+                Err(invalid(field, format!("must be {want} finite number, got {}", num(v))))
             }
             Some(Err(v)) => Err(invalid(field, format!("must be a number, got {v}"))),
             None => fallback.ok_or_else(|| invalid(field, "is missing".into())),
@@ -132,12 +158,12 @@ fn parse_entry(name: &str, entry: &Value, source: &str) -> Result<GpuSpec, Model
     let b = base.as_ref();
     Ok(GpuSpec {
         name: b.map_or_else(|| name.to_string(), |b| b.name.clone()),
-        tflops_bf16: get("TFlopsPeak", false, b.map(|b| b.tflops_bf16))?,
-        tflops_fp8: get("TFlopsFP8", true, Some(b.map_or(0.0, |b| b.tflops_fp8)))?,
-        hbm_bandwidth_tbs: get("BwPeakTBs", false, b.map(|b| b.hbm_bandwidth_tbs))?,
-        mfu_prefill: get("mfuPrefill", false, b.map(|b| b.mfu_prefill))?,
-        mfu_decode: get("mfuDecode", false, b.map(|b| b.mfu_decode))?,
-        memory_gib: get("MemoryGiB", false, b.map(|b| b.memory_gib))?,
+        tflops_bf16: get("TFlopsPeak", false, MAX_TFLOPS, b.map(|b| b.tflops_bf16))?,
+        tflops_fp8: get("TFlopsFP8", true, MAX_TFLOPS, Some(b.map_or(0.0, |b| b.tflops_fp8)))?,
+        hbm_bandwidth_tbs: get("BwPeakTBs", false, MAX_BANDWIDTH_TBS, b.map(|b| b.hbm_bandwidth_tbs))?,
+        mfu_prefill: get("mfuPrefill", false, 1.0, b.map(|b| b.mfu_prefill))?,
+        mfu_decode: get("mfuDecode", false, 1.0, b.map(|b| b.mfu_decode))?,
+        memory_gib: get("MemoryGiB", false, MAX_MEMORY_GIB, b.map(|b| b.memory_gib))?,
     })
 }
 
@@ -189,6 +215,17 @@ mod tests {
         assert!(err(r#"{"H100": {"BwPeakTBs": -1}}"#).contains("`BwPeakTBs` must be a positive"));
         assert!(err(r#"{"H100": {"mfuDecode": "fast"}}"#).contains("`mfuDecode` must be a number"));
         assert!(err(r#"{"H100": 3}"#).contains("must be an object"));
+        assert_eq!(
+            err(r#"{"H100": {"MemoryGiB": 1e12}}"#),
+            "invalid hardware config hw.json: GPU `H100` field `MemoryGiB` must be ≤ 1048576, got 1000000000000"
+        );
+        assert!(err(r#"{"H100": {"mfuDecode": 1.5}}"#).contains("`mfuDecode` must be ≤ 1, got 1.5"));
+        assert!(
+            err(r#"{"H100": {"TFlopsPeak": 1e300}}"#).contains("`TFlopsPeak` must be ≤ 1000000, got 1e300")
+        );
+        assert!(err(r#"{" ": {"MemoryGiB": 1}}"#).contains("`(name)` must not be empty"));
+        let padded = parse_hardware_config(r#"{" B200 ": {"TFlopsPeak": 1, "BwPeakTBs": 1, "mfuPrefill": 0.5, "mfuDecode": 0.5, "MemoryGiB": 8}}"#, "hw.json").unwrap();
+        assert_eq!(gpu_by_name("b200", &padded).unwrap().name, "B200");
         assert!(err("[1]").contains("hw.json"));
         assert!(err("{").contains("invalid JSON"));
     }

@@ -8,23 +8,29 @@
 //! - [`load_model`]: `--model-config-folder` → bundled configs → disk cache → HF hub.
 //! - [`gpu_by_name`], [`load_hardware_config`]: the GPU table and user overrides.
 //! - [`kv_blocks`], [`max_model_len`]: per-GPU (real vLLM) KV capacity and context length.
+//! - [`check_tensor_parallel`]: whether vLLM accepts a TP size for a model.
 
 mod capacity;
 mod error;
 mod gpu;
 mod hub;
 mod model;
+mod parallel;
 mod parse;
 mod registry;
 
 pub use capacity::{
-    ACTIVATION_RESERVE_DENSE_GIB, ACTIVATION_RESERVE_MOE_GIB, NON_TORCH_TP_MULTI_GIB, NON_TORCH_TP1_GIB,
-    kv_blocks, kv_bytes_per_token_per_gpu, max_model_len,
+    ACTIVATION_RESERVE_DENSE_GIB, ACTIVATION_RESERVE_MOE_GIB, MAX_KV_BLOCKS, NON_TORCH_TP_MULTI_GIB,
+    NON_TORCH_TP1_GIB, kv_blocks, kv_bytes_per_token_per_gpu, max_model_len,
 };
 pub use error::ModelError;
-pub use gpu::{GpuSpec, builtin_gpus, gpu_by_name, load_hardware_config, parse_hardware_config};
+pub use gpu::{
+    GpuSpec, MAX_BANDWIDTH_TBS, MAX_MEMORY_GIB, MAX_TFLOPS, builtin_gpus, gpu_by_name, load_hardware_config,
+    parse_hardware_config,
+};
 pub use hub::{DEFAULT_HF_ENDPOINT, HubOptions, load_model};
 pub use model::ModelSpec;
+pub use parallel::check_tensor_parallel;
 pub use registry::{bundled_config, bundled_model_names, registry_key};
 
 #[cfg(test)]

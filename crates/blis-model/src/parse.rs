@@ -116,18 +116,40 @@ fn parse(c: &Cfg, model: &str) -> Result<ModelSpec, ModelError> {
     let num_layers = c.positive(&["num_hidden_layers", "num_layers", "n_layer"], MAX_DIM)?;
     let hidden_size = c.positive(&["hidden_size", "n_embd"], MAX_DIM)?;
     let num_attention_heads = c.positive(&["num_attention_heads", "n_head"], MAX_DIM)?;
-    let num_kv_heads =
-        match c.uint_any(&["num_key_value_heads", "num_kv_heads", "multi_query_group_num"], MAX_DIM)? {
-            Some((0, _)) | None => num_attention_heads, // 0 conventionally means plain MHA
-            Some((n, _)) => n,
-        };
+    let num_kv_heads = match c
+        .uint_any(&["num_key_value_heads", "num_kv_heads", "multi_query_group_num"], MAX_DIM)?
+    {
+        Some((0, _)) | None => num_attention_heads, // 0 conventionally means plain MHA
+        Some((n, k)) if n > num_attention_heads => {
+            return Err(c.invalid(
+                    k,
+                    format!("({n}) exceeds num_attention_heads ({num_attention_heads}); each KV head serves ≥ 1 query head"),
+                ));
+        }
+        Some((n, k)) if num_attention_heads % n != 0 => {
+            return Err(c.invalid(
+                k,
+                format!(
+                    "({n}) does not divide num_attention_heads ({num_attention_heads}); \
+                         grouped-query attention gives every KV head the same number of query heads"
+                ),
+            ));
+        }
+        Some((n, _)) => n,
+    };
     let head_dim = match c.uint_any(&["head_dim", "kv_channels"], MAX_DIM)? {
         Some((n, _)) if n > 0 => n,
+        _ if hidden_size % num_attention_heads != 0 => {
+            return Err(c.invalid(
+                "hidden_size",
+                format!(
+                    "({hidden_size}) is not a multiple of num_attention_heads ({num_attention_heads}) and no \
+                     head_dim is given, so the head size is undefined"
+                ),
+            ));
+        }
         _ => hidden_size / num_attention_heads,
     };
-    if head_dim == 0 {
-        return Err(c.invalid("hidden_size", "is smaller than num_attention_heads (head_dim would be 0)"));
-    }
     let vocab_size = c.positive(&["vocab_size", "padded_vocab_size"], MAX_DIM)?;
 
     // Experts and the MoE/dense layer split (latency.md §8.1).
@@ -437,6 +459,24 @@ mod tests {
         assert!(err(&LLAMA.replace("14336", "-1")).contains("`intermediate_size`"));
         assert!(err(&LLAMA.replace("bfloat16", "int3")).contains("`torch_dtype`"));
         assert!(err(&LLAMA.replace("32,", "1e30,")).contains("`num_hidden_layers`"));
+        assert_eq!(
+            err(&LLAMA.replace("\"num_key_value_heads\": 8", "\"num_key_value_heads\": 64")),
+            "config.json of model m: field `num_key_value_heads` (64) exceeds num_attention_heads (32); each KV \
+             head serves ≥ 1 query head"
+        );
+        assert!(
+            err(&LLAMA.replace("\"num_key_value_heads\": 8", "\"num_key_value_heads\": 12"))
+                .starts_with("config.json of model m: field `num_key_value_heads` (12) does not divide num_attention_heads (32)")
+        );
+        assert_eq!(
+            err(&LLAMA.replace("\"hidden_size\": 4096", "\"hidden_size\": 4100")),
+            "config.json of model m: field `hidden_size` (4100) is not a multiple of num_attention_heads (32) and \
+             no head_dim is given, so the head size is undefined"
+        );
+        // An explicit head_dim need not divide the hidden size (Mistral-Nemo: 5120 = 32 × 160 ≠ 32 × 128).
+        assert!(
+            ModelSpec::from_config_json("m", &with(r#""head_dim": 100"#).replace("4096", "4100")).is_ok()
+        );
         let bad_rope = with(r#""rope_scaling": {"type": "linear", "factor": -2}"#);
         assert!(err(&bad_rope).contains("rope_scaling.factor"));
         for e in [err("{"), err("{}")] {

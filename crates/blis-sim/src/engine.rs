@@ -20,10 +20,10 @@ use crate::request::PromptHashes;
 use crate::slab::Slab;
 use crate::trace::{Candidate, DecisionRecord, TraceSummary, counterfactual};
 
-/// Latest simulated time a run may reach: 100 years. Anything scheduled later (an absurd step
-/// time, arrival or delay) ends the run with [`SimError::TimeLimit`] instead of wrapping the
-/// clock.
-pub const MAX_SIM_TIME_US: u64 = 100 * 365 * 24 * 3600 * 1_000_000;
+/// Latest simulated time a run may reach: the workload limit, 100 years. Anything scheduled
+/// later (an absurd step time, arrival or delay) ends the run with [`SimError::TimeLimit`]
+/// instead of wrapping the clock.
+pub const MAX_SIM_TIME_US: u64 = blis_workload::MAX_TIME_US;
 
 /// Why a run could not produce a report.
 #[derive(Debug)]

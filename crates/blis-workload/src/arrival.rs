@@ -80,6 +80,16 @@ impl ArrivalProcess {
                     None => 1.0 / (cv * cv),
                 };
                 let scale = match spec.scale {
+                    Some(s) if s.is_finite() && s > crate::limits::MAX_TIME_US as f64 => {
+                        return Err(WorkloadError::at(
+                            format!("{path}.scale"),
+                            format!(
+                                "{} µs is beyond the longest simulated time, {}",
+                                crate::limits::num(s),
+                                crate::limits::max_time_text()
+                            ),
+                        ));
+                    }
                     Some(s) if s.is_finite() && s > 0.0 => s,
                     Some(s) => {
                         return Err(WorkloadError::at(

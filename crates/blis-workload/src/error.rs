@@ -58,7 +58,7 @@ impl fmt::Display for WorkloadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut wrote = false;
         if let Some(file) = &self.file {
-            write!(f, "{file}")?;
+            write!(f, "{}", escape_breaks(file))?;
             wrote = true;
         }
         if let Some(line) = self.line {
@@ -77,7 +77,7 @@ impl fmt::Display for WorkloadError {
             if wrote {
                 write!(f, ": ")?;
             }
-            write!(f, "{path}")?;
+            write!(f, "{}", escape_breaks(path))?;
             wrote = true;
         }
         if wrote {
@@ -96,6 +96,12 @@ impl fmt::Display for WorkloadError {
     }
 }
 
+/// A name taken from the input (a YAML key, a file name) may hold line breaks; print them
+/// escaped so the error stays one line.
+fn escape_breaks(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(['\n', '\r']) { s.replace('\n', "\\n").replace('\r', "\\r").into() } else { s.into() }
+}
+
 impl std::error::Error for WorkloadError {}
 
 /// Shorthand used by validators.
@@ -111,5 +117,7 @@ mod tests {
         assert_eq!(e.to_string(), "spec.yaml: clients[1].rate_fraction: must be > 0, got -1");
         let e = WorkloadError::msg("bad\n  thing").in_file("t.csv").at_line(3, Some(7));
         assert_eq!(e.to_string(), "t.csv:3:7: bad thing");
+        let e = WorkloadError::at("params.a\n\nb", "unknown");
+        assert_eq!(e.to_string(), "params.a\\n\\nb: unknown");
     }
 }

@@ -5,6 +5,11 @@
 //! client's length distribution never moves an arrival, and adding a client never changes
 //! another client's stream. The per-client arrival streams are merged with a binary heap keyed
 //! by (time, client index): memory is O(clients + live sessions), never O(requests).
+//! Open-loop sessions are stamped one round ahead, not all rounds at once, so a session of
+//! billions of rounds costs no more memory than one of two.
+//!
+//! Arrivals end at [`MAX_TIME_US`] (100 years): a client whose next arrival falls at or after
+//! it has no more requests, exactly as if the horizon were there.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -12,6 +17,7 @@ use std::collections::BinaryHeap;
 use rand::RngExt;
 
 use crate::error::{Result, WorkloadError};
+use crate::limits::{MAX_REQUEST_TOKENS, MAX_TIME_US};
 use crate::request::{Outcome, RequestSource, RequestSpec, SessionRef};
 use crate::rng::{StreamRng, stream};
 use crate::sessions::SessionManager;
@@ -106,15 +112,22 @@ struct ClientState {
     sessions_started: u64,
 }
 
+/// Arrivals a client may discard before its next activity window before the process skips
+/// ahead instead (2^20: ~10 ms of drawing).
+const MAX_DISCARDED_ARRIVALS: f64 = 1_048_576.0;
+
 /// Moves `c` to its next arrival inside its windows and before the horizon; false when the
-/// client has no more arrivals.
+/// client has no more arrivals. Arrivals between windows are drawn and discarded, unless the
+/// gap to the next window would discard more than [`MAX_DISCARDED_ARRIVALS`] of them: then
+/// the process restarts at the window's start (for Poisson arrivals the same distribution;
+/// for others a renewal at the start), so a window 90 years away at 10^6 req/s costs nothing.
 fn advance(horizon: Option<u64>, c: &mut ClientState) -> bool {
     if c.plan.multi_turn.is_some_and(|m| m.single_session) && c.sessions_started > 0 {
         return false;
     }
     loop {
         c.next_us = c.next_us.saturating_add(c.plan.arrival.next_iat_us(&mut c.arrivals));
-        if horizon.is_some_and(|h| c.next_us >= h) || c.next_us == u64::MAX {
+        if horizon.is_some_and(|h| c.next_us >= h) || c.next_us >= MAX_TIME_US {
             return false;
         }
         if c.plan.windows.is_empty() {
@@ -126,15 +139,29 @@ fn advance(horizon: Option<u64>, c: &mut ClientState) -> bool {
         if c.plan.windows.iter().all(|&(_, e)| c.next_us >= e) {
             return false;
         }
+        let now = c.next_us;
+        if let Some(start) = c.plan.windows.iter().map(|&(s, _)| s).filter(|&s| s > now).min()
+            && (start - now) as f64 > MAX_DISCARDED_ARRIVALS * c.plan.arrival.mean_us()
+        {
+            c.next_us = start;
+        }
     }
 }
 
-/// A pre-stamped open-loop follow-up round.
-struct Pending(RequestSpec, u64);
+/// A stamped open-loop follow-up round, ordered by (arrival, session, round): the order in
+/// which stamping every round of each session up front, session by session, would emit them.
+struct Pending(RequestSpec);
+
+impl Pending {
+    fn key(&self) -> (u64, u64, u32) {
+        let s = self.0.session.expect("open-loop rounds belong to a session");
+        (self.0.arrival_us, s.session_id, s.round)
+    }
+}
 
 impl PartialEq for Pending {
     fn eq(&self, other: &Self) -> bool {
-        (self.0.arrival_us, self.1) == (other.0.arrival_us, other.1)
+        self.key() == other.key()
     }
 }
 impl Eq for Pending {}
@@ -145,7 +172,7 @@ impl PartialOrd for Pending {
 }
 impl Ord for Pending {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.0.arrival_us, self.1).cmp(&(other.0.arrival_us, other.1))
+        self.key().cmp(&other.key())
     }
 }
 
@@ -153,8 +180,8 @@ impl Ord for Pending {
 pub struct SpecSource {
     clients: Vec<ClientState>,
     heap: BinaryHeap<Reverse<(u64, usize)>>,
+    /// The next round of every open-loop session that has one.
     pending: BinaryHeap<Reverse<Pending>>,
-    pending_seq: u64,
     sessions: SessionManager,
     next_id: u64,
     created: u64,
@@ -175,6 +202,18 @@ impl SpecSource {
             ));
         }
         let mut plans = compile_clients(spec, limits.seed)?;
+        if let Some(Some(t)) = overrides.timeout_us
+            && t > MAX_TIME_US
+        {
+            return Err(WorkloadError::at(
+                "--timeout",
+                format!(
+                    "{} s is beyond the longest simulated time, {} s (100 years)",
+                    t as f64 / 1e6,
+                    MAX_TIME_US / 1_000_000
+                ),
+            ));
+        }
         if let Some(t) = overrides.timeout_us {
             for p in &mut plans {
                 p.timeout_us = t;
@@ -185,7 +224,6 @@ impl SpecSource {
             clients: Vec::with_capacity(plans.len()),
             heap: BinaryHeap::with_capacity(plans.len()),
             pending: BinaryHeap::new(),
-            pending_seq: 0,
             sessions: SessionManager::new(seed),
             next_id: 0,
             created: 0,
@@ -234,7 +272,9 @@ impl SpecSource {
     fn fresh_request(&mut self, i: usize, arrival_us: u64) -> RequestSpec {
         let c = &mut self.clients[i];
         let p = &c.plan;
-        let in_len = p.input.sample(&mut c.lengths);
+        let prefix_len = p.prefix.as_ref().map_or(0, |g| g.len);
+        // Validation keeps the prefix below the limit; the draw fills at most the rest.
+        let in_len = p.input.sample(&mut c.lengths).min(MAX_REQUEST_TOKENS - prefix_len);
         let output_tokens = p.output.sample(&mut c.lengths);
         let question: u64 = c.tokens.random();
         let output_source: u64 = c.tokens.random();
@@ -266,33 +306,27 @@ impl SpecSource {
         req
     }
 
-    /// Stamps all later rounds of an open-loop session.
-    fn stamp_open_loop(&mut self, i: usize, first: &RequestSpec) {
+    /// Stamps the round after `prev` of an open-loop session (of client `i`), unless the
+    /// session ends there: last round, beyond the horizon or the end of simulated time.
+    fn stamp_next_round(&mut self, i: usize, prev: &RequestSpec) {
         let Some(mt) = self.clients[i].plan.multi_turn else {
             return;
         };
         if mt.closed_loop {
             return;
         }
-        let mut prev = first.clone();
-        loop {
-            let at = prev
-                .arrival_us
-                .saturating_add(mt.think_time_us)
-                .saturating_add(u64::from(prev.output_tokens));
-            if self.horizon.is_some_and(|h| at >= h) {
-                break;
-            }
-            let plan = &self.clients[i].plan;
-            let Some(next) = self.sessions.next_round(plan, &mt, &prev, at) else {
-                break;
-            };
-            self.pending.push(Reverse(Pending(next.clone(), self.pending_seq)));
-            self.pending_seq += 1;
-            prev = next;
-        }
-        if let Some(s) = first.session {
+        let Some(s) = prev.session else {
+            return;
+        };
+        let at =
+            prev.arrival_us.saturating_add(mt.think_time_us).saturating_add(u64::from(prev.output_tokens));
+        if self.horizon.is_some_and(|h| at >= h) || at >= MAX_TIME_US {
             self.sessions.end(s.session_id);
+            return;
+        }
+        let plan = &self.clients[i].plan;
+        if let Some(next) = self.sessions.next_round(plan, &mt, prev, at) {
+            self.pending.push(Reverse(Pending(next)));
         }
     }
 }
@@ -311,14 +345,18 @@ impl RequestSource for SpecSource {
             (Some(f), Some(p)) => p <= f,
         };
         if take_pending {
-            let Reverse(Pending(mut req, _)) = self.pending.pop()?;
+            let Reverse(Pending(mut req)) = self.pending.pop()?;
+            let session = req.session.expect("open-loop rounds belong to a session").session_id;
+            if let Some(i) = self.sessions.client_of(session) {
+                self.stamp_next_round(i, &req);
+            }
             req.id = self.take_id();
             return Some(req);
         }
         let Reverse((t, i)) = self.heap.pop()?;
         let mut req = self.fresh_request(i, t);
         req.id = self.take_id();
-        self.stamp_open_loop(i, &req);
+        self.stamp_next_round(i, &req);
         if advance(self.horizon, &mut self.clients[i]) {
             self.heap.push(Reverse((self.clients[i].next_us, i)));
         }
@@ -342,7 +380,7 @@ impl RequestSource for SpecSource {
             return None;
         }
         let arrival = at_us.saturating_add(mt.think_time_us);
-        if self.horizon.is_some_and(|h| arrival >= h) || !self.under_cap() {
+        if self.horizon.is_some_and(|h| arrival >= h) || arrival >= MAX_TIME_US || !self.under_cap() {
             self.sessions.end(sref.session_id);
             return None;
         }
@@ -512,6 +550,25 @@ clients:
         let batch: Vec<_> = reqs.iter().filter(|r| r.client.as_deref() == Some("batch")).collect();
         assert!(!batch.is_empty());
         assert!(batch.iter().all(|r| (10_000_000..20_000_000).contains(&r.arrival_us)));
+    }
+
+    #[test]
+    fn a_far_window_at_a_high_rate_does_not_draw_every_arrival_before_it() {
+        let mut s = spec();
+        s.aggregate_rate = Some(1e6);
+        s.clients.remove(0);
+        s.clients[0].lifecycle = Some(crate::spec::LifecycleSpec {
+            windows: vec![crate::spec::WindowSpec {
+                start_us: 3_000_000_000_000_000,
+                end_us: 3_000_000_001_000_000,
+                ..Default::default()
+            }],
+        });
+        let t = std::time::Instant::now();
+        let reqs = collect(&s, &Overrides { num_requests: Some(1000), ..Overrides::default() });
+        assert!(t.elapsed().as_secs_f64() < 2.0, "{:?}", t.elapsed());
+        assert_eq!(reqs.len(), 1000);
+        assert!(reqs.iter().all(|r| (3_000_000_000_000_000..3_000_000_001_000_000).contains(&r.arrival_us)));
     }
 }
 

@@ -16,7 +16,12 @@
 //! * `question_reuse` (`shared_prefix.question_reuse`): `per_user` (default) is the fixed
 //!   question per user above. inference-perf's `SharedPrefixDataGenerator` pre-generates exactly
 //!   G·U prompts (one question per user) at start-up and never generates another, so a
-//!   user's prompt is resent verbatim. `per_request` gives every request a fresh question (only
+//!   user's prompt is resent verbatim.
+//! * Users and groups are not materialized when there are many: up to 65 536 users their names
+//!   and question sources are tabulated at start-up (and `round_robin` shuffles that table
+//!   with Fisher–Yates); beyond that each request derives its user's name and sources from
+//!   the seed on demand, and `round_robin` walks a keyed pseudo-random permutation of the
+//!   users instead, so a declared population of 10^16 users costs no memory. `per_request` gives every request a fresh question (only
 //!   the system prompt can hit the prefix cache); it does not match inference-perf and exists
 //!   to test that hypothesis against the calibration runs (docs/accuracy.md).
 //! * Stages run back to back; stage k sends exactly `round(rate_k · duration_k)` requests at
@@ -38,6 +43,7 @@ use rand::RngExt;
 
 use crate::error::{Result, WorkloadError};
 use crate::generator::Limits;
+use crate::limits::{MAX_REQUEST_TOKENS, MAX_STAGE_REQUESTS, MAX_TIME_US, max_time_text};
 use crate::request::{RequestSource, RequestSpec, SloClass};
 use crate::rng::{StreamRng, splitmix64, stream, stream_seed};
 use crate::spec::InferencePerfSpec;
@@ -86,21 +92,33 @@ impl InferencePerfPlan {
         let sp = ip.shared_prefix.as_ref().ok_or_else(|| {
             WorkloadError::at("inference_perf.shared_prefix", "required (the only supported data type)")
         })?;
-        let field = |name: &str, v: i64, min: i64| -> Result<u32> {
-            if v < min || v > i64::from(u32::MAX) {
-                Err(WorkloadError::at(
-                    format!("inference_perf.shared_prefix.{name}"),
-                    format!("must be ≥ {min}, got {v}"),
-                ))
+        let path = |name: &str| format!("inference_perf.shared_prefix.{name}");
+        let count = |name: &str, v: i64| -> Result<u32> {
+            if v < 1 {
+                Err(WorkloadError::at(path(name), format!("must be ≥ 1, got {v}")))
+            } else if v > i64::from(u32::MAX) {
+                Err(WorkloadError::at(path(name), format!("must be ≤ {}, got {v}", u32::MAX)))
             } else {
                 Ok(v as u32)
             }
         };
-        let groups = field("num_unique_system_prompts", sp.num_unique_system_prompts, 1)?;
-        let users_per_group = field("num_users_per_system_prompt", sp.num_users_per_system_prompt, 1)?;
-        let system_prompt_len = field("system_prompt_len", sp.system_prompt_len, 0)?;
-        let question_len = field("question_len", sp.question_len, 1)?;
-        let output_len = field("output_len", sp.output_len, 1)?;
+        let tokens =
+            |name: &str, v: i64, min: i64| crate::limits::tokens(&path(name), v, min, MAX_REQUEST_TOKENS);
+        let groups = count("num_unique_system_prompts", sp.num_unique_system_prompts)?;
+        let users_per_group = count("num_users_per_system_prompt", sp.num_users_per_system_prompt)?;
+        let system_prompt_len = tokens("system_prompt_len", sp.system_prompt_len, 0)?;
+        let question_len = tokens("question_len", sp.question_len, 1)?;
+        let output_len = tokens("output_len", sp.output_len, 1)?;
+        if u64::from(system_prompt_len) + u64::from(question_len) > u64::from(MAX_REQUEST_TOKENS) {
+            return Err(WorkloadError::at(
+                path("question_len"),
+                format!(
+                    "system_prompt_len + question_len = {} tokens; {}",
+                    u64::from(system_prompt_len) + u64::from(question_len),
+                    crate::limits::TOKEN_LIMIT_NOTE
+                ),
+            ));
+        }
         let question_reuse = match sp.question_reuse.as_deref() {
             None | Some("per_user") => QuestionReuse::PerUser,
             Some("per_request") => QuestionReuse::PerRequest,
@@ -128,21 +146,37 @@ impl InferencePerfPlan {
             ));
         }
         let mut stages = Vec::with_capacity(ip.stages.len());
+        let mut end_us = 0u64;
         for (k, s) in ip.stages.iter().enumerate() {
+            let at = |key: &str| format!("inference_perf.stages[{k}].{key}");
             if !(s.rate.is_finite() && s.rate > 0.0) {
-                return Err(WorkloadError::at(
-                    format!("inference_perf.stages[{k}].rate"),
-                    format!("must be > 0 req/s, got {}", s.rate),
-                ));
+                return Err(WorkloadError::at(at("rate"), format!("must be > 0 req/s, got {}", s.rate)));
             }
             if !(s.duration.is_finite() && s.duration > 0.0) {
+                return Err(WorkloadError::at(at("duration"), format!("must be > 0 s, got {}", s.duration)));
+            }
+            let duration_us = (s.duration * 1e6).round();
+            if duration_us > (MAX_TIME_US - end_us) as f64 {
                 return Err(WorkloadError::at(
-                    format!("inference_perf.stages[{k}].duration"),
-                    format!("must be > 0 s, got {}", s.duration),
+                    at("duration"),
+                    format!(
+                        "the stages would end at {:.0} µs, beyond the longest simulated time, {}",
+                        end_us as f64 + duration_us,
+                        max_time_text()
+                    ),
                 ));
             }
-            let duration_us = (s.duration * 1e6).round() as u64;
-            stages.push((s.rate, duration_us, (s.rate * s.duration).round() as u64));
+            let requests = (s.rate * s.duration).round();
+            if requests > MAX_STAGE_REQUESTS {
+                return Err(WorkloadError::at(
+                    at("rate"),
+                    format!(
+                        "rate × duration = {requests:e} requests; a stage holds at most 2^53 = {MAX_STAGE_REQUESTS} requests"
+                    ),
+                ));
+            }
+            end_us += duration_us as u64;
+            stages.push((s.rate, duration_us as u64, requests as u64));
         }
         Ok(InferencePerfPlan {
             groups,
@@ -157,16 +191,80 @@ impl InferencePerfPlan {
         })
     }
 
-    /// Total requests over all stages.
+    /// Total requests over all stages (saturating; each stage holds at most 2^53).
     pub fn total_requests(&self) -> u64 {
-        self.stages.iter().map(|s| s.2).sum()
+        self.stages.iter().fold(0u64, |acc, s| acc.saturating_add(s.2))
+    }
+
+    /// Number of users, G·U (< 2^64 since both are u32).
+    pub fn population(&self) -> u64 {
+        u64::from(self.groups) * u64::from(self.users_per_group)
     }
 }
 
+/// Populations up to this many users are tabulated at start-up (see the module docs).
+const EAGER_POPULATION: u64 = 1 << 16;
+
+#[derive(Clone)]
 struct User {
-    group: usize,
+    group: u64,
     client: Arc<str>,
     question: u64,
+}
+
+/// Who the users are: a table, or a rule that derives any user from the seed on demand.
+enum Population {
+    /// Groups `(name, system-prompt source)` and users in pick order (shuffled for
+    /// `round_robin`).
+    Table { groups: Vec<(Arc<str>, u64)>, users: Vec<User> },
+    /// User `i` is group `i / U`, user `i % U`; `round_robin` request `k` goes to user
+    /// `permutation(k mod G·U)`.
+    Derived { seed: u64, users_per_group: u64, size: u64, permutation: Permutation },
+}
+
+fn group_of(seed: u64, g: u64) -> (Arc<str>, u64) {
+    let name = format!("prompt-{g}");
+    let source = prefix_source(seed, &name);
+    (Arc::from(name), source)
+}
+
+fn user_of(seed: u64, g: u64, u: u64) -> User {
+    User {
+        group: g,
+        client: Arc::from(format!("prompt-{g}-user-{u}")),
+        question: splitmix64(stream_seed(seed, &format!("inference-perf/question/{g}/{u}"))),
+    }
+}
+
+/// A keyed pseudo-random permutation of `0..size` (a 4-round Feistel network over the
+/// smallest even number of bits covering `size`, cycle-walking back into range), so that
+/// `round_robin` visits every user once per cycle without a table of them.
+struct Permutation {
+    size: u64,
+    half_bits: u32,
+    keys: [u64; 4],
+}
+
+impl Permutation {
+    fn new(size: u64, rng: &mut StreamRng) -> Self {
+        let bits = (64 - size.saturating_sub(1).leading_zeros()).max(2);
+        Permutation { size, half_bits: bits.div_ceil(2), keys: std::array::from_fn(|_| rng.random()) }
+    }
+
+    fn apply(&self, mut x: u64) -> u64 {
+        let mask = (1u64 << self.half_bits) - 1;
+        loop {
+            let (mut left, mut right) = (x >> self.half_bits, x & mask);
+            for key in self.keys {
+                let f = splitmix64(right ^ key) & mask;
+                (left, right) = (right, left ^ f);
+            }
+            x = (left << self.half_bits) | right;
+            if x < self.size {
+                return x;
+            }
+        }
+    }
 }
 
 /// Lazy source of an `inference_perf` workload.
@@ -175,8 +273,7 @@ pub struct InferencePerfSource {
     arrivals: StreamRng,
     users_rng: StreamRng,
     tokens: StreamRng,
-    groups: Vec<(Arc<str>, u64)>,
-    users: Vec<User>,
+    population: Population,
     /// Base of the per-request question sources (`question_reuse: per_request`).
     request_questions: u64,
     stage: usize,
@@ -192,37 +289,44 @@ pub struct InferencePerfSource {
 
 impl InferencePerfSource {
     pub(crate) fn new(plan: InferencePerfPlan, limits: Limits, timeout_us: Option<u64>) -> Self {
+        Self::with_eager_limit(plan, limits, timeout_us, EAGER_POPULATION)
+    }
+
+    /// [`new`](Self::new) with the population size up to which users are tabulated (tests
+    /// check that both representations give the same requests).
+    fn with_eager_limit(
+        plan: InferencePerfPlan,
+        limits: Limits,
+        timeout_us: Option<u64>,
+        eager: u64,
+    ) -> Self {
         let seed = limits.seed;
-        let groups: Vec<(Arc<str>, u64)> = (0..plan.groups)
-            .map(|g| {
-                let name = format!("prompt-{g}");
-                let source = prefix_source(seed, &name);
-                (Arc::from(name), source)
-            })
-            .collect();
-        let mut users: Vec<User> = (0..plan.groups as usize)
-            .flat_map(|g| (0..plan.users_per_group as usize).map(move |u| (g, u)))
-            .map(|(g, u)| User {
-                group: g,
-                client: Arc::from(format!("prompt-{g}-user-{u}")),
-                question: splitmix64(stream_seed(seed, &format!("inference-perf/question/{g}/{u}"))),
-            })
-            .collect();
         let mut users_rng = stream(seed, "inference-perf/users");
-        if plan.user_order == UserOrder::RoundRobin {
-            // Fisher–Yates, once, like inference-perf's `random.shuffle` of its prompt pool.
-            for i in (1..users.len()).rev() {
-                users.swap(i, users_rng.random_range(0..=i));
+        let size = plan.population();
+        let population = if size <= eager {
+            let groups: Vec<(Arc<str>, u64)> =
+                (0..u64::from(plan.groups)).map(|g| group_of(seed, g)).collect();
+            let per = u64::from(plan.users_per_group);
+            let mut users: Vec<User> = (0..size).map(|i| user_of(seed, i / per, i % per)).collect();
+            if plan.user_order == UserOrder::RoundRobin {
+                // Fisher–Yates, once, like inference-perf's `random.shuffle` of its prompt pool.
+                for i in (1..users.len()).rev() {
+                    users.swap(i, users_rng.random_range(0..=i));
+                }
             }
-        }
+            Population::Table { groups, users }
+        } else {
+            // Its own stream, so that `random` picks are the same draws as with a table.
+            let permutation = Permutation::new(size, &mut stream(seed, "inference-perf/user-permutation"));
+            Population::Derived { seed, users_per_group: u64::from(plan.users_per_group), size, permutation }
+        };
         let total = plan.total_requests();
         InferencePerfSource {
             arrivals: stream(seed, "inference-perf/arrivals"),
             users_rng,
             request_questions: stream_seed(seed, "inference-perf/request-question"),
             tokens: stream(seed, "inference-perf/tokens"),
-            groups,
-            users,
+            population,
             stage: 0,
             stage_start_us: 0,
             in_stage: 0,
@@ -232,6 +336,31 @@ impl InferencePerfSource {
             horizon: limits.horizon,
             timeout_us,
             plan,
+        }
+    }
+
+    /// The user of request `id` and its group `(name, system-prompt source)`.
+    fn pick_user(&mut self, id: u64) -> (User, (Arc<str>, u64)) {
+        let order = self.plan.user_order;
+        match &self.population {
+            Population::Table { groups, users } => {
+                let pick = match order {
+                    UserOrder::Random => self.users_rng.random_range(0..users.len()),
+                    UserOrder::RoundRobin => (id % users.len() as u64) as usize,
+                };
+                let user = users[pick].clone();
+                let group = groups[user.group as usize].clone();
+                (user, group)
+            }
+            &Population::Derived { seed, users_per_group, size, ref permutation } => {
+                let index = match order {
+                    // The same draw as the table's (a usize range), so both agree.
+                    UserOrder::Random => self.users_rng.random_range(0..size as usize) as u64,
+                    UserOrder::RoundRobin => permutation.apply(id % size),
+                };
+                let (g, u) = (index / users_per_group, index % users_per_group);
+                (user_of(seed, g, u), group_of(seed, g))
+            }
         }
     }
 
@@ -267,18 +396,13 @@ impl RequestSource for InferencePerfSource {
             return None;
         }
         let id = self.next_id;
-        let pick = match self.plan.user_order {
-            UserOrder::Random => self.users_rng.random_range(0..self.users.len()),
-            UserOrder::RoundRobin => (id % self.users.len() as u64) as usize,
-        };
-        let user = &self.users[pick];
+        let (user, (group, system)) = self.pick_user(id);
         let question = match self.plan.question_reuse {
             QuestionReuse::PerUser => user.question,
             QuestionReuse::PerRequest => splitmix64(self.request_questions.wrapping_add(id)),
         };
-        let (group, system) = &self.groups[user.group];
         let mut input = TokenSeq::new();
-        input.push(Segment { source: *system, start: 0, len: self.plan.system_prompt_len });
+        input.push(Segment { source: system, start: 0, len: self.plan.system_prompt_len });
         input.push(Segment { source: question, start: 0, len: self.plan.question_len });
         self.next_id += 1;
         Some(RequestSpec {
@@ -291,7 +415,7 @@ impl RequestSource for InferencePerfSource {
             slo_class: SloClass::Standard,
             slo_class_named: false,
             tenant: Some(group.clone()),
-            client: Some(user.client.clone()),
+            client: Some(user.client),
             deadline_us: self.timeout_us.map(|t| arrival_us.saturating_add(t)),
             session: None,
             prefix_group: Some(group.clone()),

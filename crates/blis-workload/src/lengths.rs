@@ -1,4 +1,10 @@
-//! Token-length distributions (`type` + `params`); every draw is rounded and at least 1.
+//! Token-length distributions (`type` + `params`); every draw is rounded, at least 1 and at
+//! most [`MAX_REQUEST_TOKENS`].
+//!
+//! Parameters that place lengths beyond that limit (a `max`, `mean`, `value`, `xm` or
+//! empirical key above it, a lognormal `mu` above its logarithm) are errors. Heavy tails of
+//! unbounded families (exponential, lognormal, Pareto without `max`) can still draw beyond it;
+//! such a draw is clamped to the limit, which no realistic parameters ever reach.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +13,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::arrival::exp1;
 use crate::error::{Result, WorkloadError};
+use crate::limits::{MAX_REQUEST_TOKENS, TOKEN_LIMIT_NOTE, num};
 use crate::rng::StreamRng;
 use crate::spec::DistSpec;
 
@@ -74,6 +81,7 @@ impl LengthDist {
                 let (mean, std_dev) = (p.req("mean")?, p.req("std_dev")?);
                 let (min, max) = (p.req("min")?, p.req("max")?);
                 p.non_negative("std_dev", std_dev)?;
+                p.at_most_limit("mean", mean)?;
                 p.min_max(min, max)?;
                 Ok(LengthDist::Gaussian { mean, std_dev, min, max })
             }
@@ -81,6 +89,7 @@ impl LengthDist {
                 p.only(&["mean", "min", "max"])?;
                 let mean = p.req("mean")?;
                 p.positive("mean", mean)?;
+                p.at_most_limit("mean", mean)?;
                 let (min, max) = (p.opt("min")?, p.opt("max")?);
                 p.opt_min_max(min, max)?;
                 Ok(LengthDist::Exponential { mean, min, max })
@@ -89,6 +98,7 @@ impl LengthDist {
                 p.only(&["mu", "sigma", "min", "max"])?;
                 let (mu, sigma) = (p.req("mu")?, p.req("sigma")?);
                 p.non_negative("sigma", sigma)?;
+                p.log_at_most_limit("mu", mu)?;
                 let (min, max) = (p.opt("min")?, p.opt("max")?);
                 p.opt_min_max(min, max)?;
                 Ok(LengthDist::LogNormal { mu, sigma, min, max })
@@ -100,6 +110,8 @@ impl LengthDist {
                 p.positive("alpha", alpha)?;
                 p.positive("xm", xm)?;
                 p.non_negative("sigma", sigma)?;
+                p.at_most_limit("xm", xm)?;
+                p.log_at_most_limit("mu", mu)?;
                 if !(0.0..=1.0).contains(&mix_weight) {
                     return Err(p.err("mix_weight", format!("must be in [0, 1], got {mix_weight}")));
                 }
@@ -109,6 +121,7 @@ impl LengthDist {
                 p.only(&["value"])?;
                 let value = p.req("value")?;
                 p.positive("value", value)?;
+                p.at_most_limit("value", value)?;
                 Ok(LengthDist::Constant { value: to_len(value) })
             }
             "uniform" => {
@@ -128,6 +141,15 @@ impl LengthDist {
                         .ok_or_else(|| {
                             p.err(k, "empirical keys are token counts ≥ 1 (e.g. \"512\": 0.25)".to_string())
                         })?;
+                    if tokens > f64::from(MAX_REQUEST_TOKENS) {
+                        return Err(p.err(
+                            k,
+                            format!(
+                                "must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {}",
+                                num(tokens)
+                            ),
+                        ));
+                    }
                     if !(w.is_finite() && w >= 0.0) {
                         return Err(p.err(k, format!("weight must be ≥ 0, got {w}")));
                     }
@@ -135,6 +157,12 @@ impl LengthDist {
                 }
                 points.sort_by_key(|&(t, _)| t);
                 let total: f64 = points.iter().map(|&(_, w)| w).sum();
+                if total.is_infinite() {
+                    return Err(WorkloadError::at(
+                        format!("{path}.params"),
+                        "empirical weights must sum to a finite number (they are relative; scale them down)",
+                    ));
+                }
                 if total.is_nan() || total <= 0.0 {
                     return Err(WorkloadError::at(
                         format!("{path}.params"),
@@ -225,12 +253,12 @@ fn clamp_opt(x: f64, min: Option<f64>, max: Option<f64>) -> f64 {
     max.map_or(x, |m| x.min(m))
 }
 
-/// Rounds to a token count in `[1, u32::MAX]`.
+/// Rounds to a token count in `[1, MAX_REQUEST_TOKENS]`.
 fn to_len(x: f64) -> u32 {
     if x.is_nan() || x < 1.5 {
         1
-    } else if x >= u32::MAX as f64 {
-        u32::MAX
+    } else if x >= f64::from(MAX_REQUEST_TOKENS) {
+        MAX_REQUEST_TOKENS
     } else {
         x.round() as u32
     }
@@ -274,14 +302,40 @@ impl Params<'_> {
     }
 
     fn positive(&self, key: &str, v: f64) -> Result<()> {
-        if v > 0.0 { Ok(()) } else { Err(self.err(key, format!("must be > 0, got {v}"))) }
+        if v > 0.0 { Ok(()) } else { Err(self.err(key, format!("must be > 0, got {}", num(v)))) }
     }
 
     fn non_negative(&self, key: &str, v: f64) -> Result<()> {
-        if v >= 0.0 { Ok(()) } else { Err(self.err(key, format!("must be ≥ 0, got {v}"))) }
+        if v >= 0.0 { Ok(()) } else { Err(self.err(key, format!("must be ≥ 0, got {}", num(v)))) }
+    }
+
+    /// A length parameter must not exceed the per-request limit.
+    fn at_most_limit(&self, key: &str, v: f64) -> Result<()> {
+        if v <= f64::from(MAX_REQUEST_TOKENS) {
+            Ok(())
+        } else {
+            Err(self.err(
+                key,
+                format!("must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {}", num(v)),
+            ))
+        }
+    }
+
+    /// A log-scale location (`mu`): its median `exp(mu)` must not exceed the limit.
+    fn log_at_most_limit(&self, key: &str, v: f64) -> Result<()> {
+        let max = f64::from(MAX_REQUEST_TOKENS).ln();
+        if v <= max {
+            Ok(())
+        } else {
+            Err(self.err(
+                key,
+                format!("must be ≤ {max:.4} (median exp(mu) ≤ {MAX_REQUEST_TOKENS} tokens; {TOKEN_LIMIT_NOTE}), got {}", num(v)),
+            ))
+        }
     }
 
     fn min_max(&self, min: f64, max: f64) -> Result<()> {
+        self.at_most_limit("max", max)?;
         if min < 1.0 {
             return Err(self.err("min", format!("must be ≥ 1 token, got {min}")));
         }
@@ -292,6 +346,12 @@ impl Params<'_> {
     }
 
     fn opt_min_max(&self, min: Option<f64>, max: Option<f64>) -> Result<()> {
+        if let Some(m) = max {
+            self.at_most_limit("max", m)?;
+        }
+        if let Some(m) = min {
+            self.at_most_limit("min", m)?;
+        }
         if let Some(m) = min
             && m < 0.0
         {

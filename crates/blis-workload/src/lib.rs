@@ -14,6 +14,7 @@ pub mod error;
 pub mod generator;
 pub mod inference_perf;
 pub mod lengths;
+pub mod limits;
 pub mod presets;
 pub mod request;
 pub mod rng;
@@ -23,9 +24,13 @@ pub mod tokens;
 pub mod trace;
 pub mod validate;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use compose::compose;
 pub use error::WorkloadError;
 pub use generator::{Overrides, SpecSource, build_source};
+pub use limits::{MAX_REQUEST_TOKENS, MAX_TIME_US};
 pub use presets::{LenParams, Preset, SyntheticParams, is_inference_perf_preset, preset_names, preset_spec};
 pub use request::{Outcome, RequestSource, RequestSpec, SessionRef, SloClass};
 pub use spec::{WorkloadSpec, load_spec_file, parse_spec, to_yaml};

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Result, WorkloadError};
+use crate::limits::{MAX_REQUEST_TOKENS, MAX_TIME_US, MIN_RATE_PER_S, TOKEN_LIMIT_NOTE};
 use crate::spec::{
     ArrivalSpec, ClientSpec, DistSpec, InferencePerfSpec, SharedPrefixSpec, StageSpec, WorkloadSpec,
 };
@@ -196,9 +197,7 @@ pub fn preset_spec(name: &str, p: &SyntheticParams) -> Result<WorkloadSpec> {
             format!("unknown preset {name:?}; accepted: {}", preset_names().join(", ")),
         ));
     };
-    if !(p.rate.is_finite() && p.rate > 0.0) {
-        return Err(WorkloadError::at("rate", format!("must be > 0 req/s, got {}", p.rate)));
-    }
+    check_synthetic(p)?;
     let client = ClientSpec {
         id: Some("distribution".into()),
         rate_fraction: Some(1.0),
@@ -224,6 +223,53 @@ pub fn preset_spec(name: &str, p: &SyntheticParams) -> Result<WorkloadSpec> {
     };
     crate::validate::validate(&spec).map_err(|e| e.in_file(format!("preset {name}")))?;
     Ok(spec)
+}
+
+/// Checks the flag values of a synthesized workload; errors name the `blis run` flag.
+fn check_synthetic(p: &SyntheticParams) -> Result<()> {
+    if !(p.rate.is_finite() && p.rate > 0.0) {
+        return Err(WorkloadError::at("--rate", format!("must be > 0 req/s, got {}", p.rate)));
+    }
+    if p.rate < MIN_RATE_PER_S {
+        return Err(WorkloadError::at("--rate", crate::validate::slow_rate_message(p.rate)));
+    }
+    if p.prefix_tokens >= MAX_REQUEST_TOKENS {
+        return Err(WorkloadError::at(
+            "--prefix-tokens",
+            format!(
+                "must be ≤ {} tokens (the prompt also holds ≥ 1 token of its own; {TOKEN_LIMIT_NOTE}), got {}",
+                MAX_REQUEST_TOKENS - 1,
+                p.prefix_tokens
+            ),
+        ));
+    }
+    for (flag, len) in [("prompt-tokens", p.prompt), ("output-tokens", p.output)] {
+        let Some(len) = len else { continue };
+        for (suffix, v) in [("", len.mean), ("-max", f64::from(len.max))] {
+            if v > f64::from(MAX_REQUEST_TOKENS) {
+                return Err(WorkloadError::at(
+                    format!("--{flag}{suffix}"),
+                    format!(
+                        "must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {}",
+                        crate::limits::num(v)
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(t) = p.timeout_us
+        && t > MAX_TIME_US
+    {
+        return Err(WorkloadError::at(
+            "--timeout",
+            format!(
+                "{} s is beyond the longest simulated time, {} s (100 years)",
+                t as f64 / 1e6,
+                MAX_TIME_US / 1_000_000
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -264,7 +310,7 @@ mod tests {
         assert_eq!(d.clients[0].arrival.as_ref().unwrap().process, "poisson");
         assert_eq!(d.clients[0].prefix_group, None);
         let e = preset_spec("chatbot", &SyntheticParams { rate: 0.0, ..Default::default() }).unwrap_err();
-        assert_eq!(e.to_string(), "rate: must be > 0 req/s, got 0");
+        assert_eq!(e.to_string(), "--rate: must be > 0 req/s, got 0");
     }
 
     #[test]
@@ -282,6 +328,53 @@ mod tests {
             let s = preset_spec(name, &SyntheticParams::default()).unwrap();
             let text = crate::to_yaml(&s).unwrap();
             assert_eq!(crate::parse_spec(&text, name).unwrap(), s, "{name}:\n{text}");
+        }
+    }
+
+    /// Flag values the `blis run` hardening issue found crashing, hanging or misread.
+    #[test]
+    fn extreme_flags_are_refused_naming_the_flag() {
+        let err = |p: SyntheticParams| preset_spec("distribution", &p).unwrap_err().to_string();
+        assert_eq!(
+            err(SyntheticParams { prefix_tokens: u32::MAX, ..Default::default() }),
+            "--prefix-tokens: must be ≤ 16777215 tokens (the prompt also holds ≥ 1 token of its own; a request's \
+             prompt and its output each hold at most 16777216 tokens, more than any model's context), got 4294967295"
+        );
+        assert!(
+            err(SyntheticParams { prefix_tokens: 1_000_000_000, ..Default::default() })
+                .starts_with("--prefix-tokens: must be ≤ 16777215")
+        );
+        assert_eq!(
+            err(SyntheticParams { timeout_us: Some(10_000_000_000_000_000_000), ..Default::default() }),
+            "--timeout: 10000000000000 s is beyond the longest simulated time, 3155760000 s (100 years)"
+        );
+        assert_eq!(
+            err(SyntheticParams { rate: 1e-300, ..Default::default() }),
+            "--rate: a rate of 1e-300 req/s, below the slowest accepted 3.1688e-10 req/s (one request per \
+             100 years, the longest simulated time)"
+        );
+        let huge = LenParams::new(1e300, 1.0, 1, 100);
+        assert!(
+            err(SyntheticParams { prompt: Some(huge), ..Default::default() })
+                .starts_with("--prompt-tokens: must be ≤ 16777216 tokens")
+        );
+        let wide = LenParams::new(100.0, 1.0, 1, u32::MAX);
+        assert!(
+            err(SyntheticParams { output: Some(wide), ..Default::default() })
+                .starts_with("--output-tokens-max: must be ≤ 16777216")
+        );
+        // At the limits everything is accepted and generates.
+        let p = SyntheticParams {
+            prefix_tokens: MAX_REQUEST_TOKENS - 1,
+            rate: MIN_RATE_PER_S,
+            num_requests: 2,
+            ..Default::default()
+        };
+        let spec = preset_spec("distribution", &p).unwrap();
+        let mut src = crate::build_source(&spec, &crate::Overrides::default()).unwrap();
+        while let Some(r) = src.next_request() {
+            assert_eq!(r.input.len(), MAX_REQUEST_TOKENS);
+            assert!(r.arrival_us < MAX_TIME_US);
         }
     }
 }

@@ -8,13 +8,16 @@
 //! With `context_growth: accumulate`, round r+1's prompt is round r's prompt + round r's
 //! response (its `output_source` tokens) + a fresh user turn, so the whole history is a prefix
 //! of the next prompt and hits the prefix cache. Otherwise a round is the shared prefix plus a
-//! fresh turn. Each session draws from its own stream (seeded by the workload seed and the
+//! fresh turn. An accumulating session ends (no further round) when its next prompt would
+//! exceed [`MAX_REQUEST_TOKENS`], as a real client's conversation ends when it outgrows every
+//! context window. Each session draws from its own stream (seeded by the workload seed and the
 //! session id), so follow-ups do not depend on the order in which sessions complete.
 
 use std::collections::HashMap;
 
 use rand::RngExt;
 
+use crate::limits::MAX_REQUEST_TOKENS;
 use crate::request::{RequestSpec, SessionRef};
 use crate::rng::{StreamRng, seeded, splitmix64, stream_seed};
 use crate::tokens::{Segment, TokenSeq};
@@ -63,7 +66,8 @@ impl SessionManager {
     }
 
     /// Builds round `prev.round + 1` of `prev`'s session, arriving at `arrival_us`, or `None`
-    /// (and closes the session) when `prev` was the last round. The id is left 0.
+    /// (and closes the session) when `prev` was the last round or the accumulated prompt
+    /// would exceed [`MAX_REQUEST_TOKENS`]. The id is left 0.
     pub fn next_round(
         &mut self,
         plan: &ClientPlan,
@@ -82,16 +86,23 @@ impl SessionManager {
         let output_tokens = plan.output.sample(rng);
         let turn_source: u64 = rng.random();
         let output_source: u64 = rng.random();
-        let mut input = if mt.accumulate {
+        let (mut input, turn_len) = if mt.accumulate {
+            let total = u64::from(prev.input.len()) + u64::from(prev.output_tokens) + u64::from(turn_len);
+            if total > u64::from(MAX_REQUEST_TOKENS) {
+                self.end(sref.session_id);
+                return None;
+            }
             let mut seq = prev.input.clone();
             seq.push(Segment { source: prev.output_source, start: 0, len: prev.output_tokens });
-            seq
+            (seq, turn_len)
         } else {
             let mut seq = TokenSeq::new();
             if let Some(p) = &plan.prefix {
                 seq.push(Segment { source: p.source, start: 0, len: p.len });
             }
-            seq
+            // Validation keeps the prefix below the limit; the turn fills at most the rest.
+            let room = MAX_REQUEST_TOKENS - seq.len();
+            (seq, turn_len.min(room))
         };
         input.push(Segment { source: turn_source, start: 0, len: turn_len });
         Some(RequestSpec {

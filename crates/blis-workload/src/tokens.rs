@@ -51,20 +51,32 @@ impl TokenSeq {
     }
 
     /// Appends a segment, merging it into the last one when it continues the same source.
+    ///
+    /// Panics if the sequence would exceed `u32::MAX` tokens: workload sources bound every
+    /// length by [`crate::MAX_REQUEST_TOKENS`] first, and [`try_push`](Self::try_push) is the
+    /// checked form for lengths that come straight from a file.
     pub fn push(&mut self, segment: Segment) {
+        self.try_push(segment).expect("token sequence longer than u32::MAX tokens");
+    }
+
+    /// [`push`](Self::push) that returns `None` (leaving the sequence unchanged) instead of
+    /// overflowing: when the total would exceed `u32::MAX` tokens, or the segment would run
+    /// past token `u32::MAX` of its source.
+    pub fn try_push(&mut self, segment: Segment) -> Option<()> {
+        segment.start.checked_add(segment.len)?;
         if segment.len == 0 {
-            return;
+            return Some(());
         }
-        self.len_tokens =
-            self.len_tokens.checked_add(segment.len).expect("token sequence longer than u32::MAX tokens");
+        self.len_tokens = self.len_tokens.checked_add(segment.len)?;
         if let Some(last) = self.segments.last_mut()
             && last.source == segment.source
-            && last.start + last.len == segment.start
+            && u64::from(last.start) + u64::from(last.len) == u64::from(segment.start)
         {
             last.len += segment.len;
-            return;
+            return Some(());
         }
         self.segments.push(segment);
+        Some(())
     }
 
     /// Appends all of `other`.
@@ -198,6 +210,21 @@ mod tests {
         let parts: Vec<(u64, u32)> = (0..40).map(|i| (i, 1)).collect();
         let s = seq(&parts);
         assert_eq!(s.block_hashes(16).len(), 2);
+    }
+
+    #[test]
+    fn try_push_refuses_overflow_and_leaves_the_sequence_unchanged() {
+        let mut s = TokenSeq::from_source(1, u32::MAX - 1);
+        assert!(s.try_push(Segment { source: 2, start: 0, len: 2 }).is_none());
+        assert_eq!((s.len(), s.segments().len()), (u32::MAX - 1, 1));
+        assert!(s.try_push(Segment { source: 2, start: u32::MAX, len: 1 }).is_none());
+        assert!(s.try_push(Segment { source: 2, start: 5, len: 1 }).is_some());
+        assert_eq!(s.len(), u32::MAX);
+        // A run ending at the last token of its source still merges without overflow.
+        let mut t = TokenSeq::new();
+        t.push(Segment { source: 3, start: u32::MAX - 2, len: 2 });
+        assert!(t.try_push(Segment { source: 3, start: u32::MAX, len: 0 }).is_some());
+        assert_eq!(t.segments().len(), 1);
     }
 
     proptest! {

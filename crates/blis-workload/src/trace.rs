@@ -23,6 +23,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, WorkloadError};
+use crate::limits::{MAX_REQUEST_TOKENS, MAX_TIME_US, TOKEN_LIMIT_NOTE};
 use crate::request::{RequestSource, RequestSpec, SessionRef, SloClass};
 use crate::rng::{StreamRng, stream};
 use crate::spec::SloTargets;
@@ -187,6 +188,8 @@ fn encode_segments(segs: &[Segment]) -> String {
     segs.iter().map(|s| format!("{:x}:{:x}:{:x}", s.source, s.start, s.len)).collect::<Vec<_>>().join(";")
 }
 
+/// Parses `token_segments`; `None` when malformed, when a segment runs past token
+/// `u32::MAX` of its source, or when the prompt would exceed [`MAX_REQUEST_TOKENS`].
 fn decode_segments(text: &str) -> Option<TokenSeq> {
     let mut seq = TokenSeq::new();
     for part in text.split(';').filter(|p| !p.is_empty()) {
@@ -197,7 +200,10 @@ fn decode_segments(text: &str) -> Option<TokenSeq> {
         if it.next().is_some() {
             return None;
         }
-        seq.push(Segment { source, start, len });
+        seq.try_push(Segment { source, start, len })?;
+        if seq.len() > MAX_REQUEST_TOKENS {
+            return None;
+        }
     }
     Some(seq)
 }
@@ -342,13 +348,40 @@ fn field(r: &TraceRecord, c: &str) -> String {
     }
 }
 
+/// Spellings of the only time unit a trace may use: every `*_us` column holds microseconds
+/// (the reference writes `microseconds`, and `us` from its observe command).
+pub const TIME_UNITS: [&str; 4] = ["microseconds", "us", "µs", "μs"];
+
 /// Reads a header YAML.
 pub fn read_trace_header(path: impl AsRef<Path>) -> Result<TraceHeader> {
     let path = path.as_ref();
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| WorkloadError::msg(format!("cannot read: {e}")).in_file(&name))?;
-    serde_saphyr::from_str(&text).map_err(|e| crate::spec::yaml_error(&text, &e).in_file(&name))
+    parse_trace_header(&text, &name)
+}
+
+/// Parses and checks header YAML text; `file` names it in errors.
+pub fn parse_trace_header(text: &str, file: &str) -> Result<TraceHeader> {
+    let header: TraceHeader =
+        serde_saphyr::from_str(text).map_err(|e| crate::spec::yaml_error(text, &e).in_file(file))?;
+    let unit = header.time_unit.trim();
+    if !TIME_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
+        let line = text.lines().position(|l| l.trim_start().starts_with("time_unit")).map(|i| i + 1);
+        let mut e = WorkloadError::at(
+            "time_unit",
+            format!(
+                "unsupported unit {:?}; accepted: microseconds (or us, µs): the *_us columns hold microseconds",
+                header.time_unit
+            ),
+        )
+        .in_file(file);
+        if let Some(l) = line {
+            e = e.at_line(l, None);
+        }
+        return Err(e);
+    }
+    Ok(header)
 }
 
 /// Reads the data CSV (columns by header name; bracketed or unknown extra columns tolerated).
@@ -390,38 +423,38 @@ pub fn parse_trace_csv(input: impl std::io::Read, file: &str) -> Result<Vec<Trac
         let line = rec.position().map_or(0, |p| p.line() as usize);
         let row = Row { rec: &rec, index: &index, file, line };
         out.push(TraceRecord {
-            request_id: row.num("request_id")?.unwrap_or(0),
+            request_id: row.uint("request_id", Range::Id)?.unwrap_or(0),
             client_id: row.text("client_id"),
             tenant_id: row.text("tenant_id"),
             slo_class: row.text("slo_class"),
-            vllm_priority: row.num("vllm_priority")?,
+            vllm_priority: row.int("vllm_priority")?,
             session_id: row.text("session_id"),
-            round_index: row.num("round_index")?.unwrap_or(0),
+            round_index: row.uint("round_index", Range::Count)?.map_or(0, |v| v as u32),
             prefix_group: row.text("prefix_group"),
-            prefix_length: row.num("prefix_length")?.unwrap_or(0),
+            prefix_length: row.tokens("prefix_length")?,
             streaming: row.boolean("streaming")?,
-            input_tokens: row.num("input_tokens")?.unwrap_or(0),
-            output_tokens: row.num("output_tokens")?.unwrap_or(0),
-            text_tokens: row.num("text_tokens")?.unwrap_or(0),
-            image_tokens: row.num("image_tokens")?.unwrap_or(0),
-            audio_tokens: row.num("audio_tokens")?.unwrap_or(0),
-            video_tokens: row.num("video_tokens")?.unwrap_or(0),
-            reason_ratio: row.num("reason_ratio")?.unwrap_or(0.0),
+            input_tokens: row.tokens("input_tokens")?,
+            output_tokens: row.tokens("output_tokens")?,
+            text_tokens: row.count("text_tokens")?,
+            image_tokens: row.count("image_tokens")?,
+            audio_tokens: row.count("audio_tokens")?,
+            video_tokens: row.count("video_tokens")?,
+            reason_ratio: row.float("reason_ratio")?.unwrap_or(0.0),
             model: row.text("model"),
-            deadline_us: row.num("deadline_us")?.unwrap_or(0),
-            slo_target_us: row.num("slo_target_us")?,
-            server_input_tokens: row.num("server_input_tokens")?.unwrap_or(0),
-            arrival_time_us: row.num("arrival_time_us")?.unwrap_or(0),
-            send_time_us: row.num("send_time_us")?.unwrap_or(0),
-            first_chunk_time_us: row.num("first_chunk_time_us")?.unwrap_or(0),
-            last_chunk_time_us: row.num("last_chunk_time_us")?.unwrap_or(0),
-            num_chunks: row.num("num_chunks")?.unwrap_or(0),
+            deadline_us: row.uint("deadline_us", Range::Time)?.unwrap_or(0),
+            slo_target_us: row.uint("slo_target_us", Range::Id)?,
+            server_input_tokens: row.tokens("server_input_tokens")?,
+            arrival_time_us: row.uint("arrival_time_us", Range::Time)?.unwrap_or(0),
+            send_time_us: row.uint("send_time_us", Range::Time)?.unwrap_or(0),
+            first_chunk_time_us: row.uint("first_chunk_time_us", Range::Id)?.unwrap_or(0),
+            last_chunk_time_us: row.uint("last_chunk_time_us", Range::Id)?.unwrap_or(0),
+            num_chunks: row.count("num_chunks")?,
             status: row.text("status"),
             error_message: row.text("error_message"),
             finish_reason: row.text("finish_reason"),
             x_request_id: row.opt_text("x_request_id"),
             adapter: row.opt_text("adapter"),
-            think_time_us: row.num("think_time_us")?,
+            think_time_us: row.uint("think_time_us", Range::Id)?,
             token_segments: row.opt_text("token_segments"),
             output_source: match row.opt_text("output_source") {
                 None => None,
@@ -457,10 +490,45 @@ impl Row<'_> {
     fn opt_text(&self, col: &str) -> Option<String> {
         self.raw(col).map(str::to_string)
     }
-    fn num<T: std::str::FromStr>(&self, col: &str) -> Result<Option<T>> {
+    /// An unsigned integer in `range`; the error names the column, the value and the range.
+    fn uint(&self, col: &str, range: Range) -> Result<Option<u64>> {
+        let Some(s) = self.raw(col) else {
+            return Ok(None);
+        };
+        let (max, what, note) = range.describe();
+        match s.parse::<u64>() {
+            Ok(v) if v <= max => Ok(Some(v)),
+            Ok(v) => {
+                let column = self.index.get(col).map(|i| i + 1);
+                Err(WorkloadError::at(
+                    col,
+                    format!("{v} is out of range; accepted: {what} in 0..={max}{note}"),
+                )
+                .in_file(self.file)
+                .at_line(self.line, column))
+            }
+            Err(_) => Err(self.err(col, s, &format!("{what} in 0..={max}"))),
+        }
+    }
+    fn tokens(&self, col: &str) -> Result<u32> {
+        Ok(self.uint(col, Range::Tokens)?.map_or(0, |v| v as u32))
+    }
+    fn count(&self, col: &str) -> Result<u32> {
+        Ok(self.uint(col, Range::Count)?.map_or(0, |v| v as u32))
+    }
+    fn int(&self, col: &str) -> Result<Option<i64>> {
         match self.raw(col) {
             None => Ok(None),
-            Some(s) => s.parse().map(Some).map_err(|_| self.err(col, s, "a non-negative number")),
+            Some(s) => s.parse().map(Some).map_err(|_| self.err(col, s, "an integer")),
+        }
+    }
+    fn float(&self, col: &str) -> Result<Option<f64>> {
+        match self.raw(col) {
+            None => Ok(None),
+            Some(s) => match s.parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(Some(v)),
+                _ => Err(self.err(col, s, "a finite number")),
+            },
         }
     }
     fn boolean(&self, col: &str) -> Result<bool> {
@@ -468,6 +536,33 @@ impl Row<'_> {
             None | Some("false") | Some("0") => Ok(false),
             Some("true") | Some("1") => Ok(true),
             Some(other) => Err(self.err(col, other, "true or false")),
+        }
+    }
+}
+
+/// What a numeric column may hold.
+#[derive(Clone, Copy)]
+enum Range {
+    /// Any `u64` (ids, bookkeeping times).
+    Id,
+    /// Any `u32` (indices, bookkeeping counts).
+    Count,
+    /// A token count the request is built from, `0..=MAX_REQUEST_TOKENS`.
+    Tokens,
+    /// An instant the replay schedules, `0..=MAX_TIME_US`.
+    Time,
+}
+
+impl Range {
+    /// (maximum, what the column holds, why the maximum).
+    fn describe(self) -> (u64, &'static str, String) {
+        match self {
+            Range::Id => (u64::MAX, "an integer", String::new()),
+            Range::Count => (u64::from(u32::MAX), "an integer", String::new()),
+            Range::Tokens => {
+                (u64::from(MAX_REQUEST_TOKENS), "a token count", format!(" ({TOKEN_LIMIT_NOTE})"))
+            }
+            Range::Time => (MAX_TIME_US, "µs", " (100 years, the longest simulated time)".to_string()),
         }
     }
 }
@@ -511,15 +606,67 @@ impl TraceSource {
                 .in_file(file)
                 .at_line(i + 2, None));
             }
-            if let Some(s) = &r.token_segments
-                && decode_segments(s).is_none()
-            {
-                return Err(WorkloadError::at(
-                    "token_segments",
-                    format!("expected hex source:start:len;…, got {s:?}"),
-                )
-                .in_file(file)
-                .at_line(i + 2, None));
+            let at = |col: &str, msg: String| WorkloadError::at(col, msg).in_file(file).at_line(i + 2, None);
+            let prompt_tokens = match &r.token_segments {
+                Some(s) => match decode_segments(s) {
+                    Some(seq) => u64::from(seq.len()),
+                    None => {
+                        return Err(at(
+                            "token_segments",
+                            format!(
+                                "expected hex source:start:len;… with start + len ≤ ffffffff per segment \
+                                 and at most {MAX_REQUEST_TOKENS} tokens in all, got {s:?}"
+                            ),
+                        ));
+                    }
+                },
+                None => u64::from(prefix_len(r)) + u64::from(own_prompt_len(r)),
+            };
+            if prompt_tokens > u64::from(MAX_REQUEST_TOKENS) {
+                return Err(at(
+                    "input_tokens",
+                    format!("prefix_length + input_tokens = {prompt_tokens} tokens; {TOKEN_LIMIT_NOTE}"),
+                ));
+            }
+            if r.output_tokens > MAX_REQUEST_TOKENS {
+                return Err(at(
+                    "output_tokens",
+                    format!(
+                        "must be ≤ {MAX_REQUEST_TOKENS} tokens ({TOKEN_LIMIT_NOTE}), got {}",
+                        r.output_tokens
+                    ),
+                ));
+            }
+            for (col, t) in [
+                ("arrival_time_us", r.arrival_time_us),
+                ("send_time_us", r.send_time_us),
+                ("deadline_us", r.deadline_us),
+            ] {
+                if t > MAX_TIME_US {
+                    return Err(at(
+                        col,
+                        format!(
+                            "{t} µs is beyond the longest simulated time, {}",
+                            crate::limits::max_time_text()
+                        ),
+                    ));
+                }
+            }
+            if r.deadline_us > 0 && r.deadline_us < injection_time(r) {
+                return Err(at(
+                    "deadline_us",
+                    format!(
+                        "{} µs precedes the request's injection at {} µs (0 = no deadline)",
+                        r.deadline_us,
+                        injection_time(r)
+                    ),
+                ));
+            }
+            if prompt_tokens == 0 {
+                return Err(at(
+                    "input_tokens",
+                    "the prompt is empty (no prefix and 0 input tokens); vLLM rejects empty prompts".into(),
+                ));
             }
         }
         records.sort_by_key(injection_time);
@@ -559,6 +706,20 @@ impl TraceSource {
     }
 }
 
+/// Tokens of the group prefix a plain (no `token_segments`) row replays.
+fn prefix_len(r: &TraceRecord) -> u32 {
+    if r.prefix_group.is_empty() { 0 } else { r.prefix_length }
+}
+
+/// Tokens a plain row replays after its group prefix.
+fn own_prompt_len(r: &TraceRecord) -> u32 {
+    if r.server_input_tokens > 0 && r.prefix_group.is_empty() {
+        r.server_input_tokens
+    } else {
+        r.input_tokens
+    }
+}
+
 fn injection_time(r: &TraceRecord) -> u64 {
     if r.send_time_us > 0 { r.send_time_us } else { r.arrival_time_us }
 }
@@ -584,12 +745,7 @@ impl RequestSource for TraceSource {
                     seq.push(Segment { source, start: 0, len: r.prefix_length });
                     group = Some(name);
                 }
-                let len = if r.server_input_tokens > 0 && r.prefix_group.is_empty() {
-                    r.server_input_tokens
-                } else {
-                    r.input_tokens
-                };
-                seq.push(Segment { source: self.tokens.random(), start: 0, len });
+                seq.push(Segment { source: self.tokens.random(), start: 0, len: own_prompt_len(&r) });
                 (seq, group)
             }
         };
@@ -727,7 +883,7 @@ mod tests {
     fn malformed_csv_errors_name_line_and_column() {
         let csv = "request_id,input_tokens,output_tokens,arrival_time_us\n0,10,5,0\n1,ten,5,7\n";
         let e = parse_trace_csv(csv.as_bytes(), "t.csv").unwrap_err().to_string();
-        assert_eq!(e, "t.csv:3:2: input_tokens: expected a non-negative number, got \"ten\"");
+        assert_eq!(e, "t.csv:3:2: input_tokens: expected a token count in 0..=16777216, got \"ten\"");
         let e = parse_trace_csv("request_id,output_tokens\n".as_bytes(), "t.csv").unwrap_err().to_string();
         assert_eq!(e, "t.csv:1: input_tokens: required column is missing");
         let e = parse_trace_csv(
@@ -744,5 +900,108 @@ mod tests {
         .unwrap();
         let e = TraceSource::new(recs, 1, "t.csv").err().unwrap().to_string();
         assert!(e.starts_with("t.csv:2: slo_class: unknown class \"gold\""), "{e}");
+    }
+
+    fn plain(rows: &str) -> String {
+        format!(
+            "request_id,prefix_group,prefix_length,input_tokens,output_tokens,arrival_time_us,deadline_us\n{rows}"
+        )
+    }
+
+    fn replay_err(csv: &str) -> String {
+        match parse_trace_csv(csv.as_bytes(), "t.csv") {
+            Err(e) => e.to_string(),
+            Ok(recs) => TraceSource::new(recs, 1, "t.csv").err().expect("refused").to_string(),
+        }
+    }
+
+    #[test]
+    fn out_of_range_numbers_name_column_value_and_range() {
+        assert_eq!(
+            replay_err(&plain("0,g,4294967295,5,5,0,0\n")),
+            "t.csv:2:3: prefix_length: 4294967295 is out of range; accepted: a token count in 0..=16777216 \
+             (a request's prompt and its output each hold at most 16777216 tokens, more than any model's context)"
+        );
+        assert_eq!(
+            replay_err(&plain("0,,0,5,5,18446744073709551614,0\n")),
+            "t.csv:2:6: arrival_time_us: 18446744073709551614 is out of range; accepted: µs in \
+             0..=3155760000000000 (100 years, the longest simulated time)"
+        );
+        assert!(replay_err(&plain("0,,0,5,5,0,99999999999999999999\n")).starts_with(
+            "t.csv:2:7: deadline_us: expected µs in 0..=3155760000000000, got \"99999999999999999999\""
+        ));
+        assert!(
+            replay_err(&plain("0,,0,5,-5,0,0\n"))
+                .starts_with("t.csv:2:5: output_tokens: expected a token count")
+        );
+        // Each part within the limit, the prompt beyond it.
+        assert_eq!(
+            replay_err(&plain("0,g,16777216,1,5,0,0\n")),
+            "t.csv:2: input_tokens: prefix_length + input_tokens = 16777217 tokens; a request's prompt and \
+             its output each hold at most 16777216 tokens, more than any model's context"
+        );
+        assert!(replay_err(&plain("0,,0,0,5,0,0\n")).contains("input_tokens: the prompt is empty"));
+        assert_eq!(
+            replay_err(&plain("0,,0,5,5,3000000,900000\n")),
+            "t.csv:2: deadline_us: 900000 µs precedes the request's injection at 3000000 µs (0 = no deadline)"
+        );
+        // Without a group the prefix length is not part of the prompt.
+        let recs =
+            parse_trace_csv(plain("0,,16777216,16777216,16777216,3155760000000000,0\n").as_bytes(), "t.csv")
+                .unwrap();
+        let r = TraceSource::new(recs, 1, "t.csv").unwrap().next_request().unwrap();
+        assert_eq!(
+            (r.input.len(), r.output_tokens, r.arrival_us),
+            (16_777_216, 16_777_216, 3_155_760_000_000_000)
+        );
+    }
+
+    #[test]
+    fn token_segments_that_overflow_are_refused() {
+        for segs in ["1:0:ffffffff;2:0:1", "1:ffffffff:1", "1:0:1000001", "1:0:800000;2:0:800001", "1:0:zz"] {
+            let csv = format!(
+                "request_id,input_tokens,output_tokens,arrival_time_us,token_segments\n0,1,1,0,{segs}\n"
+            );
+            let e = replay_err(&csv);
+            assert!(e.starts_with("t.csv:2: token_segments: expected hex source:start:len"), "{segs}: {e}");
+        }
+        let csv = "request_id,input_tokens,output_tokens,arrival_time_us,token_segments\n0,1,1,0,1:0:800000;2:0:800000\n";
+        let r = TraceSource::new(parse_trace_csv(csv.as_bytes(), "t.csv").unwrap(), 1, "t.csv")
+            .unwrap()
+            .next_request()
+            .unwrap();
+        assert_eq!(r.input.len(), MAX_REQUEST_TOKENS);
+    }
+
+    #[test]
+    fn header_time_unit_is_microseconds_or_refused() {
+        for unit in ["microseconds", "us", "µs", "Microseconds"] {
+            let h =
+                parse_trace_header(&format!("trace_version: 2\ntime_unit: {unit}\nmode: real\n"), "h.yaml")
+                    .unwrap();
+            assert_eq!(h.trace_version, "2");
+        }
+        assert_eq!(parse_trace_header("mode: real\n", "h.yaml").unwrap().time_unit, "microseconds");
+        let e =
+            parse_trace_header("trace_version: 2\ntime_unit: seconds\n", "h.yaml").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "h.yaml:2: time_unit: unsupported unit \"seconds\"; accepted: microseconds (or us, µs): the *_us columns hold microseconds"
+        );
+    }
+
+    #[test]
+    fn records_built_in_code_are_checked_too() {
+        let r = TraceRecord { output_tokens: u32::MAX, input_tokens: 3, ..TraceRecord::default() };
+        let e = TraceSource::new(vec![r], 1, "t.csv").err().unwrap().to_string();
+        assert!(e.starts_with("t.csv:2: output_tokens: must be ≤ 16777216 tokens"), "{e}");
+        let r = TraceRecord { send_time_us: u64::MAX - 1, input_tokens: 3, ..TraceRecord::default() };
+        let e = TraceSource::new(vec![r], 1, "t.csv").err().unwrap().to_string();
+        assert!(
+            e.starts_with(
+                "t.csv:2: send_time_us: 18446744073709551614 µs is beyond the longest simulated time"
+            ),
+            "{e}"
+        );
     }
 }
