@@ -15,9 +15,9 @@ pub struct ConfigError {
 impl ConfigError {
     pub fn new(key: impl Into<String>, origin: impl Into<String>, message: impl Into<String>) -> Self {
         let message: String = message.into();
-        // One line whatever the cause's formatting.
-        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-        ConfigError { key: key.into(), origin: origin.into(), message }
+        // One line whatever the cause's formatting; user text (keys, paths) may hold line breaks.
+        let message = escape_controls(&message.split_whitespace().collect::<Vec<_>>().join(" "));
+        ConfigError { key: escape_controls(&key.into()), origin: escape_controls(&origin.into()), message }
     }
 }
 
@@ -69,4 +69,14 @@ impl RunError {
             RunError::Invariant(_) => 3,
         }
     }
+}
+
+/// `text` with control characters escaped (`\n`, `\u{7}`), so that it stays on one line.
+fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
 }

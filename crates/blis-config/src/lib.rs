@@ -22,6 +22,9 @@ pub mod spec;
 pub mod sweep;
 mod yaml;
 
+#[cfg(test)]
+mod fuzz;
+
 use std::path::Path;
 
 pub use error::{ConfigError, RunError};
