@@ -25,7 +25,7 @@ pub mod validate;
 
 pub use compose::compose;
 pub use error::WorkloadError;
-pub use generator::{Overrides, SpecSource, build_source};
+pub use generator::{GenerationSemantics, Overrides, SpecSource, build_source, build_source_with};
 pub use presets::{LenParams, SyntheticParams, is_inference_perf_preset, preset_names, preset_spec};
 pub use request::{Outcome, RequestSource, RequestSpec, SessionRef, SloClass};
 pub use spec::{WorkloadSpec, load_spec_file, parse_spec, to_yaml};
