@@ -86,6 +86,7 @@ pub fn resolve_engine(e: &EngineArgs) -> CliResult<Engine> {
         slo_priorities,
         record_requests: false,
         track_classes: true,
+        semantics: blis_sim::EngineSemantics::BLIS,
     };
     let latency_overrides = LatencyOverrides {
         alpha: e.alpha_coeffs.clone(),

@@ -69,6 +69,7 @@ fn instance(latency: Arc<dyn LatencyModel>, max_running: u32) -> Instance {
         slo_priorities: true,
         record_requests: false,
         track_classes: true,
+        semantics: blis_sim::EngineSemantics::BLIS,
     };
     Instance::new(
         0,

@@ -17,6 +17,7 @@ use crate::metrics::{Metrics, RequestRecord};
 use crate::preemption::PreemptionPolicy;
 use crate::request::{LiveRequest, Phase, PromptHashes};
 use crate::scheduler::Scheduler;
+pub use crate::semantics::EngineSemantics;
 use crate::slab::{ReqId, Slab};
 
 /// Static configuration of an instance (vLLM engine arguments).
@@ -43,6 +44,8 @@ pub struct InstanceConfig {
     pub record_requests: bool,
     /// Keep per-SLO-class distributions.
     pub track_classes: bool,
+    /// Where the engine follows the reference simulator instead of vLLM (default: vLLM's way).
+    pub semantics: EngineSemantics,
 }
 
 /// A request that left the instance.
@@ -50,7 +53,7 @@ pub struct InstanceConfig {
 pub struct Finished {
     pub spec: RequestSpec,
     pub outcome: Outcome,
-    /// When the client sees the request end.
+    /// When the client sees the request end ([`EngineSemantics::follow_up_from_step_end`]).
     pub at_us: u64,
 }
 
@@ -411,14 +414,18 @@ impl Instance {
             let mut cached_blocks =
                 if self.config.prefix_caching { self.kv.cached_prefix_blocks(&r.prompt_hashes) } else { 0 };
             // As vLLM: the last prompt token is always computed, to produce the first output.
-            if cached_blocks * bs >= r.input_tokens {
+            let whole_prompt_cached = cached_blocks * bs >= r.input_tokens;
+            if whole_prompt_cached && self.config.semantics.compute_last_prompt_token {
                 cached_blocks = (r.input_tokens - 1) / bs;
             }
             let start = cached_blocks * bs;
             let n = self.clamp_chunk(r.input_tokens - start, budget, start);
             let r = &mut self.requests[id];
             let claim = &r.prompt_hashes[..cached_blocks as usize];
-            if n == 0 || !self.kv.allocate(&mut r.kv, r.sequence.as_ref(), &r.prompt_hashes, claim, start + n)
+            // Reference semantics: a wholly cached prompt joins with nothing to compute.
+            let nothing_to_compute = start == r.input_tokens;
+            if (n == 0 && !nothing_to_compute)
+                || !self.kv.allocate(&mut r.kv, r.sequence.as_ref(), &r.prompt_hashes, claim, start + n)
             {
                 break;
             }
@@ -431,7 +438,15 @@ impl Instance {
             r.seq = self.next_seq;
             self.next_seq += 1;
             self.metrics.prompt_tokens_cached += u64::from(start);
-            Self::add_to_shape(&mut self.shape, r);
+            if n > 0 && self.config.semantics.first_chunk_after_cached_prefix {
+                Self::add_to_shape(&mut self.shape, r);
+            } else if n > 0 {
+                self.shape.prefills.push(PrefillChunk {
+                    new_tokens: n,
+                    context_tokens: 0,
+                    input_tokens: r.input_tokens,
+                });
+            }
             self.running.push(id);
             if self.lock.active {
                 self.lock.prefilling.push(id);
@@ -837,7 +852,10 @@ impl Instance {
         for k in 0..self.running.len() {
             let id = self.running[k];
             let r = &mut self.requests[id];
-            if r.new_tokens > 0 {
+            if r.new_tokens == 0 && r.progress_tokens == r.input_tokens && r.ttft_us.is_none() {
+                // Admitted this step with its whole prompt cached (reference semantics).
+                r.ttft_us = Some(end_us + otpt_us - r.spec.arrival_us);
+            } else if r.new_tokens > 0 {
                 if r.in_prefill() {
                     r.progress_tokens += r.new_tokens;
                     r.computed_prompt_tokens += u64::from(r.new_tokens);
@@ -922,7 +940,9 @@ impl Instance {
         if self.config.record_requests {
             self.metrics.records.push(record(&r, self.index, e2e_us, outcome));
         }
-        Finished { spec: r.spec, outcome, at_us: finished_at.max(at_us) }
+        let at_us =
+            if self.config.semantics.follow_up_from_step_end { at_us } else { finished_at.max(at_us) };
+        Finished { spec: r.spec, outcome, at_us }
     }
 
     /// Ends a request whose deadline passed, wherever it is.

@@ -12,6 +12,7 @@ pub mod preemption;
 pub mod request;
 pub mod saturation;
 pub mod scheduler;
+pub mod semantics;
 pub mod slab;
 pub mod stats;
 pub mod sweep;
@@ -19,5 +20,6 @@ pub mod trace;
 
 pub use engine::{ClusterOptions, ControlPlane, Progress, SimReport, Simulation};
 pub use instance::{Instance, InstanceConfig};
+pub use semantics::EngineSemantics;
 pub mod report;
 pub mod scenario;

@@ -84,6 +84,7 @@ fn scenario(c: &Case, prefix_caching: bool) -> Scenario {
             slo_priorities: true,
             record_requests: true,
             track_classes: true,
+            semantics: blis_sim::EngineSemantics::BLIS,
         },
         num_instances: c.instances,
         scheduler: c.scheduler.into(),
