@@ -10,12 +10,12 @@ use std::path::PathBuf;
 
 use blis_latency::LatencyOverrides;
 use blis_model::HubOptions;
-use blis_sim::InstanceConfig;
 use blis_sim::cluster::admission::AdmissionConfig;
 use blis_sim::cluster::routing::RoutingConfig;
 use blis_sim::report::RunDoc;
 use blis_sim::scenario::{Scenario, resolve_kv};
-use blis_workload::Overrides;
+use blis_sim::{EngineSemantics, InstanceConfig};
+use blis_workload::{GenerationSemantics, Overrides};
 use rayon::prelude::*;
 
 use crate::measurements::{Experiment, LatencyStats};
@@ -36,6 +36,8 @@ pub struct RunConfig {
     pub workload: WorkloadSemantics,
     /// `--async-scheduling` (vLLM V1 async scheduling).
     pub async_scheduling: bool,
+    /// Engine behaviours (`--compat reference` uses the reference simulator's).
+    pub engine: EngineSemantics,
 }
 
 /// Optional `inference_perf.shared_prefix` keys written into every experiment's workload spec.
@@ -45,6 +47,8 @@ pub struct WorkloadSemantics {
     pub question_reuse: Option<String>,
     /// `user_order: random | round_robin`.
     pub user_order: Option<String>,
+    /// Whose workload generation (`--compat reference` uses the reference simulator's).
+    pub generation: GenerationSemantics,
 }
 
 /// Simulated figures of one experiment, comparable with [`LatencyStats`].
@@ -152,6 +156,7 @@ pub fn scenario(e: &Experiment, cfg: &RunConfig) -> Result<Scenario, String> {
         slo_priorities: true,
         record_requests: false,
         track_classes: true,
+        semantics: cfg.engine,
     };
     Ok(Scenario {
         model,
@@ -189,7 +194,8 @@ pub fn run_scenario(e: &Experiment, sc: &Scenario, ws: &WorkloadSemantics) -> Re
     let spec = blis_workload::parse_spec(&workload_yaml(e, ws), &format!("experiment-{}.yaml", e.id))
         .map_err(|err| err.to_string())?;
     let overrides = Overrides { seed: Some(SEED), num_requests: None, horizon_us: None, timeout_us: None };
-    let source = blis_workload::build_source(&spec, &overrides).map_err(|err| err.to_string())?;
+    let source =
+        blis_workload::build_source_with(&spec, &overrides, ws.generation).map_err(|err| err.to_string())?;
     let sim = sc.build(source, None)?;
     let report = sim.run(|_| {}).map_err(|err| err.to_string())?;
     let doc = RunDoc::from_report(&report);

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use blis_calibrate::experiment::{RunConfig, WorkloadSemantics, run_all};
 use blis_calibrate::fit::{Fold, NmOptions, coefficients_yaml, comparisons, fit, leave_one_model_out};
 use blis_calibrate::metrics::Metric;
+use blis_calibrate::parity::{parity, reference_run_config, render_table};
 use blis_calibrate::report::{ModelRun, reference_run, render};
 use blis_calibrate::{Experiment, Measurements};
 use blis_latency::LatencyOverrides;
@@ -17,9 +18,10 @@ pub struct CalibrateArgs {
     /// Measurements JSON (e.g. shared/calibration/vllm-h100-measurements.json).
     #[arg(long)]
     pub measurements: PathBuf,
-    /// Step-time model to evaluate (and fit).
-    #[arg(long, default_value = "blis-physics")]
-    pub latency_model: String,
+    /// Step-time model to evaluate (and fit). Default blis-physics; trained-physics with
+    /// `--compat reference`.
+    #[arg(long)]
+    pub latency_model: Option<String>,
     /// YAML file with coefficient sets (as `blis run --coefficients-file`).
     #[arg(long)]
     pub coefficients_file: Option<PathBuf>,
@@ -72,6 +74,13 @@ pub struct CalibrateArgs {
     /// crates/blis-calibrate/data/blis-physics-prior.yaml) keeps the folds out of sample.
     #[arg(long)]
     pub cv_start: Option<PathBuf>,
+    /// `reference`: simulate every experiment under the reference simulator's semantics and
+    /// print, per run, the error of the mean TTFT / E2E / ITL against the reference's own
+    /// predictions (`reference_simulator_predictions`; trained-physics, or roofline with
+    /// `--latency-model roofline`) instead of against the measurements. Implies synchronous
+    /// scheduling; `--report` writes the table.
+    #[arg(long)]
+    pub compat: Option<String>,
     /// Evaluation budget of the fit (each evaluation simulates every experiment).
     #[arg(long, default_value_t = 600)]
     pub max_evals: usize,
@@ -113,8 +122,12 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
     if experiments.is_empty() {
         return Err("--only: no experiment matches".into());
     }
+    if let Some(compat) = &args.compat {
+        return compat_parity(args, compat, &experiments);
+    }
+    let latency_model = args.latency_model.clone().unwrap_or_else(|| "blis-physics".into());
     let cfg = RunConfig {
-        latency_model: args.latency_model.clone(),
+        latency_model: latency_model.clone(),
         overrides: LatencyOverrides {
             alpha: args.alpha_coeffs.clone(),
             beta: args.beta_coeffs.clone(),
@@ -124,8 +137,10 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
         workload: WorkloadSemantics {
             question_reuse: args.question_reuse.clone(),
             user_order: args.user_order.clone(),
+            ..WorkloadSemantics::default()
         },
         async_scheduling: args.async_scheduling,
+        engine: blis_sim::EngineSemantics::BLIS,
     };
     let mut runs = vec![reference_run(&experiments)];
     for other in &args.compare {
@@ -133,19 +148,19 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             RunConfig { latency_model: other.clone(), overrides: LatencyOverrides::default(), ..cfg.clone() };
         runs.push(simulate(&experiments, other, &other_cfg)?);
     }
-    let main_run = simulate(&experiments, &args.latency_model, &cfg)?;
+    let main_run = simulate(&experiments, &latency_model, &cfg)?;
     runs.push(main_run);
     if let Some(out) = &args.fit {
         let (alpha0, beta0) = starting_point(&cfg)?;
         let opt = NmOptions { max_evals: args.max_evals, ..NmOptions::default() };
         let result =
             fit(&experiments, &cfg, alpha0, &beta0, &args.freeze, opt, |line| eprintln!("fit: {line}"))?;
-        let names: Vec<&str> = match args.latency_model.as_str() {
+        let names: Vec<&str> = match latency_model.as_str() {
             "blis-physics" => blis_latency::blis_physics::BETA_NAMES.to_vec(),
             "trained-physics" => blis_latency::BASIS_NAMES.to_vec(),
             _ => Vec::new(),
         };
-        let yaml = coefficients_yaml(&args.latency_model, &result, &names);
+        let yaml = coefficients_yaml(&latency_model, &result, &names);
         std::fs::write(out, &yaml).map_err(|e| format!("--fit: cannot write {}: {e}", out.display()))?;
         eprintln!("fit: wrote {}", out.display());
         let fitted = RunConfig {
@@ -156,7 +171,7 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             },
             ..cfg.clone()
         };
-        runs.push(simulate(&experiments, &format!("{} (fitted)", args.latency_model), &fitted)?);
+        runs.push(simulate(&experiments, &format!("{latency_model} (fitted)"), &fitted)?);
     }
     let mut folds: Vec<Fold> = Vec::new();
     if args.cross_validate {
@@ -174,7 +189,7 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             eprintln!("cv: {line}")
         })?;
         folds = f;
-        runs.push(ModelRun { name: format!("{} leave-one-model-out", args.latency_model), rows });
+        runs.push(ModelRun { name: format!("{latency_model} leave-one-model-out"), rows });
     }
     for run in &runs {
         print_run(&experiments, run);
@@ -203,6 +218,47 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             text.push('\n');
             text.push_str(&cv_text);
         }
+        std::fs::write(path, text).map_err(|e| format!("--report: cannot write {}: {e}", path.display()))?;
+        eprintln!("report: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `--compat reference`: BLIS under the reference's semantics against the reference's own
+/// predictions, one line per experiment.
+fn compat_parity(args: &CalibrateArgs, compat: &str, experiments: &[Experiment]) -> CliResult<()> {
+    if compat != "reference" {
+        return Err(format!("--compat: unknown '{compat}' (accepted: reference)"));
+    }
+    let conflicting = [
+        ("--fit", args.fit.is_some()),
+        ("--cross-validate", args.cross_validate),
+        ("--compare", !args.compare.is_empty()),
+        ("--question-reuse", args.question_reuse.is_some()),
+        ("--user-order", args.user_order.is_some()),
+    ];
+    if let Some((flag, _)) = conflicting.iter().find(|(_, set)| *set) {
+        return Err(format!("--compat reference: {flag} cannot be combined with it"));
+    }
+    let latency_model = args.latency_model.clone().unwrap_or_else(|| "trained-physics".into());
+    let overrides = LatencyOverrides {
+        alpha: args.alpha_coeffs.clone(),
+        beta: args.beta_coeffs.clone(),
+        coefficients_file: args.coefficients_file.clone(),
+    };
+    let cfg = reference_run_config(&latency_model, overrides, args.model_config_folder.clone());
+    let rows = parity(experiments, &cfg)?;
+    let table = render_table(&rows);
+    println!("== {latency_model} under --compat reference vs the reference simulator's predictions ==\n");
+    println!("{table}");
+    if let Some(path) = &args.report {
+        let rest: Vec<String> = std::env::args().skip(1).map(shell_word).collect();
+        let text = format!(
+            "# BLIS `--compat reference` against the reference simulator ({latency_model})\n\n\
+             Generated by `blis {}`. Each experiment is simulated under the reference simulator's \
+             semantics and compared with the reference's own prediction of it (not with vLLM).\n\n{table}",
+            rest.join(" ")
+        );
         std::fs::write(path, text).map_err(|e| format!("--report: cannot write {}: {e}", path.display()))?;
         eprintln!("report: wrote {}", path.display());
     }
