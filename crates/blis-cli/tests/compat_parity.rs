@@ -25,7 +25,13 @@ fn trained_physics_matches_the_reference_on_every_run() {
     let table = render_table(&rows);
     eprintln!("{table}");
     for r in &rows {
-        assert!(r.within_bounds(), "experiment {} ({}) out of bounds: {:?}\n{table}", r.id, r.label, r.errors_pct());
+        assert!(
+            r.within_bounds(),
+            "experiment {} ({}) out of bounds: {:?}\n{table}",
+            r.id,
+            r.label,
+            r.errors_pct()
+        );
     }
 }
 
@@ -43,7 +49,10 @@ fn cli_prints_the_parity_table() {
     assert!(stdout.contains("1 of 1 runs within every bound"), "{stdout}");
     for (args, msg) in [
         (vec!["--compat", "vllm"], "--compat: unknown 'vllm' (accepted: reference)"),
-        (vec!["--compat", "reference", "--latency-model", "blis-physics"], "only for trained-physics and roofline"),
+        (
+            vec!["--compat", "reference", "--latency-model", "blis-physics"],
+            "only for trained-physics and roofline",
+        ),
         (vec!["--compat", "reference", "--fit", "x.yaml"], "--compat reference: --fit cannot be combined"),
     ] {
         let mut a = vec!["calibrate", "--measurements", MEASUREMENTS, "--only", "66"];
@@ -53,4 +62,27 @@ fn cli_prints_the_parity_table() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(msg), "{a:?}: {err}");
     }
+}
+
+/// Roofline: its formulas equal the reference's (pinned in blis-latency), but run-level means
+/// are not reproducible to 2 %: in these closed-loop workloads α = 0 and prefill steps 3–10×
+/// longer than decode steps make sessions lock into synchronized groups, so the means depend on
+/// which sessions happen to collide early, i.e. on the random start times. BLIS's own mean E2E
+/// varies by a standard deviation of up to 9 % between seeds (docs/compat.md); the reference's
+/// numbers are one draw of that process with its Go RNG. This checks the overall agreement
+/// (median over the 15 runs), which a change to the roofline formulas or the engine would
+/// break.
+#[test]
+fn roofline_agrees_in_the_median() {
+    let rows = rows("roofline");
+    let table = render_table(&rows);
+    eprintln!("{table}");
+    let median = |k: usize| {
+        let mut e: Vec<f64> = rows.iter().map(|r| r.errors_pct()[k].abs()).collect();
+        e.sort_by(f64::total_cmp);
+        e[e.len() / 2]
+    };
+    assert!(median(0) <= 10.0, "median |TTFT error| {:.2} %\n{table}", median(0));
+    assert!(median(1) <= 5.0, "median |E2E error| {:.2} %\n{table}", median(1));
+    assert!(median(2) <= 5.0, "median |ITL error| {:.2} %\n{table}", median(2));
 }
