@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use blis_config::{Catalog, RunConfig, RunSpec, WorkloadSpecRef};
+use blis_config::{Catalog, Compat, RunConfig, RunSpec, WorkloadSpecRef};
 use blis_latency::{LatencyModelKind, LatencyOverrides};
 use blis_sim::report::RunDoc;
 use blis_workload::spec::{InferencePerfSpec, SharedPrefixSpec, StageSpec, WorkloadSpec};
@@ -31,6 +31,8 @@ pub struct Setup {
     pub workload: WorkloadSemantics,
     /// `--async-scheduling` (vLLM V1 async scheduling).
     pub async_scheduling: bool,
+    /// Whose semantics (`--compat`): BLIS's, or the reference simulator's.
+    pub compat: Compat,
     /// Where model configs come from.
     pub catalog: Catalog,
 }
@@ -43,6 +45,7 @@ impl Setup {
             model_config_folder: None,
             workload: WorkloadSemantics::default(),
             async_scheduling: true,
+            compat: Compat::Blis,
             catalog: Catalog::default(),
         }
     }
@@ -114,6 +117,7 @@ pub fn run_spec(e: &Experiment, setup: &Setup) -> RunSpec {
         async_scheduling: Some(setup.async_scheduling),
         workload_spec: Some(WorkloadSpecRef::Inline(Box::new(workload_spec(e, &setup.workload)))),
         seed: Some(SEED),
+        compat: Some(setup.compat),
         ..RunSpec::default()
     }
 }

@@ -12,6 +12,7 @@ pub mod experiment;
 pub mod fit;
 pub mod measurements;
 pub mod metrics;
+pub mod parity;
 pub mod report;
 
 #[cfg(test)]

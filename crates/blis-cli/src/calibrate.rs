@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use blis_calibrate::experiment::{Setup, WorkloadSemantics, run_all};
 use blis_calibrate::fit::{Fold, NmOptions, coefficients_yaml, comparisons, fit, leave_one_model_out};
 use blis_calibrate::metrics::Metric;
+use blis_calibrate::parity::{parity, reference_setup, render_table};
 use blis_calibrate::report::{ModelRun, reference_run, render};
 use blis_calibrate::{Experiment, Measurements};
 use blis_latency::{LatencyModelKind, LatencyOverrides};
@@ -17,9 +18,14 @@ pub struct CalibrateArgs {
     /// Measurements JSON (e.g. shared/calibration/vllm-h100-measurements.json).
     #[arg(long)]
     pub measurements: PathBuf,
-    /// Step-time model to evaluate (and fit).
-    #[arg(long, value_enum, default_value = "blis-physics")]
-    pub latency_model: LatencyModelKind,
+    /// Step-time model to evaluate (and fit) [default: blis-physics; trained-physics with
+    /// --compat reference].
+    #[arg(long, value_enum)]
+    pub latency_model: Option<LatencyModelKind>,
+    /// `reference`: simulate every experiment as `blis run --compat reference` and compare with
+    /// the reference simulator's own predictions of it (not with the measurements).
+    #[arg(long, value_enum)]
+    pub compat: Option<blis_config::Compat>,
     /// YAML file with coefficient sets (as `blis run --coefficients-file`).
     #[arg(long)]
     pub coefficients_file: Option<PathBuf>,
@@ -113,8 +119,23 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
     if experiments.is_empty() {
         return Err("--only: no experiment matches".into());
     }
+    if args.compat == Some(blis_config::Compat::Reference) {
+        return compat_parity(args, &experiments);
+    }
+    calibrate_against_measurements(
+        args,
+        experiments,
+        args.latency_model.unwrap_or(LatencyModelKind::BlisPhysics),
+    )
+}
+
+fn calibrate_against_measurements(
+    args: &CalibrateArgs,
+    experiments: Vec<Experiment>,
+    latency_model: LatencyModelKind,
+) -> CliResult<()> {
     let cfg = Setup {
-        latency_model: args.latency_model,
+        latency_model,
         overrides: LatencyOverrides {
             alpha: args.alpha_coeffs.clone(),
             beta: args.beta_coeffs.clone(),
@@ -126,6 +147,7 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             user_order: args.user_order.clone(),
         },
         async_scheduling: args.async_scheduling,
+        compat: blis_config::Compat::Blis,
         catalog: crate::run::catalog(),
     };
     let mut runs = vec![reference_run(&experiments)];
@@ -133,7 +155,7 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
         let other_cfg = Setup { latency_model: other, overrides: LatencyOverrides::default(), ..cfg.clone() };
         runs.push(simulate(&experiments, other.name(), &other_cfg)?);
     }
-    let main_run = simulate(&experiments, args.latency_model.name(), &cfg)?;
+    let main_run = simulate(&experiments, latency_model.name(), &cfg)?;
     runs.push(main_run);
     if let Some(out) = &args.fit {
         // Fail on an unwritable path before the fit runs, not after.
@@ -142,12 +164,12 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
         let opt = NmOptions { max_evals: args.max_evals, ..NmOptions::default() };
         let result =
             fit(&experiments, &cfg, alpha0, &beta0, &args.freeze, opt, |line| eprintln!("fit: {line}"))?;
-        let names: Vec<&str> = match args.latency_model {
+        let names: Vec<&str> = match latency_model {
             LatencyModelKind::BlisPhysics => blis_latency::blis_physics::BETA_NAMES.to_vec(),
             LatencyModelKind::TrainedPhysics => blis_latency::BASIS_NAMES.to_vec(),
             _ => Vec::new(),
         };
-        let yaml = coefficients_yaml(args.latency_model.name(), &result, &names);
+        let yaml = coefficients_yaml(latency_model.name(), &result, &names);
         write_file(out, &yaml, "fit")?;
         eprintln!("fit: wrote {}", out.display());
         let fitted = Setup {
@@ -158,7 +180,7 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             },
             ..cfg.clone()
         };
-        runs.push(simulate(&experiments, &format!("{} (fitted)", args.latency_model.name()), &fitted)?);
+        runs.push(simulate(&experiments, &format!("{} (fitted)", latency_model.name()), &fitted)?);
     }
     let mut folds: Vec<Fold> = Vec::new();
     if args.cross_validate {
@@ -176,7 +198,7 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             eprintln!("cv: {line}")
         })?;
         folds = f;
-        runs.push(ModelRun { name: format!("{} leave-one-model-out", args.latency_model.name()), rows });
+        runs.push(ModelRun { name: format!("{} leave-one-model-out", latency_model.name()), rows });
     }
     for run in &runs {
         print_run(&experiments, run);
@@ -206,6 +228,52 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             text.push('\n');
             text.push_str(&cv_text);
         }
+        write_file(path, &text, "report")?;
+        eprintln!("report: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `--compat reference`: BLIS under the reference's semantics against the reference's own
+/// predictions, one line per experiment.
+fn compat_parity(args: &CalibrateArgs, experiments: &[Experiment]) -> CliResult<()> {
+    let conflicting = [
+        ("--fit", args.fit.is_some()),
+        ("--cross-validate", args.cross_validate),
+        ("--compare", !args.compare.is_empty()),
+        ("--question-reuse", args.question_reuse.is_some()),
+        ("--user-order", args.user_order.is_some()),
+    ];
+    if let Some((flag, _)) = conflicting.iter().find(|(_, set)| *set) {
+        return Err(format!("--compat reference: {flag} cannot be combined with it").into());
+    }
+    let latency_model = args.latency_model.unwrap_or(LatencyModelKind::TrainedPhysics);
+    let overrides = LatencyOverrides {
+        alpha: args.alpha_coeffs.clone(),
+        beta: args.beta_coeffs.clone(),
+        coefficients_file: args.coefficients_file.clone(),
+    };
+    let cfg =
+        reference_setup(latency_model, overrides, args.model_config_folder.clone(), crate::run::catalog());
+    if let Some(path) = &args.report {
+        drop(blis_config::outputs::PendingFile::create(path, "report")?);
+    }
+    let rows = parity(experiments, &cfg)?;
+    let table = render_table(&rows);
+    println!(
+        "== {} under --compat reference vs the reference simulator's predictions ==\n",
+        latency_model.name()
+    );
+    println!("{table}");
+    if let Some(path) = &args.report {
+        let rest: Vec<String> = std::env::args().skip(1).map(shell_word).collect();
+        let text = format!(
+            "# BLIS `--compat reference` against the reference simulator ({})\n\n\
+             Generated by `blis {}`. Each experiment is simulated under the reference simulator's \
+             semantics and compared with the reference's own prediction of it (not with vLLM).\n\n{table}",
+            latency_model.name(),
+            rest.join(" ")
+        );
         write_file(path, &text, "report")?;
         eprintln!("report: wrote {}", path.display());
     }

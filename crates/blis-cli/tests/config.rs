@@ -303,3 +303,56 @@ fn config_file_errors_name_the_file_line_and_key() {
             .to_string();
     assert!(err.contains("--max-num-running-reqs: must be at least 1"), "{err}");
 }
+
+#[test]
+fn compat_reference_switches_the_documented_defaults() {
+    let dump = |extra: &[&str]| {
+        let mut a = vec!["run", "--model", MODEL, "--compat", "reference", "--dump-config"];
+        a.extend_from_slice(extra);
+        String::from_utf8(ok(blis(&a)).stdout).unwrap()
+    };
+    let y = dump(&[]);
+    for line in [
+        "latency-model: trained-physics",
+        "async-scheduling: false",
+        "arrival-process: constant",
+        "compat: reference",
+    ] {
+        assert!(y.contains(line), "{line}: {y}");
+    }
+    // Flags still win.
+    let y = dump(&["--latency-model", "blis-physics", "--async-scheduling", "true"]);
+    assert!(y.contains("latency-model: blis-physics") && y.contains("async-scheduling: true"), "{y}");
+    // The reference's KV-capacity formula (Llama-3.1-8B on one H100: 26 312 blocks).
+    let run = doc(&ok(blis(&[
+        "run",
+        "--model",
+        MODEL,
+        "--compat",
+        "reference",
+        "--num-requests",
+        "5",
+        "--progress",
+        "never",
+    ])));
+    assert_eq!(run["total_kv_blocks"], 26312);
+    let blis_run = doc(&ok(blis(&["run", "--model", MODEL, "--num-requests", "5", "--progress", "never"])));
+    assert_ne!(blis_run["total_kv_blocks"], 26312);
+    // A policy file's priority policy has no effect in the reference, and says so.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.yaml");
+    std::fs::write(&p, "priority: {policy: constant}\n").unwrap();
+    let out = ok(blis(&[
+        "run",
+        "--model",
+        MODEL,
+        "--compat",
+        "reference",
+        "--policy-config",
+        s(&p),
+        "--num-requests",
+        "5",
+    ]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no effect under --compat reference"));
+    assert_eq!(doc(&out)["config"]["priority-policy"], "slo-based");
+}

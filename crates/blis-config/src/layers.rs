@@ -18,6 +18,8 @@ use crate::spec::RunSpec;
 pub enum Source {
     /// [`RunSpec::defaults`].
     Defaults,
+    /// The defaults a `--compat` mode changes ([`crate::spec::Compat::defaults`]).
+    CompatDefaults(crate::spec::Compat),
     /// The configuration recorded in an exported trace's header (`blis replay`).
     TraceHeader(PathBuf),
     /// `--config FILE`.
@@ -66,7 +68,7 @@ impl Layer {
     pub fn describe(&self, key: &str) -> String {
         let spelled = self.spelled.get(key).map_or(key, String::as_str);
         match &self.source {
-            Source::Defaults => format!("--{key} (default)"),
+            Source::Defaults | Source::CompatDefaults(_) => format!("--{key} (default)"),
             Source::Flags => {
                 if spelled.starts_with('-') {
                     spelled.to_string()
@@ -108,6 +110,16 @@ impl Layers {
         self.layers.insert(at, layer);
     }
 
+    /// The defaults that a `--compat` mode changes, as a layer right above the defaults.
+    pub fn with_compat_defaults(&self, compat: crate::spec::Compat) -> Layers {
+        let mut out = self.clone();
+        let defaults = compat.defaults();
+        if defaults != RunSpec::default() {
+            out.push_lowest(Layer::new(Source::CompatDefaults(compat), &defaults));
+        }
+        out
+    }
+
     /// The merged spec: every key from the highest layer that sets it.
     pub fn merged(&self) -> Result<RunSpec, ConfigError> {
         let mut map = Map::new();
@@ -135,7 +147,16 @@ impl Layers {
 
     /// Whether the user set `key` (anywhere but the defaults).
     pub fn is_explicit(&self, key: &str) -> bool {
-        self.origin(key).is_some_and(|l| l.source != Source::Defaults)
+        self.origin(key).is_some_and(|l| !matches!(l.source, Source::Defaults | Source::CompatDefaults(_)))
+    }
+
+    /// The value `key` takes when the user does not set it.
+    pub fn default_value(&self, key: &str) -> Option<&Value> {
+        self.layers
+            .iter()
+            .rev()
+            .filter(|l| matches!(l.source, Source::Defaults | Source::CompatDefaults(_)))
+            .find_map(|l| l.values.get(key))
     }
 
     /// Keys the flags set that a lower, non-default layer also set (for "overrides" notices).

@@ -6,18 +6,23 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use blis_latency::{LatencyModelKind, LatencyOverrides};
+use blis_model::KvCapacityFormula;
 use blis_model::{GpuSpec, HubOptions, ModelSpec};
+use blis_sim::EngineSemantics;
 use blis_sim::cluster::admission::{AdmissionConfig, AdmissionKind};
 use blis_sim::cluster::routing::{RoutingConfig, RoutingKind};
 use blis_sim::fitness::FitnessWeights;
+use blis_sim::priority::PriorityKind;
 use blis_sim::priority::SloPriorities;
 use blis_sim::saturation::Detector;
 use blis_sim::{ClusterTiming, ExecOptions, InstanceConfig, PoolConfig, SimConfig};
-use blis_workload::{Overrides, Preset, SloClass, SyntheticParams, TraceHeader, TraceRecord, WorkloadSpec};
+use blis_workload::{
+    GenerationSemantics, Overrides, Preset, SloClass, SyntheticParams, TraceHeader, TraceRecord, WorkloadSpec,
+};
 
 use crate::error::ConfigError;
-use crate::layers::{Layers, PATH_KEYS};
-use crate::spec::{ArrivalProcess, RunSpec, TraceLevel, WorkloadSpecRef};
+use crate::layers::{Layers, PATH_KEYS, Source};
+use crate::spec::{ArrivalProcess, Compat, RunSpec, TraceLevel, WorkloadSpecRef};
 
 /// Seed of the cluster's streams (and of built-in workloads) when none is given.
 pub const DEFAULT_SEED: u64 = 42;
@@ -35,8 +40,9 @@ pub struct Catalog {
 /// Where the requests come from.
 #[derive(Debug, Clone)]
 pub enum WorkloadPlan {
-    /// A workload spec (a file, inline, or a built-in workload) and the flags that override it.
-    Spec { spec: Box<WorkloadSpec>, overrides: Overrides },
+    /// A workload spec (a file, inline, or a built-in workload), the flags that override it,
+    /// and whose generation rules expand it.
+    Spec { spec: Box<WorkloadSpec>, overrides: Overrides, generation: GenerationSemantics },
     /// A recorded trace, replayed row by row under `seed`.
     Trace { records: Vec<TraceRecord>, seed: u64, file: String },
 }
@@ -125,6 +131,7 @@ const CLUSTER_KEYS: &[&str] = &[
 struct Ctx<'a> {
     layers: &'a Layers,
     warnings: Vec<String>,
+    compat: Compat,
 }
 
 impl Ctx<'_> {
@@ -144,7 +151,7 @@ impl Ctx<'_> {
     /// warnings are about (a dumped configuration spells out every default).
     fn customized(&self, key: &str) -> bool {
         self.explicit(key)
-            && self.layers.origin(key).and_then(|l| l.values.get(key)) != default_value(key).as_ref()
+            && self.layers.origin(key).and_then(|l| l.values.get(key)) != self.layers.default_value(key)
     }
 }
 
@@ -155,8 +162,17 @@ fn required<T: Clone>(v: &Option<T>, key: &str) -> T {
 /// Resolves the layers into a runnable configuration.
 pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigError> {
     layers.check_finite()?;
+    let compat = layers.merged()?.compat.unwrap_or(Compat::Blis);
+    let layers = &layers.with_compat_defaults(compat);
     let mut spec = layers.merged()?;
-    let mut cx = Ctx { layers, warnings: Vec::new() };
+    let mut cx = Ctx { layers, warnings: Vec::new(), compat };
+    if compat == Compat::Reference
+        && let Some(origin) = layers.origin("priority-policy")
+        && matches!(origin.source, Source::PolicyFile(_))
+    {
+        cx.warn("priority-policy", "no effect under --compat reference (the reference orders by SLO class)");
+        spec.priority_policy = Some(PriorityKind::SloBased);
+    }
     // The policy file was read into its own layer; the resolved spec stands on its own.
     spec.policy_config = None;
 
@@ -280,11 +296,6 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     Ok(RunConfig { spec, sim, workload, outputs, analysis, warnings: cx.warnings, derived })
 }
 
-/// The default of `key`, if it has one.
-fn default_value(key: &str) -> Option<serde_json::Value> {
-    RunSpec::defaults().to_map().get(key).cloned()
-}
-
 /// Unsets `key` in `spec`.
 fn clear_key(spec: &mut RunSpec, key: &str) {
     let mut map = spec.to_map();
@@ -403,14 +414,18 @@ fn engine(
         Some(b) => u32::try_from(b)
             .map_err(|_| cx.err("total-kv-blocks", format!("at most {}, got {b}", u32::MAX)))?,
         None => {
-            let b =
-                blis_model::kv_blocks(model, gpu, tp, utilization, u64::from(block_size)).map_err(|e| {
-                    ConfigError::new(
-                        "total-kv-blocks",
-                        cx.layers.describe("hardware"),
-                        format!("KV capacity: {e}"),
-                    )
-                })?;
+            let formula = match cx.compat {
+                Compat::Blis => KvCapacityFormula::Vllm,
+                Compat::Reference => KvCapacityFormula::Reference,
+            };
+            let b = blis_model::kv_blocks_with(model, gpu, tp, utilization, u64::from(block_size), formula)
+                .map_err(|e| {
+                ConfigError::new(
+                    "total-kv-blocks",
+                    cx.layers.describe("hardware"),
+                    format!("KV capacity: {e}"),
+                )
+            })?;
             u32::try_from(b).map_err(|_| {
                 ConfigError::new(
                     "total-kv-blocks",
@@ -446,6 +461,10 @@ fn engine(
         slo_priorities: priorities,
         record_requests: false,
         track_classes: true,
+        semantics: match cx.compat {
+            Compat::Blis => EngineSemantics::BLIS,
+            Compat::Reference => EngineSemantics::REFERENCE,
+        },
     };
     Ok((instance, Derived { total_kv_blocks: blocks, max_model_len: mml }))
 }
@@ -675,7 +694,10 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
                 *s
             }
         };
-        return Ok((WorkloadPlan::Spec { spec: Box::new(loaded), overrides }, seed));
+        return Ok((
+            WorkloadPlan::Spec { spec: Box::new(loaded), overrides, generation: generation(cx.compat) },
+            seed,
+        ));
     }
     let preset: Preset = spec.workload.unwrap_or(Preset::Distribution);
     let rate = required(&spec.rate, "rate");
@@ -726,7 +748,14 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
     }
     spec.workload = Some(preset);
     spec.seed = Some(seed);
-    Ok((WorkloadPlan::Spec { spec: Box::new(built), overrides }, seed))
+    Ok((WorkloadPlan::Spec { spec: Box::new(built), overrides, generation: generation(cx.compat) }, seed))
+}
+
+fn generation(compat: Compat) -> GenerationSemantics {
+    match compat {
+        Compat::Blis => GenerationSemantics::Blis,
+        Compat::Reference => GenerationSemantics::Reference,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

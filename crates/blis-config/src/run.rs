@@ -48,8 +48,10 @@ impl RunConfig {
     /// A fresh request source for this run.
     pub fn source(&self) -> Result<Box<dyn RequestSource + Send>, ConfigError> {
         match &self.workload {
-            WorkloadPlan::Spec { spec, overrides } => blis_workload::build_source(spec, overrides)
-                .map_err(|e| ConfigError::new("workload-spec", "workload", e.to_string())),
+            WorkloadPlan::Spec { spec, overrides, generation } => {
+                blis_workload::build_source_with(spec, overrides, *generation)
+                    .map_err(|e| ConfigError::new("workload-spec", "workload", e.to_string()))
+            }
             WorkloadPlan::Trace { records, seed, file } => {
                 blis_workload::TraceSource::new(records.clone(), *seed, file)
                     .map(|s| Box::new(s) as Box<dyn RequestSource + Send>)

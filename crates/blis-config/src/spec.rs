@@ -273,6 +273,10 @@ pub struct RunSpec {
     pub timeout: Option<f64>,
 
     // ── Run ────────────────────────────────────────────────────────────────────────────
+    /// Behave as the reference simulator wherever BLIS deliberately differs (docs/compat.md).
+    #[arg(long, value_enum, help_heading = "Run")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compat: Option<Compat>,
     /// Master seed of every random stream.
     #[arg(long, allow_hyphen_values = true, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -335,6 +339,33 @@ pub enum TraceLevel {
     Decisions,
 }
 
+/// `--compat`: whose semantics a run follows where BLIS deliberately differs from the reference
+/// simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compat {
+    /// BLIS's: real vLLM's behaviour where the reference differs.
+    Blis,
+    /// The reference simulator's: constant arrivals, its KV-capacity formula, synchronous
+    /// scheduling, its inference-perf generation and engine rules, trained-physics.
+    Reference,
+}
+
+impl Compat {
+    /// The defaults that change under this mode (flags and files still win over them).
+    pub fn defaults(self) -> RunSpec {
+        match self {
+            Compat::Blis => RunSpec::default(),
+            Compat::Reference => RunSpec {
+                latency_model: Some(LatencyModelKind::TrainedPhysics),
+                async_scheduling: Some(false),
+                arrival_process: Some(ArrivalProcess::Constant),
+                ..RunSpec::default()
+            },
+        }
+    }
+}
+
 /// `--arrival-process`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -385,6 +416,7 @@ impl RunSpec {
             arrival_process: Some(ArrivalProcess::Poisson),
             prefix_tokens: Some(0),
             seed: Some(42),
+            compat: Some(Compat::Blis),
             lockstep_decode: Some(true),
             independent_instances: Some(true),
             ..RunSpec::default()

@@ -14,6 +14,7 @@ pub(crate) struct Arch {
     pub kv_heads: f64,
     pub dense_ffn: f64,
     pub expert_ffn: f64,
+    /// Shared-expert width as the reference reads it (only the declared one).
     pub shared_ffn: f64,
     pub experts: f64,
     pub top_k: f64,
@@ -43,7 +44,7 @@ impl Arch {
             kv_heads: model.num_kv_heads as f64,
             dense_ffn: model.intermediate_size as f64,
             expert_ffn: model.expert_intermediate_size as f64,
-            shared_ffn: model.shared_expert_intermediate_size as f64,
+            shared_ffn: model.declared_shared_expert_intermediate_size as f64,
             experts: model.num_experts as f64,
             top_k: model.experts_per_token as f64,
             moe_layers: moe_layers as f64,

@@ -178,4 +178,42 @@ mod tests {
         let err = Roofline::new(&llama_8b(), &h100(), 1, [0.0, -1.0, 0.0]).unwrap_err();
         assert_eq!(err.to_string(), "--alpha-coeffs[1] = -1 must be finite and >= 0");
     }
+
+    /// Step times pinned to the reference's `rooflineStepTime` (sim/latency/roofline.go)
+    /// evaluated by hand on H100 (MFU 0.45 prefill / 0.30 decode), α = 0, truncated to µs:
+    ///
+    /// ```text
+    /// Llama-2-7B TP1:
+    ///   FLOPs per token at context 0 = 32·(2·(d²+2·d·d_kv) + 2·d²) + 32·2·d (RoPE)
+    ///                                  + 32·2·(2·d·11008)          = 10 066 591 744
+    ///   weights = 32·(d(d+2d_kv)+d²) + 32·2·d·11008 = 5 033 164 800 params · 2 B
+    ///           = 10 066 329 600 B
+    ///   16 decodes at 700:
+    ///     compute = 16·(10 066 591 744 + 32·(4·32·700·128 + 5·32·700)) / (989.5e12·0.3)
+    ///             = 562.6 µs
+    ///     memory  = (10 066 329 600 + 16·(524 288·(1+700) + 32·4096·2)) / 3.35e12
+    ///             = 4761.47 µs → 4761
+    ///   one 566-token prefill:
+    ///     compute = (566·10 066 591 744 + 32·(4·32·566·(0+282.5)·128 + 5·32·566·282.5))
+    ///               / (989.5e12·0.45) = 12985.999 µs → 12985
+    /// Llama-4-Scout FP8 TP2, 16 decodes at 700: the 24 MoE layers load
+    ///   E·(1 − ((E−k)/E)^16) = 16·(1 − (15/16)^16) = 10.19 experts; weights 13 894 367 425 B
+    ///   per GPU + dynamic 1 106 509 824 B → 4477.87 µs → 4477
+    /// Mistral-Nemo TP1 (d_h = 5120/32 = 160), a 470-token chunk after 96 tokens plus 8
+    ///   decodes at 800: compute-bound, 18694.2 µs → 18694
+    /// ```
+    #[test]
+    fn pinned_to_the_reference_formula() {
+        use crate::test_support::bundled;
+        let at = |name: &str, tp: u32, shape: &StepShape| {
+            Roofline::new(&bundled(name), &h100(), tp, [0.0; 3]).unwrap().step_time_us(shape)
+        };
+        assert_eq!(at("meta-llama/Llama-2-7b-hf", 1, &decodes(16, 700)), 4761);
+        assert_eq!(at("meta-llama/Llama-2-7b-hf", 1, &prefill(566)), 12985);
+        let scout = "RedHatAI/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic";
+        assert_eq!(at(scout, 2, &decodes(16, 700)), 4477);
+        let chunk = crate::PrefillChunk { new_tokens: 470, context_tokens: 96, input_tokens: 566 };
+        let mixed = StepShape { prefills: vec![chunk], decode_requests: 8, decode_context_tokens: 8 * 800 };
+        assert_eq!(at("mistralai/Mistral-Nemo-Instruct-2407", 1, &mixed), 18694);
+    }
 }

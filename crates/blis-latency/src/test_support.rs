@@ -31,6 +31,7 @@ pub(crate) fn llama_8b() -> ModelSpec {
         experts_per_token: 0,
         expert_intermediate_size: 14_336,
         shared_expert_intermediate_size: 0,
+        declared_shared_expert_intermediate_size: 0,
         num_moe_layers: 0,
         weight_moe_layers: 0,
         num_dense_layers: 32,
@@ -74,6 +75,7 @@ pub(crate) fn scout_like() -> ModelSpec {
         experts_per_token: 1,
         expert_intermediate_size: 8192,
         shared_expert_intermediate_size: 8192,
+        declared_shared_expert_intermediate_size: 0,
         num_moe_layers: 24,
         weight_moe_layers: 48,
         num_dense_layers: 24,
@@ -91,4 +93,10 @@ pub(crate) fn decodes(n: u32, ctx: u64) -> StepShape {
 pub(crate) fn prefill(tokens: u32) -> StepShape {
     let chunk = PrefillChunk { new_tokens: tokens, context_tokens: 0, input_tokens: tokens };
     StepShape { prefills: vec![chunk], ..StepShape::default() }
+}
+
+/// A bundled model config, parsed as every run parses it.
+pub(crate) fn bundled(name: &str) -> ModelSpec {
+    let (key, json) = blis_model::bundled_config(name).expect("bundled config");
+    ModelSpec::from_config_json(key, json).expect("bundled config parses")
 }

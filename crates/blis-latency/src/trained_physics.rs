@@ -284,6 +284,51 @@ mod tests {
         assert!(err.contains("num_key_value_heads (8)"), "{err}");
     }
 
+    /// Step times pinned to the reference's `TrainedPhysicsModel.StepTime`
+    /// (sim/latency/trained_physics_model.go) evaluated by hand with its shipped coefficients
+    /// (β = [0.152128, 0, 1.36252915, 0.752037, 32.09546717, 4.41684444, 126.024825,
+    /// 481.8613888, 0, 1.94710771], βEP = β4) on H100 (989.5 TFLOP/s, 1979 FP8, 3.35 TB/s),
+    /// d_h = hidden/heads (integer), KV at 2 bytes, result truncated to µs:
+    ///
+    /// ```text
+    /// Llama-2-7B TP1 (MHA, d_kv = 4096), 16 decodes at context 700:
+    ///   T_dc_compute = (32·2·16·4096·(2·4096+2·4096) + 32·4·32·(16·700)·128
+    ///                   + 32·16·6·4096·11008) / 989.5e6          = 215.37 µs
+    ///   T_dc_kv      = 32·2·4096·2·(11200+16) / 3.35e6           = 1755.35 µs
+    ///   T_weight     = (32·4096·16384 + 32·3·4096·11008)·2 / 3.35e6 = 3866.27 µs
+    ///   step = 0·215.37 + 1.9471·1755.35 + 1.3625·3866.27 + 32.095·32 + 4.4168·16 + 126.02
+    ///        = 9909.5 → 9909
+    /// Same model, one fresh 566-token prefill:
+    ///   T_pf_compute = (32·2·566·4096·16384 + 32·4·32·566·(566+283)·128
+    ///                   + 32·566·6·4096·11008) / 989.5e6         = 7663.24 µs
+    ///   step = 0.152128·7663.24 + 1.3625·3866.27 + 1027.06 + 4.42 + 126.02 = 7591.2 → 7591
+    /// Llama-4-Scout FP8 TP2, one decode at 512 (FP8 peak; 24 MoE + 24 dense layers; no shared
+    /// expert, as Llama-4 declares none):
+    ///   T_weight = (48·5120·(10240+2048)/2 + 24·(16/2)·3·5120·8192
+    ///               + 24·3·5120·16384/2)·1 / 3.35e6                = 8563.89 µs
+    ///   step = 1.9471·15.05 + 1.3625·8563.89 + 0.752·0.293 + 32.095·48 + 4.42 + 126.02
+    ///          + 481.86·24 = 24933.8 → 24933
+    /// Mistral-Nemo TP2 (head_dim 128 declared, but d_h = 5120/32 = 160 as the reference
+    /// computes it), 16 decodes at 700: T_dc_compute 189.45, T_dc_kv 342.84, T_weight 3411.79,
+    ///   T_tp = 2·40·16·5120·2·2·(1/2) / 3.35e6 = 3.913 µs; step = 6799.7 → 6799
+    /// ```
+    #[test]
+    fn pinned_to_the_reference_formula() {
+        use crate::test_support::bundled;
+        let c = PhysicsCoefficients::reference();
+        let h = h100();
+        let at = |name: &str, tp: u32, shape: &StepShape| {
+            TrainedPhysics::new(&bundled(name), &h, tp, &c).unwrap().step_time_us(shape)
+        };
+        assert_eq!(at("meta-llama/Llama-2-7b-hf", 1, &decodes(16, 700)), 9909);
+        assert_eq!(at("meta-llama/Llama-2-7b-hf", 1, &prefill(566)), 7591);
+        let scout = "RedHatAI/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic";
+        assert_eq!(at(scout, 2, &decodes(1, 512)), 24933);
+        assert_eq!(at("mistralai/Mistral-Nemo-Instruct-2407", 2, &decodes(16, 700)), 6799);
+        let m = TrainedPhysics::new(&bundled("meta-llama/Llama-2-7b-hf"), &h, 1, &c).unwrap();
+        assert!((m.weight_load_us() - 3866.272).abs() < 1e-3, "{}", m.weight_load_us());
+    }
+
     #[test]
     fn interleaved_moe_pays_beta8_per_moe_layer() {
         let c = PhysicsCoefficients::reference();

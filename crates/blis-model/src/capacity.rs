@@ -62,6 +62,34 @@ fn raw_blocks(model: &ModelSpec, gpu: &GpuSpec, tp: u32, util: f64, block_size: 
     (free_gib * GIB / per_block).floor()
 }
 
+/// Which formula derives an instance's KV block count when `--total-kv-blocks` is not given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KvCapacityFormula {
+    /// Real vLLM accounting, per GPU (this project's; see the module docs).
+    #[default]
+    Vllm,
+    /// The reference simulator's `CalculateKVBlocks` (llm-d capacity planner): the memory of
+    /// all TP GPUs together, minus the whole model's weights (every parameter, embeddings
+    /// included, at the weight dtype; MoE layers as `L − first_k_dense_replace`, so all layers
+    /// of an interleaved model), 5.5 GiB activation (8 GiB MoE) once and 0.15/0.6 GiB
+    /// non-torch per GPU, divided by the per-GPU block size `L·2·head_dim·nKV/TP·bytes·block`.
+    /// The group's memory over a per-GPU block makes capacity grow ∝ TP².
+    Reference,
+}
+
+impl KvCapacityFormula {
+    /// Accepted names, for error messages.
+    pub const NAMES: &'static str = "vllm, reference";
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "vllm" => Some(KvCapacityFormula::Vllm),
+            "reference" => Some(KvCapacityFormula::Reference),
+            _ => None,
+        }
+    }
+}
+
 /// Number of KV blocks of one instance of `model` on `tp` GPUs of type `gpu`:
 /// `floor((MemoryGiB·util − weights/TP − activation − non_torch)·2^30 / (kv_bytes_per_token·block))`.
 ///
@@ -72,6 +100,18 @@ pub fn kv_blocks(
     tp: u32,
     gpu_memory_utilization: f64,
     block_size_tokens: u64,
+) -> Result<u64, ModelError> {
+    kv_blocks_with(model, gpu, tp, gpu_memory_utilization, block_size_tokens, KvCapacityFormula::Vllm)
+}
+
+/// [`kv_blocks`] under the given formula (same argument checks and errors).
+pub fn kv_blocks_with(
+    model: &ModelSpec,
+    gpu: &GpuSpec,
+    tp: u32,
+    gpu_memory_utilization: f64,
+    block_size_tokens: u64,
+    formula: KvCapacityFormula,
 ) -> Result<u64, ModelError> {
     let arg = |what: &str, reason: String| ModelError::InvalidArgument { what: what.into(), reason };
     if tp == 0 {
@@ -97,6 +137,9 @@ pub fn kv_blocks(
             model: model.name.clone(),
             hidden_act: model.hidden_act.clone(),
         });
+    }
+    if formula == KvCapacityFormula::Reference {
+        return reference_kv_blocks(model, gpu, tp, gpu_memory_utilization, block_size_tokens);
     }
     let blocks = raw_blocks(model, gpu, tp, gpu_memory_utilization, block_size_tokens);
     if blocks > MAX_KV_BLOCKS as f64 {
@@ -125,6 +168,85 @@ pub fn kv_blocks(
             overhead_gib(model, tp),
             gpu.memory_gib * gpu_memory_utilization,
             gpu_memory_utilization
+        ),
+    })
+}
+
+/// Whole-model parameter count as the reference's capacity planner counts it: `q = d` in the
+/// attention projections, SwiGLU MLPs, MoE layers `L − first_k_dense_replace` (every layer of
+/// an interleaved model) with all routed experts, the declared shared expert and the router.
+fn reference_param_count(model: &ModelSpec) -> u128 {
+    let (d, l, v) = (model.hidden_size as u128, model.num_layers as u128, model.vocab_size as u128);
+    let kv = model.num_kv_heads as u128 * model.head_dim as u128;
+    let attn_and_norms = d * (d + 2 * kv) + d * d + 2 * d;
+    let dense_mlp = 3 * d * model.intermediate_size as u128;
+    let mlp = if model.is_moe() {
+        let moe_layers = if model.interleaved_moe { l } else { (model.num_moe_layers as u128).min(l) };
+        let e = model.num_experts as u128;
+        let moe_mlp = 3 * d * model.expert_intermediate_size as u128 * e
+            + 3 * d * model.declared_shared_expert_intermediate_size as u128
+            + e * d;
+        (l - moe_layers) * dense_mlp + moe_layers * moe_mlp
+    } else {
+        l * dense_mlp
+    };
+    let lm_head = if model.tie_word_embeddings { 0 } else { v * d };
+    v * d + l * attn_and_norms + mlp + lm_head + d
+}
+
+/// The reference's `CalculateKVBlocks` (see [`KvCapacityFormula::Reference`]).
+fn reference_kv_blocks(
+    model: &ModelSpec,
+    gpu: &GpuSpec,
+    tp: u32,
+    util: f64,
+    block_size: u64,
+) -> Result<u64, ModelError> {
+    let per_token = if model.mla_kv_dim > 0 {
+        model.num_layers as f64 * model.mla_kv_dim as f64 * model.compute_bytes
+    } else {
+        if model.num_kv_heads >= u64::from(tp) && !model.num_kv_heads.is_multiple_of(u64::from(tp)) {
+            return Err(ModelError::InvalidArgument {
+                what: "--tp".into(),
+                reason: format!(
+                    "{tp} does not divide num_key_value_heads ({}) of model {} (reference KV formula)",
+                    model.num_kv_heads, model.name
+                ),
+            });
+        }
+        model.num_layers as f64
+            * 2.0
+            * model.head_dim as f64
+            * model.num_kv_heads as f64
+            * model.compute_bytes
+            / f64::from(tp)
+    };
+    let per_block = (per_token * block_size as f64) as u64;
+    let weights_gib = (reference_param_count(model) as f64 * model.weight_bytes).floor() / GIB;
+    let activation = if model.is_moe() { 8.0 } else { 5.5 };
+    let non_torch = if tp == 1 { NON_TORCH_TP1_GIB } else { NON_TORCH_TP_MULTI_GIB } * f64::from(tp);
+    let available = gpu.memory_gib * util * f64::from(tp);
+    let overhead = weights_gib + activation + non_torch;
+    let blocks = if per_block == 0 || overhead >= available {
+        0
+    } else {
+        ((available - overhead) * GIB) as u64 / per_block
+    };
+    if blocks >= 1 {
+        return Ok(blocks);
+    }
+    // The reference's suggestion: TP-independent overhead over one GPU's memory less 0.6 GiB.
+    let per_gpu = gpu.memory_gib * util - NON_TORCH_TP_MULTI_GIB;
+    let min_tp = (per_gpu > 0.0)
+        .then(|| ((weights_gib + activation) / per_gpu).ceil() as u32)
+        .filter(|&m| m > tp && m <= MAX_SUGGESTED_TP);
+    Err(ModelError::InsufficientMemory {
+        model: model.name.clone(),
+        gpu: gpu.name.clone(),
+        tp,
+        min_tp,
+        detail: format!(
+            "reference formula: {overhead:.2} GiB of weights and reserves over {available:.2} GiB of {tp} GPU(s)"
         ),
     })
 }
@@ -248,6 +370,53 @@ mod tests {
         assert!(kv_blocks(&m, &h100(), 1, 1.5, 16).is_err());
         assert!(kv_blocks(&m, &h100(), 1, f64::NAN, 16).is_err());
         assert!(kv_blocks(&m, &h100(), 1, 0.9, 0).is_err());
+    }
+
+    /// The reference formula, against figures computed by hand from its `CalculateKVBlocks`
+    /// (sim/latency/kv_capacity.go) and the spec's (instance.md §7.2: llama-3.1-8b/H100 TP1
+    /// 26 312, TP2 125 278).
+    ///
+    /// Llama-2-7B, TP1, util 0.9: params = V·d 131 072 000 + 32·(d(d+2·4096) + d² + 2d
+    /// = 67 117 056) + 32·3·d·11008 (4 328 521 728) + lm_head 131 072 000 + d = 6 738 415 616
+    /// → 13 476 831 232 B = 12.551 GiB; 72 − 12.551 − 5.5 − 0.15 = 53.799 GiB over blocks of
+    /// 32·2·128·32·2·16 = 8 MiB → 6886.
+    #[test]
+    fn reference_formula_worked_values() {
+        let cap = |name: &str, tp: u32| {
+            kv_blocks_with(&model(name), &h100(), tp, 0.9, 16, KvCapacityFormula::Reference).unwrap()
+        };
+        assert_eq!(cap("llama-3.1-8b-instruct", 1), 26_312);
+        assert_eq!(cap("llama-3.1-8b-instruct", 2), 125_278);
+        assert_eq!(cap("meta-llama/Llama-2-7b-hf", 1), 6_886);
+        assert_eq!(cap("meta-llama/Llama-2-7b-hf", 2), 31_935);
+        // Scout FP8: every one of the 48 layers counted MoE (16 experts, no declared shared
+        // expert), all parameters at 1 byte, 8 GiB activation; TP2.
+        assert_eq!(cap("RedHatAI/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic", 2), 27_345);
+        assert_eq!(cap("meta-llama/Llama-3.1-70B-Instruct", 4), 121_801);
+        // The default stays the vLLM accounting.
+        let m = model("llama-3.1-8b-instruct");
+        assert_eq!(
+            kv_blocks(&m, &h100(), 2, 0.9, 16).unwrap(),
+            kv_blocks_with(&m, &h100(), 2, 0.9, 16, KvCapacityFormula::default()).unwrap()
+        );
+        assert_eq!(KvCapacityFormula::parse("reference"), Some(KvCapacityFormula::Reference));
+        assert_eq!(KvCapacityFormula::parse("vllm"), Some(KvCapacityFormula::Vllm));
+        assert_eq!(KvCapacityFormula::parse("tp2"), None);
+    }
+
+    #[test]
+    fn reference_formula_errors() {
+        let big = model("meta-llama/Llama-3.1-70B-Instruct");
+        let err =
+            kv_blocks_with(&big, &h100(), 1, 0.9, 16, KvCapacityFormula::Reference).unwrap_err().to_string();
+        assert!(err.contains("reference formula") && err.contains("minimum TP that fits is 2"), "{err}");
+        let qwen = model("qwen2.5-7b-instruct"); // 4 KV heads
+        let err =
+            kv_blocks_with(&qwen, &h100(), 3, 0.9, 16, KvCapacityFormula::Reference).unwrap_err().to_string();
+        assert!(err.contains("--tp") && err.contains("num_key_value_heads (4)"), "{err}");
+        let mut m = model("llama-3.1-8b-instruct");
+        m.hidden_act = "gelu".into();
+        assert!(kv_blocks_with(&m, &h100(), 1, 0.9, 16, KvCapacityFormula::Reference).is_err());
     }
 
     #[test]

@@ -20,8 +20,9 @@ mod parse;
 mod registry;
 
 pub use capacity::{
-    ACTIVATION_RESERVE_DENSE_GIB, ACTIVATION_RESERVE_MOE_GIB, MAX_KV_BLOCKS, NON_TORCH_TP_MULTI_GIB,
-    NON_TORCH_TP1_GIB, kv_blocks, kv_bytes_per_token_per_gpu, max_model_len,
+    ACTIVATION_RESERVE_DENSE_GIB, ACTIVATION_RESERVE_MOE_GIB, KvCapacityFormula, MAX_KV_BLOCKS,
+    NON_TORCH_TP_MULTI_GIB, NON_TORCH_TP1_GIB, kv_blocks, kv_blocks_with, kv_bytes_per_token_per_gpu,
+    max_model_len,
 };
 pub use error::ModelError;
 pub use gpu::{

@@ -28,6 +28,11 @@ pub struct ModelSpec {
     /// Width of the always-on shared expert(s) MLP, 0 when none. Llama-4 MoE layers always
     /// carry one shared expert of `intermediate_size` that its config declares in no field.
     pub shared_expert_intermediate_size: u64,
+    /// The shared-expert width the config itself declares (`shared_expert_intermediate_size`,
+    /// else `n_shared_experts ×` the expert width; 0 when none): the reference simulator's
+    /// reading, which misses Llama-4's undeclared shared expert. Its formulas (trained-physics)
+    /// use this one.
+    pub declared_shared_expert_intermediate_size: u64,
     /// Number of MoE layers and dense layers (sum = `num_layers`).
     pub num_moe_layers: u64,
     pub num_dense_layers: u64,

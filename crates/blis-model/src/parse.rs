@@ -195,11 +195,14 @@ fn parse(c: &Cfg, model: &str) -> Result<ModelSpec, ModelError> {
         None if num_dense_layers > 0 => return Err(c.missing("intermediate_size")),
         _ => expert_intermediate_size,
     };
-    let shared_expert_intermediate_size = match c.uint("shared_expert_intermediate_size", MAX_DIM)? {
+    let declared_shared_expert_intermediate_size = match c.uint("shared_expert_intermediate_size", MAX_DIM)? {
         Some(n) => n,
-        // Llama-4 MoE layers always have one shared expert; no config field declares it.
-        None if is_moe && model_type.starts_with("llama4") => expert_intermediate_size,
         None => c.uint("n_shared_experts", MAX_DIM)?.unwrap_or(0) * expert_intermediate_size,
+    };
+    let shared_expert_intermediate_size = match c.uint("shared_expert_intermediate_size", MAX_DIM)? {
+        None if is_moe && model_type.starts_with("llama4") => expert_intermediate_size,
+        // Llama-4 MoE layers always have one shared expert; no config field declares it.
+        _ => declared_shared_expert_intermediate_size,
     };
 
     // MLA (DeepSeek-style) compressed KV.
@@ -242,6 +245,7 @@ fn parse(c: &Cfg, model: &str) -> Result<ModelSpec, ModelError> {
         experts_per_token,
         expert_intermediate_size,
         shared_expert_intermediate_size,
+        declared_shared_expert_intermediate_size,
         num_moe_layers,
         num_dense_layers,
         interleaved_moe,
@@ -428,6 +432,7 @@ mod tests {
         let m = ModelSpec::from_config_json("m", &ds).unwrap();
         assert_eq!((m.num_moe_layers, m.num_dense_layers), (31, 1));
         assert_eq!((m.shared_expert_intermediate_size, m.mla_kv_dim), (2816, 576));
+        assert_eq!(m.declared_shared_expert_intermediate_size, 2816);
         let il = with(
             r#""num_local_experts": 16, "num_experts_per_tok": 1, "interleave_moe_layer_step": 1,
             "intermediate_size_mlp": 16384"#,
@@ -437,6 +442,14 @@ mod tests {
         assert_eq!((m.num_moe_layers, m.num_dense_layers), (16, 16));
         assert_eq!((m.intermediate_size, m.expert_intermediate_size), (16384, 14336));
         assert_eq!((m.weight_moe_layers, m.shared_expert_intermediate_size), (32, 0));
+        // Llama-4: one shared expert of the expert width that no config field declares; the
+        // reference's reading (the declared width) has none.
+        let scout = crate::registry::bundled_config("llama-4-scout-17b-16e-instruct-fp8-dynamic").unwrap();
+        let m = ModelSpec::from_config_json(scout.0, scout.1).unwrap();
+        assert_eq!(
+            (m.shared_expert_intermediate_size, m.declared_shared_expert_intermediate_size),
+            (8192, 0)
+        );
     }
 
     #[test]

@@ -78,6 +78,7 @@ fn instance(latency: Arc<dyn LatencyModel>, max_running: u32) -> Instance {
         slo_priorities: SloPriorities::GAIE,
         record_requests: false,
         track_classes: true,
+        semantics: blis_sim::EngineSemantics::BLIS,
     };
     Instance::new(0, config, latency, SchedulerKind::Fcfs.build(), PreemptionKind::Fcfs.build(), true)
 }

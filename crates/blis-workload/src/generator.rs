@@ -23,7 +23,7 @@ use crate::rng::{StreamRng, stream};
 use crate::sessions::SessionManager;
 use crate::spec::WorkloadSpec;
 use crate::tokens::{Segment, TokenSeq};
-use crate::validate::{ClientPlan, DEFAULT_SEED, compile_clients};
+use crate::validate::{ClientPlan, DEFAULT_SEED, FirstArrival, compile_clients};
 
 /// Command-line values that replace the spec's own (each only when given).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,13 +56,58 @@ impl Limits {
     }
 }
 
-/// Builds the request source of a (validated or not) spec.
+/// How a spec is turned into requests where BLIS and the reference simulator differ (only the
+/// `inference_perf` section today; client-based specs generate the same way under both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GenerationSemantics {
+    /// This project's: `inference_perf` as the measured runs behaved — open-loop staged Poisson
+    /// arrivals of exactly `round(rate·duration)` requests per stage, one fixed question per
+    /// user (see [`crate::inference_perf`]).
+    #[default]
+    Blis,
+    /// The reference simulator's `ExpandInferencePerfSpec`: one client per (stage, group,
+    /// user); with `enable_multi_turn_chat` each client is one closed-loop session of
+    /// `floor(rate·duration)/(G·U)` rounds, starting one Poisson gap into its stage and sending
+    /// its next round `G·U/rate` s after the previous one completes (stage windows do not stop
+    /// follow-ups); every request a fresh question behind its group's system prompt.
+    Reference,
+}
+
+impl GenerationSemantics {
+    /// Accepted names, for error messages.
+    pub const NAMES: &'static str = "blis, reference";
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "blis" => Some(GenerationSemantics::Blis),
+            "reference" => Some(GenerationSemantics::Reference),
+            _ => None,
+        }
+    }
+}
+
+/// Builds the request source of a (validated or not) spec under BLIS's semantics.
 pub fn build_source(spec: &WorkloadSpec, overrides: &Overrides) -> Result<Box<dyn RequestSource + Send>> {
+    build_source_with(spec, overrides, GenerationSemantics::Blis)
+}
+
+/// [`build_source`] under the given generation semantics.
+pub fn build_source_with(
+    spec: &WorkloadSpec,
+    overrides: &Overrides,
+    semantics: GenerationSemantics,
+) -> Result<Box<dyn RequestSource + Send>> {
     crate::validate::validate(spec)?;
     let limits = Limits::resolve(spec, overrides);
     if let Some(ip) = &spec.inference_perf {
-        let plan = crate::inference_perf::InferencePerfPlan::compile(ip)?;
         let timeout = overrides.timeout_us.flatten();
+        if semantics == GenerationSemantics::Reference {
+            let (plans, sessions) =
+                crate::inference_perf::reference_plans(ip, limits.seed, overrides.timeout_us)?;
+            let source = SpecSource::from_plans(plans, limits, sessions)?;
+            return Ok(Box::new(OutputsNeverReplayed(source)));
+        }
+        let plan = crate::inference_perf::InferencePerfPlan::compile(ip)?;
         let source = crate::inference_perf::InferencePerfSource::new(plan, limits, timeout);
         return Ok(Box::new(OutputsNeverReplayed(source)));
     }
@@ -110,6 +155,9 @@ struct ClientState {
     /// Next round-0 arrival (valid while the client is in the heap).
     next_us: u64,
     sessions_started: u64,
+    /// [`ClientPlan::normalized`]: arrivals drawn so far, and the last order statistic in [0, 1).
+    normalized_sent: u64,
+    normalized_u: f64,
 }
 
 /// Arrivals a client may discard before its next activity window before the process skips
@@ -124,6 +172,33 @@ const MAX_DISCARDED_ARRIVALS: f64 = 1_048_576.0;
 fn advance(horizon: Option<u64>, c: &mut ClientState) -> bool {
     if c.plan.multi_turn.is_some_and(|m| m.single_session) && c.sessions_started > 0 {
         return false;
+    }
+    if let Some((count, duration_us)) = c.plan.normalized {
+        if c.normalized_sent >= count {
+            return false;
+        }
+        c.normalized_sent += 1;
+        // n exponential gaps scaled to sum to d: the first n−1 partial sums are the order
+        // statistics of n−1 uniforms on (0, d), drawn here in sequence; the n-th ends at d.
+        let left = count - c.normalized_sent;
+        let at = if left == 0 {
+            duration_us
+        } else {
+            let v: f64 = 1.0 - c.arrivals.random::<f64>(); // (0, 1]
+            c.normalized_u += (1.0 - c.normalized_u) * (1.0 - v.powf(1.0 / left as f64));
+            (c.normalized_u * duration_us as f64) as u64
+        };
+        // Every gap is at least 1 µs, as the reference floors them.
+        c.next_us = at.max(c.next_us + 1);
+        return horizon.is_none_or(|h| c.next_us < h);
+    }
+    if c.plan.first_arrival == FirstArrival::WindowStartPlusGap && c.sessions_started == 0 {
+        let start = c.plan.windows.first().map_or(0, |w| w.0);
+        c.next_us = start.saturating_add(c.plan.arrival.next_iat_us(&mut c.arrivals));
+        return horizon.is_none_or(|h| c.next_us < h)
+            && c.next_us != u64::MAX
+            && (c.plan.windows.is_empty()
+                || c.plan.windows.iter().any(|&(s, e)| (s..e).contains(&c.next_us)));
     }
     loop {
         c.next_us = c.next_us.saturating_add(c.plan.arrival.next_iat_us(&mut c.arrivals));
@@ -187,6 +262,8 @@ pub struct SpecSource {
     created: u64,
     cap: Option<u64>,
     horizon: Option<u64>,
+    /// Total requests when known ([`RequestSource::expected_requests`]).
+    expected: Option<u64>,
     /// Largest `max_rounds` of the clients whose sessions accumulate context (0: none do):
     /// only a round before the last of such a session has its response replayed.
     accumulate_rounds: u32,
@@ -219,6 +296,79 @@ impl SpecSource {
                 p.timeout_us = t;
             }
         }
+        Ok(Self::start(plans, limits))
+    }
+
+    /// A source over already compiled plans (the reference's inference-perf expansion).
+    /// `session_output_tokens`: `Some(output length)` when every plan is a single closed-loop
+    /// session of constant output length; then, as in the reference, `num_requests` does not
+    /// cap follow-up rounds but truncates the list of all rounds stamped open-loop
+    /// (`arrival_{r+1} = arrival_r + think + output`), of which only the rounds 0 are sent.
+    pub(crate) fn from_plans(
+        plans: Vec<ClientPlan>,
+        limits: Limits,
+        session_output_tokens: Option<u32>,
+    ) -> Result<Self> {
+        let Some(output_tokens) = session_output_tokens else {
+            return Ok(Self::start(plans, limits));
+        };
+        let mut source = Self::start(plans, Limits { cap: None, ..limits });
+        source.truncate_session_starts(limits.cap.unwrap_or(u64::MAX), output_tokens);
+        Ok(source)
+    }
+
+    /// Drops the sessions whose round 0 is not among the first `cap` of the open-loop stamps of
+    /// every session's rounds (stable order: time, then client, then round).
+    fn truncate_session_starts(&mut self, cap: u64, output_tokens: u32) {
+        let horizon = self.horizon.unwrap_or(u64::MAX);
+        // (start, period, rounds, end of stamping) per client that sends a round 0.
+        let stamps: Vec<Option<(u64, u64, u64, u64)>> = {
+            let mut starts = vec![None; self.clients.len()];
+            for &Reverse((t, i)) in self.heap.iter() {
+                starts[i] = Some(t);
+            }
+            self.clients
+                .iter()
+                .zip(starts)
+                .map(|(c, start)| {
+                    let mt = c.plan.multi_turn?;
+                    let end = c.plan.windows.last().map_or(horizon, |w| w.1.min(horizon));
+                    let period = (mt.think_time_us + u64::from(output_tokens)).max(1);
+                    start.map(|s| (s, period, u64::from(mt.max_rounds), end))
+                })
+                .collect()
+        };
+        let preceding = |t: u64, i: usize| -> u64 {
+            stamps
+                .iter()
+                .enumerate()
+                .filter_map(|(j, st)| st.map(|st| (j, st)))
+                .map(|(j, (s, p, rounds, end))| {
+                    let lim = t.min(end);
+                    let below = if lim > s { (lim - s).div_ceil(p).min(rounds) } else { 0 };
+                    let tie = j < i && t < end && t >= s && (t - s).is_multiple_of(p) && (t - s) / p < rounds;
+                    below + u64::from(tie)
+                })
+                .sum()
+        };
+        // Fewer stamps than the cap: nothing is truncated (and the quadratic count is skipped).
+        let stamped: u64 = stamps.iter().flatten().map(|&(_, _, rounds, _)| rounds).sum();
+        if stamped > cap {
+            let kept: Vec<Reverse<(u64, usize)>> =
+                self.heap.iter().copied().filter(|&Reverse((t, i))| preceding(t, i) < cap).collect();
+            self.heap = kept.into_iter().collect();
+        }
+        self.expected = Some(
+            self.heap
+                .iter()
+                .filter_map(|&Reverse((_, i))| {
+                    self.clients[i].plan.multi_turn.map(|m| u64::from(m.max_rounds))
+                })
+                .sum(),
+        );
+    }
+
+    fn start(plans: Vec<ClientPlan>, limits: Limits) -> Self {
         let seed = limits.seed;
         let mut source = SpecSource {
             clients: Vec::with_capacity(plans.len()),
@@ -228,6 +378,7 @@ impl SpecSource {
             next_id: 0,
             created: 0,
             cap: limits.cap,
+            expected: limits.cap,
             horizon: limits.horizon,
             accumulate_rounds: plans
                 .iter()
@@ -243,13 +394,15 @@ impl SpecSource {
                 tokens: stream(seed, &format!("client/{i}/tokens")),
                 next_us: 0,
                 sessions_started: 0,
+                normalized_sent: 0,
+                normalized_u: 0.0,
             };
             if advance(source.horizon, &mut c) {
                 source.heap.push(Reverse((c.next_us, i)));
             }
             source.clients.push(c);
         }
-        Ok(source)
+        source
     }
 
     #[cfg(test)]
@@ -391,7 +544,7 @@ impl RequestSource for SpecSource {
     }
 
     fn expected_requests(&self) -> Option<u64> {
-        self.cap
+        self.expected
     }
 
     fn follows_up(&self) -> bool {

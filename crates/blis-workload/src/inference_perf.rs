@@ -36,19 +36,28 @@
 //!   also made the flag a no-op after its multi-turn mapping inflated prompts (its issue #481).
 //!   Keeping a fixed question per user keeps the prompt length constant while still letting
 //!   repeated prompts hit the prefix cache.
+//!
+//! All of the above is [`crate::GenerationSemantics::Blis`]. Under
+//! [`crate::GenerationSemantics::Reference`] the section is expanded the way the reference
+//! simulator does it instead (`reference_plans`): with `enable_multi_turn_chat`, G·U closed-loop
+//! sessions per stage with a fresh question every round; without it, per-client arrivals.
 
 use std::sync::Arc;
 
 use rand::RngExt;
 
+use crate::arrival::ArrivalProcess;
 use crate::error::{Result, WorkloadError};
 use crate::generator::Limits;
+use crate::lengths::LengthDist;
 use crate::limits::{MAX_REQUEST_TOKENS, MAX_STAGE_REQUESTS, MAX_TIME_US, max_time_text};
 use crate::request::{RequestSource, RequestSpec, SloClass};
 use crate::rng::{StreamRng, splitmix64, stream, stream_seed};
 use crate::spec::InferencePerfSpec;
 use crate::tokens::{Segment, TokenSeq};
-use crate::validate::prefix_source;
+use crate::validate::{
+    ClientPlan, DEFAULT_SESSION_TIMEOUT_US, FirstArrival, MultiTurnPlan, PrefixPlan, prefix_source,
+};
 
 /// `inference_perf.shared_prefix.question_reuse`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -200,6 +209,131 @@ impl InferencePerfPlan {
     pub fn population(&self) -> u64 {
         u64::from(self.groups) * u64::from(self.users_per_group)
     }
+}
+
+/// The reference simulator's expansion of an `inference_perf` section into clients
+/// (`ExpandInferencePerfSpec` + `GenerateWorkload` in its `sim/workload`), for
+/// [`crate::GenerationSemantics::Reference`]. Returns the plans, and `Some(output_len)` when
+/// they are closed-loop sessions (see [`crate::SpecSource`]'s reference cap).
+///
+/// With S stages, G groups and U users per group there are S·G·U clients `prompt-g-user-u`
+/// (prefixed `stage-s-` when S > 1), tenant and prefix group `prompt-g`; every request is the
+/// group's system prompt followed by a fresh `question_len`-token question.
+/// * `enable_multi_turn_chat` (every calibration run): each client is one closed-loop session
+///   of `distribute(floor(rate·duration), G·U)[k]` rounds (the first clients get the
+///   remainder), starting one exponential gap (mean G·U/rate) after its stage begins; round
+///   r+1 arrives `floor(G·U/rate)` s after round r completes, regardless of the stage's end.
+///   Requests time out after 300 s unless `timeout_us` says otherwise.
+/// * otherwise, one stage: client k sends exactly `distribute(floor(rate·duration), G·U)[k]`
+///   requests whose gaps are exponentials normalized to sum to the duration; several stages:
+///   each client is a Poisson process at rate/(G·U) active only during its stage.
+pub(crate) fn reference_plans(
+    ip: &InferencePerfSpec,
+    seed: u64,
+    timeout_us: Option<Option<u64>>,
+) -> Result<(Vec<ClientPlan>, Option<u32>)> {
+    let plan = InferencePerfPlan::compile(ip)?;
+    let clients_per_stage = u64::from(plan.groups) * u64::from(plan.users_per_group);
+    // Stage durations are whole seconds in the reference (`int64`); counts truncate.
+    let mut stages = Vec::with_capacity(ip.stages.len());
+    for (k, st) in ip.stages.iter().enumerate() {
+        if st.duration.fract() != 0.0 {
+            return Err(WorkloadError::at(
+                format!("inference_perf.stages[{k}].duration"),
+                format!("the reference semantics need whole seconds, got {}", st.duration),
+            ));
+        }
+        let total = (st.rate * st.duration).floor() as u64;
+        if total == 0 {
+            return Err(WorkloadError::at(
+                format!("inference_perf.stages[{k}]"),
+                format!("rate {} × duration {} gives no request", st.rate, st.duration),
+            ));
+        }
+        stages.push((st.rate, st.duration as u64 * 1_000_000, total));
+    }
+    let multi_stage = stages.len() > 1;
+    let mut windows = Vec::with_capacity(stages.len());
+    let mut start_us = 0u64;
+    for &(_, duration_us, _) in &stages {
+        windows.push((start_us, start_us + duration_us));
+        start_us += duration_us;
+    }
+    let timeout = match timeout_us {
+        Some(t) => t,
+        None if plan.multi_turn_chat => Some(DEFAULT_SESSION_TIMEOUT_US),
+        None => None,
+    };
+    let mut plans = Vec::new();
+    for (s, &(rate, duration_us, total)) in stages.iter().enumerate() {
+        let per_client_rate = rate / clients_per_stage as f64;
+        let think_time_us = (clients_per_stage as f64 / rate * 1e6) as u64;
+        let mut k = 0u64;
+        for g in 0..plan.groups {
+            let group = format!("prompt-{g}");
+            let prefix = (plan.system_prompt_len > 0).then(|| PrefixPlan {
+                group: Arc::from(group.as_str()),
+                source: prefix_source(seed, &group),
+                len: plan.system_prompt_len,
+            });
+            for u in 0..plan.users_per_group {
+                // floor(total / n), the first total mod n clients one more.
+                let share = total / clients_per_stage + u64::from(k < total % clients_per_stage);
+                k += 1;
+                let id = if multi_stage {
+                    format!("stage-{s}-prompt-{g}-user-{u}")
+                } else {
+                    format!("prompt-{g}-user-{u}")
+                };
+                let mut client = ClientPlan {
+                    id: Arc::from(id.as_str()),
+                    tenant: Some(Arc::from(group.as_str())),
+                    slo_class: SloClass::Standard,
+                    slo_named: false,
+                    arrival: ArrivalProcess::poisson(per_client_rate),
+                    input: LengthDist::constant(plan.question_len),
+                    output: LengthDist::constant(plan.output_len),
+                    prefix: prefix.clone(),
+                    timeout_us: timeout,
+                    windows: if multi_stage { vec![windows[s]] } else { Vec::new() },
+                    multi_turn: None,
+                    first_arrival: FirstArrival::Renewal,
+                    normalized: None,
+                };
+                if plan.multi_turn_chat {
+                    if share == 0 {
+                        continue; // a session of no rounds sends nothing
+                    }
+                    client.multi_turn = Some(MultiTurnPlan {
+                        max_rounds: u32::try_from(share).map_err(|_| {
+                            WorkloadError::at(
+                                format!("inference_perf.stages[{s}]"),
+                                "too many rounds per session",
+                            )
+                        })?,
+                        think_time_us,
+                        accumulate: false,
+                        single_session: true,
+                        closed_loop: true,
+                    });
+                    client.first_arrival = FirstArrival::WindowStartPlusGap;
+                } else if !multi_stage {
+                    if share == 0 || duration_us < share {
+                        return Err(WorkloadError::at(
+                            "inference_perf.stages[0]",
+                            format!(
+                                "client {id} would send {share} requests in {duration_us} µs; the reference \
+                                 needs 1 ≤ requests ≤ duration µs per client (raise rate or duration)"
+                            ),
+                        ));
+                    }
+                    client.normalized = Some((share, duration_us));
+                }
+                plans.push(client);
+            }
+        }
+    }
+    Ok((plans, plan.multi_turn_chat.then_some(plan.output_len)))
 }
 
 /// Populations up to this many users are tabulated at start-up (see the module docs).
@@ -548,5 +682,208 @@ mod tests {
         let text = text.replace("prompts: 0", "prompts: 2").replace("rate: 1,", "rate: -1,");
         let e = crate::spec::parse_spec(&text, "ip.yaml").unwrap_err().to_string();
         assert_eq!(e, "ip.yaml:8: inference_perf.stages[0].rate: must be > 0 req/s, got -1");
+    }
+
+    /// The reference semantics of a preset, with `enable_multi_turn_chat` as given.
+    fn reference(name: &str, multi_turn: bool, ov: &Overrides) -> Box<dyn RequestSource + Send> {
+        let mut spec = preset_spec(name, &SyntheticParams::default()).unwrap();
+        spec.inference_perf.as_mut().unwrap().shared_prefix.as_mut().unwrap().enable_multi_turn_chat =
+            multi_turn;
+        crate::build_source_with(&spec, ov, crate::GenerationSemantics::Reference).unwrap()
+    }
+
+    /// Runs a closed-loop source with every request taking `service_us`, completing in arrival
+    /// order; returns every request sent.
+    fn drive(src: &mut dyn RequestSource, service_us: u64) -> Vec<RequestSpec> {
+        let mut queue: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u64)>> = Default::default();
+        let mut by_id = std::collections::HashMap::new();
+        let mut next = src.next_request();
+        let mut all = Vec::new();
+        loop {
+            let done_at = queue.peek().map(|r| r.0.0);
+            match (&next, done_at) {
+                (Some(r), d) if d.is_none_or(|d| r.arrival_us <= d) => {
+                    let r = next.take().unwrap();
+                    queue.push(std::cmp::Reverse((r.arrival_us + service_us, r.id)));
+                    by_id.insert(r.id, r.clone());
+                    all.push(r);
+                    next = src.next_request();
+                }
+                (_, Some(_)) => {
+                    let std::cmp::Reverse((at, id)) = queue.pop().unwrap();
+                    let r = by_id.remove(&id).unwrap();
+                    if let Some(f) = src.on_request_done(&r, at, crate::Outcome::Completed) {
+                        queue.push(std::cmp::Reverse((f.arrival_us + service_us, f.id)));
+                        by_id.insert(f.id, f.clone());
+                        all.push(f);
+                    }
+                }
+                (None, None) => return all,
+                _ => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn reference_multi_turn_is_closed_loop_sessions() {
+        // codegen: 11 groups × 4 users, stages 5 req/s and 10 req/s for 600 s each.
+        let mut src = reference("codegen", true, &Overrides::default());
+        let all = drive(src.as_mut(), 2_500_000);
+        assert_eq!(all.len(), 9_000, "every round of every session");
+        let mut sessions: std::collections::HashMap<u64, Vec<&RequestSpec>> = Default::default();
+        for r in &all {
+            sessions.entry(r.session.unwrap().session_id).or_default().push(r);
+        }
+        assert_eq!(sessions.len(), 88, "one session per (stage, group, user)");
+        let mut rounds: Vec<usize> = Vec::new();
+        for reqs in sessions.values() {
+            rounds.push(reqs.len());
+            let stage1 = reqs[0].client.as_deref().unwrap().starts_with("stage-1-");
+            let (start, think) = if stage1 { (600_000_000, 4_400_000) } else { (0, 8_800_000) };
+            assert!(reqs[0].arrival_us > start && reqs[0].arrival_us < start + 600_000_000);
+            for w in reqs.windows(2) {
+                // Closed loop: the next round comes G·U/rate after the previous one completed.
+                assert_eq!(w[1].arrival_us, w[0].arrival_us + 2_500_000 + think);
+                assert_eq!(w[1].session.unwrap().round, w[0].session.unwrap().round + 1);
+            }
+            // Follow-ups do not stop at the stage's end.
+            if !stage1 {
+                assert!(reqs.last().unwrap().arrival_us > 600_000_000);
+            }
+        }
+        rounds.sort_unstable();
+        // Stage 0: 3000 = 44·68 + 8; stage 1: 6000 = 44·136 + 16.
+        assert_eq!(rounds.iter().filter(|&&n| n == 68).count(), 36);
+        assert_eq!(rounds.iter().filter(|&&n| n == 69).count(), 8);
+        assert_eq!(rounds.iter().filter(|&&n| n == 136).count(), 28);
+        assert_eq!(rounds.iter().filter(|&&n| n == 137).count(), 16);
+        for r in &all {
+            assert_eq!((r.input.len(), r.output_tokens), (566, 247));
+            assert_eq!(r.deadline_us, Some(r.arrival_us + 300_000_000));
+            // The group's system prompt, then a question no other request shares.
+            assert_eq!(r.input.segments()[0].len, 100);
+            assert_eq!(r.prefix_group.as_deref(), r.tenant.as_deref());
+        }
+        let questions: HashSet<u64> = all.iter().map(|r| r.input.segments()[1].source).collect();
+        assert_eq!(questions.len(), all.len());
+        let systems: HashSet<u64> = all.iter().map(|r| r.input.segments()[0].source).collect();
+        assert_eq!(systems.len(), 11);
+        assert!(!src.output_reusable(&all[0]));
+    }
+
+    #[test]
+    fn reference_cap_truncates_open_loop_stamps_not_follow_ups() {
+        // reasoning-lite: 23 sessions of 52–53 rounds, 23 s think time. The reference stamps
+        // every round open loop (round r at start + r·(23 s + 1448 µs)), keeps the first
+        // `num_requests` by time and sends only their rounds 0; the sessions then run all rounds.
+        let ov = Overrides { num_requests: Some(30), ..Overrides::default() };
+        let mut src = reference("reasoning-lite", true, &ov);
+        let all = drive(src.as_mut(), 1_000_000);
+        let starts: Vec<&RequestSpec> = all.iter().filter(|r| r.session.unwrap().round == 0).collect();
+        let full = drive(reference("reasoning-lite", true, &Overrides::default()).as_mut(), 1_000_000);
+        let mut all_starts: Vec<u64> =
+            full.iter().filter(|r| r.session.unwrap().round == 0).map(|r| r.arrival_us).collect();
+        all_starts.sort_unstable();
+        // Which stamps precede each start: the starts themselves and later rounds of early ones.
+        let period = 23_000_000 + 1448;
+        let rank = |t: u64| -> usize {
+            all_starts
+                .iter()
+                .map(|&s| if t > s { ((t - s).div_ceil(period)).min(52) as usize } else { 0 })
+                .sum()
+        };
+        let kept: Vec<u64> = all_starts.iter().copied().filter(|&t| rank(t) < 30).collect();
+        assert!(!kept.is_empty() && kept.len() < 23, "{}", kept.len());
+        let mut got: Vec<u64> = starts.iter().map(|r| r.arrival_us).collect();
+        got.sort_unstable();
+        assert_eq!(got, kept);
+        assert!(all.len() > 30 * 10, "follow-ups are not capped: {}", all.len());
+    }
+
+    #[test]
+    fn reference_single_stage_normalized_arrivals() {
+        // Without multi-turn, one stage: client k sends exactly its share of floor(rate·duration)
+        // requests, the last one at the end of the stage.
+        let spec = crate::spec::parse_spec(
+            "inference_perf:\n  shared_prefix:\n    num_unique_system_prompts: 2\n    num_users_per_system_prompt: 3\n    system_prompt_len: 32\n    question_len: 10\n    output_len: 5\n  stages: [{rate: 2.5, duration: 101}]\n",
+            "ip.yaml",
+        )
+        .unwrap();
+        let mut src =
+            crate::build_source_with(&spec, &Overrides::default(), crate::GenerationSemantics::Reference)
+                .unwrap();
+        assert!(!src.follows_up());
+        let reqs: Vec<RequestSpec> = std::iter::from_fn(|| src.next_request()).collect();
+        assert_eq!(reqs.len(), 252); // floor(252.5)
+        let mut per_client: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+        for r in &reqs {
+            per_client.entry(r.client.as_deref().unwrap().to_string()).or_default().push(r.arrival_us);
+            assert!(r.deadline_us.is_none() && r.session.is_none());
+        }
+        let counts: Vec<usize> = per_client.values().map(Vec::len).collect();
+        assert_eq!(counts, vec![42; 6]);
+        for times in per_client.values() {
+            assert_eq!(*times.last().unwrap(), 101_000_000);
+            assert!(times.windows(2).all(|w| w[0] < w[1]) && times[0] > 0);
+        }
+        assert!(reqs.windows(2).all(|w| w[0].arrival_us <= w[1].arrival_us));
+    }
+
+    #[test]
+    fn reference_multi_stage_without_multi_turn_is_poisson_per_stage() {
+        let mut src = reference("general", false, &Overrides::default());
+        let reqs: Vec<RequestSpec> = std::iter::from_fn(|| src.next_request()).collect();
+        let stage0 = reqs.iter().filter(|r| r.arrival_us < 600_000_000).count() as f64;
+        let stage1 = reqs.len() as f64 - stage0;
+        // Poisson counts around 8·600 and 20·600 (not exact, unlike BLIS's semantics).
+        assert!(
+            (stage0 / 4800.0 - 1.0).abs() < 0.05 && (stage1 / 12000.0 - 1.0).abs() < 0.05,
+            "{stage0} {stage1}"
+        );
+        assert!(reqs.iter().all(|r| r.arrival_us < 1_200_000_000));
+        assert!(
+            reqs.iter().filter(|r| r.arrival_us < 600_000_000).all(|r| r
+                .client
+                .as_deref()
+                .unwrap()
+                .starts_with("stage-0-"))
+        );
+    }
+
+    #[test]
+    fn reference_semantics_errors() {
+        let text = "inference_perf:\n  shared_prefix:\n    num_unique_system_prompts: 2\n    num_users_per_system_prompt: 3\n    system_prompt_len: 32\n    question_len: 10\n    output_len: 5\n  stages: [{rate: 2.5, duration: 10.5}]\n";
+        let spec = crate::spec::parse_spec(text, "ip.yaml").unwrap();
+        let e = crate::build_source_with(&spec, &Overrides::default(), crate::GenerationSemantics::Reference)
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            e,
+            "inference_perf.stages[0].duration: the reference semantics need whole seconds, got 10.5"
+        );
+        let spec = crate::spec::parse_spec(
+            &text.replace("duration: 10.5", "duration: 1").replace("rate: 2.5", "rate: 0.5"),
+            "ip.yaml",
+        )
+        .unwrap();
+        let e = crate::build_source_with(&spec, &Overrides::default(), crate::GenerationSemantics::Reference)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("gives no request"), "{e}");
+        // Fewer requests than clients, without multi-turn: the reference refuses it too.
+        let spec =
+            crate::spec::parse_spec(&text.replace("duration: 10.5", "duration: 2"), "ip.yaml").unwrap();
+        let e = crate::build_source_with(&spec, &Overrides::default(), crate::GenerationSemantics::Reference)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("would send 0 requests"), "{e}");
+        assert_eq!(
+            crate::GenerationSemantics::parse("reference"),
+            Some(crate::GenerationSemantics::Reference)
+        );
+        assert_eq!(crate::GenerationSemantics::parse("nope"), None);
     }
 }

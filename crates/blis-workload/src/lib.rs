@@ -29,7 +29,7 @@ mod fuzz;
 
 pub use compose::compose;
 pub use error::WorkloadError;
-pub use generator::{Overrides, SpecSource, build_source};
+pub use generator::{GenerationSemantics, Overrides, SpecSource, build_source, build_source_with};
 pub use limits::{MAX_REQUEST_TOKENS, MAX_TIME_US};
 pub use presets::{LenParams, Preset, SyntheticParams, is_inference_perf_preset, preset_names, preset_spec};
 pub use request::{Outcome, RequestSource, RequestSpec, SessionRef, SloClass};

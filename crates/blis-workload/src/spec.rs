@@ -223,7 +223,8 @@ pub struct SharedPrefixSpec {
     pub system_prompt_len: i64,
     pub question_len: i64,
     pub output_len: i64,
-    /// Accepted; a no-op (see [`crate::inference_perf`]).
+    /// A no-op under BLIS's semantics; closed-loop sessions under the reference's (see
+    /// [`crate::inference_perf`]).
     #[serde(default)]
     pub enable_multi_turn_chat: bool,
     /// `per_user` (default: each user's question is fixed and reused by all its requests, as

@@ -34,6 +34,22 @@ pub(crate) struct ClientPlan {
     /// Active windows `[start, end)` in µs; empty = always on.
     pub windows: Vec<(u64, u64)>,
     pub multi_turn: Option<MultiTurnPlan>,
+    /// Where the first arrival falls (only the reference's inference-perf expansion changes it).
+    pub first_arrival: FirstArrival,
+    /// `Some((n, d))`: exactly `n` arrivals in `(0, d]` µs instead of the renewal `arrival`
+    /// process (the reference's "normalized exponential" single-stage inference-perf clients).
+    pub normalized: Option<(u64, u64)>,
+}
+
+/// How a client's first arrival is placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum FirstArrival {
+    /// One gap after time 0, then gaps until the time lies in an active window (BLIS).
+    #[default]
+    Renewal,
+    /// One gap after the start of the first window; the client sends nothing if that lands
+    /// outside its windows (the reference's single-session inference-perf clients).
+    WindowStartPlusGap,
 }
 
 #[derive(Debug, Clone)]
@@ -357,6 +373,8 @@ fn compile_client(c: &ClientSpec, i: usize, rate: f64, seed: u64, v1: bool) -> R
         timeout_us,
         windows,
         multi_turn,
+        first_arrival: FirstArrival::Renewal,
+        normalized: None,
     })
 }
 

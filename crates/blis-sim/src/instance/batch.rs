@@ -100,14 +100,18 @@ impl Instance {
             let mut cached_blocks =
                 if self.config.prefix_caching { self.kv.cached_prefix_blocks(&r.prompt_hashes) } else { 0 };
             // As vLLM: the last prompt token is always computed, to produce the first output.
-            if cached_blocks * bs >= r.input_tokens {
+            let whole_prompt_cached = cached_blocks * bs >= r.input_tokens;
+            if whole_prompt_cached && self.config.semantics.compute_last_prompt_token {
                 cached_blocks = (r.input_tokens - 1) / bs;
             }
             let start = cached_blocks * bs;
             let n = self.clamp_chunk(r.input_tokens - start, budget, start);
             let r = &mut self.requests[id];
             let claim = &r.prompt_hashes[..cached_blocks as usize];
-            if n == 0 || !self.kv.allocate(&mut r.kv, r.sequence.as_ref(), &r.prompt_hashes, claim, start + n)
+            // Reference semantics: a wholly cached prompt joins with nothing to compute.
+            let nothing_to_compute = start == r.input_tokens;
+            if (n == 0 && !nothing_to_compute)
+                || !self.kv.allocate(&mut r.kv, r.sequence.as_ref(), &r.prompt_hashes, claim, start + n)
             {
                 break;
             }
@@ -120,7 +124,16 @@ impl Instance {
             r.seq = self.next_seq;
             self.next_seq += 1;
             self.metrics.prompt_tokens_cached += u64::from(start);
-            Self::add_to_shape(&mut self.shape, r);
+            if n > 0 && self.config.semantics.first_chunk_after_cached_prefix {
+                Self::add_to_shape(&mut self.shape, r);
+            } else if n > 0 {
+                // Reference semantics: the first chunk is costed as if it started at token 0.
+                self.shape.prefills.push(PrefillChunk {
+                    new_tokens: n,
+                    context_tokens: 0,
+                    input_tokens: r.input_tokens,
+                });
+            }
             self.running.push(id);
             self.lock.note_admitted(id);
             budget -= n;

@@ -21,7 +21,10 @@ impl Instance {
         for k in 0..self.running.len() {
             let id = self.running[k];
             let r = &mut self.requests[id];
-            if r.new_tokens > 0 {
+            if r.new_tokens == 0 && r.progress_tokens == r.input_tokens && r.ttft_us.is_none() {
+                // Admitted this step with its whole prompt cached (reference semantics).
+                r.ttft_us = Some(end_us + otpt_us - r.spec.arrival_us);
+            } else if r.new_tokens > 0 {
                 if r.in_prefill() {
                     r.progress_tokens += r.new_tokens;
                     r.computed_prompt_tokens += u64::from(r.new_tokens);
@@ -111,7 +114,9 @@ impl Instance {
         if self.config.record_requests {
             self.metrics.records.push(record(&r, self.index, e2e_us, outcome));
         }
-        Finished { spec: r.spec, outcome, at_us: finished_at.max(at_us) }
+        let at_us =
+            if self.config.semantics.follow_up_from_step_end { at_us } else { finished_at.max(at_us) };
+        Finished { spec: r.spec, outcome, at_us }
     }
 }
 

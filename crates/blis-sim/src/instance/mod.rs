@@ -23,6 +23,7 @@ use crate::preemption::PreemptionPolicy;
 use crate::priority::{PriorityKind, SloPriorities};
 use crate::request::{LiveRequest, Phase, PromptHashes};
 use crate::scheduler::Scheduler;
+pub use crate::semantics::EngineSemantics;
 use crate::slab::{ReqId, Slab};
 use lockstep::Lockstep;
 
@@ -51,6 +52,8 @@ pub struct InstanceConfig {
     pub record_requests: bool,
     /// Keep per-SLO-class distributions.
     pub track_classes: bool,
+    /// Where the engine follows the reference simulator instead of vLLM (default: vLLM's way).
+    pub semantics: EngineSemantics,
 }
 
 /// A request that left the instance.
@@ -58,7 +61,7 @@ pub struct InstanceConfig {
 pub struct Finished {
     pub spec: RequestSpec,
     pub outcome: Outcome,
-    /// When the client sees the request end.
+    /// When the client sees the request end ([`EngineSemantics::follow_up_from_step_end`]).
     pub at_us: u64,
 }
 
