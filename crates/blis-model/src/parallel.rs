@@ -41,14 +41,14 @@ pub fn check_tensor_parallel(model: &ModelSpec, tp: u32) -> Result<(), ModelErro
 
 fn kv_rule(model: &ModelSpec, tp: u64) -> bool {
     let kv = model.num_kv_heads;
-    model.mla_kv_dim > 0 || kv % tp == 0 || tp % kv == 0
+    model.mla_kv_dim > 0 || kv.is_multiple_of(tp) || tp.is_multiple_of(kv)
 }
 
 /// The accepted TP sizes: divisors of the head count that pass the KV rule (at most 12 shown).
 fn accepted_list(model: &ModelSpec) -> String {
     let heads = model.num_attention_heads;
     let mut divisors: Vec<u64> =
-        (1..=heads.isqrt()).filter(|d| heads % d == 0).flat_map(|d| [d, heads / d]).collect();
+        (1..=heads.isqrt()).filter(|d| heads.is_multiple_of(*d)).flat_map(|d| [d, heads / d]).collect();
     divisors.sort_unstable();
     divisors.dedup();
     let ok: Vec<String> = divisors
