@@ -5,9 +5,12 @@
 //! - [`experiment`]: one experiment → the same [`blis_sim::scenario::Scenario`] and workload that
 //!   `blis run` builds from the equivalent command line, and running it.
 //! - [`metrics`]: absolute percentage errors and their aggregation (MAPE).
-//! - [`fit`]: deterministic Nelder–Mead over the simulated error.
+//! - [`fit`]: bounded Levenberg–Marquardt over the simulated errors; leave-one-model-out and
+//!   leave-one-TP-out cross-validation.
+//! - [`cv_errors`]: the held-out error summary behind blis-latency's error bars.
 //! - [`report`]: the markdown accuracy report.
 
+pub mod cv_errors;
 pub mod experiment;
 pub mod fit;
 pub mod measurements;

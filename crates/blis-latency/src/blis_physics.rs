@@ -17,7 +17,8 @@
 //! elementwise  = bytes of norms, residual adds, RoPE and the gated activation / (η_bw·BW)
 //! gpu          = Σ layers + gemm(lm_head) for the step's sequences
 //! comm         = [TP>1] · 2L · (c_ar + 2(TP−1)/TP · T·d·ab / (η_link·link))   # NCCL all-reduce
-//! step         = gpu + comm + c_layer·L + c_moe·L_moe + c_req·n_req + c_step
+//! sampling     = c_sample · n_req · vocab · 4 B / (η_bw·BW)   # passes over fp32 logits
+//! step         = gpu + comm + sampling + c_layer·L + c_moe·L_moe + c_req·n_req + c_step
 //! queueing     = α0 + 1.1 µs·prompt_tokens                  # tokenizing (public measurement)
 //! ```
 //!
@@ -30,10 +31,13 @@
 //! Fitted (global) coefficients: `c_mem`, `c_comp` (≈ 1 when vLLM's kernels match the measured
 //! ones), `c_ar` (fixed latency of one all-reduce: the measured NCCL latency does not grow with
 //! the GPU count on NVSwitch systems), `c_layer`/`c_req`/`c_step` (launch and CPU overheads),
-//! `c_moe` (router, token permutation and grouped-GEMM launches of an MoE layer). The α triple
+//! `c_moe` (router, token permutation and grouped-GEMM launches of an MoE layer), `c_sample`
+//! (passes of the sampler over each sequence's logits: large vocabularies cost more). The α triple
 //! keeps the shared meaning (fixed front-end delay, post-decode overhead, per-output-token
 //! overhead). Measured TTFT is about three step times on every model; that is the engine's async
 //! scheduling (`--async-scheduling`), not a latency-model term.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use blis_model::{GpuSpec, Interconnect, ModelSpec};
 
@@ -47,7 +51,7 @@ use crate::{LatencyModel, StepShape, floor_us};
 pub const COEFFICIENT_SET: &str = "blis-physics";
 
 /// Number of β entries, ordered as [`BETA_NAMES`].
-pub const NUM_BETAS: usize = 7;
+pub const NUM_BETAS: usize = 8;
 
 /// Meaning of each β entry.
 pub const BETA_NAMES: [&str; NUM_BETAS] = [
@@ -58,6 +62,7 @@ pub const BETA_NAMES: [&str; NUM_BETAS] = [
     "c_req (µs per scheduled request)",
     "c_step (µs per step)",
     "c_moe (µs per MoE layer per step)",
+    "c_sample (HBM passes over each sequence's fp32 logits: softmax, penalties, sampling)",
 ];
 
 /// Achieved fraction of HBM bandwidth by a weight-streaming kernel (pooled fit to measured
@@ -117,6 +122,53 @@ pub struct BlisPhysics {
     /// achieved link bandwidth, µs.
     allreduces: f64,
     allreduce_us_per_token: f64,
+    /// [`Self::weights_us`] memoised per token count below [`TABLE_TOKENS`], cleared with the
+    /// coefficients: a step then costs one table read plus the attention kernel.
+    weights_memo: WeightsMemo,
+    /// One pass over one sequence's fp32 logits (vocabulary × 4 B) at η_bw·BW, µs.
+    logits_pass_us: f64,
+}
+
+/// Steps of fewer tokens than this memoise their weight-GEMM time.
+const TABLE_TOKENS: usize = 8193;
+
+/// A lock-free memo of f64 values (bit patterns; `u64::MAX` = not computed yet), shareable
+/// across threads like the rest of the model.
+#[derive(Debug)]
+struct WeightsMemo(Box<[AtomicU64]>);
+
+impl WeightsMemo {
+    fn new() -> Self {
+        Self((0..TABLE_TOKENS).map(|_| AtomicU64::new(u64::MAX)).collect())
+    }
+
+    fn get_or(&self, i: usize, compute: impl FnOnce() -> f64) -> f64 {
+        let Some(slot) = self.0.get(i) else {
+            return compute();
+        };
+        match slot.load(Ordering::Relaxed) {
+            u64::MAX => {
+                let v = compute();
+                slot.store(v.to_bits(), Ordering::Relaxed);
+                v
+            }
+            bits => f64::from_bits(bits),
+        }
+    }
+}
+
+impl Clone for WeightsMemo {
+    /// A fresh memo: values are recomputed on demand, never copied stale.
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl PartialEq for WeightsMemo {
+    /// Memo contents are derived data; models compare by their inputs.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl BlisPhysics {
@@ -186,6 +238,8 @@ impl BlisPhysics {
             } else {
                 0.0
             },
+            weights_memo: WeightsMemo::new(),
+            logits_pass_us: model.vocab_size as f64 * 4.0 / (ETA_BW * a.bytes_per_us),
         };
         m.set_coefficients(coeffs)?;
         Ok(m)
@@ -208,6 +262,7 @@ impl BlisPhysics {
             ))
         })?;
         self.alpha = coeffs.alpha;
+        self.weights_memo = WeightsMemo::new();
         Ok(())
     }
 
@@ -239,25 +294,14 @@ impl BlisPhysics {
         self.kernel_us(bytes, 2.0 * tokens * w.k * w.n)
     }
 
-    /// GPU time of a step (all kernels, no communication or fixed overheads), µs.
-    pub fn kernels_us(&self, shape: &StepShape) -> f64 {
-        let decode = f64::from(shape.decode_requests);
-        let (mut pf_tokens, mut pairs, mut kv_read) = (0.0, 0.0, shape.decode_context_tokens as f64 + decode);
-        for p in &shape.prefills {
-            let t = f64::from(p.new_tokens);
-            let ctx = f64::from(p.context_tokens);
-            pf_tokens += t;
-            kv_read += ctx + t;
-            pairs += t * (ctx + (t + 1.0) / 2.0);
-        }
-        pairs += shape.decode_context_tokens as f64 + decode;
-        let t = decode + pf_tokens;
+    /// Time of every layer's weight GEMMs (projections, MLP or experts) and elementwise kernels
+    /// for `t` tokens, µs.
+    fn weights_us(&self, t: f64) -> f64 {
         if t <= 0.0 {
             return 0.0;
         }
         let attention = self.gemm_us(self.attn[0], t)
             + self.gemm_us(self.attn[1], t)
-            + self.kernel_us(self.kv_layer_bytes * kv_read, self.attn_pair_flops * pairs)
             + self.kernel_us(self.elementwise_elems * t * self.act_bytes, 0.0);
         let dense = self.gemm_us(self.dense_mlp[0], t) + self.gemm_us(self.dense_mlp[1], t);
         let mut moe = 0.0;
@@ -270,11 +314,29 @@ impl BlisPhysics {
                 + self.gemm_us(self.shared_mlp[1], t)
                 + self.kernel_us(routed, 2.0 * t * self.top_k * self.expert_elems);
         }
-        let sequences = shape.num_requests() as f64;
-        self.layers * attention
-            + self.dense_layers * dense
-            + self.moe_layers * moe
-            + self.gemm_us(self.lm_head, sequences)
+        self.layers * attention + self.dense_layers * dense + self.moe_layers * moe
+    }
+
+    /// GPU time of a step (all kernels, no communication or fixed overheads), µs.
+    pub fn kernels_us(&self, shape: &StepShape) -> f64 {
+        let decode = f64::from(shape.decode_requests);
+        let (mut pf_tokens, mut pairs, mut kv_read) = (0.0, 0.0, shape.decode_context_tokens as f64 + decode);
+        for p in &shape.prefills {
+            let t = f64::from(p.new_tokens);
+            let ctx = f64::from(p.context_tokens);
+            pf_tokens += t;
+            kv_read += ctx + t;
+            pairs += t * (ctx + (t + 1.0) / 2.0);
+        }
+        pairs += shape.decode_context_tokens as f64 + decode;
+        let tokens = shape.decode_requests as usize + shape.prefill_tokens() as usize;
+        if tokens == 0 {
+            return 0.0;
+        }
+        let weights = self.weights_memo.get_or(tokens, || self.weights_us(decode + pf_tokens));
+        weights
+            + self.layers * self.kernel_us(self.kv_layer_bytes * kv_read, self.attn_pair_flops * pairs)
+            + self.gemm_us(self.lm_head, shape.num_requests() as f64)
     }
 
     /// Step time in fractional µs.
@@ -286,7 +348,7 @@ impl BlisPhysics {
             + comm
             + b[3] * self.layers
             + b[6] * self.moe_layers
-            + b[4] * shape.num_requests() as f64
+            + (b[4] + b[7] * self.logits_pass_us) * shape.num_requests() as f64
             + b[5]
     }
 }
@@ -359,7 +421,7 @@ mod tests {
 
     /// Unit multipliers, no overheads: the bare physics.
     fn bare() -> PhysicsCoefficients {
-        PhysicsCoefficients { alpha: [0.0; 3], beta: vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0] }
+        PhysicsCoefficients { alpha: [0.0; 3], beta: vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0] }
     }
 
     fn unit(model: &ModelSpec, tp: u32) -> BlisPhysics {
@@ -394,7 +456,7 @@ mod tests {
 
     #[test]
     fn prefill_is_compute_bound_and_overheads_add() {
-        let c = PhysicsCoefficients { alpha: [1.0, 2.0, 3.0], beta: vec![1.0, 1.0, 10.0, 1.0, 5.0, 100.0, 0.0] };
+        let c = PhysicsCoefficients { alpha: [1.0, 2.0, 3.0], beta: vec![1.0, 1.0, 10.0, 1.0, 5.0, 100.0, 0.0, 0.0] };
         let m = BlisPhysics::new(&llama_8b(), &h100(), 2, &c).unwrap();
         let chunk = PrefillChunk { new_tokens: 2048, context_tokens: 0, input_tokens: 2048 };
         let shape = StepShape { prefills: vec![chunk], ..StepShape::default() };
@@ -414,7 +476,7 @@ mod tests {
 
     #[test]
     fn all_reduce_latency_is_flat_in_the_gpu_count() {
-        let c = PhysicsCoefficients { alpha: [0.0; 3], beta: vec![0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 0.0] };
+        let c = PhysicsCoefficients { alpha: [0.0; 3], beta: vec![0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0] };
         let step = |tp| BlisPhysics::new(&llama_8b(), &h100(), tp, &c).unwrap().step_us(&decodes(1, 0));
         // 32 layers × 2 all-reduces × (10 µs + one token's bus bytes), none at TP 1.
         let bus = |tp: f64| 64.0 * 2.0 * (tp - 1.0) / tp * 4096.0 * 2.0 / (ETA_LINK_NVSWITCH * 450e3);
@@ -426,7 +488,7 @@ mod tests {
 
     #[test]
     fn pcie_all_reduce_pays_the_narrow_link() {
-        let c = PhysicsCoefficients { alpha: [0.0; 3], beta: vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0] };
+        let c = PhysicsCoefficients { alpha: [0.0; 3], beta: vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0] };
         let mut pcie = h100();
         pcie.link = Interconnect::Pcie;
         pcie.link_gbs = 32.0;
@@ -443,6 +505,6 @@ mod tests {
         let m = build(&llama_8b(), &h100(), 1, &LatencyOverrides::default()).unwrap();
         assert!(m.step_time_us(&decodes(8, 512)) > 1000);
         let o = LatencyOverrides { beta: Some(vec![1.0; 3]), ..Default::default() };
-        assert!(build(&llama_8b(), &h100(), 1, &o).unwrap_err().to_string().contains("needs 7"));
+        assert!(build(&llama_8b(), &h100(), 1, &o).unwrap_err().to_string().contains("needs 8"));
     }
 }
