@@ -17,8 +17,7 @@
 //! elementwise  = bytes of norms, residual adds, RoPE and the gated activation / (η_bw·BW)
 //! gpu          = Σ layers + gemm(lm_head) for the step's sequences
 //! comm         = [TP>1] · 2L · (c_ar + 2(TP−1)/TP · T·d·ab / (η_link·link))   # NCCL all-reduce
-//! sampling     = c_sample · n_req · vocab · 4 B / (η_bw·BW)   # passes over fp32 logits
-//! step         = gpu + comm + sampling + c_layer·L + c_moe·L_moe + c_req·n_req + c_step
+//! step         = gpu + comm + c_layer·L + c_moe·L_moe + c_req·n_req + c_step
 //! queueing     = α0 + 1.1 µs·prompt_tokens                  # tokenizing (public measurement)
 //! ```
 //!
@@ -31,8 +30,7 @@
 //! Fitted (global) coefficients: `c_mem`, `c_comp` (≈ 1 when vLLM's kernels match the measured
 //! ones), `c_ar` (fixed latency of one all-reduce: the measured NCCL latency does not grow with
 //! the GPU count on NVSwitch systems), `c_layer`/`c_req`/`c_step` (launch and CPU overheads),
-//! `c_moe` (router, token permutation and grouped-GEMM launches of an MoE layer), `c_sample`
-//! (passes of the sampler over each sequence's logits: large vocabularies cost more). The α triple
+//! `c_moe` (router, token permutation and grouped-GEMM launches of an MoE layer). The α triple
 //! keeps the shared meaning (fixed front-end delay, post-decode overhead, per-output-token
 //! overhead). Measured TTFT is about three step times on every model; that is the engine's async
 //! scheduling (`--async-scheduling`), not a latency-model term.
@@ -51,7 +49,7 @@ use crate::{LatencyModel, StepShape, floor_us};
 pub const COEFFICIENT_SET: &str = "blis-physics";
 
 /// Number of β entries, ordered as [`BETA_NAMES`].
-pub const NUM_BETAS: usize = 8;
+pub const NUM_BETAS: usize = 7;
 
 /// Meaning of each β entry.
 pub const BETA_NAMES: [&str; NUM_BETAS] = [
@@ -62,7 +60,6 @@ pub const BETA_NAMES: [&str; NUM_BETAS] = [
     "c_req (µs per scheduled request)",
     "c_step (µs per step)",
     "c_moe (µs per MoE layer per step)",
-    "c_sample (HBM passes over each sequence's fp32 logits: softmax, penalties, sampling)",
 ];
 
 /// Achieved fraction of HBM bandwidth by a weight-streaming kernel (pooled fit to measured
@@ -125,8 +122,6 @@ pub struct BlisPhysics {
     /// [`Self::weights_us`] memoised per token count below [`TABLE_TOKENS`], cleared with the
     /// coefficients: a step then costs one table read plus the attention kernel.
     weights_memo: WeightsMemo,
-    /// One pass over one sequence's fp32 logits (vocabulary × 4 B) at η_bw·BW, µs.
-    logits_pass_us: f64,
 }
 
 /// Steps of fewer tokens than this memoise their weight-GEMM time.
@@ -239,7 +234,6 @@ impl BlisPhysics {
                 0.0
             },
             weights_memo: WeightsMemo::new(),
-            logits_pass_us: model.vocab_size as f64 * 4.0 / (ETA_BW * a.bytes_per_us),
         };
         m.set_coefficients(coeffs)?;
         Ok(m)
@@ -348,7 +342,7 @@ impl BlisPhysics {
             + comm
             + b[3] * self.layers
             + b[6] * self.moe_layers
-            + (b[4] + b[7] * self.logits_pass_us) * shape.num_requests() as f64
+            + b[4] * shape.num_requests() as f64
             + b[5]
     }
 }
@@ -421,7 +415,7 @@ mod tests {
 
     /// Unit multipliers, no overheads: the bare physics.
     fn bare() -> PhysicsCoefficients {
-        PhysicsCoefficients { alpha: [0.0; 3], beta: vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0] }
+        PhysicsCoefficients { alpha: [0.0; 3], beta: vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0] }
     }
 
     fn unit(model: &ModelSpec, tp: u32) -> BlisPhysics {
@@ -456,7 +450,7 @@ mod tests {
 
     #[test]
     fn prefill_is_compute_bound_and_overheads_add() {
-        let c = PhysicsCoefficients { alpha: [1.0, 2.0, 3.0], beta: vec![1.0, 1.0, 10.0, 1.0, 5.0, 100.0, 0.0, 0.0] };
+        let c = PhysicsCoefficients { alpha: [1.0, 2.0, 3.0], beta: vec![1.0, 1.0, 10.0, 1.0, 5.0, 100.0, 0.0] };
         let m = BlisPhysics::new(&llama_8b(), &h100(), 2, &c).unwrap();
         let chunk = PrefillChunk { new_tokens: 2048, context_tokens: 0, input_tokens: 2048 };
         let shape = StepShape { prefills: vec![chunk], ..StepShape::default() };
@@ -476,7 +470,7 @@ mod tests {
 
     #[test]
     fn all_reduce_latency_is_flat_in_the_gpu_count() {
-        let c = PhysicsCoefficients { alpha: [0.0; 3], beta: vec![0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0] };
+        let c = PhysicsCoefficients { alpha: [0.0; 3], beta: vec![0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 0.0] };
         let step = |tp| BlisPhysics::new(&llama_8b(), &h100(), tp, &c).unwrap().step_us(&decodes(1, 0));
         // 32 layers × 2 all-reduces × (10 µs + one token's bus bytes), none at TP 1.
         let bus = |tp: f64| 64.0 * 2.0 * (tp - 1.0) / tp * 4096.0 * 2.0 / (ETA_LINK_NVSWITCH * 450e3);
@@ -488,7 +482,7 @@ mod tests {
 
     #[test]
     fn pcie_all_reduce_pays_the_narrow_link() {
-        let c = PhysicsCoefficients { alpha: [0.0; 3], beta: vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0] };
+        let c = PhysicsCoefficients { alpha: [0.0; 3], beta: vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0] };
         let mut pcie = h100();
         pcie.link = Interconnect::Pcie;
         pcie.link_gbs = 32.0;
@@ -505,6 +499,6 @@ mod tests {
         let m = build(&llama_8b(), &h100(), 1, &LatencyOverrides::default()).unwrap();
         assert!(m.step_time_us(&decodes(8, 512)) > 1000);
         let o = LatencyOverrides { beta: Some(vec![1.0; 3]), ..Default::default() };
-        assert!(build(&llama_8b(), &h100(), 1, &o).unwrap_err().to_string().contains("needs 8"));
+        assert!(build(&llama_8b(), &h100(), 1, &o).unwrap_err().to_string().contains("needs 7"));
     }
 }
