@@ -28,11 +28,16 @@ pub fn envelope(experiments: &[Experiment], cfg: &RunConfig) -> Result<Envelope,
     for e in experiments {
         gpus.insert(e.hardware.clone());
         tp.insert(e.tp);
-        let model = blis_model::load_model(&e.model, cfg.model_config_folder.as_deref(), &HubOptions::from_env())
-            .map_err(|err| format!("experiment {}: --model: {err}", e.id))?;
+        let model =
+            blis_model::load_model(&e.model, cfg.model_config_folder.as_deref(), &HubOptions::from_env())
+                .map_err(|err| format!("experiment {}: --model: {err}", e.id))?;
         traits.extend(architecture_traits(&model));
     }
-    Ok(Envelope { gpus: gpus.into_iter().collect(), tp: tp.into_iter().collect(), traits: traits.into_iter().collect() })
+    Ok(Envelope {
+        gpus: gpus.into_iter().collect(),
+        tp: tp.into_iter().collect(),
+        traits: traits.into_iter().collect(),
+    })
 }
 
 /// Linear-interpolated quantile `q` ∈ [0, 1] of sorted values.

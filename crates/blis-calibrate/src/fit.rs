@@ -163,8 +163,7 @@ pub fn levenberg_marquardt(
             };
             jac.push(col);
         }
-        let jtj: Vec<Vec<f64>> =
-            (0..n).map(|a| (0..n).map(|b| dot(&jac[a], &jac[b])).collect()).collect();
+        let jtj: Vec<Vec<f64>> = (0..n).map(|a| (0..n).map(|b| dot(&jac[a], &jac[b])).collect()).collect();
         let jtr: Vec<f64> = (0..n).map(|a| dot(&jac[a], &r)).collect();
         loop {
             let mut m = jtj.clone();
@@ -220,12 +219,14 @@ fn solve(mut m: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
         }
         m.swap(col, pivot);
         b.swap(col, pivot);
-        for row in col + 1..n {
-            let f = m[row][col] / m[col][col];
-            for k in col..n {
-                m[row][k] -= f * m[col][k];
+        let (upper, lower) = m.split_at_mut(col + 1);
+        let pivot_row = &upper[col];
+        for (offset, r) in lower.iter_mut().enumerate() {
+            let f = r[col] / pivot_row[col];
+            for (v, p) in r[col..].iter_mut().zip(&pivot_row[col..]) {
+                *v -= f * p;
             }
-            b[row] -= f * b[col];
+            b[col + 1 + offset] -= f * b[col];
         }
     }
     let mut x = vec![0.0; n];
@@ -414,7 +415,8 @@ pub fn leave_one_group_out(
     for group in groups {
         let train: Vec<Experiment> =
             experiments.iter().filter(|e| grouping.key(e) != group).cloned().collect();
-        let test: Vec<Experiment> = experiments.iter().filter(|e| grouping.key(e) == group).cloned().collect();
+        let test: Vec<Experiment> =
+            experiments.iter().filter(|e| grouping.key(e) == group).cloned().collect();
         if train.is_empty() {
             return Err(format!("{}: cross-validation needs at least two groups", grouping.label()));
         }
@@ -466,7 +468,9 @@ mod tests {
     fn levenberg_marquardt_fits_an_exponential_within_bounds() {
         // y = a·exp(b·t) from exact data; x = (ln a, b).
         let ts: Vec<f64> = (0..20).map(|i| f64::from(i) * 0.1).collect();
-        let resid = |x: &[f64]| Some(ts.iter().map(|t| x[0].exp() * (x[1] * t).exp() - 2.0 * (0.7 * t).exp()).collect());
+        let resid = |x: &[f64]| {
+            Some(ts.iter().map(|t| x[0].exp() * (x[1] * t).exp() - 2.0 * (0.7 * t).exp()).collect())
+        };
         let opt = LmOptions { max_evals: 500, step: 1e-6, rel_tol: 1e-12 };
         let (x, c, _) = levenberg_marquardt(resid, &[0.0, 0.0], &[-5.0, -5.0], &[5.0, 5.0], opt);
         assert!((x[0] - 2f64.ln()).abs() < 1e-4 && (x[1] - 0.7).abs() < 1e-4 && c < 1e-10, "{x:?} {c}");
@@ -489,7 +493,8 @@ mod tests {
             e2e_p99_ms: v,
             itl_mean_ms: v,
         };
-        let row = |p: f64| Comparison { id: "x".into(), label: "x".into(), predicted: s(p), measured: s(1.0) };
+        let row =
+            |p: f64| Comparison { id: "x".into(), label: "x".into(), predicted: s(p), measured: s(1.0) };
         let r = log_residuals(&[row(std::f64::consts::E)]).unwrap();
         assert_eq!(r.len(), 7);
         assert!((r[0] - 1.0).abs() < 1e-12 && (r[2] - 0.1f64.sqrt()).abs() < 1e-12);

@@ -33,7 +33,8 @@ pub struct EngineArgs {
     /// HuggingFace model id (case-insensitive), e.g. meta-llama/llama-3.1-8b-instruct.
     #[arg(long)]
     pub model: String,
-    /// GPU type: H100, A100-80, A100-SXM, L40S (or one from --hardware-config). Default H100.
+    /// GPU type: H100, A100-80, A100-SXM, L40S, H200, B200, H100-PCIe, A100-40, L4 (or one from
+    /// --hardware-config). Default H100.
     #[arg(long)]
     pub hardware: Option<String>,
     /// Tensor-parallel degree of every instance. Default 1.

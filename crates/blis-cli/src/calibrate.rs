@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use blis_calibrate::experiment::{RunConfig, WorkloadSemantics, run_all};
-use blis_calibrate::fit::{CvGrouping, Fold, LmOptions, coefficients_yaml, comparisons, fit, leave_one_group_out};
+use blis_calibrate::fit::{
+    CvGrouping, Fold, LmOptions, coefficients_yaml, comparisons, fit, leave_one_group_out,
+};
 use blis_calibrate::metrics::{Comparison, Metric};
 use blis_calibrate::report::{ModelRun, reference_run, render};
 use blis_calibrate::{Experiment, Measurements};
@@ -190,10 +192,16 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
                 "tp" => CvGrouping::Tp,
                 other => return Err(format!("--cv-by: unknown grouping `{other}` (accepted: model, tp)")),
             };
-            let (f, rows) =
-                leave_one_group_out(&experiments, grouping, &cfg, alpha0, &beta0, &args.freeze, opt, |line| {
-                    eprintln!("cv {}: {line}", grouping.label())
-                })?;
+            let (f, rows) = leave_one_group_out(
+                &experiments,
+                grouping,
+                &cfg,
+                alpha0,
+                &beta0,
+                &args.freeze,
+                opt,
+                |line| eprintln!("cv {}: {line}", grouping.label()),
+            )?;
             held_out.extend(rows.iter().cloned());
             runs.push(ModelRun { name: format!("{} {}", args.latency_model, grouping.label()), rows });
             folds.push((grouping, f));
@@ -203,7 +211,8 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
         let envelope = blis_calibrate::cv_errors::envelope(&experiments, &cfg)?;
         let labels: Vec<&str> = folds.iter().map(|(g, _)| g.label()).collect();
         let yaml = blis_calibrate::cv_errors::cv_errors_yaml(&held_out, &envelope, &labels.join(" + "));
-        std::fs::write(path, yaml).map_err(|e| format!("--cv-errors: cannot write {}: {e}", path.display()))?;
+        std::fs::write(path, yaml)
+            .map_err(|e| format!("--cv-errors: cannot write {}: {e}", path.display()))?;
         eprintln!("cv-errors: wrote {}", path.display());
     }
     for run in &runs {

@@ -450,7 +450,8 @@ mod tests {
 
     #[test]
     fn prefill_is_compute_bound_and_overheads_add() {
-        let c = PhysicsCoefficients { alpha: [1.0, 2.0, 3.0], beta: vec![1.0, 1.0, 10.0, 1.0, 5.0, 100.0, 0.0] };
+        let c =
+            PhysicsCoefficients { alpha: [1.0, 2.0, 3.0], beta: vec![1.0, 1.0, 10.0, 1.0, 5.0, 100.0, 0.0] };
         let m = BlisPhysics::new(&llama_8b(), &h100(), 2, &c).unwrap();
         let chunk = PrefillChunk { new_tokens: 2048, context_tokens: 0, input_tokens: 2048 };
         let shape = StepShape { prefills: vec![chunk], ..StepShape::default() };

@@ -79,7 +79,10 @@ impl CvErrors {
     pub fn from_yaml(text: &str) -> Result<Self, LatencyError> {
         let cv: Self = serde_saphyr::from_str(text).map_err(|e| {
             let msg = e.to_string();
-            LatencyError::Coefficients(format!("cv-errors: invalid YAML: {}", msg.lines().next().unwrap_or("")))
+            LatencyError::Coefficients(format!(
+                "cv-errors: invalid YAML: {}",
+                msg.lines().next().unwrap_or("")
+            ))
         })?;
         for f in FIGURES {
             let Some(e) = cv.figures.get(f) else {

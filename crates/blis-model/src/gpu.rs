@@ -65,7 +65,8 @@ struct Builtin {
 
 impl Builtin {
     fn spec(&self) -> GpuSpec {
-        let [tflops_bf16, tflops_fp8, hbm_bandwidth_tbs, mfu_prefill, mfu_decode, memory_gib] = self.reference;
+        let [tflops_bf16, tflops_fp8, hbm_bandwidth_tbs, mfu_prefill, mfu_decode, memory_gib] =
+            self.reference;
         GpuSpec {
             name: self.name.to_string(),
             tflops_bf16,
@@ -82,7 +83,13 @@ impl Builtin {
 }
 
 /// Shorthand for a table row.
-const fn row(name: &'static str, reference: [f64; 6], fp8_dense: f64, link_gbs: f64, link: Interconnect) -> Builtin {
+const fn row(
+    name: &'static str,
+    reference: [f64; 6],
+    fp8_dense: f64,
+    link_gbs: f64,
+    link: Interconnect,
+) -> Builtin {
     Builtin { name, reference, fp8_dense, link_gbs, link }
 }
 
@@ -236,7 +243,10 @@ mod tests {
             "LinkGBs": 450, "Link": "NVSwitch", "TFlopsFP8Dense": 2}}"#;
         let extra = parse_hardware_config(text, "hw.json").unwrap();
         let x = gpu_by_name("x200", &extra).unwrap();
-        assert_eq!((x.memory_gib, x.tflops_fp8_dense, x.link_gbs, x.link), (180.0, 4500.0, 32.0, Interconnect::Pcie));
+        assert_eq!(
+            (x.memory_gib, x.tflops_fp8_dense, x.link_gbs, x.link),
+            (180.0, 4500.0, 32.0, Interconnect::Pcie)
+        );
         let y = gpu_by_name("y", &extra).unwrap();
         assert_eq!((y.tflops_fp8_dense, y.link_gbs, y.link), (2.0, 450.0, Interconnect::NvSwitch));
         let h = gpu_by_name("H100", &extra).unwrap();

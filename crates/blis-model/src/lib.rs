@@ -22,7 +22,9 @@ pub use capacity::{
     kv_blocks, kv_bytes_per_token_per_gpu, max_model_len,
 };
 pub use error::ModelError;
-pub use gpu::{GpuSpec, Interconnect, builtin_gpus, gpu_by_name, load_hardware_config, parse_hardware_config};
+pub use gpu::{
+    GpuSpec, Interconnect, builtin_gpus, gpu_by_name, load_hardware_config, parse_hardware_config,
+};
 pub use hub::{DEFAULT_HF_ENDPOINT, HubOptions, load_model};
 pub use model::ModelSpec;
 pub use registry::{bundled_config, bundled_model_names, registry_key};
