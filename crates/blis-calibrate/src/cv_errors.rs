@@ -117,8 +117,9 @@ mod tests {
         let text = cv_errors_yaml(&rows, &env, "test");
         let cv = blis_latency::uncertainty::CvErrors::from_yaml(&text).unwrap();
         let e = cv.figures["e2e_mean"];
-        // Signed errors −5..=5 %: median 0, |error| p90 = 4.5 (interpolated), q05 = −4.5.
-        assert_eq!((e.signed_q50_pct, e.half_width_90_pct, e.signed_q05_pct), (0.0, 4.5, -4.5));
+        // Signed errors −5..=5 %: median 0, q05 = −4.5 (interpolated); |error| is 0,1,1,…,5,5,
+        // whose 90th percentile is the 10th of 11 values, 5.
+        assert_eq!((e.signed_q50_pct, e.half_width_90_pct, e.signed_q05_pct), (0.0, 5.0, -4.5));
         assert_eq!((cv.predictions, cv.envelope), (11, env));
     }
 }
