@@ -125,6 +125,18 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
     if experiments.is_empty() {
         return Err("--only: no experiment matches".into());
     }
+    if args.cv_errors.is_some() && !args.cross_validate {
+        return Err("--cv-errors needs --cross-validate".into());
+    }
+    let groupings: Vec<CvGrouping> = args
+        .cv_by
+        .iter()
+        .map(|by| match by.as_str() {
+            "model" => Ok(CvGrouping::Model),
+            "tp" => Ok(CvGrouping::Tp),
+            other => Err(format!("--cv-by: unknown grouping `{other}` (accepted: model, tp)")),
+        })
+        .collect::<Result<_, _>>()?;
     let cfg = RunConfig {
         latency_model: args.latency_model.clone(),
         overrides: LatencyOverrides {
@@ -172,9 +184,6 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
     }
     let mut folds: Vec<(CvGrouping, Vec<Fold>)> = Vec::new();
     let mut held_out: Vec<Comparison> = Vec::new();
-    if args.cv_errors.is_some() && !args.cross_validate {
-        return Err("--cv-errors needs --cross-validate".into());
-    }
     if args.cross_validate {
         let (alpha0, beta0) = match &args.cv_start {
             Some(path) => {
@@ -186,12 +195,7 @@ pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
             None => starting_point(&cfg)?,
         };
         let opt = LmOptions { max_evals: args.cv_max_evals, ..LmOptions::default() };
-        for by in &args.cv_by {
-            let grouping = match by.as_str() {
-                "model" => CvGrouping::Model,
-                "tp" => CvGrouping::Tp,
-                other => return Err(format!("--cv-by: unknown grouping `{other}` (accepted: model, tp)")),
-            };
+        for &grouping in &groupings {
             let (f, rows) = leave_one_group_out(
                 &experiments,
                 grouping,
