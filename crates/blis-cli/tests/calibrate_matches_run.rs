@@ -105,7 +105,8 @@ fn leave_one_tp_out_and_error_summary() {
     let text = std::fs::read_to_string(&report).unwrap();
     // Mistral-Nemo at TP 2 (62) and TP 1 (63): each TP degree predicted from the other.
     assert!(text.contains("leave-one-TP-out cross-validation") && text.contains("| TP2 |"), "{text}");
-    let cv = blis_latency::uncertainty::CvErrors::from_yaml(&std::fs::read_to_string(&errors).unwrap()).unwrap();
+    let cv =
+        blis_latency::uncertainty::CvErrors::from_yaml(&std::fs::read_to_string(&errors).unwrap()).unwrap();
     assert_eq!((cv.predictions, cv.envelope.tp.clone()), (2, vec![1, 2]));
 
     let bad = Command::new(env!("CARGO_BIN_EXE_blis"))

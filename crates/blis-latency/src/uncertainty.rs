@@ -8,16 +8,17 @@
 //! into the half-width of a 90 % interval for a (model, GPU, TP), multiplied by a factor for every
 //! way the query lies outside that envelope:
 //!
-//! - unseen GPU × [`UNSEEN_GPU_FACTOR`]: the spec-only checks against published A100-80GB and L40S
-//!   measurements (docs/hardware.md) are off by up to ~20 %, about 3× the in-envelope E2E/ITL
-//!   half-width; a GPU also changes the hardware constants that no H100 run can test.
-//! - TP degree outside the calibrated range × [`UNSEEN_TP_FACTOR`] (interpolating between seen
-//!   degrees is what leave-one-TP-out measures, so only extrapolation widens): more GPUs bring
+//! - unseen GPU × [`UNSEEN_GPU_FACTOR`] = 1.6: the spec-only checks against published A100
+//!   decode figures (docs/hardware.md) are off by −7 to −18 % (≈ −15 % typical), a GPU-level bias
+//!   that adds to the in-envelope error; with the shipped ITL/E2E half-width of ≈ 25 %,
+//!   (25 + 15) / 25 ≈ 1.6.
+//! - TP degree outside the calibrated range × [`UNSEEN_TP_FACTOR`] = 1.5 (interpolating between
+//!   seen degrees is what leave-one-TP-out measures, so only extrapolation widens): more GPUs bring
 //!   more all-reduce time, whose latency the H100 runs pin only at TP 2 and 4.
-//! - each unseen architecture trait (MoE, MHA, GQA, MLA, FP8, …) × [`UNSEEN_TRAIT_FACTOR`]: a
-//!   trait changes which terms dominate (expert reads, KV reads); leave-one-model-out errors grow by
-//!   about half when the held-out model is the only one with its trait (Scout, the only MoE/FP8
-//!   model, in docs/accuracy.md).
+//! - each unseen architecture trait (MoE, MHA, GQA, MLA, FP8, …) × [`UNSEEN_TRAIT_FACTOR`] = 1.5:
+//!   in leave-one-model-out, the models that alone carry a trait (Llama-4-Scout: MoE and FP8;
+//!   Llama-2-7B: MHA) are predicted with 17 % E2E error against a median of 11.5 %, ≈ 1.5×
+//!   (docs/accuracy.md).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -31,7 +32,7 @@ use crate::error::LatencyError;
 pub const SHIPPED_CV_ERRORS_YAML: &str = include_str!("../data/cv-errors.yaml");
 
 /// Widening for a GPU the calibration did not include.
-pub const UNSEEN_GPU_FACTOR: f64 = 3.0;
+pub const UNSEEN_GPU_FACTOR: f64 = 1.6;
 /// Widening for a TP degree outside the calibrated range.
 pub const UNSEEN_TP_FACTOR: f64 = 1.5;
 /// Widening per architecture trait the calibration did not include.
