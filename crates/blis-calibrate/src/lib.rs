@@ -5,9 +5,12 @@
 //! - [`experiment`]: one experiment → the `blis run` keys of the equivalent command line →
 //!   the same [`blis_config::RunConfig`] `blis run` resolves, and running it.
 //! - [`metrics`]: absolute percentage errors and their aggregation (MAPE).
-//! - [`fit`]: deterministic Nelder–Mead over the simulated error.
+//! - [`fit`]: bounded Levenberg–Marquardt over the simulated errors; leave-one-model-out and
+//!   leave-one-TP-out cross-validation.
+//! - [`cv_errors`]: the held-out error summary behind blis-latency's error bars.
 //! - [`report`]: the markdown accuracy report.
 
+pub mod cv_errors;
 pub mod experiment;
 pub mod fit;
 pub mod measurements;

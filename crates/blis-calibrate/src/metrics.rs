@@ -117,6 +117,17 @@ impl Summary {
     }
 }
 
+/// Median APE (%) of one figure over the comparisons (NaN when none is finite).
+pub fn median_ape(rows: &[Comparison], m: Metric) -> f64 {
+    let mut v: Vec<f64> = rows.iter().map(|c| c.ape(m)).filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+}
+
 /// Mean of the finite values (NaN when there are none).
 pub fn mean_finite(values: impl IntoIterator<Item = f64>) -> f64 {
     let (mut s, mut n) = (0.0, 0usize);

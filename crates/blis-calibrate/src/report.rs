@@ -2,7 +2,7 @@
 //! experiment with measured and predicted figures.
 
 use crate::measurements::Experiment;
-use crate::metrics::{Comparison, Metric, Summary, ape, score};
+use crate::metrics::{Comparison, Metric, Summary, ape, median_ape, score};
 
 /// Predictions of one model (or of the reference simulator) for every experiment.
 #[derive(Debug, Clone)]
@@ -102,9 +102,23 @@ pub fn experiment_rows(id: &str, runs: &[ModelRun]) -> Vec<Vec<String>> {
 
 /// The whole report.
 pub fn render(title: &str, preamble: &str, experiments: &[Experiment], runs: &[ModelRun]) -> String {
-    let mut s = format!("# {title}\n\n{preamble}\n\n## Summary: MAPE (%) over the experiments\n\n");
+    let mut s = format!("# {title}\n\n{preamble}\n\n## Headline: median APE (%) over the experiments\n\n");
     let mut header: Vec<String> = vec!["model".into(), "n".into()];
     header.extend(Metric::ALL.iter().map(|m| m.name().to_string()));
+    let median_rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            let mut row = vec![r.name.clone(), r.rows.len().to_string()];
+            row.extend(Metric::ALL.iter().map(|&m| pct(median_ape(&r.rows, m))));
+            row
+        })
+        .collect();
+    s.push_str(&table(&header, &median_rows));
+    s.push_str(
+        "\nRows named `leave-one-…-out` are held-out predictions: each experiment predicted by \
+         coefficients fitted without its model (or TP degree). The others are in-sample.\n\n\
+         ## MAPE (%) over the experiments\n\n",
+    );
     header.push("objective".into());
     s.push_str(&table(&header, &summary_rows(runs)));
     s.push_str(

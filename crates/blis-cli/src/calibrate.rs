@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 
 use blis_calibrate::experiment::{Setup, WorkloadSemantics, run_all};
-use blis_calibrate::fit::{Fold, NmOptions, coefficients_yaml, comparisons, fit, leave_one_model_out};
-use blis_calibrate::metrics::Metric;
+use blis_calibrate::fit::{
+    CvGrouping, Fold, LmOptions, coefficients_yaml, comparisons, fit, leave_one_group_out,
+};
+use blis_calibrate::metrics::{Comparison, Metric};
 use blis_calibrate::parity::{parity, reference_setup, render_table};
 use blis_calibrate::report::{ModelRun, reference_run, render};
 use blis_calibrate::{Experiment, Measurements};
@@ -47,7 +49,8 @@ pub struct CalibrateArgs {
     /// Write the markdown report here.
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Refit the model's α and β (Nelder–Mead over the simulated MAPE) and write them as YAML here.
+    /// Refit the model's α and β (Levenberg–Marquardt on every experiment's log errors) and write
+    /// them as YAML here.
     #[arg(long)]
     pub fit: Option<PathBuf>,
     /// Workload semantics: `inference_perf.shared_prefix.question_reuse` (per_user | per_request)
@@ -64,11 +67,20 @@ pub struct CalibrateArgs {
     /// `alpha ++ beta` (0–2 = α0–α2, 3 = β0, …).
     #[arg(long, value_delimiter = ',')]
     pub freeze: Vec<usize>,
-    /// Leave-one-model-out cross-validation: per model, fit on the other models' experiments
+    /// Cross-validation: per held-out group (see `--cv-by`), fit on the other groups' experiments
     /// (from the same starting coefficients) and predict the held-out one; adds the held-out
     /// predictions as a row of the report and a per-fold table.
     #[arg(long)]
     pub cross_validate: bool,
+    /// What `--cross-validate` holds out, comma-separated: `model` (leave-one-model-out) and/or
+    /// `tp` (leave-one-TP-degree-out).
+    #[arg(long, value_delimiter = ',', default_value = "model")]
+    pub cv_by: Vec<String>,
+    /// Write the held-out error per figure (signed-error quantiles, 90 % half-width) and the
+    /// calibration envelope (GPUs, TP degrees, architectures) as YAML here; needs
+    /// `--cross-validate`. blis-latency's `uncertainty` module reads this format.
+    #[arg(long)]
+    pub cv_errors: Option<PathBuf>,
     /// Evaluation budget of each cross-validation fold.
     #[arg(long, default_value_t = 300)]
     pub cv_max_evals: usize,
@@ -134,6 +146,18 @@ fn calibrate_against_measurements(
     experiments: Vec<Experiment>,
     latency_model: LatencyModelKind,
 ) -> CliResult<()> {
+    if args.cv_errors.is_some() && !args.cross_validate {
+        return Err("--cv-errors needs --cross-validate".into());
+    }
+    let groupings: Vec<CvGrouping> = args
+        .cv_by
+        .iter()
+        .map(|by| match by.as_str() {
+            "model" => Ok(CvGrouping::Model),
+            "tp" => Ok(CvGrouping::Tp),
+            other => Err(format!("--cv-by: unknown grouping `{other}` (accepted: model, tp)")),
+        })
+        .collect::<Result<_, _>>()?;
     let cfg = Setup {
         latency_model,
         overrides: LatencyOverrides {
@@ -161,7 +185,7 @@ fn calibrate_against_measurements(
         // Fail on an unwritable path before the fit runs, not after.
         drop(blis_config::outputs::PendingFile::create(out, "fit")?);
         let (alpha0, beta0) = starting_point(&cfg)?;
-        let opt = NmOptions { max_evals: args.max_evals, ..NmOptions::default() };
+        let opt = LmOptions { max_evals: args.max_evals, ..LmOptions::default() };
         let result =
             fit(&experiments, &cfg, alpha0, &beta0, &args.freeze, opt, |line| eprintln!("fit: {line}"))?;
         let names: Vec<&str> = match latency_model {
@@ -182,7 +206,8 @@ fn calibrate_against_measurements(
         };
         runs.push(simulate(&experiments, &format!("{} (fitted)", latency_model.name()), &fitted)?);
     }
-    let mut folds: Vec<Fold> = Vec::new();
+    let mut folds: Vec<(CvGrouping, Vec<Fold>)> = Vec::new();
+    let mut held_out: Vec<Comparison> = Vec::new();
     if args.cross_validate {
         let (alpha0, beta0) = match &args.cv_start {
             Some(path) => {
@@ -193,12 +218,29 @@ fn calibrate_against_measurements(
             }
             None => starting_point(&cfg)?,
         };
-        let opt = NmOptions { max_evals: args.cv_max_evals, ..NmOptions::default() };
-        let (f, rows) = leave_one_model_out(&experiments, &cfg, alpha0, &beta0, &args.freeze, opt, |line| {
-            eprintln!("cv: {line}")
-        })?;
-        folds = f;
-        runs.push(ModelRun { name: format!("{} leave-one-model-out", latency_model.name()), rows });
+        let opt = LmOptions { max_evals: args.cv_max_evals, ..LmOptions::default() };
+        for &grouping in &groupings {
+            let (f, rows) = leave_one_group_out(
+                &experiments,
+                grouping,
+                &cfg,
+                alpha0,
+                &beta0,
+                &args.freeze,
+                opt,
+                |line| eprintln!("cv {}: {line}", grouping.label()),
+            )?;
+            held_out.extend(rows.iter().cloned());
+            runs.push(ModelRun { name: format!("{} {}", latency_model.name(), grouping.label()), rows });
+            folds.push((grouping, f));
+        }
+    }
+    if let Some(path) = &args.cv_errors {
+        let envelope = blis_calibrate::cv_errors::envelope(&experiments, &cfg)?;
+        let labels: Vec<&str> = folds.iter().map(|(g, _)| g.label()).collect();
+        let yaml = blis_calibrate::cv_errors::cv_errors_yaml(&held_out, &envelope, &labels.join(" + "));
+        write_file(path, &yaml, "cv-errors")?;
+        eprintln!("cv-errors: wrote {}", path.display());
     }
     for run in &runs {
         print_run(&experiments, run);
@@ -209,7 +251,7 @@ fn calibrate_against_measurements(
                  model helped choose the starting point, so this is optimistic)"
             .to_string(),
     };
-    let cv_text = cv_section(&folds, &cv_start);
+    let cv_text = folds.iter().map(|(g, f)| cv_section(*g, f, &cv_start)).collect::<Vec<_>>().join("\n");
     if !cv_text.is_empty() {
         println!("{cv_text}");
     }
@@ -217,6 +259,7 @@ fn calibrate_against_measurements(
         drop(blis_config::outputs::PendingFile::create(path, "report")?);
         let rest: Vec<String> = std::env::args().skip(1).map(shell_word).collect();
         let command = format!("blis {}", rest.join(" "));
+        let command = command.replace(" --", " \\\n  --");
         let preamble = format!(
             "Generated by `blis calibrate` (crates/blis-calibrate) from {} real vLLM runs. Regenerate with:\n\n\
              ```\n{command}\n```\n\nEach experiment is simulated exactly as `blis run` would simulate it \
@@ -312,23 +355,29 @@ fn starting_point(cfg: &Setup) -> CliResult<([f64; 3], Vec<f64>)> {
 }
 
 /// Markdown section with one row per cross-validation fold (empty without folds).
-fn cv_section(folds: &[Fold], start: &str) -> String {
+fn cv_section(grouping: CvGrouping, folds: &[Fold], start: &str) -> String {
     if folds.is_empty() {
         return String::new();
     }
+    let what = match grouping {
+        CvGrouping::Model => "model",
+        CvGrouping::Tp => "TP degree",
+    };
     let mut s = format!(
-        "## Leave-one-model-out cross-validation\n\nPer model: coefficients fitted on the other models' \
+        "## {} cross-validation\n\nPer {what}: coefficients fitted on the other {what}s' \
          experiments only (every fold from {start}, with the same budget), then used to predict the held-out \
-         model's experiments (the `leave-one-model-out` row above pools these held-out predictions).\n\n\
-         | held-out model | n | train objective | held-out TTFT mean | TTFT p90 | E2E mean | E2E p90 | ITL mean | alpha | beta |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+         {what}'s experiments (the `{}` row above pools these held-out predictions). Held-out figures are MAPE (%).\n\n\
+         | held-out {what} | n | train objective | held-out TTFT mean | TTFT p90 | E2E mean | E2E p90 | ITL mean | evaluations | alpha | beta |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        grouping.label(),
+        grouping.label()
     );
     for f in folds {
         let sm = blis_calibrate::metrics::score(&f.held_out);
         let list = |v: &[f64]| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", ");
         s.push_str(&format!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | [{}] | [{}] |\n",
-            f.model,
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | [{}] | [{}] |\n",
+            f.group,
             f.held_out.len(),
             f.fit.objective,
             sm.mape(Metric::TtftMean),
@@ -336,6 +385,7 @@ fn cv_section(folds: &[Fold], start: &str) -> String {
             sm.mape(Metric::E2eMean),
             sm.mape(Metric::E2eP90),
             sm.mape(Metric::ItlMean),
+            f.fit.evaluations,
             list(&f.fit.alpha),
             list(&f.fit.beta)
         ));

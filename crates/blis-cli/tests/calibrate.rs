@@ -84,3 +84,32 @@ fn cross_validation_starts_where_told() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.starts_with("error: --cv-start:") && err.trim().lines().count() == 1, "{err}");
 }
+
+#[test]
+fn leave_one_tp_out_and_error_summary() {
+    let prior = concat!(env!("CARGO_MANIFEST_DIR"), "/../blis-calibrate/data/blis-physics-prior.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.md");
+    let errors = dir.path().join("cv-errors.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_blis"))
+        .args(["calibrate", "--measurements", MEASUREMENTS, "--only", "62,63", "--cross-validate"])
+        .args(["--cv-by", "tp", "--cv-max-evals", "1", "--cv-start", prior])
+        .args(["--report", report.to_str().unwrap(), "--cv-errors", errors.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&report).unwrap();
+    // Mistral-Nemo at TP 2 (62) and TP 1 (63): each TP degree predicted from the other.
+    assert!(text.contains("leave-one-TP-out cross-validation") && text.contains("| TP2 |"), "{text}");
+    let cv =
+        blis_latency::uncertainty::CvErrors::from_yaml(&std::fs::read_to_string(&errors).unwrap()).unwrap();
+    assert_eq!((cv.predictions, cv.envelope.tp.clone()), (2, vec![1, 2]));
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_blis"))
+        .args(["calibrate", "--measurements", MEASUREMENTS, "--cross-validate", "--cv-by", "gpu"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--cv-by: unknown grouping `gpu` (accepted: model, tp)"), "{err}");
+}

@@ -31,7 +31,8 @@ pub struct RunSpec {
     #[arg(long, help_heading = "Model and hardware")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// GPU type: H100, A100-80, A100-SXM, L40S, or one from --hardware-config.
+    /// GPU type: H100, A100-80, A100-SXM, L40S, H200, B200, H100-PCIe, A100-40, L4 (`blis list gpus`), or one
+    /// from --hardware-config.
     #[arg(long, help_heading = "Model and hardware")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hardware: Option<String>,

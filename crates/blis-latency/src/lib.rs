@@ -15,6 +15,7 @@ pub mod roofline;
 #[cfg(test)]
 mod test_support;
 pub mod trained_physics;
+pub mod uncertainty;
 
 pub use blackbox::Blackbox;
 pub use coefficients::{BlackboxEntry, CoefficientFile, PhysicsCoefficients};

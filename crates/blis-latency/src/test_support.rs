@@ -13,6 +13,9 @@ pub(crate) fn h100() -> GpuSpec {
         mfu_prefill: 0.45,
         mfu_decode: 0.30,
         memory_gib: 80.0,
+        tflops_fp8_dense: 1979.0,
+        link_gbs: 450.0,
+        link: blis_model::Interconnect::NvSwitch,
     }
 }
 

@@ -26,8 +26,8 @@ pub use capacity::{
 };
 pub use error::ModelError;
 pub use gpu::{
-    GpuSpec, MAX_BANDWIDTH_TBS, MAX_MEMORY_GIB, MAX_TFLOPS, builtin_gpus, gpu_by_name, load_hardware_config,
-    parse_hardware_config,
+    GpuSpec, Interconnect, MAX_BANDWIDTH_TBS, MAX_LINK_GBS, MAX_MEMORY_GIB, MAX_TFLOPS, builtin_gpus,
+    gpu_by_name, load_hardware_config, parse_hardware_config,
 };
 pub use hub::{DEFAULT_HF_ENDPOINT, HubOptions, load_model};
 pub use model::ModelSpec;
