@@ -105,6 +105,9 @@ fn execute(args: &RunArgs, layers: &Layers) -> CliResult<()> {
         eprintln!("warning: {w}");
     }
     let outcome = simulate(&config, args.progress)?;
+    if let Some(w) = blis_config::run::steady_warning(&outcome.doc) {
+        eprintln!("{w}");
+    }
     let text = serde_json::to_string_pretty(&outcome.doc).expect("metrics serialize");
     print_stdout(&text)
 }

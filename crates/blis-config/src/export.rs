@@ -91,6 +91,14 @@ pub fn cluster_part(spec: &RunSpec) -> serde_json::Value {
         "fitness-weights",
         "post-hoc-detector",
         "saturation-final-window",
+        "slo",
+        "slo-ttft",
+        "slo-itl",
+        "slo-e2e",
+        "warmup-requests",
+        "warmup-s",
+        "report",
+        "timeseries-path",
     ];
     let mut map = spec.to_map();
     map.retain(|k, _| !NOT_CLUSTER.contains(&k.as_str()));

@@ -174,4 +174,6 @@ pub const PATH_KEYS: &[&str] = &[
     "results-path",
     "trace-output",
     "decision-trace-path",
+    "report",
+    "timeseries-path",
 ];

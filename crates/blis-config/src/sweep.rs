@@ -33,7 +33,8 @@ use crate::spec::RunSpec;
 pub const MAX_CONFIGURATIONS: u64 = 1_000_000;
 
 /// Keys a sweep row cannot set (every row would write the same file).
-const RESERVED: &[&str] = &["metrics-path", "results-path", "trace-output", "decision-trace-path"];
+const RESERVED: &[&str] =
+    &["metrics-path", "results-path", "trace-output", "decision-trace-path", "report", "timeseries-path"];
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -327,7 +328,7 @@ axes:
         let spec = RunSpec::from_map(p.values).unwrap();
         assert_eq!(spec.num_instances, Some(2));
         assert_eq!(spec.no_prefix_caching, Some(true));
-        assert_eq!(spec.timeout, Some(-1.5));
+        assert_eq!(spec.timeout, Some(crate::duration::Seconds(-1.5)));
     }
 
     #[test]
