@@ -17,6 +17,7 @@ pub mod export;
 pub mod html;
 pub mod layers;
 pub mod outputs;
+pub mod plan;
 pub mod policy_file;
 pub mod resolve;
 pub mod run;
