@@ -28,7 +28,8 @@
 //!   (requests per bucket); with `r` = arrivals per bucket so far, STABLE if slope ≤
 //!   `r/√arrivals`, BACKLOGGED if ≤ 3× that, else OVERLOADED (the reference compares the slope
 //!   with `1/√arrivals` alone, which calls the ±1 jitter of a steady 10 req/s backlog a
-//!   drift). Its final window is one bucket.
+//!   drift). Its final window is one bucket. Arrivals spanning fewer than 10 buckets get
+//!   buckets of a tenth of their span (one 60 s bucket holds no slope at all).
 
 use serde::Serialize;
 
@@ -185,6 +186,13 @@ pub fn detect(
     }
     events.sort_unstable();
     let last_arrival = samples.iter().map(|s| s.arrival_us).max().expect("non-empty");
+    let first_arrival = samples.iter().map(|s| s.arrival_us).min().expect("non-empty");
+    let detector = match detector {
+        Detector::BacklogDrift { bucket_us } if (last_arrival - first_arrival) < 10 * bucket_us => {
+            Detector::BacklogDrift { bucket_us: ((last_arrival - first_arrival) / 10).max(1000) }
+        }
+        d => d,
+    };
     let window = final_window_us.unwrap_or_else(|| detector.default_final_window_us());
     let window_start = last_arrival.saturating_sub(window);
     let mut state = State::new(detector);
