@@ -177,7 +177,8 @@ pub fn bar_chart(id: &str, title: &str, y_label: &str, bars: &[(String, f64)]) -
         r#"<figure class="chart" id="{id}"><figcaption>{}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img">"#,
         esc(title)
     );
-    let top = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-12);
+    let top = bars.iter().map(|b| b.1).fold(0.0f64, f64::max);
+    let top = if top > 0.0 { top } else { 1.0 };
     let n = bars.len().max(1) as f64;
     let bw = (W - PAD_L - PAD_R) / n;
     let sy = |y: f64| H - PAD_B - y / top * (H - PAD_T - PAD_B);
