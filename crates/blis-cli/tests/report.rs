@@ -44,12 +44,19 @@ fn render(page: &Path) -> Option<String> {
     };
     let dir = tempfile::tempdir().unwrap();
     let common = |cmd: &mut Command| {
-        cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
-            .arg(format!("--user-data-dir={}", dir.path().display()));
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", dir.path().display()));
     };
     let mut dump = Command::new(&browser);
     common(&mut dump);
-    let out = dump.arg("--dump-dom").arg(format!("file://{}", page.display())).output().expect("chromium runs");
+    let out =
+        dump.arg("--dump-dom").arg(format!("file://{}", page.display())).output().expect("chromium runs");
     assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     let dom = String::from_utf8_lossy(&out.stdout).into_owned();
     // A screenshot: the page paints (a blank or failed render gives no PNG).
@@ -91,10 +98,29 @@ fn run_and_replay_reports_have_every_chart() {
     let csv = dir.path().join("ts.csv");
     let prefix = dir.path().join("trace");
     let out = blis(&with_model(&[
-        "--workload", "chatbot", "--rate", "40", "--num-requests", "300", "--num-instances", "3",
-        "--routing-policy", "least-loaded", "--trace-level", "decisions", "--summarize-trace",
-        "--counterfactual-k", "2", "--slo-ttft", "default=200ms", "--report", page.to_str().unwrap(),
-        "--timeseries-path", csv.to_str().unwrap(), "--trace-output", prefix.to_str().unwrap(),
+        "--workload",
+        "chatbot",
+        "--rate",
+        "40",
+        "--num-requests",
+        "300",
+        "--num-instances",
+        "3",
+        "--routing-policy",
+        "least-loaded",
+        "--trace-level",
+        "decisions",
+        "--summarize-trace",
+        "--counterfactual-k",
+        "2",
+        "--slo-ttft",
+        "default=200ms",
+        "--report",
+        page.to_str().unwrap(),
+        "--timeseries-path",
+        csv.to_str().unwrap(),
+        "--trace-output",
+        prefix.to_str().unwrap(),
     ]));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let html = std::fs::read_to_string(&page).unwrap();
@@ -107,7 +133,15 @@ fn run_and_replay_reports_have_every_chart() {
     let replay_page = dir.path().join("replay.html");
     let h = format!("{}.yaml", prefix.display());
     let d = format!("{}.csv", prefix.display());
-    let out = blis(&["replay", "--trace-header", &h, "--trace-data", &d, "--report", replay_page.to_str().unwrap()]);
+    let out = blis(&[
+        "replay",
+        "--trace-header",
+        &h,
+        "--trace-data",
+        &d,
+        "--report",
+        replay_page.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let ids: Vec<&str> = RUN_CHARTS.to_vec();
     check(&replay_page, &ids);
@@ -129,12 +163,34 @@ fn sweep_and_plan_reports() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     check(
         &page,
-        &["chart-sweep-ttft-p99-ms", "chart-sweep-itl-p99-ms", "chart-sweep-e2e-p99-ms", "chart-sweep-responses-per-sec", "sweep-rows", "run-config"],
+        &[
+            "chart-sweep-ttft-p99-ms",
+            "chart-sweep-itl-p99-ms",
+            "chart-sweep-e2e-p99-ms",
+            "chart-sweep-responses-per-sec",
+            "sweep-rows",
+            "run-config",
+        ],
     );
     let plan_page = dir.path().join("plan.html");
     let out = blis(&[
-        "plan", "--model", MODEL, "--rate", "30", "--slo", "ttft_p99<=500ms", "--tp", "1", "--max-gpus", "2",
-        "--seeds", "1", "--num-requests", "600", "--report", plan_page.to_str().unwrap(),
+        "plan",
+        "--model",
+        MODEL,
+        "--rate",
+        "30",
+        "--slo",
+        "ttft_p99<=500ms",
+        "--tp",
+        "1",
+        "--max-gpus",
+        "2",
+        "--seeds",
+        "1",
+        "--num-requests",
+        "600",
+        "--report",
+        plan_page.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     check(&plan_page, &["chart-frontier", "plan-answer", "plan-candidates", "run-config"]);

@@ -16,8 +16,16 @@ fn run_with_stderr(args: &[&str]) -> (Value, String) {
 fn an_overloaded_run_warns_and_says_why() {
     // One instance, 200 req/s of chatbot traffic (capacity ≈ 33 req/s), 10 s deadlines.
     let (doc, err) = run_with_stderr(&with_model(&[
-        "--workload", "chatbot", "--rate", "200", "--num-requests", "2000", "--timeout", "10s",
-        "--post-hoc-detector", "backlog-drift",
+        "--workload",
+        "chatbot",
+        "--rate",
+        "200",
+        "--num-requests",
+        "2000",
+        "--timeout",
+        "10s",
+        "--post-hoc-detector",
+        "backlog-drift",
     ]));
     let s = &doc["steady_state"];
     assert_eq!(s["verdict"], "overloaded", "{s}");
@@ -39,7 +47,8 @@ fn a_short_run_warns_that_its_percentiles_are_thin() {
 
 #[test]
 fn a_steady_run_is_stable_and_silent() {
-    let (doc, err) = run_with_stderr(&with_model(&["--workload", "chatbot", "--rate", "10", "--num-requests", "1500"]));
+    let (doc, err) =
+        run_with_stderr(&with_model(&["--workload", "chatbot", "--rate", "10", "--num-requests", "1500"]));
     assert_eq!(doc["steady_state"]["verdict"], "stable", "{}", doc["steady_state"]);
     assert!(!err.contains("warning"), "{err}");
     // Throughput over the steady window is the offered rate, not diluted by the drain.
@@ -71,8 +80,18 @@ fn warmup_requests_leave_the_latency_figures() {
 #[test]
 fn goodput_fields_follow_the_reference() {
     let doc = run_ok(&with_model(&[
-        "--workload", "chatbot", "--rate", "20", "--num-requests", "500", "--slo-ttft", "default=100ms",
-        "--slo-e2e", "default=20s", "--slo", "ttft_p99<=1s,e2e_mean<=30s",
+        "--workload",
+        "chatbot",
+        "--rate",
+        "20",
+        "--num-requests",
+        "500",
+        "--slo-ttft",
+        "default=100ms",
+        "--slo-e2e",
+        "default=20s",
+        "--slo",
+        "ttft_p99<=1s,e2e_mean<=30s",
     ]));
     let c = &doc["per_class"]["default"];
     assert_eq!(c["count"], 500);
