@@ -594,6 +594,6 @@ mod tests {
             no_prefix_caching: Some(true),
             ..RunSpec::default()
         };
-        assert_eq!(run_args(&spec), ["run", "--model", "m", "--tp", "2", "--no-prefix-caching", "true"]);
+        assert_eq!(run_args(&spec), ["run", "--model", "m", "--no-prefix-caching", "true", "--tp", "2"]);
     }
 }
