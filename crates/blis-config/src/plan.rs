@@ -150,8 +150,10 @@ pub fn valid_tp(heads: u64, kv_heads: u64, max: u32) -> Vec<u32> {
         .iter()
         .copied()
         .filter(|&tp| tp <= max)
-        .filter(|&tp| heads % u64::from(tp) == 0)
-        .filter(|&tp| kv_heads == 0 || kv_heads % u64::from(tp) == 0 || u64::from(tp) % kv_heads == 0)
+        .filter(|&tp| heads.is_multiple_of(u64::from(tp)))
+        .filter(|&tp| {
+            kv_heads == 0 || kv_heads.is_multiple_of(u64::from(tp)) || u64::from(tp).is_multiple_of(kv_heads)
+        })
         .collect()
 }
 
