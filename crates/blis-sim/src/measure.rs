@@ -262,7 +262,9 @@ mod tests {
         assert_eq!(q, vec![1, 1, 1, 2]);
         s.advance(10 * 5000);
         assert!(s.samples.len() < MAX_SAMPLES);
-        assert!(s.interval_us > 10 && s.interval_us.is_multiple_of(10) && (s.interval_us / 10).is_power_of_two());
+        assert!(
+            s.interval_us > 10 && s.interval_us.is_multiple_of(10) && (s.interval_us / 10).is_power_of_two()
+        );
         // Sample k stays the state at k × interval.
         assert_eq!(s.samples[0].queued, 1);
         assert_eq!(s.samples[1].queued, 2);
