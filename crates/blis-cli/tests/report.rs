@@ -143,6 +143,10 @@ fn run_and_replay_reports_have_every_chart() {
         replay_page.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The trace header carried the goodput targets: the replay measures the same SLO.
+    let replayed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(replayed["per_class"]["default"]["slo_attainment"].is_number(), "{}", replayed["per_class"]);
+    assert!(std::fs::read_to_string(&h).unwrap().contains("goodput_slo_targets"));
     let ids: Vec<&str> = RUN_CHARTS.to_vec();
     check(&replay_page, &ids);
 }

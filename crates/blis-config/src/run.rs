@@ -135,7 +135,7 @@ impl RunConfig {
         if let (Some((h, c)), Some(rec)) = (export.as_mut(), recorded) {
             let mode =
                 if matches!(self.workload, WorkloadPlan::Trace { .. }) { "replayed" } else { "generated" };
-            rec.write(h, c, mode, self.sim.seed, &self.spec)
+            rec.write(h, c, mode, self.sim.seed, &self.spec, &self.sim.measurement.goodput)
                 .map_err(|e| RunError::Config(ConfigError::new("trace-output", "--trace-output", e)))?;
         }
         if let Some(f) = report_file.as_mut() {
