@@ -12,8 +12,10 @@ const PAD_L: f64 = 64.0;
 const PAD_R: f64 = 16.0;
 const PAD_T: f64 = 28.0;
 const PAD_B: f64 = 44.0;
-const COLORS: [&str; 8] =
-    ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+const COLORS: [&str; 12] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
+    "#bcbd22", "#393b79", "#ad494a",
+];
 
 /// Escapes text for HTML.
 pub fn esc(s: &str) -> String {

@@ -524,7 +524,8 @@ pub fn page(doc: &PlanDoc) -> String {
         points: doc.frontier.iter().map(|p| (f64::from(p.gpus), p.latency_ms)).collect(),
     }];
     let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for c in doc.candidates.iter().filter(|c| c.error.is_none()) {
+    // Overloaded or too-short runs have no meaningful latency: only steady ones are drawn.
+    for c in doc.candidates.iter().filter(|c| c.error.is_none() && c.verdicts.iter().all(|v| v == "stable")) {
         let name = format!(
             "{} TP{}{}",
             c.hardware,
@@ -539,6 +540,16 @@ pub fn page(doc: &PlanDoc) -> String {
     for (name, mut pts) in groups {
         pts.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
         series.push(Series { name, points: pts });
+    }
+    let threshold = doc.question["slo"]
+        .as_str()
+        .and_then(|t| crate::slo::parse_objectives(t).ok())
+        .map(|o| o[0].threshold_ms);
+    let gpus: Vec<f64> = doc.candidates.iter().map(|c| f64::from(c.gpus)).collect();
+    if let (Some(t), Some(lo), Some(hi)) =
+        (threshold, gpus.iter().copied().reduce(f64::min), gpus.iter().copied().reduce(f64::max))
+    {
+        series.push(Series { name: format!("SLO {t} ms"), points: vec![(lo, t), (hi, t)] });
     }
     let mut body = String::new();
     body.push_str(&format!(
