@@ -195,6 +195,8 @@ struct Planner<'a> {
     catalog: &'a Catalog,
     objectives: Vec<crate::slo::Objective>,
     num_requests: Option<u64>,
+    /// Candidates already simulated (one instance has no routing: lines share it).
+    memo: std::sync::Mutex<BTreeMap<(String, u32, u32, Option<String>), Candidate>>,
 }
 
 impl Planner<'_> {
@@ -218,6 +220,16 @@ impl Planner<'_> {
     }
 
     fn evaluate(&self, hardware: &str, tp: u32, n: u32, routing: Option<RoutingKind>) -> Candidate {
+        let key = (hardware.to_string(), tp, n, routing.filter(|_| n > 1).map(crate::name_of));
+        if let Some(c) = self.memo.lock().expect("not poisoned").get(&key) {
+            return c.clone();
+        }
+        let c = self.simulate(hardware, tp, n, routing);
+        self.memo.lock().expect("not poisoned").insert(key, c.clone());
+        c
+    }
+
+    fn simulate(&self, hardware: &str, tp: u32, n: u32, routing: Option<RoutingKind>) -> Candidate {
         let specs: Vec<RunSpec> =
             self.req.seeds.iter().map(|&seed| self.spec(hardware, tp, n, routing, seed)).collect();
         let runs: Vec<Result<blis_sim::report::RunDoc, String>> = specs
@@ -384,7 +396,8 @@ pub fn plan(req: &PlanRequest, catalog: &Catalog) -> Result<PlanDoc, ConfigError
             }
         }
     }
-    let planner = Planner { req, catalog, objectives: objectives.clone(), num_requests };
+    let planner =
+        Planner { req, catalog, objectives: objectives.clone(), num_requests, memo: Default::default() };
     let results: Vec<(Vec<Candidate>, LineDoc)> =
         lines.par_iter().enumerate().map(|(i, (h, tp, r))| planner.line(i, h, *tp, *r)).collect();
 
@@ -410,7 +423,7 @@ pub fn plan(req: &PlanRequest, catalog: &Catalog) -> Result<PlanDoc, ConfigError
         // Only each line's minimum is a candidate answer (larger ones cost more).
         .filter(|c| line_docs[c.line].min_instances == Some(c.num_instances))
         .min_by(|a, b| key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal));
-    let recommended = best.map(|c| {
+    let recommended: Option<Recommended> = best.map(|c| {
         let one_fewer =
             candidates.iter().find(|o| o.line == c.line && o.num_instances + 1 == c.num_instances).cloned();
         Recommended {
@@ -424,6 +437,11 @@ pub fn plan(req: &PlanRequest, catalog: &Catalog) -> Result<PlanDoc, ConfigError
             run_args: run_args(&c.spec),
             one_fewer,
         }
+    });
+    // A configuration reached from two lines (one instance has no routing) is listed once.
+    candidates.dedup_by(|b, a| {
+        (&a.hardware, a.tp, a.num_instances, &a.routing_policy)
+            == (&b.hardware, b.tp, b.num_instances, &b.routing_policy)
     });
     // Pareto frontier over steady candidates: fewer GPUs or lower latency.
     let steady: Vec<&Candidate> =
