@@ -196,8 +196,11 @@ struct Planner<'a> {
     objectives: Vec<crate::slo::Objective>,
     num_requests: Option<u64>,
     /// Candidates already simulated (one instance has no routing: lines share it).
-    memo: std::sync::Mutex<BTreeMap<(String, u32, u32, Option<String>), Candidate>>,
+    memo: std::sync::Mutex<BTreeMap<CandidateKey, Candidate>>,
 }
+
+/// (hardware, TP, instances, routing policy when more than one instance).
+type CandidateKey = (String, u32, u32, Option<String>);
 
 impl Planner<'_> {
     fn spec(&self, hardware: &str, tp: u32, n: u32, routing: Option<RoutingKind>, seed: u64) -> RunSpec {
