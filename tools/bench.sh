@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reference scenarios S1–S3 (see /work/shared/bench/README.md and docs/performance.md) as whole
+# Reference scenarios S1–S3 (see tools/bench/README.md and docs/performance.md) as whole
 # processes: wall time, peak RSS and simulated requests per wall-clock second, one line each.
 #
 #   tools/bench.sh                 # build release, run S1 S2 S3

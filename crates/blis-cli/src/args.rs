@@ -32,6 +32,10 @@ pub enum Command {
     Convert(crate::convert::ConvertArgs),
     /// Merge workload-spec v2 files into one.
     Compose(crate::compose::ComposeArgs),
+    /// The cheapest configuration meeting an SLO: `blis plan --model M --workload chatbot --rate 200 --slo "ttft_p99<=500ms" --hardware H100,A100-80`.
+    Plan(Box<crate::plan::PlanArgs>),
+    /// What a run can name: `blis list models|gpus|policies`.
+    List(crate::list::ListArgs),
 }
 
 /// Flags of `blis run` and `blis replay`.

@@ -17,7 +17,7 @@ use crate::run::{CliResult, write_file};
 
 #[derive(Args, Debug, Clone)]
 pub struct CalibrateArgs {
-    /// Measurements JSON (e.g. shared/calibration/vllm-h100-measurements.json).
+    /// Measurements JSON (e.g. crates/blis-calibrate/data/vllm-h100-measurements.json, the 15 real vLLM runs on H100).
     #[arg(long)]
     pub measurements: PathBuf,
     /// Step-time model to evaluate (and fit) [default: blis-physics; trained-physics with

@@ -5,6 +5,8 @@ mod args;
 mod calibrate;
 mod compose;
 mod convert;
+mod list;
+mod plan;
 mod run;
 mod sweep;
 
@@ -32,6 +34,8 @@ fn main() {
         Command::Calibrate(a) => calibrate::calibrate(a),
         Command::Convert(a) => convert::convert(a),
         Command::Compose(a) => compose::compose(a),
+        Command::Plan(a) => plan::plan(a),
+        Command::List(a) => list::list(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", e.message);

@@ -24,6 +24,9 @@ pub struct SweepArgs {
     /// together are the whole sweep, row for row.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
+    /// Write a self-contained HTML page: each metric against the first axis, every row's verdict.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<std::path::PathBuf>,
 }
 
 /// Most worker threads a sweep starts.
@@ -48,6 +51,9 @@ pub fn sweep(args: &SweepArgs) -> CliResult<()> {
     if let Some(path) = &args.output {
         drop(blis_config::outputs::PendingFile::create(path, "output")?);
     }
+    if let Some(path) = &args.report {
+        drop(blis_config::outputs::PendingFile::create(path, "report")?);
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -66,6 +72,9 @@ pub fn sweep(args: &SweepArgs) -> CliResult<()> {
     let failed = rows.iter().filter(|r| r.outcome.is_err()).count();
     if failed > 0 {
         eprintln!("warning: {failed} of {} configurations failed (see the error column)", rows.len());
+    }
+    if let Some(path) = &args.report {
+        write_file(path, &blis_config::sweep::page(&grid, &rows), "report")?;
     }
     match &args.output {
         Some(path) => {

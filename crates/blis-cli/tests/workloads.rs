@@ -55,10 +55,9 @@ fn records(path: &Path) -> Vec<Value> {
 
 fn class<'a>(doc: &'a Value, name: &str) -> &'a Value {
     doc["per_class"]
-        .as_array()
+        .as_object()
         .unwrap_or_else(|| panic!("no per_class in {doc}"))
-        .iter()
-        .find(|c| c["slo_class"] == name)
+        .get(name)
         .unwrap_or_else(|| panic!("no class {name}"))
 }
 
@@ -366,7 +365,7 @@ fn replay_of_a_reference_style_trace_keeps_arrivals_and_token_counts() {
     assert_eq!(got, [(0, 1000, 164, 20), (1, 6000, 214, 30), (2, 7000, 300, 10), (3, 250_000, 40, 5)]);
     // Request 1 shares request 0's group prefix: four cached blocks.
     assert_eq!(recs[1]["cached_prompt_tokens"], 64);
-    assert!(doc["per_class"].as_array().is_some_and(|c| c.len() == 2));
+    assert!(doc["per_class"].as_object().is_some_and(|c| c.len() == 2));
 }
 
 #[test]

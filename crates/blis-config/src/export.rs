@@ -91,6 +91,14 @@ pub fn cluster_part(spec: &RunSpec) -> serde_json::Value {
         "fitness-weights",
         "post-hoc-detector",
         "saturation-final-window",
+        "slo",
+        "slo-ttft",
+        "slo-itl",
+        "slo-e2e",
+        "warmup-requests",
+        "warmup-s",
+        "report",
+        "timeseries-path",
     ];
     let mut map = spec.to_map();
     map.retain(|k, _| !NOT_CLUSTER.contains(&k.as_str()));
@@ -108,12 +116,32 @@ impl Recorded {
         mode: &str,
         seed: u64,
         config: &RunSpec,
+        goodput: &[Option<blis_sim::measure::DimTargets>; 6],
     ) -> Result<(), String> {
         let mut records = std::mem::take(&mut *self.0.lock().expect("not poisoned"));
         records.sort_by_key(|r| (r.send_time_us, r.request_id));
+        // The resolved goodput targets travel with the trace (as the reference's headers carry
+        // them), so a replay measures goodput against the same SLO.
+        let targets: std::collections::BTreeMap<String, blis_workload::spec::SloTargets> = goodput
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let t = (*t)?;
+                let ms = |us: Option<f64>| us.map(|v| v / 1e3);
+                Some((
+                    blis_sim::measure::GOODPUT_LABELS[i].to_string(),
+                    blis_workload::spec::SloTargets {
+                        ttft_ms: ms(t.ttft_us),
+                        itl_ms: ms(t.itl_us),
+                        e2e_ms: ms(t.e2e_us),
+                    },
+                ))
+            })
+            .collect();
         let header = TraceHeader {
             mode: mode.into(),
             config: Some(cluster_part(config)),
+            goodput_slo_targets: (!targets.is_empty()).then_some(targets),
             ..TraceHeader::generated(seed)
         };
         let header_text = blis_workload::trace::header_yaml(&header).map_err(|e| e.to_string())?;

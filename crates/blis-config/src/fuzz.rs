@@ -115,14 +115,14 @@ fn extreme_spec() -> impl Strategy<Value = RunSpec> {
             rate: Some(b.0),
             prompt_tokens: Some(b.1),
             output_tokens: Some(b.2),
-            timeout: Some(b.3),
+            timeout: Some(crate::duration::Seconds(b.3)),
             num_requests: Some(b.4),
             seed: Some(b.5),
             num_instances: Some(c.0),
-            admission_latency: c.1,
+            admission_latency: c.1.map(crate::duration::Micros),
             gpu_memory_utilization: c.2,
             async_scheduling: Some(c.3),
-            horizon: Some(60_000_000),
+            horizon: Some(crate::duration::Micros(60_000_000)),
             ..RunSpec::default()
         })
 }

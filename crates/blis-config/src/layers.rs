@@ -195,4 +195,6 @@ pub const PATH_KEYS: &[&str] = &[
     "results-path",
     "trace-output",
     "decision-trace-path",
+    "report",
+    "timeseries-path",
 ];

@@ -11,13 +11,17 @@
 //! - [`sweep`]: grids of run descriptions; [`policy_file`]: the reference simulator's policy
 //!   bundles.
 
+pub mod duration;
 pub mod error;
 pub mod export;
+pub mod html;
 pub mod layers;
 pub mod outputs;
+pub mod plan;
 pub mod policy_file;
 pub mod resolve;
 pub mod run;
+pub mod slo;
 pub mod spec;
 pub mod sweep;
 mod yaml;

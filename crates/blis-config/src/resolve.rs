@@ -55,6 +55,10 @@ pub struct Outputs {
     /// TraceV2 export prefix (`PREFIX.yaml` + `PREFIX.csv`).
     pub trace_output: Option<PathBuf>,
     pub decision_trace_path: Option<PathBuf>,
+    /// `--report FILE.html`.
+    pub report: Option<PathBuf>,
+    /// `--timeseries-path FILE.csv`.
+    pub timeseries_path: Option<PathBuf>,
 }
 
 /// Post-run analyses added to the metrics document.
@@ -64,6 +68,8 @@ pub struct Analysis {
     pub detector: Option<Detector>,
     pub final_window_us: Option<u64>,
     pub summarize_trace: bool,
+    /// `--slo` objectives (empty = none).
+    pub objectives: Vec<crate::slo::Objective>,
 }
 
 /// A run, fully resolved and checked: what every entry point (CLI, sweep rows, replay,
@@ -241,14 +247,16 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         }
     }
     let timing = ClusterTiming {
-        admission_latency_us: required(&spec.admission_latency, "admission-latency"),
-        routing_latency_us: required(&spec.routing_latency, "routing-latency"),
-        snapshot_refresh_interval_us: required(&spec.snapshot_refresh_interval, "snapshot-refresh-interval"),
-        cache_signal_delay_us: required(&spec.cache_signal_delay, "cache-signal-delay"),
+        admission_latency_us: required(&spec.admission_latency, "admission-latency").0,
+        routing_latency_us: required(&spec.routing_latency, "routing-latency").0,
+        snapshot_refresh_interval_us: required(&spec.snapshot_refresh_interval, "snapshot-refresh-interval")
+            .0,
+        cache_signal_delay_us: required(&spec.cache_signal_delay, "cache-signal-delay").0,
     };
     let (workload, seed) = workload(&mut spec, &mut cx)?;
     let analysis = analysis(&spec, &mut cx, summarize_trace)?;
-    let horizon_us = spec.horizon;
+    let measurement = measurement(&spec, &cx, &workload)?;
+    let horizon_us = spec.horizon.map(|h| h.0);
     if horizon_us == Some(0) {
         return Err(cx.err("horizon", "must be > 0 µs (leave it out to run every request to completion)"));
     }
@@ -279,12 +287,15 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         horizon_us,
         seed,
         exec,
+        measurement,
     };
     let outputs = Outputs {
         metrics_path: spec.metrics_path.clone(),
         results_path: spec.results_path.clone(),
         trace_output: spec.trace_output.clone(),
         decision_trace_path: spec.decision_trace_path.clone(),
+        report: spec.report.clone(),
+        timeseries_path: spec.timeseries_path.clone(),
     };
     if !cluster {
         for key in CLUSTER_KEYS {
@@ -313,7 +324,9 @@ fn check_paths(spec: &RunSpec, cx: &Ctx) -> Result<(), ConfigError> {
         let Some(serde_json::Value::String(p)) = map.get(*key) else { continue };
         let p = PathBuf::from(p);
         match *key {
-            "metrics-path" | "results-path" | "decision-trace-path" => outputs.push((key, p)),
+            "metrics-path" | "results-path" | "decision-trace-path" | "report" | "timeseries-path" => {
+                outputs.push((key, p))
+            }
             "trace-output" => {
                 let (h, c) = crate::outputs::trace_paths(&p);
                 outputs.push((key, h));
@@ -592,7 +605,11 @@ fn analysis(spec: &RunSpec, cx: &mut Ctx, summarize_trace: bool) -> Result<Analy
         }
     };
     let detector = spec.post_hoc_detector.map(|d| d.detector());
-    let final_window_us = match spec.saturation_final_window {
+    let objectives = match &spec.slo {
+        Some(text) => crate::slo::parse_objectives(text).map_err(|e| cx.err("slo", e))?,
+        None => Vec::new(),
+    };
+    let final_window_us = match spec.saturation_final_window.map(|s| s.0) {
         None => None,
         Some(s) if s.is_finite() && s > 0.0 && s * 1e6 < blis_sim::MAX_SIM_TIME_US as f64 => {
             Some((s * 1e6).round() as u64)
@@ -607,7 +624,51 @@ fn analysis(spec: &RunSpec, cx: &mut Ctx, summarize_trace: bool) -> Result<Analy
     if final_window_us.is_some() && detector.is_none() {
         cx.warn("saturation-final-window", "no effect without --post-hoc-detector");
     }
-    Ok(Analysis { fitness, detector, final_window_us, summarize_trace })
+    Ok(Analysis { fitness, detector, final_window_us, summarize_trace, objectives })
+}
+
+/// Warm-up exclusion and goodput targets (flags > trace header > workload spec).
+fn measurement(
+    spec: &RunSpec,
+    cx: &Ctx,
+    workload: &WorkloadPlan,
+) -> Result<blis_sim::measure::Measurement, ConfigError> {
+    let mut m = blis_sim::measure::Measurement::new();
+    m.warmup_requests = spec.warmup_requests.unwrap_or(0);
+    if let Some(w) = spec.warmup_s {
+        let s = w.0;
+        if !(s.is_finite() && s >= 0.0 && s * 1e6 < blis_sim::MAX_SIM_TIME_US as f64) {
+            return Err(cx.err("warmup-s", format!("must be ≥ 0 seconds (at most 100 years), got {s}")));
+        }
+        m.warmup_until_us = (s * 1e6).round() as u64;
+    }
+    let mut cli = crate::slo::CliTargets::default();
+    for (key, value, slot) in [
+        ("slo-ttft", &spec.slo_ttft, &mut cli.ttft),
+        ("slo-itl", &spec.slo_itl, &mut cli.itl),
+        ("slo-e2e", &spec.slo_e2e, &mut cli.e2e),
+    ] {
+        if let Some(text) = value {
+            *slot = crate::slo::parse_class_durations(text).map_err(|e| cx.err(key, e))?;
+        }
+    }
+    let header = match &spec.trace_header {
+        Some(h) => {
+            blis_workload::read_trace_header(h)
+                .map_err(|e| cx.err("trace-header", e.to_string()))?
+                .goodput_slo_targets
+        }
+        None => None,
+    };
+    let from_spec = match workload {
+        WorkloadPlan::Spec { spec, .. } => spec.goodput_slo_targets.clone(),
+        WorkloadPlan::Trace { .. } => None,
+    };
+    m.goodput = crate::slo::merge_targets(&cli, header.as_ref(), from_spec.as_ref()).map_err(|e| {
+        let key = if header.is_some() { "trace-header" } else { "workload-spec" };
+        cx.err(key, e)
+    })?;
+    Ok(m)
 }
 
 /// The workload and the cluster's seed. Keys that do not apply to the chosen workload are
@@ -619,7 +680,7 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
     {
         return Err(cx.err("num-requests", "must be at least 1"));
     }
-    let timeout_us = match spec.timeout {
+    let timeout_us = match spec.timeout.map(|t| t.0) {
         None => None,
         Some(t) if t < 0.0 => Some(None),
         Some(t) if t == 0.0 || !t.is_finite() => {
@@ -681,7 +742,7 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
     let overrides = Overrides {
         seed: explicit_seed,
         num_requests: spec.num_requests,
-        horizon_us: spec.horizon,
+        horizon_us: spec.horizon.map(|h| h.0),
         timeout_us,
     };
     if let Some(r) = file_spec {

@@ -31,6 +31,8 @@ impl RunOutcome {
                  or the rate is too low)"
                     .to_string(),
             );
+        } else if let Some(w) = steady_warning(&self.doc) {
+            out.push(w);
         }
         out
     }
@@ -119,6 +121,9 @@ impl RunConfig {
             }
             None => None,
         };
+        let mut report_file = o.report.as_deref().map(|p| PendingFile::create(p, "report")).transpose()?;
+        let mut timeseries =
+            o.timeseries_path.as_deref().map(|p| PendingFile::create(p, "timeseries-path")).transpose()?;
         let decisions = o
             .decision_trace_path
             .as_deref()
@@ -148,11 +153,21 @@ impl RunConfig {
         if let (Some((h, c)), Some(rec)) = (export.as_mut(), recorded) {
             let mode =
                 if matches!(self.workload, WorkloadPlan::Trace { .. }) { "replayed" } else { "generated" };
-            rec.write(h, c, mode, self.sim.seed, &self.spec)
+            rec.write(h, c, mode, self.sim.seed, &self.spec, &self.sim.measurement.goodput)
                 .map_err(|e| RunError::Config(ConfigError::new("trace-output", "--trace-output", e)))?;
+        }
+        if let Some(f) = report_file.as_mut() {
+            let page = self.page(&outcome);
+            f.write_all(page.as_bytes()).map_err(|e| io_error("report", f, e))?;
+        }
+        if let Some(f) = timeseries.as_mut() {
+            let csv = outcome.doc.timeseries.to_csv();
+            f.write_all(csv.as_bytes()).map_err(|e| io_error("timeseries-path", f, e))?;
         }
         files.extend(metrics);
         files.extend(results);
+        files.extend(report_file);
+        files.extend(timeseries);
         if let Some((h, c)) = export {
             files.push(h);
             files.push(c);
@@ -177,10 +192,31 @@ impl RunConfig {
             let samples = saturation::samples_from_records(records);
             let c = &doc.cluster;
             let unfinished = c.injected_requests.saturating_sub(c.completed_requests);
-            doc.saturation = Some(saturation::detect(d, &samples, unfinished, self.analysis.final_window_us));
+            let sat = saturation::detect(d, &samples, unfinished, self.analysis.final_window_us);
+            if sat.verdict == saturation::Verdict::Overloaded {
+                let s = &mut doc.steady_state;
+                s.verdict = blis_sim::steady::SteadyVerdict::Overloaded;
+                s.reasons.insert(0, format!("the post-hoc {} detector says OVERLOADED", sat.detector));
+            }
+            doc.saturation = Some(sat);
+        }
+        if !self.analysis.objectives.is_empty() {
+            doc.slo = Some(crate::slo::evaluate(&self.analysis.objectives, &doc));
         }
         doc.config = Some(self.recorded_config());
         doc
+    }
+
+    /// The `--report` page of a finished run.
+    pub fn page(&self, outcome: &RunOutcome) -> String {
+        let title = format!(
+            "BLIS run: {} on {} × {} (TP {})",
+            self.spec.model.as_deref().unwrap_or("?"),
+            self.sim.num_instances(),
+            self.spec.hardware.as_deref().unwrap_or("?"),
+            self.spec.tp.unwrap_or(1)
+        );
+        crate::html::page(&title, &crate::html::run_body(&outcome.doc, &charts(&outcome.report)))
     }
 
     /// The configuration recorded in every metrics document: the resolved description plus
@@ -189,6 +225,31 @@ impl RunConfig {
         let mut map = self.spec.to_map();
         map.insert("derived".into(), serde_json::to_value(self.derived).expect("derived serializes"));
         serde_json::Value::Object(map)
+    }
+}
+
+/// Latency CDFs of a run (ms), a few hundred points each.
+pub fn charts(report: &SimReport) -> crate::html::RunCharts {
+    let ms = |v: Vec<(f64, f64)>| v.into_iter().map(|(x, f)| (x / 1e3, f)).collect();
+    let all = &report.cluster.all;
+    crate::html::RunCharts {
+        ttft_cdf: ms(all.ttft.cdf(400)),
+        itl_cdf: ms(all.itl.cdf(400)),
+        e2e_cdf: ms(all.e2e.cdf(400)),
+    }
+}
+
+/// The one-line stderr warning of a run that is not steady (`None` when it is).
+pub fn steady_warning(doc: &RunDoc) -> Option<String> {
+    let s = &doc.steady_state;
+    match s.verdict {
+        blis_sim::steady::SteadyVerdict::Stable => None,
+        blis_sim::steady::SteadyVerdict::Overloaded => {
+            Some(format!("the run is overloaded: {}", s.reasons.join("; ")))
+        }
+        blis_sim::steady::SteadyVerdict::TooShort => {
+            Some(format!("the run is too short for its percentiles: {}", s.reasons.join("; ")))
+        }
     }
 }
 

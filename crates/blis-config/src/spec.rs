@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::duration::{Micros, Seconds};
 use blis_latency::LatencyModelKind;
 use blis_sim::cluster::admission::AdmissionKind;
 use blis_sim::cluster::routing::RoutingKind;
@@ -129,10 +130,10 @@ pub struct RunSpec {
     #[arg(long, value_enum, help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admission_policy: Option<AdmissionKind>,
-    /// Admission decision delay (µs).
+    /// Admission decision delay (µs, or a duration: 5ms).
     #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub admission_latency: Option<u64>,
+    pub admission_latency: Option<Micros>,
     /// Token-bucket capacity (prompt tokens).
     #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,18 +179,18 @@ pub struct RunSpec {
     #[arg(long, help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routing_scorers: Option<ScorerList>,
-    /// Routing decision delay (µs).
+    /// Routing decision delay (µs, or a duration: 5ms).
     #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub routing_latency: Option<u64>,
-    /// Refresh period of the instance signals the router sees (µs, 0 = live).
+    pub routing_latency: Option<Micros>,
+    /// Refresh period of the instance signals the router sees (µs or a duration, 0 = live).
     #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub snapshot_refresh_interval: Option<u64>,
-    /// Staleness of the router's view of each instance's prefix cache (µs, 0 = live).
+    pub snapshot_refresh_interval: Option<Micros>,
+    /// Staleness of the router's view of each instance's prefix cache (µs or a duration, 0 = live).
     #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache_signal_delay: Option<u64>,
+    pub cache_signal_delay: Option<Micros>,
     /// Record routing decisions.
     #[arg(long, value_enum, help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -268,10 +269,10 @@ pub struct RunSpec {
     #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix_tokens: Option<u32>,
-    /// Per-request deadline in seconds, negative = none [default: 300 for built-in workloads, else the spec's].
+    /// Per-request deadline (seconds, or a duration: 2m), negative = none [default: 300 s for built-in workloads, else the spec's].
     #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<f64>,
+    pub timeout: Option<Seconds>,
 
     // ── Run ────────────────────────────────────────────────────────────────────────────
     /// Behave as the reference simulator wherever BLIS deliberately differs (docs/compat.md).
@@ -282,10 +283,10 @@ pub struct RunSpec {
     #[arg(long, allow_hyphen_values = true, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
-    /// Simulated-time limit (µs) [default: none, every request runs to completion].
+    /// Simulated-time limit (µs, or a duration: 10s) [default: none, every request runs to completion].
     #[arg(long, allow_hyphen_values = true, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub horizon: Option<u64>,
+    pub horizon: Option<Micros>,
     /// Lockstep decode fast path (never changes results; off only to compare).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -298,6 +299,32 @@ pub struct RunSpec {
     #[arg(long, value_name = "FILE", help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_config: Option<PathBuf>,
+
+    // ── SLOs and measurement ───────────────────────────────────────────────────────────
+    /// Objectives on the run's figures, "metric<=duration,…", e.g. "ttft_p99<=500ms,e2e_mean<=5s" (metrics: ttft, itl, e2e, scheduling_delay × mean, p50, p90, p95, p99); adds an `slo` verdict.
+    #[arg(long, value_name = "OBJECTIVES", help_heading = "SLOs and measurement")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo: Option<String>,
+    /// Per-class TTFT goodput targets, "class=duration,…" (e.g. "critical=100ms,standard=500ms"; class `default` = requests of no class).
+    #[arg(long, value_name = "CLASS=DURATION,…", help_heading = "SLOs and measurement")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_ttft: Option<String>,
+    /// Per-class goodput targets on a request's mean inter-token latency, "class=duration,…".
+    #[arg(long, value_name = "CLASS=DURATION,…", help_heading = "SLOs and measurement")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_itl: Option<String>,
+    /// Per-class end-to-end latency goodput targets, "class=duration,…".
+    #[arg(long, value_name = "CLASS=DURATION,…", help_heading = "SLOs and measurement")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_e2e: Option<String>,
+    /// Exclude the first N requests (by arrival) from latency figures and goodput.
+    #[arg(long, allow_hyphen_values = true, value_name = "N", help_heading = "SLOs and measurement")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_requests: Option<u64>,
+    /// Exclude requests arriving in the first S seconds (or a duration: 30s) from latency figures and goodput.
+    #[arg(long, allow_hyphen_values = true, value_name = "S", help_heading = "SLOs and measurement")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_s: Option<Seconds>,
 
     // ── Outputs and analyses ───────────────────────────────────────────────────────────
     /// Also write the metrics document to this file.
@@ -324,10 +351,18 @@ pub struct RunSpec {
     #[arg(long, value_enum, visible_alias = "detectors", help_heading = "Outputs")]
     #[serde(alias = "detectors", skip_serializing_if = "Option::is_none")]
     pub post_hoc_detector: Option<DetectorKind>,
-    /// Final window of the saturation verdict (s) [default: 30; backlog-drift 60].
+    /// Final window of the saturation verdict, ending at the last arrival (seconds, or a duration: 2m) [default: 30; backlog-drift 60].
     #[arg(long, allow_hyphen_values = true, help_heading = "Outputs")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub saturation_final_window: Option<f64>,
+    pub saturation_final_window: Option<Seconds>,
+    /// Write a self-contained HTML page: latency CDFs, queues, batches and KV cache over time, routing, goodput, configuration.
+    #[arg(long, value_name = "FILE.html", help_heading = "Outputs")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<PathBuf>,
+    /// Write the sampled per-instance time series (queue, batch, KV blocks, completions) as CSV.
+    #[arg(long, value_name = "FILE.csv", help_heading = "Outputs")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeseries_path: Option<PathBuf>,
 }
 
 /// `--trace-level`.
@@ -398,7 +433,7 @@ impl RunSpec {
             preemption_policy: Some(PreemptionKind::Fcfs),
             num_instances: Some(1),
             admission_policy: Some(AdmissionKind::AlwaysAdmit),
-            admission_latency: Some(0),
+            admission_latency: Some(Micros(0)),
             token_bucket_capacity: Some(10_000.0),
             token_bucket_refill_rate: Some(1_000.0),
             tier_shed_threshold: Some(0),
@@ -406,9 +441,9 @@ impl RunSpec {
             gaie_qd_threshold: Some(5.0),
             gaie_kv_threshold: Some(0.8),
             routing_policy: Some(RoutingKind::RoundRobin),
-            routing_latency: Some(0),
-            snapshot_refresh_interval: Some(50_000),
-            cache_signal_delay: Some(50_000),
+            routing_latency: Some(Micros(0)),
+            snapshot_refresh_interval: Some(Micros(50_000)),
+            cache_signal_delay: Some(Micros(50_000)),
             trace_level: Some(TraceLevel::None),
             counterfactual_k: Some(0),
             summarize_trace: Some(false),

@@ -33,7 +33,8 @@ use crate::spec::RunSpec;
 pub const MAX_CONFIGURATIONS: u64 = 1_000_000;
 
 /// Keys a sweep row cannot set (every row would write the same file).
-const RESERVED: &[&str] = &["metrics-path", "results-path", "trace-output", "decision-trace-path"];
+const RESERVED: &[&str] =
+    &["metrics-path", "results-path", "trace-output", "decision-trace-path", "report", "timeseries-path"];
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,10 +217,17 @@ pub fn run_point(point: &Point, grid_file: &Path, catalog: &Catalog) -> Result<R
     let layers = row_layers(point, grid_file).map_err(|e| e.to_string())?;
     let config = crate::resolve::resolve(&layers, catalog).map_err(|e| e.to_string())?;
     let outcome = config.simulate().map_err(|e| e.to_string())?;
-    let metrics = match serde_json::to_value(&outcome.doc.cluster).expect("metrics serialize") {
+    let mut metrics = match serde_json::to_value(&outcome.doc.cluster).expect("metrics serialize") {
         Value::Object(m) => m,
         _ => unreachable!("a struct serializes to an object"),
     };
+    metrics.insert("steady_state".into(), outcome.doc.steady_state.verdict.as_str().into());
+    if let Some(slo) = &outcome.doc.slo {
+        metrics.insert("slo_met".into(), slo.met.into());
+    }
+    if let Some(g) = outcome.doc.goodput_rps {
+        metrics.insert("goodput_rps".into(), g.into());
+    }
     Ok(RowResult { metrics, run: serde_json::to_value(&config.spec).expect("a run spec serializes") })
 }
 
@@ -272,7 +280,8 @@ pub fn to_json(rows: &[Row]) -> String {
 /// Rows as CSV: `index`, one column per axis, every cluster metric, then `error`. The columns
 /// do not depend on which rows succeeded, so shards of one grid have identical headers.
 pub fn to_csv(grid: &Grid, rows: &[Row]) -> String {
-    let metrics = blis_sim::report::MetricsDoc::field_names();
+    let mut metrics = blis_sim::report::MetricsDoc::field_names();
+    metrics.extend(["steady_state", "slo_met", "goodput_rps"].map(String::from));
     let mut w = csv::Writer::from_writer(Vec::new());
     let header: Vec<String> = std::iter::once("index".to_string())
         .chain(grid.axes.iter().map(|a| bare(&a.flag).to_string()))
@@ -296,6 +305,95 @@ pub fn to_csv(grid: &Grid, rows: &[Row]) -> String {
         w.write_record(&fields).expect("in-memory csv");
     }
     String::from_utf8(w.into_inner().expect("in-memory csv")).expect("utf-8 fields")
+}
+
+/// The `--report` page of a sweep: each headline metric against the first axis (one line per
+/// combination of the other axes), and every row's verdict.
+pub fn page(grid: &Grid, rows: &[Row]) -> String {
+    use crate::html::{Series, esc, line_chart};
+    let mut body = String::new();
+    let Some(first) = grid.axes.first() else {
+        return crate::html::page("BLIS sweep", "<p>The grid has no axes.</p>");
+    };
+    let x_of = |v: &Value| v.as_f64();
+    let numeric = first.values.iter().all(|v| x_of(v).is_some());
+    body.push_str(r#"<section><h2>Metrics by axis</h2><div class="charts">"#);
+    for (metric, label) in [
+        ("ttft_p99_ms", "TTFT p99 (ms)"),
+        ("itl_p99_ms", "ITL p99 (ms)"),
+        ("e2e_p99_ms", "E2E p99 (ms)"),
+        ("responses_per_sec", "responses/s (steady window)"),
+    ] {
+        let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for r in rows {
+            let Ok(res) = &r.outcome else { continue };
+            let Some(y) = res.metrics.get(metric).and_then(Value::as_f64) else { continue };
+            let xi = first.values.iter().position(|v| *v == r.point.coords[0].1).unwrap_or(0);
+            let x = if numeric { x_of(&r.point.coords[0].1).unwrap_or(0.0) } else { xi as f64 };
+            let name: Vec<String> =
+                r.point.coords[1..].iter().map(|(k, v)| format!("{k}={}", display(v))).collect();
+            let name = if name.is_empty() { metric.to_string() } else { name.join(" ") };
+            series.entry(name).or_default().push((x, y));
+        }
+        let series: Vec<Series> = series.into_iter().map(|(name, points)| Series { name, points }).collect();
+        let x_label = if numeric {
+            bare(&first.flag).to_string()
+        } else {
+            format!(
+                "{} ({})",
+                bare(&first.flag),
+                first
+                    .values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| format!("{i}={}", display(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let id = format!("chart-sweep-{}", metric.replace('_', "-"));
+        body.push_str(&line_chart(
+            &id,
+            &format!("{label} by {}", bare(&first.flag)),
+            &x_label,
+            label,
+            &series,
+            false,
+        ));
+    }
+    body.push_str("</div></section><section><h2>Rows</h2><table id=\"sweep-rows\"><tr><th>index</th>");
+    for a in &grid.axes {
+        body.push_str(&format!("<th>{}</th>", esc(bare(&a.flag))));
+    }
+    body.push_str(
+        "<th>verdict</th><th>TTFT p99 ms</th><th>E2E p99 ms</th><th>responses/s</th><th>error</th></tr>",
+    );
+    for r in rows {
+        body.push_str(&format!("<tr><td>{}</td>", r.point.index));
+        for (_, v) in &r.point.coords {
+            body.push_str(&format!("<td>{}</td>", esc(&display(v))));
+        }
+        match &r.outcome {
+            Ok(res) => {
+                let g = |k: &str| res.metrics.get(k).map(display).unwrap_or_default();
+                body.push_str(&format!(
+                    "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td></td></tr>",
+                    esc(&g("steady_state")),
+                    esc(&g("ttft_p99_ms")),
+                    esc(&g("e2e_p99_ms")),
+                    esc(&g("responses_per_sec"))
+                ));
+            }
+            Err(e) => body.push_str(&format!("<td></td><td></td><td></td><td></td><td>{}</td></tr>", esc(e))),
+        }
+    }
+    body.push_str("</table></section>");
+    let base = serde_json::to_string_pretty(&grid.base).unwrap_or_default();
+    body.push_str(&format!(
+        r#"<section><h2>Configuration</h2><pre id="run-config">{}</pre></section>"#,
+        esc(&base)
+    ));
+    crate::html::page("BLIS sweep", &body)
 }
 
 #[cfg(test)]
@@ -327,7 +425,7 @@ axes:
         let spec = RunSpec::from_map(p.values).unwrap();
         assert_eq!(spec.num_instances, Some(2));
         assert_eq!(spec.no_prefix_caching, Some(true));
-        assert_eq!(spec.timeout, Some(-1.5));
+        assert_eq!(spec.timeout, Some(crate::duration::Seconds(-1.5)));
     }
 
     #[test]

@@ -105,8 +105,8 @@ fn spec(c: &Case, prefix_caching: bool) -> RunSpec {
         token_bucket_refill_rate: Some(20_000.0),
         routing_policy: Some(c.routing),
         routing_scorers: c.scorers.map(|s| s.parse::<ScorerList>().unwrap()),
-        snapshot_refresh_interval: Some(0),
-        cache_signal_delay: Some(0),
+        snapshot_refresh_interval: Some(blis_config::duration::Micros(0)),
+        cache_signal_delay: Some(blis_config::duration::Micros(0)),
         rate: Some(c.rate),
         num_requests: Some(c.requests),
         prompt_tokens: Some(c.prompt_mean),
@@ -118,8 +118,8 @@ fn spec(c: &Case, prefix_caching: bool) -> RunSpec {
         output_tokens_min: Some(1),
         output_tokens_max: Some(300),
         prefix_tokens: Some(c.prefix_tokens),
-        timeout: Some(-1.0),
-        horizon: c.horizon_us,
+        timeout: Some(blis_config::duration::Seconds(-1.0)),
+        horizon: c.horizon_us.map(blis_config::duration::Micros),
         seed: Some(c.seed),
         ..RunSpec::default()
     }

@@ -69,6 +69,8 @@ pub struct SimConfig {
     /// Seed of the cluster's own random streams (router tie-breaking).
     pub seed: u64,
     pub exec: ExecOptions,
+    /// Warm-up exclusion, goodput targets, time-series sampling.
+    pub measurement: crate::measure::Measurement,
 }
 
 impl SimConfig {
@@ -116,6 +118,8 @@ impl SimConfig {
             let rng = blis_workload::rng::stream(self.seed, "router");
             ControlPlane::new(self.admission.build(), budgets, self.routing.build(), options, rng, n)
         });
-        Ok(Simulation::new(instances, source, control, self.horizon_us, self.exec))
+        let mut sim = Simulation::new(instances, source, control, self.horizon_us, self.exec);
+        sim.set_measurement(self.measurement.clone());
+        Ok(sim)
     }
 }

@@ -210,6 +210,13 @@ pub struct ClusterCounters {
     pub rejected_by_class: std::collections::BTreeMap<&'static str, u64>,
     /// Requests still between arrival and a wait queue when the run ended.
     pub in_transit: u64,
+    /// Arrival times of the first and last request, and of the first past the warm-up.
+    pub first_arrival_us: Option<u64>,
+    pub last_arrival_us: u64,
+    pub first_measured_arrival_us: Option<u64>,
+    /// Arrivals past the warm-up, in all and per goodput label.
+    pub measured_arrivals: u64,
+    pub injected_by_label: [u64; 6],
 }
 
 /// Everything a run produced.
@@ -219,6 +226,8 @@ pub struct SimReport {
     pub counters: ClusterCounters,
     pub trace: Option<TraceSummary>,
     pub events: u64,
+    /// What the run measured (warm-up, goodput targets, sampling).
+    pub measurement: std::sync::Arc<crate::measure::Measurement>,
 }
 
 impl SimReport {
@@ -301,6 +310,7 @@ pub struct Simulation {
     prompt_memo: PromptHashMemo,
     /// Set when something was scheduled past [`MAX_SIM_TIME_US`]; ends the run.
     time_error: Option<SimError>,
+    measure: std::sync::Arc<crate::measure::Measurement>,
 }
 
 impl Simulation {
@@ -346,6 +356,7 @@ impl Simulation {
             trace_error: None,
             prompt_memo: PromptHashMemo::default(),
             time_error: None,
+            measure: std::sync::Arc::new(crate::measure::Measurement::new()),
         }
     }
 
@@ -436,6 +447,7 @@ impl Simulation {
         match event {
             Event::Arrival(p) => {
                 self.counters.injected += 1;
+                self.count_arrival(now_us, p);
                 self.pull_next_arrival();
                 match &self.control {
                     None => self.send_to_instance(now_us, 0, p),
@@ -521,6 +533,28 @@ impl Simulation {
                 self.push_arrival(next);
             }
         }
+    }
+
+    /// Warm-up and goodput bookkeeping of an arrival.
+    fn count_arrival(&mut self, now_us: u64, p: PendingId) {
+        let spec = &self.pending[p].spec;
+        let k = &mut self.counters;
+        k.first_arrival_us.get_or_insert(now_us);
+        k.last_arrival_us = k.last_arrival_us.max(now_us);
+        if self.measure.measured(spec) {
+            k.first_measured_arrival_us.get_or_insert(now_us);
+            k.measured_arrivals += 1;
+            k.injected_by_label[self.measure.label(spec)] += 1;
+        }
+    }
+
+    /// Sets warm-up exclusion, goodput targets and time-series sampling (before [`Simulation::run`]).
+    pub fn set_measurement(&mut self, measure: crate::measure::Measurement) {
+        let measure = std::sync::Arc::new(measure);
+        for instance in &mut self.instances {
+            instance.set_measurement(measure.clone());
+        }
+        self.measure = measure;
     }
 
     fn pull_next_arrival(&mut self) {
@@ -696,6 +730,7 @@ impl Simulation {
             counters: self.counters,
             trace: self.control.and_then(|c| c.trace),
             events: self.events,
+            measurement: self.measure,
         }
     }
 

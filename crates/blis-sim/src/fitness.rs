@@ -117,6 +117,7 @@ mod tests {
             total_output_tokens: 0,
             vllm_estimated_duration_s: 1.0,
             responses_per_sec: 100.0,
+            responses_per_sec_incl_drain: 100.0,
             tokens_per_sec: 10_000.0,
             ttft_mean_ms: 1.0,
             ttft_p50_ms: 3.0,

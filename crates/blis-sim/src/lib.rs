@@ -8,6 +8,7 @@ pub mod events;
 pub mod fitness;
 pub mod instance;
 pub mod kv;
+pub mod measure;
 pub mod metrics;
 pub mod preemption;
 pub mod priority;
@@ -17,6 +18,7 @@ pub mod scheduler;
 pub mod semantics;
 pub mod slab;
 pub mod stats;
+pub mod steady;
 pub mod trace;
 
 pub use config::{ClusterTiming, ExecOptions, PoolConfig, SimConfig};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use blis_workload::SloClass;
 use serde::Serialize;
 
+use crate::measure::{GoodCounts, Series};
 use crate::stats::{Histogram, Samples};
 
 /// Latency distributions of a set of requests.
@@ -88,6 +89,14 @@ pub struct Metrics {
     /// Time of the last thing this instance did (capped at the horizon).
     pub end_us: u64,
     pub records: Vec<RequestRecord>,
+    /// Completion time of every completed request (µs), for throughput over a window.
+    pub completion_times_us: Vec<u64>,
+    /// Goodput counters per label ([`crate::measure::GOODPUT_LABELS`]), measured requests only.
+    pub good_by_label: [GoodCounts; 6],
+    /// Completions excluded from latency figures as warm-up.
+    pub warmup_completed: u64,
+    /// This instance's sampled state (not merged: the report aligns the instances' series).
+    pub series: Series,
 }
 
 impl Metrics {
@@ -137,5 +146,10 @@ impl Metrics {
         }
         self.end_us = self.end_us.max(other.end_us);
         self.records.extend(other.records.iter().cloned());
+        self.completion_times_us.extend_from_slice(&other.completion_times_us);
+        for (a, b) in self.good_by_label.iter_mut().zip(&other.good_by_label) {
+            a.merge(b);
+        }
+        self.warmup_completed += other.warmup_completed;
     }
 }

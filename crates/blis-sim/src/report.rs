@@ -1,9 +1,13 @@
 //! The JSON metrics document (field names and units of the spec's outputs.md).
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::engine::SimReport;
+use crate::measure::{GOODPUT_LABELS, GoodCounts, TimeSeries};
 use crate::metrics::{Latencies, Metrics};
+use crate::steady::{SteadyDoc, SteadyVerdict, WarmupDoc};
 use crate::trace::TraceSummary;
 
 /// Aggregate metrics of one instance or of the whole cluster. Times in ms, rates per second.
@@ -23,7 +27,12 @@ pub struct MetricsDoc {
     pub total_input_tokens: u64,
     pub total_output_tokens: u64,
     pub vllm_estimated_duration_s: f64,
+    /// Completions per second over the steady window (first measured arrival → last arrival;
+    /// see `steady_state`), or over the whole run when arrivals span no time.
     pub responses_per_sec: f64,
+    /// Completions / `vllm_estimated_duration_s`: the whole run, drain included (what
+    /// `responses_per_sec` was before it was measured over the steady window).
+    pub responses_per_sec_incl_drain: f64,
     pub tokens_per_sec: f64,
     pub ttft_mean_ms: f64,
     pub ttft_p50_ms: f64,
@@ -52,7 +61,7 @@ pub struct MetricsDoc {
 impl MetricsDoc {
     /// The document's field names, sorted (the metric columns of a sweep table).
     pub fn field_names() -> Vec<String> {
-        let zero = metrics_doc(String::new(), &Metrics::default(), 0, 0);
+        let zero = metrics_doc(String::new(), &Metrics::default(), 0, 0, None);
         match serde_json::to_value(zero).expect("metrics serialize") {
             serde_json::Value::Object(m) => m.keys().cloned().collect(),
             _ => unreachable!("a struct serializes to an object"),
@@ -60,17 +69,61 @@ impl MetricsDoc {
     }
 }
 
-/// Latency figures of one SLO class.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// Figures of one SLO class (`per_class`, keyed by class): latencies when the run has more
+/// than one class, goodput against the class's targets when it has any (the reference
+/// simulator's field names).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ClassDoc {
-    pub slo_class: &'static str,
-    pub completed_requests: u64,
-    pub ttft_mean_ms: f64,
-    pub ttft_p99_ms: f64,
-    pub e2e_mean_ms: f64,
-    pub e2e_p99_ms: f64,
-    pub itl_mean_ms: f64,
-    pub itl_p99_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_requests: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_mean_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_p99_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e2e_mean_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e2e_p99_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub itl_mean_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub itl_p99_ms: Option<f64>,
+    /// Measured arrivals of the class (the goodput denominator: rejected, dropped and
+    /// timed-out requests included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Good requests / measured arrivals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_attainment: Option<f64>,
+    /// Good requests per second of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput_rps: Option<f64>,
+    /// Per gated dimension (`ttft`, `itl`, `e2e`): completions meeting it / completions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_attainment_by_dim: Option<BTreeMap<&'static str, f64>>,
+}
+
+/// One objective of `--slo` and whether the run met it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ObjectiveDoc {
+    /// As written (`ttft_p99<=500ms`).
+    pub objective: String,
+    /// The metrics-document field it reads (`ttft_p99_ms`).
+    pub metric: String,
+    pub threshold_ms: f64,
+    pub value_ms: f64,
+    pub met: bool,
+}
+
+/// `--slo`: a verdict per objective, and overall.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SloDoc {
+    /// Every objective met *and* the run steady (`steady_state.verdict` = stable): figures of
+    /// an overloaded or too-short run say nothing about the steady state.
+    pub met: bool,
+    pub objectives: Vec<ObjectiveDoc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Totals of one tenant.
@@ -87,8 +140,15 @@ pub struct TenantDoc {
 pub struct RunDoc {
     #[serde(flatten)]
     pub cluster: MetricsDoc,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub per_class: Vec<ClassDoc>,
+    /// Good requests (every gated dimension of their class met) per second of the run, when
+    /// goodput targets are set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goodput_rps: Option<f64>,
+    /// Good requests / measured arrivals over the classes with targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_attainment: Option<f64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_class: BTreeMap<&'static str, ClassDoc>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_tenant: Vec<TenantDoc>,
     /// Jain's index over per-tenant output tokens, (Σx)²/(n·Σx²); 1 when all are zero.
@@ -105,6 +165,11 @@ pub struct RunDoc {
     /// `--post-hoc-detector` verdict (outputs.md §9.5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub saturation: Option<crate::saturation::SaturationDoc>,
+    /// Whether the figures describe a steady state, and why not.
+    pub steady_state: SteadyDoc,
+    /// `--slo` objectives and their verdicts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloDoc>,
     /// Per-instance documents (cluster mode only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<MetricsDoc>,
@@ -112,13 +177,22 @@ pub struct RunDoc {
     /// it was made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_json::Value>,
+    /// Sampled per-instance state (for `--timeseries-path` and `--report`; not printed).
+    #[serde(skip)]
+    pub timeseries: TimeSeries,
 }
 
 fn ms(us: f64) -> f64 {
     us / 1000.0
 }
 
-fn metrics_doc(id: String, m: &Metrics, rejected: u64, in_transit: u64) -> MetricsDoc {
+fn metrics_doc(
+    id: String,
+    m: &Metrics,
+    rejected: u64,
+    in_transit: u64,
+    window: Option<(u64, u64)>,
+) -> MetricsDoc {
     let Latencies { ttft, e2e, itl, scheduling_delay, completed, output_tokens } = &m.all;
     let (ttft, e2e, itl, sched) = (ttft.summary(), e2e.summary(), itl.summary(), scheduling_delay.summary());
     let duration_s = m.end_us as f64 / 1e6;
@@ -137,7 +211,11 @@ fn metrics_doc(id: String, m: &Metrics, rejected: u64, in_transit: u64) -> Metri
         total_input_tokens: m.total_input_tokens,
         total_output_tokens: *output_tokens,
         vllm_estimated_duration_s: duration_s,
-        responses_per_sec: per_s(*completed),
+        responses_per_sec: match window {
+            Some(w) => crate::steady::rate_in(&m.completion_times_us, w),
+            None => per_s(*completed),
+        },
+        responses_per_sec_incl_drain: per_s(*completed),
         tokens_per_sec: per_s(*output_tokens),
         ttft_mean_ms: ms(ttft.mean_us),
         ttft_p50_ms: ms(ttft.p50_us),
@@ -174,29 +252,19 @@ pub fn jain_index(values: &[f64]) -> f64 {
 impl RunDoc {
     pub fn from_report(report: &SimReport) -> Self {
         let c = &report.counters;
-        let mut cluster = metrics_doc("cluster".into(), &report.cluster, c.rejected, c.in_transit);
+        let window = crate::steady::window_us(report);
+        let mut cluster = metrics_doc("cluster".into(), &report.cluster, c.rejected, c.in_transit, window);
         // Arrivals the engine saw are the ground truth for injected requests.
         cluster.injected_requests = c.injected;
-        // Per-class figures only say something when there is more than one class.
-        let per_class = report
+        // Per-class latencies only say something when there is more than one class.
+        let mut per_class: BTreeMap<&'static str, ClassDoc> = report
             .cluster
             .by_class
             .iter()
             .filter(|_| report.cluster.by_class.len() > 1)
-            .map(|(class, lat)| {
-                let (t, e, i) = (lat.ttft.summary(), lat.e2e.summary(), lat.itl.summary());
-                ClassDoc {
-                    slo_class: class.as_str(),
-                    completed_requests: lat.completed,
-                    ttft_mean_ms: ms(t.mean_us),
-                    ttft_p99_ms: ms(t.p99_us),
-                    e2e_mean_ms: ms(e.mean_us),
-                    e2e_p99_ms: ms(e.p99_us),
-                    itl_mean_ms: ms(i.mean_us),
-                    itl_p99_ms: ms(i.p99_us),
-                }
-            })
+            .map(|(class, lat)| (class.as_str(), class_latencies(lat)))
             .collect();
+        let (goodput_rps, slo_attainment) = goodput(report, &mut per_class);
         let per_tenant: Vec<TenantDoc> = report
             .cluster
             .by_tenant
@@ -215,13 +283,25 @@ impl RunDoc {
                 .instances
                 .iter()
                 .enumerate()
-                .map(|(i, m)| metrics_doc(format!("instance_{i}"), m, 0, 0))
+                .map(|(i, m)| metrics_doc(format!("instance_{i}"), m, 0, 0, window))
                 .collect()
         } else {
             Vec::new()
         };
+        let series: Vec<&crate::measure::Series> = report.instances.iter().map(|m| &m.series).collect();
+        let kv: Vec<u32> = report.instances.iter().map(|m| m.total_kv_blocks as u32).collect();
+        let timeseries = TimeSeries::from_series(&series, kv, report.cluster.end_us);
+        let ms_ = &report.measurement;
+        let warmup = (ms_.warmup_requests > 0 || ms_.warmup_until_us > 0).then(|| WarmupDoc {
+            requests: ms_.warmup_requests,
+            until_s: ms_.warmup_until_us as f64 / 1e6,
+            excluded_completions: report.cluster.warmup_completed,
+        });
+        let steady_state = crate::steady::assess(report, &timeseries, warmup, None);
         RunDoc {
             cluster,
+            goodput_rps,
+            slo_attainment,
             per_class,
             per_tenant,
             jain_fairness_index,
@@ -231,8 +311,81 @@ impl RunDoc {
             saturation: None,
             instances,
             config: None,
+            steady_state,
+            slo: None,
+            timeseries,
         }
     }
+
+    /// Whether the run is steady (its verdict is `stable`).
+    pub fn is_steady(&self) -> bool {
+        self.steady_state.verdict == SteadyVerdict::Stable
+    }
+}
+
+fn class_latencies(lat: &Latencies) -> ClassDoc {
+    let (t, e, i) = (lat.ttft.summary(), lat.e2e.summary(), lat.itl.summary());
+    ClassDoc {
+        completed_requests: Some(lat.completed),
+        ttft_mean_ms: Some(ms(t.mean_us)),
+        ttft_p99_ms: Some(ms(t.p99_us)),
+        e2e_mean_ms: Some(ms(e.mean_us)),
+        e2e_p99_ms: Some(ms(e.p99_us)),
+        itl_mean_ms: Some(ms(i.mean_us)),
+        itl_p99_ms: Some(ms(i.p99_us)),
+        ..ClassDoc::default()
+    }
+}
+
+/// Goodput of every class with targets (added to `per_class`), and overall
+/// (`goodput_rps`, `slo_attainment`), as the reference simulator computes them: a measured
+/// completion is good when every gated dimension is within its target; attainment is good /
+/// measured arrivals of the class; goodput is good / the run's duration.
+fn goodput(
+    report: &SimReport,
+    per_class: &mut BTreeMap<&'static str, ClassDoc>,
+) -> (Option<f64>, Option<f64>) {
+    let m = &report.measurement;
+    if !m.goodput_on() {
+        return (None, None);
+    }
+    let duration_s = report.cluster.end_us as f64 / 1e6;
+    let per_s = |x: u64| if duration_s > 0.0 { x as f64 / duration_s } else { 0.0 };
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let (mut good, mut injected) = (0u64, 0u64);
+    for (label, targets) in m.goodput.iter().enumerate() {
+        let Some(t) = targets else { continue };
+        let c: GoodCounts = report.cluster.good_by_label[label];
+        let n = report.counters.injected_by_label[label];
+        good += c.good;
+        injected += n;
+        let mut by_dim = BTreeMap::new();
+        if t.ttft_us.is_some() {
+            by_dim.insert("ttft", ratio(c.ttft_met, c.ttft_count));
+        }
+        if t.itl_us.is_some() {
+            by_dim.insert("itl", ratio(c.itl_met, c.itl_count));
+        }
+        if t.e2e_us.is_some() {
+            by_dim.insert("e2e", ratio(c.e2e_met, c.e2e_count));
+        }
+        let name = GOODPUT_LABELS[label];
+        let entry = per_class.entry(name).or_insert_with(|| {
+            // A class of its own, or the only class: its latencies are the run's.
+            let class = blis_workload::SloClass::ALL.get(label).copied();
+            let lat = match class {
+                Some(cl) => report.cluster.by_class.get(&cl),
+                None if report.cluster.by_class.len() <= 1 => Some(&report.cluster.all),
+                None => None,
+            };
+            lat.map(class_latencies).unwrap_or_default()
+        });
+        entry.count = Some(n);
+        entry.slo_attainment = Some(ratio(c.good, n));
+        entry.goodput_rps = Some(per_s(c.good));
+        entry.slo_attainment_by_dim = Some(by_dim);
+    }
+    (Some(per_s(good)), Some(ratio(good, injected)))
 }
 
 #[cfg(test)]

@@ -1,11 +1,19 @@
 //! Post-hoc saturation verdicts (`--post-hoc-detector`, outputs.md §9.5): was the system
 //! keeping up with its offered load, falling behind, or overloaded?
 //!
-//! Events are rebuilt from completed requests (arrival at the arrival time, completion at
-//! arrival + E2E), sorted by (time, arrival before completion, request id) and fed one at a
-//! time; after each event the detector emits a verdict. The final verdict is the plurality of
-//! the verdicts emitted during the last `final_window` of the trace (ties go to the most severe);
-//! the reported score is the mean score over the same events.
+//! Events are rebuilt from the requests (arrival at the arrival time, completion at
+//! arrival + E2E; a request that never completed — timed out, dropped, unfinished — is an
+//! arrival only, so it stays in flight), sorted by (time, arrival before completion, request
+//! id) and fed one at a time; after each event the detector emits a verdict. The final verdict
+//! is the plurality of the verdicts emitted during the `final_window` that ends at the **last
+//! arrival** (ties go to the most severe); the reported score is the mean score over the same
+//! events.
+//!
+//! Two departures from the reference, both because it called overloaded runs stable: it
+//! rebuilt events from completed requests only (a run where a third of the requests timed out
+//! had no backlog at all), and its final window was the end of the trace, i.e. the drain after
+//! the last arrival, where every backlog shrinks (backlog-drift then reported STABLE with a
+//! large negative slope).
 //! Every detector is O(1) per event, so ten-million-request runs are fine.
 //!
 //! * **composite**: `rate_deficit = max(0, 1 − completions/arrivals)`; the latency trend is
@@ -17,8 +25,11 @@
 //!   `0.5·mean/thr`, else OVERLOADED with score `0.75 + min(0.25, (mean − thr)/thr/4)`.
 //! * **backlog-drift**: in-flight requests (arrivals − completions) sampled at the end of 60 s
 //!   buckets (gaps forward-filled); the score is the least-squares slope of that series
-//!   (requests per bucket); STABLE if slope ≤ `1/√arrivals`, BACKLOGGED if ≤ 3× that, else
-//!   OVERLOADED. Its final window is one bucket.
+//!   (requests per bucket); with `r` = arrivals per bucket so far, STABLE if slope ≤
+//!   `r/√arrivals`, BACKLOGGED if ≤ 3× that, else OVERLOADED (the reference compares the slope
+//!   with `1/√arrivals` alone, which calls the ±1 jitter of a steady 10 req/s backlog a
+//!   drift). Its final window is one bucket. Arrivals spanning fewer than 10 buckets get
+//!   buckets of a tenth of their span (one 60 s bucket holds no slope at all).
 
 use serde::Serialize;
 
@@ -112,13 +123,16 @@ impl Detector {
     }
 }
 
-/// One completed request.
+/// One request; `completion_us` = [`NEVER`] when it did not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
     pub id: u64,
     pub arrival_us: u64,
     pub completion_us: u64,
 }
+
+/// `completion_us` of a request that never completed.
+pub const NEVER: u64 = u64::MAX;
 
 /// The `saturation` object of the metrics document.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -130,16 +144,18 @@ pub struct SaturationDoc {
     pub score: f64,
 }
 
-/// Samples of the completed requests among `records` (times rebuilt from the records' s/ms
-/// fields, rounded to the µs they were recorded in).
+/// Samples of `records` (times rebuilt from the records' s/ms fields, rounded to the µs they
+/// were recorded in); requests that did not complete never leave.
 pub fn samples_from_records<'a>(records: impl IntoIterator<Item = &'a RequestRecord>) -> Vec<Sample> {
     records
         .into_iter()
-        .filter(|r| r.outcome == "completed")
-        .filter_map(|r| {
+        .map(|r| {
             let arrival_us = (r.arrived_at_s * 1e6).round() as u64;
-            let e2e_us = (r.e2e_ms? * 1000.0).round() as u64;
-            Some(Sample { id: r.request_id, arrival_us, completion_us: arrival_us + e2e_us })
+            let completion_us = match (r.outcome, r.e2e_ms) {
+                ("completed", Some(e2e)) => arrival_us + (e2e * 1000.0).round() as u64,
+                _ => NEVER,
+            };
+            Sample { id: r.request_id, arrival_us, completion_us }
         })
         .collect()
 }
@@ -154,7 +170,7 @@ pub fn detect(
     final_window_us: Option<u64>,
 ) -> SaturationDoc {
     let name = detector.name();
-    if samples.is_empty() {
+    if !samples.iter().any(|s| s.completion_us != NEVER) {
         let (verdict, score) =
             if unfinished > 0 { (Verdict::Overloaded, 1.0) } else { (Verdict::Stable, 0.0) };
         return SaturationDoc { detector: name, verdict, score };
@@ -162,20 +178,29 @@ pub fn detect(
     // (time, 0 = arrival / 1 = completion, id, E2E)
     let mut events: Vec<(u64, u8, u64, u64)> = Vec::with_capacity(samples.len() * 2);
     for s in samples {
-        let completion = s.completion_us.max(s.arrival_us);
         events.push((s.arrival_us, 0, s.id, 0));
-        events.push((completion, 1, s.id, completion - s.arrival_us));
+        if s.completion_us != NEVER {
+            let completion = s.completion_us.max(s.arrival_us);
+            events.push((completion, 1, s.id, completion - s.arrival_us));
+        }
     }
     events.sort_unstable();
-    let last_time = events.last().expect("non-empty").0;
+    let last_arrival = samples.iter().map(|s| s.arrival_us).max().expect("non-empty");
+    let first_arrival = samples.iter().map(|s| s.arrival_us).min().expect("non-empty");
+    let detector = match detector {
+        Detector::BacklogDrift { bucket_us } if (last_arrival - first_arrival) < 10 * bucket_us => {
+            Detector::BacklogDrift { bucket_us: ((last_arrival - first_arrival) / 10).max(1000) }
+        }
+        d => d,
+    };
     let window = final_window_us.unwrap_or_else(|| detector.default_final_window_us());
-    let window_start = last_time.saturating_sub(window);
+    let window_start = last_arrival.saturating_sub(window);
     let mut state = State::new(detector);
     let mut votes = [0u64; 3];
     let (mut score_sum, mut scored) = (0.0, 0u64);
     for &(time, kind, _, e2e) in &events {
         let (verdict, s) = state.feed(time, kind == 1, e2e);
-        if time >= window_start {
+        if time >= window_start && time <= last_arrival {
             votes[verdict as usize] += 1;
             score_sum += s;
             scored += 1;
@@ -240,6 +265,8 @@ impl State {
             Detector::BacklogDrift { bucket_us } => {
                 let in_flight = self.arrivals as f64 - self.completions as f64;
                 let slope = self.drift.feed(time, bucket_us.max(1), in_flight);
+                let buckets = (self.drift.current + 1) as f64;
+                let floor = floor * (self.arrivals as f64 / buckets).max(1.0);
                 let verdict = if slope <= floor {
                     Verdict::Stable
                 } else if slope <= 3.0 * floor {
@@ -364,15 +391,16 @@ mod tests {
 
     #[test]
     fn threshold_scores_follow_the_formula() {
-        let s = samples(100, 1000, |_| 2_500_000); // 2500 ms each
+        // Window 0: the verdict at the last arrival, when most requests have completed.
+        let s = samples(100, 10_000_000, |_| 2_500_000); // 2500 ms each
         let doc = detect(Detector::Threshold { threshold_ms: 5000.0 }, &s, 0, Some(0));
         assert_eq!(doc.verdict, Verdict::Stable);
         assert!((doc.score - 0.25).abs() < 1e-12);
-        let s = samples(100, 1000, |_| 7_500_000);
+        let s = samples(100, 10_000_000, |_| 7_500_000);
         let doc = detect(Detector::Threshold { threshold_ms: 5000.0 }, &s, 0, Some(0));
         assert_eq!(doc.verdict, Verdict::Overloaded);
         assert!((doc.score - (0.75 + 0.125)).abs() < 1e-12);
-        let s = samples(100, 1000, |_| 100_000_000);
+        let s = samples(100, 200_000_000, |_| 100_000_000);
         assert_eq!(detect(Detector::Threshold { threshold_ms: 5000.0 }, &s, 0, Some(0)).score, 1.0);
     }
 
@@ -385,6 +413,24 @@ mod tests {
             .collect();
         let doc = detect(Detector::Composite, &s, 0, Some(400_000_000));
         assert_eq!(doc.verdict, Verdict::Backlogged, "{doc:?}");
+    }
+
+    #[test]
+    fn timeouts_and_the_drain_do_not_hide_a_backlog() {
+        // 10 req/s for 10 minutes; served at 6 req/s; a third of the requests time out (never
+        // complete); after the last arrival the completed ones drain for a long time.
+        let s: Vec<Sample> = (0..6000u64)
+            .map(|i| {
+                let completion = if i % 3 == 2 { NEVER } else { i * 100_000 + 60_000_000 + i * 50_000 };
+                Sample { id: i, arrival_us: i * 100_000, completion_us: completion }
+            })
+            .collect();
+        for d in all() {
+            let doc = detect(d, &s, 0, None);
+            assert_eq!(doc.verdict, Verdict::Overloaded, "{doc:?}");
+        }
+        let b = detect(Detector::BacklogDrift { bucket_us: DEFAULT_BUCKET_US }, &s, 0, None);
+        assert!(b.score > 0.0, "{b:?}");
     }
 
     #[test]

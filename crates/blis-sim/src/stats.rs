@@ -63,6 +63,14 @@ impl Samples {
         self.values_us.extend_from_slice(&other.values_us);
     }
 
+    /// At most `points` (value µs, cumulative fraction) points of the empirical CDF, at evenly
+    /// spaced ranks (the largest value included).
+    pub fn cdf(&self, points: usize) -> Vec<(f64, f64)> {
+        let mut sorted = self.values_us.clone();
+        sorted.sort_unstable();
+        cdf_of(sorted.len() as u64, points, |k| sorted[k as usize] as f64)
+    }
+
     pub fn summary(&self) -> Summary {
         let mut sorted = self.values_us.clone();
         sorted.sort_unstable();
@@ -141,6 +149,22 @@ impl Histogram {
         }
     }
 
+    /// [`Samples::cdf`] of the histogram's values.
+    pub fn cdf(&self, points: usize) -> Vec<(f64, f64)> {
+        let mut sorted: Vec<(u64, u64)> = self.entries().collect();
+        sorted.sort_unstable();
+        let mut cum = Vec::with_capacity(sorted.len());
+        let mut seen = 0;
+        for &(v, c) in &sorted {
+            seen += c;
+            cum.push((seen, v));
+        }
+        cdf_of(self.total, points, |k| {
+            let i = cum.partition_point(|&(s, _)| s <= k);
+            cum[i].1 as f64
+        })
+    }
+
     pub fn summary(&self) -> Summary {
         let n = self.total;
         if n == 0 {
@@ -170,6 +194,27 @@ impl Histogram {
     }
 }
 
+/// CDF points at evenly spaced ranks of `n` sorted values (`kth(k)` = the k-th smallest).
+fn cdf_of(n: u64, points: usize, kth: impl Fn(u64) -> f64) -> Vec<(f64, f64)> {
+    if n == 0 || points == 0 {
+        return Vec::new();
+    }
+    let m = (points as u64).min(n);
+    let mut out: Vec<(f64, f64)> = (1..=m)
+        .map(|i| {
+            let k = (i * n).div_ceil(m) - 1;
+            (kth(k), (k + 1) as f64 / n as f64)
+        })
+        .collect();
+    out.dedup_by(|b, a| {
+        a.0 == b.0 && {
+            a.1 = b.1;
+            true
+        }
+    });
+    out
+}
+
 /// NumPy "linear" percentile: rank = p/100·(n−1), interpolated between its neighbours.
 fn percentile(n: u64, p: f64, kth: &dyn Fn(u64) -> f64) -> f64 {
     let rank = p / 100.0 * (n - 1) as f64;
@@ -195,6 +240,20 @@ mod tests {
         assert_eq!(sum.p50_us, 2.5);
         assert!((sum.p90_us - 3.7).abs() < 1e-9);
         assert!((sum.p99_us - 3.97).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cdfs_end_at_one_and_agree() {
+        let mut s = Samples::default();
+        let mut h = Histogram::default();
+        for v in [5, 1, 3, 3, 9] {
+            s.push(v);
+            h.add(v, 1);
+        }
+        let c = s.cdf(100);
+        assert_eq!(c, vec![(1.0, 0.2), (3.0, 0.6), (5.0, 0.8), (9.0, 1.0)]);
+        assert_eq!(h.cdf(100), c);
+        assert_eq!(s.cdf(2).last(), Some(&(9.0, 1.0)));
     }
 
     #[test]

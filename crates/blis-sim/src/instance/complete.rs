@@ -36,8 +36,10 @@ impl Instance {
                     r.progress_tokens += 1;
                     r.itl_sum_us += itl_us;
                     r.itl_samples += 1;
-                    decoders += 1;
-                    decoders_by_class[r.spec.slo_class as usize] += 1;
+                    if self.measure.measured(&r.spec) {
+                        decoders += 1;
+                        decoders_by_class[r.spec.slo_class as usize] += 1;
+                    }
                 }
             }
             let done = r.progress_tokens >= r.done_at_progress();
@@ -81,19 +83,35 @@ impl Instance {
             let post = if r.output_tokens > 0 { self.latency.post_decode_overhead_us() } else { 0 };
             ttft + r.itl_sum_us + post
         });
+        let measured = self.measure.measured(&r.spec);
+        if let Some(e2e) = e2e_us {
+            self.metrics.completion_times_us.push(r.spec.arrival_us + e2e);
+            if !measured {
+                self.metrics.warmup_completed += 1;
+            } else if let Some(t) = &self.measure.goodput[self.measure.label(&r.spec)] {
+                // Per-request ITL (TPOT): Σ ITL / max(N − 1, 1).
+                let itl_mean = (r.itl_samples > 0).then(|| r.itl_sum_us as f64 / f64::from(r.itl_samples));
+                self.metrics.good_by_label[self.measure.label(&r.spec)].count(t, r.ttft_us, itl_mean, e2e);
+            }
+        }
         let class_metrics = if self.config.track_classes {
             Some(self.metrics.by_class.entry(r.spec.slo_class).or_default())
         } else {
             None
         };
         for lat in std::iter::once(&mut self.metrics.all).chain(class_metrics) {
-            if let Some(ttft) = r.ttft_us {
-                lat.ttft.push(ttft);
-            }
             if let Some(e2e) = e2e_us {
-                lat.e2e.push(e2e);
                 lat.completed += 1;
                 lat.output_tokens += u64::from(output_tokens);
+                if measured {
+                    lat.e2e.push(e2e);
+                }
+            }
+            if !measured {
+                continue;
+            }
+            if let Some(ttft) = r.ttft_us {
+                lat.ttft.push(ttft);
             }
             if let Some(d) = r.scheduling_delay_us {
                 lat.scheduling_delay.push(d);

@@ -78,7 +78,9 @@ pub(super) struct Lockstep {
     members: u32,
     /// Σ progress of the members at `clock` (the step shape's decode context).
     context_sum: u64,
+    /// Members past the warm-up, by class and in all (their ITL samples count).
     by_class: [u64; 5],
+    measured: u64,
     next_token: u64,
     /// Member state by handle, dense, so that skipping stale entries does not touch requests.
     table: Vec<Member>,
@@ -104,6 +106,7 @@ impl Lockstep {
             members: 0,
             context_sum: 0,
             by_class: [0; 5],
+            measured: 0,
             next_token: 0,
             table: Vec::new(),
             form_due: FormWheel::new(block_size_tokens),
@@ -266,6 +269,7 @@ impl Instance {
         lock.members = 0;
         lock.context_sum = 0;
         lock.by_class = [0; 5];
+        lock.measured = 0;
         lock.form_due.clear();
         lock.done_due.clear();
         lock.prefilling.clear();
@@ -287,7 +291,10 @@ impl Instance {
         lock.table[id as usize] = Member { token: lock.next_token, clock0: lock.clock, itl0: lock.itl_cum };
         lock.members += 1;
         lock.context_sum += u64::from(r.progress_tokens);
-        lock.by_class[r.spec.slo_class as usize] += 1;
+        if self.measure.measured(&r.spec) {
+            lock.by_class[r.spec.slo_class as usize] += 1;
+            lock.measured += 1;
+        }
         let done = lock.clock + u64::from(end - 1 - r.progress_tokens);
         lock.form_due.push(lock.clock, form, r.seq, lock.next_token, id);
         lock.done_due.push(Reverse((done, r.seq, lock.next_token, id)));
@@ -302,7 +309,10 @@ impl Instance {
         *m = Member::default();
         lock.members -= 1;
         lock.context_sum -= u64::from(r.progress_tokens);
-        lock.by_class[r.spec.slo_class as usize] -= 1;
+        if self.measure.measured(&r.spec) {
+            lock.by_class[r.spec.slo_class as usize] -= 1;
+            lock.measured -= 1;
+        }
     }
 
     /// Batch formation in lockstep: valid only when it is guaranteed to equal `form_batch` —
@@ -407,6 +417,7 @@ impl Instance {
         let itl_us = step_us + otpt_us;
         let clock = self.lock.clock;
         let decoders = u64::from(self.lock.members);
+        let measured_decoders = self.lock.measured;
         let decoders_by_class = self.lock.by_class;
         self.lock.clock += 1;
         self.lock.itl_cum += itl_us;
@@ -469,6 +480,6 @@ impl Instance {
         self.lock.prefill_buf = prefilling;
         self.lock.scratch = due;
         self.lock.retired = retired;
-        self.record_itl(itl_us, decoders, &decoders_by_class);
+        self.record_itl(itl_us, measured_decoders, &decoders_by_class);
     }
 }

@@ -18,6 +18,7 @@ use blis_latency::{LatencyModel, StepShape};
 use blis_workload::{Outcome, RequestSpec};
 
 use crate::kv::KvCache;
+use crate::measure::{Measurement, Series, StateSample};
 use crate::metrics::Metrics;
 use crate::preemption::PreemptionPolicy;
 use crate::priority::{PriorityKind, SloPriorities};
@@ -91,6 +92,8 @@ pub struct Instance {
     /// Admission counter (`LiveRequest::seq`).
     next_seq: u64,
     lock: Lockstep,
+    /// Which requests count and against which goodput targets.
+    measure: Arc<Measurement>,
     pub metrics: Metrics,
 }
 
@@ -108,7 +111,12 @@ impl Instance {
         assert!(config.block_size_tokens > 0 && config.max_running_reqs > 0);
         assert!(config.max_scheduled_tokens >= config.block_size_tokens, "budget below one block");
         let kv = KvCache::new(config.total_kv_blocks, config.block_size_tokens);
-        let metrics = Metrics { total_kv_blocks: u64::from(config.total_kv_blocks), ..Metrics::default() };
+        let measure = Arc::new(Measurement::new());
+        let metrics = Metrics {
+            total_kv_blocks: u64::from(config.total_kv_blocks),
+            series: Series::new(measure.sample_interval_us),
+            ..Metrics::default()
+        };
         let lock = Lockstep::new(config.block_size_tokens, lockstep_decode);
         Self {
             index,
@@ -123,8 +131,32 @@ impl Instance {
             shape: StepShape::default(),
             next_seq: 0,
             lock,
+            measure,
             metrics,
         }
+    }
+
+    /// Sets warm-up exclusion, goodput targets and the sampling interval (before any request).
+    pub fn set_measurement(&mut self, measure: Arc<Measurement>) {
+        self.metrics.series = Series::new(measure.sample_interval_us);
+        self.measure = measure;
+    }
+
+    /// Samples due before `now_us` see the state left by the previous event.
+    #[inline]
+    fn observe(&mut self, now_us: u64) {
+        self.metrics.series.advance(now_us);
+    }
+
+    /// The state from this event on, for the time series.
+    #[inline]
+    fn snapshot(&mut self) {
+        self.metrics.series.set(StateSample {
+            queued: self.waiting.len() as u32,
+            running: self.running.len() as u32,
+            kv_used_blocks: self.kv.used_blocks(),
+            completed: self.metrics.all.completed as u32,
+        });
     }
 
     pub fn latency(&self) -> &dyn LatencyModel {
@@ -176,6 +208,7 @@ impl Instance {
         prompt_hashes: Option<PromptHashes>,
         finished: &mut Vec<Finished>,
     ) -> Enqueued {
+        self.observe(now_us);
         let input = u64::from(spec.input.len());
         // Token counts in u64: prompt + budget can exceed u32 for absurd requests, which are
         // then dropped as unservable instead of wrapping into small ones.
@@ -210,12 +243,14 @@ impl Instance {
             self.requests[id].eligible_from_step = self.metrics.steps + 2;
         }
         self.waiting.push_back(id);
+        self.snapshot();
         Enqueued::Queued(id)
     }
 
     /// Runs one step starting at `now_us`; returns its duration. Requests that finish are
     /// appended to `finished`.
     pub fn step(&mut self, now_us: u64, finished: &mut Vec<Finished>) -> u64 {
+        self.observe(now_us);
         self.metrics.steps += 1;
         self.scheduler.order(&mut self.waiting, &self.requests);
         if let Some(&head) = self.waiting.front()
@@ -241,6 +276,7 @@ impl Instance {
         }
         self.metrics.peak_kv_blocks = self.metrics.peak_kv_blocks.max(self.kv.used_blocks());
         self.metrics.end_us = self.metrics.end_us.max(end_us);
+        self.snapshot();
 
         // A queue whose head cannot be admitted into an empty batch would spin forever; the
         // enqueue guards make this unreachable, and the assertion keeps it so.
@@ -254,6 +290,7 @@ impl Instance {
 
     /// Ends a request whose deadline passed, wherever it is.
     pub fn time_out(&mut self, now_us: u64, id: ReqId) -> Finished {
+        self.observe(now_us);
         match self.requests[id].phase {
             Phase::Queued => {
                 let pos = self.waiting.iter().position(|&w| w == id).expect("queued request not in queue");
@@ -265,7 +302,9 @@ impl Instance {
                 self.running.remove(pos);
             }
         }
-        self.retire(id, now_us, Outcome::TimedOut)
+        let f = self.retire(id, now_us, Outcome::TimedOut);
+        self.snapshot();
+        f
     }
 
     /// Closes the books at the end of the run: what is still queued or running is counted,
@@ -284,11 +323,17 @@ impl Instance {
         self.metrics.still_queued = self.waiting.len() as u64;
         self.metrics.still_running = self.running.len() as u64;
         for &id in self.waiting.iter().chain(self.running.iter()) {
-            if let Some(ttft) = self.requests[id].ttft_us {
+            let r = &self.requests[id];
+            if let Some(ttft) = r.ttft_us
+                && self.measure.measured(&r.spec)
+            {
                 self.metrics.all.ttft.push(ttft);
             }
         }
         self.metrics.end_us = self.metrics.end_us.min(horizon_us);
+        // The series covers the whole run, its end included.
+        let end = self.metrics.end_us;
+        self.observe(end.saturating_add(1));
         self.metrics.kv_hit_blocks = self.kv.hit_blocks();
         self.metrics.kv_miss_blocks = self.kv.miss_blocks();
         self.metrics.kv_used_blocks_at_end = self.kv.used_blocks();
