@@ -215,3 +215,32 @@ fn absurd_rates_and_tp_sizes_are_refused_with_the_flag() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn every_document_carries_prediction_intervals_and_replicas_widen_them() {
+    let one = run_ok(&with_model(&["--rate", "10", "--num-requests", "150"]));
+    let pi = &one["prediction_interval"];
+    for f in ["ttft_mean_ms", "e2e_mean_ms", "itl_mean_ms", "ttft_p99_ms", "e2e_p99_ms"] {
+        let (lo, hi) = (pi[f][0].as_f64().unwrap(), pi[f][1].as_f64().unwrap());
+        let x = one[f].as_f64().unwrap();
+        assert!(lo <= x && x <= hi && lo < hi, "{f}: {lo} {x} {hi}");
+    }
+    assert_eq!(pi["replicas"], 1);
+    assert_eq!(pi["widening"], 1.0, "H100 TP1 dense GQA is inside the calibration envelope");
+    assert!(one.get("replicas").is_none());
+    let four = run_ok(&with_model(&["--rate", "10", "--num-requests", "150", "--replicas", "4"]));
+    assert_eq!(four["replicas"]["seeds"], serde_json::json!([42, 43, 44, 45]));
+    assert_eq!(four["ttft_mean_ms"], one["ttft_mean_ms"], "the document is the base seed's");
+    let width = |d: &Value, f: &str| {
+        d["prediction_interval"][f][1].as_f64().unwrap() - d["prediction_interval"][f][0].as_f64().unwrap()
+    };
+    assert!(width(&four, "e2e_mean_ms") > width(&one, "e2e_mean_ms"));
+    assert!(four["replicas"]["e2e_mean_ms"]["stdev"].as_f64().unwrap() > 0.0);
+    // Outside the calibration envelope (an unseen GPU) the model error is widened.
+    let a100 =
+        run_ok(&["run", "--model", MODEL, "--hardware", "A100-80", "--rate", "5", "--num-requests", "50"]);
+    assert!(a100["prediction_interval"]["widening"].as_f64().unwrap() > 1.0);
+    // Deterministic, replicas included.
+    let again = run_ok(&with_model(&["--rate", "10", "--num-requests", "150", "--replicas", "4"]));
+    assert_eq!(four, again);
+}

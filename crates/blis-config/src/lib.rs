@@ -15,6 +15,7 @@ pub mod duration;
 pub mod error;
 pub mod export;
 pub mod html;
+pub mod interval;
 pub mod layers;
 pub mod outputs;
 pub mod plan;

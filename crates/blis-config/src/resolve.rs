@@ -87,6 +87,8 @@ pub struct RunConfig {
     pub warnings: Vec<String>,
     /// KV blocks and context length of each instance, as resolved.
     pub derived: Derived,
+    /// Seeds to run (`--replicas`): the base seed and the next `replicas − 1`.
+    pub replicas: u32,
 }
 
 /// Values the simulator derived rather than read.
@@ -304,7 +306,11 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
             }
         }
     }
-    Ok(RunConfig { spec, sim, workload, outputs, analysis, warnings: cx.warnings, derived })
+    let replicas = required(&spec.replicas, "replicas");
+    if !(1..=1024).contains(&replicas) {
+        return Err(cx.err("replicas", format!("must be in 1..=1024, got {replicas}")));
+    }
+    Ok(RunConfig { spec, sim, workload, outputs, analysis, warnings: cx.warnings, derived, replicas })
 }
 
 /// Unsets `key` in `spec`.

@@ -102,7 +102,52 @@ impl RunConfig {
     pub fn simulate(&self) -> Result<RunOutcome, RunError> {
         let (simulation, _) = self.build(None, false)?;
         let report = simulation.run(|_| {}).map_err(sim_error)?;
-        Ok(RunOutcome { doc: self.document(&report), report })
+        let mut doc = self.document(&report);
+        self.add_replicas(&mut doc)?;
+        Ok(RunOutcome { doc, report })
+    }
+
+    /// This run under another seed (workload and cluster streams), for replicas.
+    pub fn with_seed(&self, seed: u64) -> RunConfig {
+        let mut c = self.clone();
+        c.sim.seed = seed;
+        match &mut c.workload {
+            WorkloadPlan::Spec { overrides, .. } => overrides.seed = Some(seed),
+            WorkloadPlan::Trace { seed: s, .. } => *s = seed,
+        }
+        c.spec.seed = Some(seed);
+        c.replicas = 1;
+        for pool in &mut c.sim.pools {
+            pool.instance.record_requests = false;
+        }
+        c
+    }
+
+    /// `--replicas N`: runs seeds base+1 … base+N−1 in parallel and adds their spread to the
+    /// document and to its prediction intervals.
+    fn add_replicas(&self, doc: &mut RunDoc) -> Result<(), RunError> {
+        use rayon::prelude::*;
+        if self.replicas <= 1 {
+            return Ok(());
+        }
+        let base = self.sim.seed;
+        let seeds: Vec<u64> = (0..u64::from(self.replicas)).map(|k| base.wrapping_add(k)).collect();
+        let others: Vec<RunDoc> = seeds[1..]
+            .par_iter()
+            .map(|&seed| {
+                let c = self.with_seed(seed);
+                let (simulation, _) = c.build(None, false)?;
+                let report = simulation.run(|_| {}).map_err(sim_error)?;
+                Ok(RunDoc::from_report(&report))
+            })
+            .collect::<Result<_, RunError>>()?;
+        let docs: Vec<&blis_sim::report::MetricsDoc> =
+            std::iter::once(&doc.cluster).chain(others.iter().map(|d| &d.cluster)).collect();
+        let spread = crate::interval::spread(&seeds, &docs);
+        doc.prediction_interval =
+            Some(crate::interval::prediction_interval(self, &doc.cluster, Some(&spread)));
+        doc.replicas = Some(spread);
+        Ok(())
     }
 
     /// Runs, writes every output file atomically, and returns the metrics document.
@@ -138,7 +183,8 @@ impl RunConfig {
         };
         let (simulation, recorded) = self.build(sink, export.is_some())?;
         let report = simulation.run(on_progress).map_err(sim_error)?;
-        let doc = self.document(&report);
+        let mut doc = self.document(&report);
+        self.add_replicas(&mut doc)?;
         let outcome = RunOutcome { doc, report };
         let mut files = Vec::new();
         if let Some(f) = metrics.as_mut() {
@@ -203,6 +249,7 @@ impl RunConfig {
         if !self.analysis.objectives.is_empty() {
             doc.slo = Some(crate::slo::evaluate(&self.analysis.objectives, &doc));
         }
+        doc.prediction_interval = Some(crate::interval::prediction_interval(self, &doc.cluster, None));
         doc.config = Some(self.recorded_config());
         doc
     }

@@ -279,6 +279,11 @@ pub struct RunSpec {
     #[arg(long, value_enum, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compat: Option<Compat>,
+    /// Also run the same configuration under N−1 more seeds (base+1 …) in parallel and report
+    /// their spread (`replicas`), which widens the prediction intervals.
+    #[arg(long, allow_hyphen_values = true, help_heading = "Run")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
     /// Master seed of every random stream.
     #[arg(long, allow_hyphen_values = true, help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -453,6 +458,7 @@ impl RunSpec {
             prefix_tokens: Some(0),
             seed: Some(42),
             compat: Some(Compat::Blis),
+            replicas: Some(1),
             lockstep_decode: Some(true),
             independent_instances: Some(true),
             ..RunSpec::default()

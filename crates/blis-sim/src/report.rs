@@ -60,6 +60,11 @@ pub struct MetricsDoc {
 
 impl MetricsDoc {
     /// The document's field names, sorted (the metric columns of a sweep table).
+    /// A document of no requests (a base for tests and for listing field names).
+    pub fn zero() -> MetricsDoc {
+        metrics_doc(String::new(), &Metrics::default(), 0, 0, None)
+    }
+
     pub fn field_names() -> Vec<String> {
         let zero = metrics_doc(String::new(), &Metrics::default(), 0, 0, None);
         match serde_json::to_value(zero).expect("metrics serialize") {
@@ -135,6 +140,47 @@ pub struct TenantDoc {
     pub output_tokens: u64,
 }
 
+/// One value per headline figure.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Figures<T> {
+    pub ttft_mean_ms: T,
+    pub e2e_mean_ms: T,
+    pub itl_mean_ms: T,
+    pub ttft_p99_ms: T,
+    pub e2e_p99_ms: T,
+}
+
+/// 90 % intervals `[lo, hi]` of the headline figures, and what they combine.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PredictionInterval {
+    #[serde(flatten)]
+    pub intervals: Figures<[f64; 2]>,
+    /// Half-width of the step-time model's error, % of the value (held-out error, widened).
+    pub model_error_pct: Figures<f64>,
+    /// The factor the model error was widened by for leaving the calibration envelope (GPU,
+    /// TP degree, architecture); 1 inside it.
+    pub widening: f64,
+    /// Seeds whose spread the intervals include (1 = model error only).
+    pub replicas: usize,
+}
+
+/// Mean, sample standard deviation and range of a figure across seeds.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Spread {
+    pub mean: f64,
+    pub stdev: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// The headline figures of the same run under several seeds (the base seed first).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReplicaSpread {
+    pub seeds: Vec<u64>,
+    #[serde(flatten)]
+    pub figures: Figures<Spread>,
+}
+
 /// The whole document printed on stdout.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RunDoc {
@@ -173,6 +219,12 @@ pub struct RunDoc {
     /// Per-instance documents (cluster mode only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<MetricsDoc>,
+    /// 90 % intervals of the headline figures (model error and seed spread).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prediction_interval: Option<PredictionInterval>,
+    /// The same run under other seeds (`--replicas N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<ReplicaSpread>,
     /// How the run was configured (the resolved run description), so every result says how
     /// it was made.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -310,6 +362,8 @@ impl RunDoc {
             fitness: None,
             saturation: None,
             instances,
+            prediction_interval: None,
+            replicas: None,
             config: None,
             steady_state,
             slo: None,
