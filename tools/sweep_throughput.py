@@ -60,6 +60,8 @@ def main() -> None:
     # The first sweep starts the workers and imports blis in each; the second is steady state.
     assert timed("ray, first sweep", args.rows, lambda: blis.sweep(grid, backend="ray")) == one
     assert timed("ray, second sweep", args.rows, lambda: blis.sweep(grid, backend="ray")) == one
+    # One row per task: the difference to the batched sweep is Ray's own per-task cost.
+    assert timed("ray, one row per task", args.rows, lambda: blis.sweep(grid, backend="ray", batch_size=1)) == one
     ray.shutdown()
 
 

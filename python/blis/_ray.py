@@ -63,17 +63,22 @@ def run_rows(
     remote = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(task)
     grid_ref = ray.put(grid)
     bounds = [(a, min(a + batch_size, end)) for a in range(start, end, batch_size)]
-    refs = [remote.remote(grid_ref, a, b) for a, b in bounds]
-    rows_of = {ref: b - a for ref, (a, b) in zip(refs, bounds)}
-    pending, done = list(refs), 0
+    pending = [remote.remote(grid_ref, a, b) for a, b in bounds]
+    position = {ref: i for i, ref in enumerate(pending)}
+    # Batches are parsed as they arrive, overlapping the driver's work with the cluster's, and
+    # each is released from the object store once parsed.
+    batches: list[list[dict[str, Any]]] = [[] for _ in bounds]
+    done = 0
     try:
         while pending:
             ready, pending = ray.wait(pending, num_returns=min(len(pending), 64), timeout=0.2)
-            done += sum(rows_of[r] for r in ready)
+            for ref in ready:
+                i = position.pop(ref)
+                batches[i] = json.loads(ray.get(ref))
+                done += len(batches[i])
             progress.update(done)
-        batches = ray.get(refs)
     except BaseException:
         for ref in pending:
             ray.cancel(ref)
         raise
-    return [row for batch in batches for row in json.loads(batch)]
+    return [row for batch in batches for row in batch]
