@@ -97,23 +97,22 @@ def sweep(
     `progress`: ``True`` for a tqdm bar (when tqdm is installed), or a callable
     ``progress(done_rows, total_rows)``.
     """
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"backend: expected 'local' or 'ray', got {backend!r}")
+    if threads is not None and not 1 <= threads <= 1024:
+        raise ConfigError(f"threads: must be between 1 and 1024, got {threads}")
     text, fmt, name = _grid_source(grid)
     total = _blis.grid_len(text, fmt, name)
     start, end = (0, total) if shard is None else _blis.shard_range(*_shard(shard), total)
     report = Progress(progress, end - start)
     try:
-        if backend == "local":
-            if threads is not None and not 1 <= threads <= 1024:
-                raise ConfigError(f"threads: must be between 1 and 1024, got {threads}")
-            rows_json = _blis.sweep_rows(text, fmt, name, start, end, threads, report.update)
-            return json.loads(rows_json)
         if backend == "ray":
             from . import _ray
 
             return _ray.run_rows(
                 (text, fmt, name), start, end, max_retries=max_retries, batch_size=batch_size, progress=report
             )
-        raise ConfigError(f"backend: expected 'local' or 'ray', got {backend!r}")
+        return json.loads(_blis.sweep_rows(text, fmt, name, start, end, threads, report.update))
     finally:
         report.close()
 

@@ -11,6 +11,7 @@ import json
 import math
 from typing import Any, Callable, Optional, Tuple
 
+from ._blis import ConfigError
 from ._progress import Progress
 
 GridSource = Tuple[str, str, str]
@@ -50,14 +51,14 @@ def run_rows(
     task runs (tests substitute one that fails)."""
     import ray
 
+    if max_retries < 0:
+        raise ConfigError(f"max_retries: must be at least 0, got {max_retries}")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"batch_size: must be at least 1, got {batch_size}")
     if not ray.is_initialized():
         ray.init()
-    if max_retries < 0:
-        raise ValueError(f"max_retries: must be at least 0, got {max_retries}")
     if batch_size is None:
         batch_size = batch_rows(end - start, int(ray.cluster_resources().get("CPU", 1)))
-    elif batch_size < 1:
-        raise ValueError(f"batch_size: must be at least 1, got {batch_size}")
     # Retries cover lost workers and nodes; a task that raises would raise again (rows that
     # cannot run are error rows, not exceptions), so exceptions are not retried.
     remote = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(task)

@@ -61,6 +61,13 @@ def test_a_task_whose_worker_died_is_retried(tmp_path: Path) -> None:
         _ray.run_rows(text, 0, ROWS, max_retries=0, batch_size=4, progress=progress, task=crash_once)
 
 
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(blis.ConfigError, match="^max_retries: "):
+        blis.sweep(GRID, backend="ray", max_retries=-1)
+    with pytest.raises(blis.ConfigError, match="^batch_size: "):
+        blis.sweep(GRID, backend="ray", batch_size=0)
+
+
 def test_progress_reaches_the_total() -> None:
     seen: list[tuple[int, int]] = []
     blis.sweep(GRID, backend="ray", batch_size=3, progress=lambda done, total: seen.append((done, total)))

@@ -114,6 +114,11 @@ def test_progress_reaches_the_total() -> None:
     assert [d for d, _ in seen] == sorted({d for d, _ in seen})
 
 
+def test_a_progress_bar_changes_no_row(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_same(blis.sweep(GRID, shard=(1, 4), progress=True), blis.sweep(GRID, shard=(1, 4)))
+    assert "3/3" in capsys.readouterr().err  # tqdm's bar, on stderr
+
+
 def test_an_exception_in_progress_stops_the_sweep() -> None:
     class Stop(Exception):
         pass
