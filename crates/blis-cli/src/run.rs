@@ -2,7 +2,7 @@
 //! run description → simulation → metrics document on stdout.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use blis_config::{Catalog, Layers, RunConfig, RunError, Source};
 
@@ -41,29 +41,9 @@ impl From<RunError> for CliError {
 
 pub type CliResult<T> = Result<T, CliError>;
 
-/// What the environment gives every run: the HuggingFace hub settings and this machine's memory.
-/// The only place the environment is read: `HF_ENDPOINT`, `HF_TOKEN`, and the config cache in
-/// `$BLIS_CACHE_DIR`, else `$XDG_CACHE_HOME/blis`, else `~/.cache/blis`.
+/// What the environment gives every run (see [`Catalog::from_env`]).
 pub fn catalog() -> Catalog {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let cache_dir = var("BLIS_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| var("XDG_CACHE_HOME").map(|x| Path::new(&x).join("blis")))
-        .or_else(|| var("HOME").map(|h| Path::new(&h).join(".cache").join("blis")));
-    let hub = blis_model::HubOptions {
-        endpoint: var("HF_ENDPOINT").unwrap_or_else(|| blis_model::DEFAULT_HF_ENDPOINT.into()),
-        token: var("HF_TOKEN"),
-        cache_dir,
-    };
-    Catalog { hub, memory_limit_bytes: physical_memory_bytes() }
-}
-
-/// Total physical memory (Linux); `None` elsewhere, which skips the memory check.
-fn physical_memory_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    Catalog::from_env()
 }
 
 /// `blis run`.

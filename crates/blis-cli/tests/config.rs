@@ -269,7 +269,14 @@ fn sweep_rows_are_runs() {
         let run = doc(&ok(blis(&["run", "--config", s(&config), "--progress", "never"])));
         let mut cluster = metrics(run);
         let cluster = cluster.as_object_mut().unwrap();
-        for key in ["per_class", "per_tenant", "jain_fairness_index", "instances", "trace_summary"] {
+        for key in [
+            "per_class",
+            "per_tenant",
+            "jain_fairness_index",
+            "instances",
+            "trace_summary",
+            "prediction_interval",
+        ] {
             cluster.remove(key);
         }
         // A sweep row carries the steady-state verdict alone.

@@ -19,6 +19,11 @@ axes:
 ";
 
 fn sweep(dir: &Path, grid: &str, threads: usize, output: &str) -> String {
+    sweep_with(dir, grid, output, &["--threads", &threads.to_string()])
+}
+
+/// `blis sweep --grid GRID --output OUTPUT EXTRA…`, returning the output file.
+fn sweep_with(dir: &Path, grid: &str, output: &str, extra: &[&str]) -> String {
     let grid_path = dir.join("grid.yaml");
     std::fs::write(&grid_path, grid).unwrap();
     let out_path = dir.join(output);
@@ -27,7 +32,7 @@ fn sweep(dir: &Path, grid: &str, threads: usize, output: &str) -> String {
         .arg(&grid_path)
         .arg("--output")
         .arg(&out_path)
-        .args(["--threads", &threads.to_string()])
+        .args(extra)
         .status()
         .unwrap();
     assert!(status.success());
@@ -86,4 +91,24 @@ fn a_malformed_grid_is_an_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no-such-flag: not a `blis run` flag") && err.lines().count() == 1, "{err}");
+}
+
+/// The shards of a grid, concatenated in order, are the whole sweep row for row, whatever the
+/// number of shards (more shards than rows leaves some empty).
+#[test]
+fn shards_partition_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let full: Vec<serde_json::Value> =
+        serde_json::from_str(&sweep(dir.path(), GRID, 2, "full.json")).unwrap();
+    assert_eq!(full.len(), 8);
+    for n in [1, 3, 8, 11] {
+        let mut rows = Vec::new();
+        for k in 1..=n {
+            let shard = format!("{k}/{n}");
+            let text = sweep_with(dir.path(), GRID, "shard.json", &["--shard", &shard, "--threads", "2"]);
+            let part: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+            rows.extend(part);
+        }
+        assert_eq!(rows, full, "{n} shards");
+    }
 }

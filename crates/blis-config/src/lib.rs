@@ -12,6 +12,7 @@
 //!   bundles.
 
 pub mod duration;
+pub mod environment;
 pub mod error;
 pub mod export;
 pub mod html;

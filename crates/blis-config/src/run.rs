@@ -75,6 +75,15 @@ impl RunConfig {
         self.outputs.results_path.is_some() || self.analysis.detector.is_some()
     }
 
+    /// Keeps a record per request even when no output asks for one, for callers that read
+    /// [`RunOutcome::records`] themselves (the Python binding's `records=True`). Records never
+    /// change the metrics.
+    pub fn keep_records(&mut self) {
+        for pool in &mut self.sim.pools {
+            pool.instance.record_requests = true;
+        }
+    }
+
     /// The simulator over this run's requests, writing decision records to `trace_sink`.
     /// `export`: wrap the source so its requests can be exported afterwards.
     pub fn build(

@@ -93,6 +93,15 @@ impl Grid {
         Ok(grid)
     }
 
+    /// A grid given as JSON rather than a YAML file (the Python binding's dicts); `name` stands
+    /// for the file in errors.
+    pub fn from_json(text: &str, name: &Path) -> Result<Grid, ConfigError> {
+        let grid: Grid = serde_json::from_str(text)
+            .map_err(|e| ConfigError::new("", name.display().to_string(), e.to_string()))?;
+        grid.validate(name)?;
+        Ok(grid)
+    }
+
     fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         let keys = RunSpec::keys();
         let err = |key: &str, m: String| ConfigError::new(key, format!("{}: {key}", file.display()), m);
@@ -183,8 +192,8 @@ impl Grid {
     }
 }
 
-/// The key of a flag alias.
-fn canonical(key: &str) -> &str {
+/// The key a flag alias sets (`max-num-running-reqs` → `max-num-seqs`); other keys as they are.
+pub fn canonical(key: &str) -> &str {
     match key {
         "max-num-running-reqs" => "max-num-seqs",
         "max-num-scheduled-tokens" => "max-num-batched-tokens",
@@ -426,6 +435,18 @@ axes:
         assert_eq!(spec.num_instances, Some(2));
         assert_eq!(spec.no_prefix_caching, Some(true));
         assert_eq!(spec.timeout, Some(crate::duration::Seconds(-1.5)));
+    }
+
+    #[test]
+    fn json_grids_read_as_yaml_ones() {
+        let json = r#"{"base": {"model": "m", "num-requests": 10, "no-prefix-caching": true, "timeout": -1.5},
+            "axes": [{"flag": "num-instances", "values": [1, 2]},
+                     {"flag": "routing-policy", "values": ["round-robin", "least-loaded", "weighted"]}]}"#;
+        assert_eq!(Grid::from_json(json, Path::new("grid")).unwrap(), grid(GRID).unwrap());
+        let e = Grid::from_json(r#"{"axes": [{"flag": "tp", "values": []}]}"#, Path::new("grid"));
+        assert_eq!(e.unwrap_err().to_string(), "grid: tp: the axis has no values");
+        let e = Grid::from_json(r#"{"bogus": 1}"#, Path::new("grid")).unwrap_err().to_string();
+        assert!(e.starts_with("grid: unknown field `bogus`"), "{e}");
     }
 
     #[test]
