@@ -53,6 +53,7 @@ fn spec(i: u64, arrival_us: u64) -> RequestSpec {
         deadline_us: None,
         session: None,
         prefix_group: None,
+        meta: None,
     }
 }
 

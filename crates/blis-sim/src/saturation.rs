@@ -137,11 +137,15 @@ pub const NEVER: u64 = u64::MAX;
 /// The `saturation` object of the metrics document.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SaturationDoc {
+    /// The detector of the verdict (the most severe one when several ran).
     pub detector: &'static str,
     pub verdict: Verdict,
     /// Mean of the detector's score over the events of the final window (see the module
     /// docs for what each detector's score means).
     pub score: f64,
+    /// Every detector's verdict when several ran (`--detectors composite,threshold`, `all`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdicts: Option<std::collections::BTreeMap<&'static str, DetectorVerdict>>,
 }
 
 /// Samples of `records` (times rebuilt from the records' s/ms fields, rounded to the µs they
@@ -169,12 +173,23 @@ pub fn detect(
     unfinished: u64,
     final_window_us: Option<u64>,
 ) -> SaturationDoc {
-    let name = detector.name();
-    if !samples.iter().any(|s| s.completion_us != NEVER) {
-        let (verdict, score) =
-            if unfinished > 0 { (Verdict::Overloaded, 1.0) } else { (Verdict::Stable, 0.0) };
-        return SaturationDoc { detector: name, verdict, score };
-    }
+    detect_all(&[detector], samples, unfinished, final_window_us, None).expect("no trace is written")
+}
+
+/// Runs every detector of `detectors` over the same events. The document's top-level verdict
+/// is the most severe one (the first such detector in `detectors`), and `verdicts` holds each
+/// detector's when there is more than one. With `trace`, the per-event verdicts are written
+/// there as the reference's saturation report: `{"final": {detector: LEVEL}, "trace":
+/// [{timestamp, detector, result: {level, score, confidence, signals}}]}`, one record per
+/// event and detector (in `detectors` order).
+pub fn detect_all(
+    detectors: &[Detector],
+    samples: &[Sample],
+    unfinished: u64,
+    final_window_us: Option<u64>,
+    mut trace: Option<&mut dyn std::io::Write>,
+) -> std::io::Result<SaturationDoc> {
+    assert!(!detectors.is_empty(), "at least one detector");
     // (time, 0 = arrival / 1 = completion, id, E2E)
     let mut events: Vec<(u64, u8, u64, u64)> = Vec::with_capacity(samples.len() * 2);
     for s in samples {
@@ -185,33 +200,116 @@ pub fn detect(
         }
     }
     events.sort_unstable();
-    let last_arrival = samples.iter().map(|s| s.arrival_us).max().expect("non-empty");
-    let first_arrival = samples.iter().map(|s| s.arrival_us).min().expect("non-empty");
-    let detector = match detector {
-        Detector::BacklogDrift { bucket_us } if (last_arrival - first_arrival) < 10 * bucket_us => {
-            Detector::BacklogDrift { bucket_us: ((last_arrival - first_arrival) / 10).max(1000) }
-        }
-        d => d,
-    };
-    let window = final_window_us.unwrap_or_else(|| detector.default_final_window_us());
-    let window_start = last_arrival.saturating_sub(window);
-    let mut state = State::new(detector);
-    let mut votes = [0u64; 3];
-    let (mut score_sum, mut scored) = (0.0, 0u64);
+    let completed_any = samples.iter().any(|s| s.completion_us != NEVER);
+    let last_arrival = samples.iter().map(|s| s.arrival_us).max().unwrap_or(0);
+    let first_arrival = samples.iter().map(|s| s.arrival_us).min().unwrap_or(0);
+    let tuned: Vec<Detector> = detectors
+        .iter()
+        .map(|&d| match d {
+            Detector::BacklogDrift { bucket_us } if (last_arrival - first_arrival) < 10 * bucket_us => {
+                Detector::BacklogDrift { bucket_us: ((last_arrival - first_arrival) / 10).max(1000) }
+            }
+            d => d,
+        })
+        .collect();
+    let window_start: Vec<u64> = tuned
+        .iter()
+        .map(|d| last_arrival.saturating_sub(final_window_us.unwrap_or_else(|| d.default_final_window_us())))
+        .collect();
+    let mut states: Vec<State> = tuned.iter().map(|&d| State::new(d)).collect();
+    let mut votes = vec![[0u64; 3]; tuned.len()];
+    let mut scores = vec![(0.0f64, 0u64); tuned.len()];
     for &(time, kind, _, e2e) in &events {
-        let (verdict, s) = state.feed(time, kind == 1, e2e);
-        if time >= window_start && time <= last_arrival {
-            votes[verdict as usize] += 1;
-            score_sum += s;
-            scored += 1;
+        for (k, state) in states.iter_mut().enumerate() {
+            let (verdict, s) = state.feed(time, kind == 1, e2e);
+            if time >= window_start[k] && time <= last_arrival {
+                votes[k][verdict as usize] += 1;
+                scores[k].0 += s;
+                scores[k].1 += 1;
+            }
         }
     }
-    let score = score_sum / scored.max(1) as f64;
-    let verdict = [Verdict::Overloaded, Verdict::Backlogged, Verdict::Stable]
-        .into_iter()
-        .max_by_key(|v| (votes[*v as usize], *v))
-        .expect("three verdicts");
-    SaturationDoc { detector: name, verdict, score }
+    let verdicts: Vec<DetectorVerdict> = (0..tuned.len())
+        .map(|k| {
+            if !completed_any {
+                let (verdict, score) =
+                    if unfinished > 0 { (Verdict::Overloaded, 1.0) } else { (Verdict::Stable, 0.0) };
+                return DetectorVerdict { verdict, score };
+            }
+            let verdict = [Verdict::Overloaded, Verdict::Backlogged, Verdict::Stable]
+                .into_iter()
+                .max_by_key(|v| (votes[k][*v as usize], *v))
+                .expect("three verdicts");
+            DetectorVerdict { verdict, score: scores[k].0 / scores[k].1.max(1) as f64 }
+        })
+        .collect();
+    if let Some(out) = trace.as_deref_mut() {
+        write_report(out, &tuned, &verdicts, &events)?;
+    }
+    let top =
+        (0..tuned.len()).max_by_key(|&k| (verdicts[k].verdict, std::cmp::Reverse(k))).expect("non-empty");
+    Ok(SaturationDoc {
+        detector: tuned[top].name(),
+        verdict: verdicts[top].verdict,
+        score: verdicts[top].score,
+        verdicts: (tuned.len() > 1)
+            .then(|| tuned.iter().zip(&verdicts).map(|(d, v)| (d.name(), *v)).collect()),
+    })
+}
+
+/// One detector's final verdict.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct DetectorVerdict {
+    pub verdict: Verdict,
+    pub score: f64,
+}
+
+/// One per-event record of the saturation report.
+#[derive(Serialize)]
+struct TraceRecord {
+    timestamp: u64,
+    detector: &'static str,
+    result: EventResult,
+}
+
+#[derive(Serialize)]
+struct EventResult {
+    level: Verdict,
+    score: f64,
+    confidence: f64,
+    signals: std::collections::BTreeMap<&'static str, f64>,
+}
+
+fn write_report(
+    out: &mut dyn std::io::Write,
+    detectors: &[Detector],
+    verdicts: &[DetectorVerdict],
+    events: &[(u64, u8, u64, u64)],
+) -> std::io::Result<()> {
+    let finals: std::collections::BTreeMap<&str, Verdict> =
+        detectors.iter().zip(verdicts).map(|(d, v)| (d.name(), v.verdict)).collect();
+    write!(
+        out,
+        "{{\"final\":{},\"trace\":[",
+        serde_json::to_string(&finals).map_err(std::io::Error::other)?
+    )?;
+    let mut states: Vec<State> = detectors.iter().map(|&d| State::new(d)).collect();
+    let mut first = true;
+    for &(time, kind, _, e2e) in events {
+        for state in &mut states {
+            let (level, score) = state.feed(time, kind == 1, e2e);
+            let (confidence, signals) = state.signals();
+            let record = TraceRecord {
+                timestamp: time,
+                detector: state.detector.name(),
+                result: EventResult { level, score, confidence, signals },
+            };
+            out.write_all(if first { b"\n" } else { b",\n" })?;
+            first = false;
+            serde_json::to_writer(&mut *out, &record).map_err(std::io::Error::other)?;
+        }
+    }
+    out.write_all(b"\n]}\n")
 }
 
 struct State {
@@ -279,6 +377,67 @@ impl State {
         }
     }
 
+    /// (confidence, signals) after the last event, as the reference's report names them.
+    fn signals(&self) -> (f64, std::collections::BTreeMap<&'static str, f64>) {
+        let arrivals = self.arrivals as f64;
+        let floor = 1.0 / arrivals.max(1.0).sqrt();
+        let ramp = (arrivals / 20.0).min(1.0);
+        let mut m = std::collections::BTreeMap::new();
+        match self.detector {
+            Detector::Composite => {
+                let trend = self.trend();
+                m.insert("rate_deficit", (1.0 - self.completions as f64 / arrivals.max(1.0)).max(0.0));
+                m.insert("latency_trend_raw", self.raw_trend().min(1.0));
+                m.insert("latency_trend", trend.min(1.0));
+                m.insert("quartile_monotone", if self.quartiles_rise() { 1.0 } else { 0.0 });
+                m.insert("noise_floor", floor);
+                (ramp, m)
+            }
+            Detector::Threshold { threshold_ms } => {
+                let n = self.completions as f64;
+                if self.completions > 0 {
+                    m.insert("mean_e2e", self.e2e_prefix[self.completions as usize] / n / 1000.0);
+                    m.insert("threshold", threshold_ms);
+                }
+                (if n > 0.0 { 1.0 - 1.0 / (n + 1.0).sqrt() } else { 0.0 }, m)
+            }
+            Detector::BacklogDrift { .. } => {
+                let buckets = (self.drift.current + 1) as f64;
+                m.insert("in_flight", arrivals - self.completions as f64);
+                m.insert("arrivals", arrivals);
+                m.insert("completions", self.completions as f64);
+                m.insert("running_slope", self.drift.last_slope);
+                m.insert("noise_floor", floor * (arrivals / buckets).max(1.0));
+                (ramp, m)
+            }
+        }
+    }
+
+    /// Relative growth of the completion-ordered E2E halves, without the quartile condition.
+    fn raw_trend(&self) -> f64 {
+        let n = self.completions as usize;
+        if n < 2 {
+            return 0.0;
+        }
+        let p = &self.e2e_prefix;
+        let first = p[n / 2] / (n / 2) as f64;
+        let second = (p[n] - p[n / 2]) / (n - n / 2) as f64;
+        if first <= 0.0 { 0.0 } else { ((second - first) / first).max(0.0) }
+    }
+
+    /// Whether the four quartile means of the completion-ordered E2Es strictly increase (n ≥ 20).
+    fn quartiles_rise(&self) -> bool {
+        let n = self.completions as usize;
+        if n < 20 {
+            return false;
+        }
+        let p = &self.e2e_prefix;
+        let q: Vec<f64> = (0..4)
+            .map(|k| (p[(k + 1) * n / 4] - p[k * n / 4]) / ((k + 1) * n / 4 - k * n / 4) as f64)
+            .collect();
+        q.windows(2).all(|w| w[1] > w[0])
+    }
+
     /// Relative growth of completion-ordered E2E (0 unless n ≥ 20 and quartile means rise).
     fn trend(&self) -> f64 {
         let n = self.completions as usize;
@@ -305,6 +464,8 @@ struct Drift {
     /// Index of the open bucket and its latest value.
     current: u64,
     value: f64,
+    /// The slope returned by the last `feed`.
+    last_slope: f64,
     /// Sums over closed buckets.
     n: f64,
     sx: f64,
@@ -337,7 +498,8 @@ impl Drift {
         let (sx, sy, sxy, sxx) =
             (self.sx + x, self.sy + in_flight, self.sxy + x * in_flight, self.sxx + x * x);
         let denom = n * sxx - sx * sx;
-        if n < 2.0 || denom <= 0.0 { 0.0 } else { (n * sxy - sx * sy) / denom }
+        self.last_slope = if n < 2.0 || denom <= 0.0 { 0.0 } else { (n * sxy - sx * sy) / denom };
+        self.last_slope
     }
 }
 

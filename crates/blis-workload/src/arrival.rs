@@ -52,7 +52,7 @@ impl ArrivalProcess {
             match v {
                 Some(_) => Err(WorkloadError::at(
                     format!("{path}.{name}"),
-                    format!("only used by process gamma, not {}", spec.process),
+                    format!("only used by processes gamma and weibull, not {}", spec.process),
                 )),
                 None => Ok(()),
             }
@@ -108,8 +108,49 @@ impl ArrivalProcess {
                 Ok(ArrivalProcess::Gamma { dist, mean_us: shape * scale })
             }
             "weibull" => {
-                check_unused("shape", spec.shape)?;
-                check_unused("scale", spec.scale)?;
+                // Fitted parameters (ServeGen): shape k and scale λ in µs, both or neither.
+                match (spec.shape, spec.scale) {
+                    (Some(k), Some(l)) => {
+                        for (name, v) in [("shape", k), ("scale", l)] {
+                            if !(v.is_finite() && v > 0.0) {
+                                return Err(WorkloadError::at(
+                                    format!("{path}.{name}"),
+                                    format!("must be > 0, got {v}"),
+                                ));
+                            }
+                        }
+                        if l > crate::limits::MAX_TIME_US as f64 {
+                            return Err(WorkloadError::at(
+                                format!("{path}.scale"),
+                                format!(
+                                    "{} µs is beyond the longest simulated time, {}",
+                                    crate::limits::num(l),
+                                    crate::limits::max_time_text()
+                                ),
+                            ));
+                        }
+                        if k < 0.05 {
+                            return Err(WorkloadError::at(
+                                format!("{path}.shape"),
+                                format!("weibull shape must be ≥ 0.05 (CV ≤ ~10^9), got {k}"),
+                            ));
+                        }
+                        return Ok(ArrivalProcess::Weibull { shape: k, scale_us: l });
+                    }
+                    (Some(_), None) => {
+                        return Err(WorkloadError::at(
+                            format!("{path}.scale"),
+                            "required with shape for weibull",
+                        ));
+                    }
+                    (None, Some(_)) => {
+                        return Err(WorkloadError::at(
+                            format!("{path}.shape"),
+                            "required with scale for weibull",
+                        ));
+                    }
+                    (None, None) => {}
+                }
                 if !(0.01..=10.4).contains(&cv) {
                     return Err(WorkloadError::at(
                         format!("{path}.cv"),

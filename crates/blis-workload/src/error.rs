@@ -46,6 +46,15 @@ impl WorkloadError {
         self
     }
 
+    /// Places the error's path under `prefix` (`servegen_data` + `path` → `servegen_data.path`).
+    pub fn under(mut self, prefix: &str) -> Self {
+        self.path = Some(match self.path.take() {
+            Some(p) => format!("{prefix}.{p}"),
+            None => prefix.to_string(),
+        });
+        self
+    }
+
     /// Attaches a line (and optional column).
     pub fn at_line(mut self, line: usize, column: Option<usize>) -> Self {
         self.line = Some(line);

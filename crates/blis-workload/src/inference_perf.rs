@@ -231,7 +231,7 @@ pub(crate) fn reference_plans(
     ip: &InferencePerfSpec,
     seed: u64,
     timeout_us: Option<Option<u64>>,
-) -> Result<(Vec<ClientPlan>, Option<u32>)> {
+) -> Result<Vec<ClientPlan>> {
     let plan = InferencePerfPlan::compile(ip)?;
     let clients_per_stage = u64::from(plan.groups) * u64::from(plan.users_per_group);
     // Stage durations are whole seconds in the reference (`int64`); counts truncate.
@@ -285,21 +285,16 @@ pub(crate) fn reference_plans(
                 } else {
                     format!("prompt-{g}-user-{u}")
                 };
-                let mut client = ClientPlan {
-                    id: Arc::from(id.as_str()),
-                    tenant: Some(Arc::from(group.as_str())),
-                    slo_class: SloClass::Standard,
-                    slo_named: false,
-                    arrival: ArrivalProcess::poisson(per_client_rate),
-                    input: LengthDist::constant(plan.question_len),
-                    output: LengthDist::constant(plan.output_len),
-                    prefix: prefix.clone(),
-                    timeout_us: timeout,
-                    windows: if multi_stage { vec![windows[s]] } else { Vec::new() },
-                    multi_turn: None,
-                    first_arrival: FirstArrival::Renewal,
-                    normalized: None,
-                };
+                let mut client = ClientPlan::basic(
+                    &id,
+                    ArrivalProcess::poisson(per_client_rate),
+                    LengthDist::constant(plan.question_len),
+                    LengthDist::constant(plan.output_len),
+                );
+                client.tenant = Some(Arc::from(group.as_str()));
+                client.prefix = prefix.clone();
+                client.timeout_us = timeout;
+                client.windows = if multi_stage { vec![windows[s]] } else { Vec::new() };
                 if plan.multi_turn_chat {
                     if share == 0 {
                         continue; // a session of no rounds sends nothing
@@ -312,6 +307,7 @@ pub(crate) fn reference_plans(
                             )
                         })?,
                         think_time_us,
+                        think: crate::think::ThinkTime::Constant { us: think_time_us },
                         accumulate: false,
                         single_session: true,
                         closed_loop: true,
@@ -333,7 +329,7 @@ pub(crate) fn reference_plans(
             }
         }
     }
-    Ok((plans, plan.multi_turn_chat.then_some(plan.output_len)))
+    Ok(plans)
 }
 
 /// Populations up to this many users are tabulated at start-up (see the module docs).
@@ -553,6 +549,7 @@ impl RequestSource for InferencePerfSource {
             deadline_us: self.timeout_us.map(|t| arrival_us.saturating_add(t)),
             session: None,
             prefix_group: Some(group.clone()),
+            meta: None,
         })
     }
 

@@ -248,6 +248,142 @@ impl LengthDist {
     }
 }
 
+/// A percentage drawn per request (`reasoning.reason_ratio_distribution`): the families of
+/// [`LengthDist`] with values allowed from 0, each draw rounded and clamped to `[0, 100]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PercentDist {
+    /// Constant distributions (and `min == max`) short-circuit here.
+    fixed: Option<f64>,
+    kind: PercentKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum PercentKind {
+    Gaussian { mean: f64, std_dev: f64, min: f64, max: f64 },
+    Uniform { min: f64, max: f64 },
+    Exponential { mean: f64 },
+    LogNormal { mu: f64, sigma: f64 },
+    Empirical { cdf: Vec<(f64, f64)> },
+    Fixed,
+}
+
+impl PercentDist {
+    /// Validates `spec` as a percentage distribution; `path` prefixes errors.
+    pub fn from_spec(spec: &DistSpec, path: &str) -> Result<Self> {
+        let p = Params { map: &spec.params, path, kind: &spec.kind };
+        let pct = |key: &str, v: f64| -> Result<f64> {
+            if (0.0..=100.0).contains(&v) {
+                Ok(v)
+            } else {
+                Err(p.err(key, format!("must be a percentage in [0, 100], got {}", num(v))))
+            }
+        };
+        let (fixed, kind) = match spec.kind.as_str() {
+            "constant" => {
+                p.only(&["value"])?;
+                (Some(pct("value", p.req("value")?)?), PercentKind::Fixed)
+            }
+            "gaussian" | "normal" => {
+                p.only(&["mean", "std_dev", "min", "max"])?;
+                let (mean, std_dev) = (p.req("mean")?, p.req("std_dev")?);
+                p.non_negative("std_dev", std_dev)?;
+                let (min, max) = (pct("min", p.req("min")?)?, pct("max", p.req("max")?)?);
+                if max < min {
+                    return Err(p.err("max", format!("must be ≥ min ({min}), got {max}")));
+                }
+                let fixed = (min == max).then_some(min);
+                (fixed, PercentKind::Gaussian { mean, std_dev, min, max })
+            }
+            "uniform" => {
+                p.only(&["min", "max"])?;
+                let (min, max) = (pct("min", p.req("min")?)?, pct("max", p.req("max")?)?);
+                if max < min {
+                    return Err(p.err("max", format!("must be ≥ min ({min}), got {max}")));
+                }
+                (None, PercentKind::Uniform { min, max })
+            }
+            "exponential" => {
+                p.only(&["mean"])?;
+                let mean = pct("mean", p.req("mean")?)?;
+                (None, PercentKind::Exponential { mean })
+            }
+            "lognormal" => {
+                p.only(&["mu", "sigma"])?;
+                let (mu, sigma) = (p.req("mu")?, p.req("sigma")?);
+                p.non_negative("sigma", sigma)?;
+                (None, PercentKind::LogNormal { mu: mu.min(10.0), sigma })
+            }
+            "empirical" => {
+                let mut points = Vec::new();
+                for (k, &w) in &spec.params {
+                    let v: f64 = k
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|v: &f64| (0.0..=100.0).contains(v))
+                        .ok_or_else(|| {
+                            p.err(k, "empirical keys are percentages in [0, 100] (e.g. \"50\": 0.5)".into())
+                        })?;
+                    if !(w.is_finite() && w >= 0.0) {
+                        return Err(p.err(k, format!("weight must be ≥ 0, got {w}")));
+                    }
+                    points.push((v, w));
+                }
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let total: f64 = points.iter().map(|p| p.1).sum();
+                if !(total.is_finite() && total > 0.0) {
+                    return Err(WorkloadError::at(
+                        format!("{path}.params"),
+                        "empirical needs at least one value with weight > 0 (and a finite sum)",
+                    ));
+                }
+                let mut acc = 0.0;
+                let cdf = points
+                    .into_iter()
+                    .filter(|p| p.1 > 0.0)
+                    .map(|(v, w)| {
+                        acc += w / total;
+                        (v, acc)
+                    })
+                    .collect();
+                (None, PercentKind::Empirical { cdf })
+            }
+            other => {
+                return Err(WorkloadError::at(
+                    format!("{path}.type"),
+                    format!(
+                        "unknown distribution {other:?}; accepted: constant, gaussian, uniform, exponential, lognormal, empirical"
+                    ),
+                ));
+            }
+        };
+        Ok(PercentDist { fixed, kind })
+    }
+
+    /// One draw as a fraction in `[0, 1]` (whole percent).
+    pub fn sample_fraction(&self, rng: &mut StreamRng) -> f64 {
+        let v = match (&self.fixed, &self.kind) {
+            (Some(v), _) => *v,
+            (None, PercentKind::Gaussian { mean, std_dev, min, max }) => {
+                let z: f64 = StandardNormal.sample(rng);
+                (mean + std_dev * z).clamp(*min, *max)
+            }
+            (None, PercentKind::Uniform { min, max }) => min + (max - min) * rng.random::<f64>(),
+            (None, PercentKind::Exponential { mean }) => exp1(rng) * mean,
+            (None, PercentKind::LogNormal { mu, sigma }) => {
+                let z: f64 = StandardNormal.sample(rng);
+                (mu + sigma * z).exp()
+            }
+            (None, PercentKind::Empirical { cdf }) => {
+                let u: f64 = rng.random();
+                cdf[cdf.partition_point(|&(_, c)| c <= u).min(cdf.len() - 1)].0
+            }
+            (None, PercentKind::Fixed) => 0.0,
+        };
+        if v.is_finite() { v.round().clamp(0.0, 100.0) / 100.0 } else { 1.0 }
+    }
+}
+
 fn clamp_opt(x: f64, min: Option<f64>, max: Option<f64>) -> f64 {
     let x = min.map_or(x, |m| x.max(m));
     max.map_or(x, |m| x.min(m))

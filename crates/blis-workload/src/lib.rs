@@ -18,8 +18,10 @@ pub mod limits;
 pub mod presets;
 pub mod request;
 pub mod rng;
+pub mod servegen;
 mod sessions;
 pub mod spec;
+pub mod think;
 pub mod tokens;
 pub mod trace;
 pub mod validate;
@@ -32,10 +34,11 @@ pub use error::WorkloadError;
 pub use generator::{GenerationSemantics, Overrides, SpecSource, build_source, build_source_with};
 pub use limits::{MAX_REQUEST_TOKENS, MAX_TIME_US};
 pub use presets::{LenParams, Preset, SyntheticParams, is_inference_perf_preset, preset_names, preset_spec};
-pub use request::{Outcome, RequestSource, RequestSpec, SessionRef, SloClass};
+pub use request::{Outcome, RequestMeta, RequestSource, RequestSpec, SessionRef, SloClass};
 pub use spec::{WorkloadSpec, load_spec_file, parse_spec, to_yaml};
+pub use think::ThinkTime;
 pub use tokens::{Segment, TokenSeq};
 pub use trace::{
-    TraceHeader, TraceRecord, TraceSource, parse_trace_csv, read_trace_header, read_trace_records,
-    write_trace,
+    SessionMode, TraceHeader, TraceRecord, TraceSource, parse_trace_csv, read_trace_header,
+    read_trace_records, write_trace,
 };

@@ -98,6 +98,22 @@ pub struct RequestSpec {
     pub deadline_us: Option<u64>,
     pub session: Option<SessionRef>,
     pub prefix_group: Option<Arc<str>>,
+    /// Bookkeeping only outputs read (`None` for a plain text request).
+    pub meta: Option<Box<RequestMeta>>,
+}
+
+/// What a request carries for the outputs only (trace export, per-request records): how its
+/// prompt splits into modalities, and the share of its output spent reasoning. The engine
+/// never reads it: an image token costs what a text token costs.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RequestMeta {
+    /// Prompt tokens by modality (their sum plus the shared prefix is the prompt length).
+    pub text_tokens: u32,
+    pub image_tokens: u32,
+    pub audio_tokens: u32,
+    pub video_tokens: u32,
+    /// Fraction of the output that is reasoning, in [0, 1] (whole percent).
+    pub reason_ratio: f64,
 }
 
 /// How a request left the system, as reported back to its source.

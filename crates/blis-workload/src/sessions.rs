@@ -60,6 +60,11 @@ impl SessionManager {
         self.live.remove(&session);
     }
 
+    /// A think-time draw from the session's own stream (`None` if the session is gone).
+    pub fn draw_think(&mut self, session: u64, think: &crate::think::ThinkTime) -> Option<u64> {
+        self.live.get_mut(&session).map(|l| think.sample(&mut l.rng))
+    }
+
     #[cfg(test)]
     pub fn live_sessions(&self) -> usize {
         self.live.len()
@@ -76,7 +81,7 @@ impl SessionManager {
         arrival_us: u64,
     ) -> Option<RequestSpec> {
         let sref = prev.session?;
-        if sref.round + 1 >= mt.max_rounds {
+        if sref.round.saturating_add(1) >= mt.max_rounds {
             self.end(sref.session_id);
             return None;
         }
@@ -119,6 +124,7 @@ impl SessionManager {
             deadline_us: plan.timeout_us.map(|t| arrival_us.saturating_add(t)),
             session: Some(SessionRef { session_id: sref.session_id, round: sref.round + 1 }),
             prefix_group: prev.prefix_group.clone(),
+            meta: None,
         })
     }
 }

@@ -34,12 +34,12 @@ pub struct WorkloadSpec {
     pub horizon: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clients: Vec<ClientSpec>,
-    /// Not supported by this project (rejected at validation).
+    /// Populations of similar clients, expanded into `population` clients each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cohorts: Vec<CohortSpec>,
+    /// A ServeGen data directory, converted into cohorts when the spec is built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cohorts: Option<Vec<serde_json::Value>>,
-    /// Not supported by this project (rejected at validation).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub servegen_data: Option<serde_json::Value>,
+    pub servegen_data: Option<ServeGenDataSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inference_perf: Option<InferencePerfSpec>,
     /// Per SLO class (`critical`, `standard`, …) goodput targets.
@@ -64,11 +64,18 @@ pub struct ClientSpec {
     pub adapter: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_fraction: Option<f64>,
-    /// Closed-loop virtual users of this client (not supported per client; use `--concurrency`).
+    /// Closed-loop virtual users: each sends a request, waits for its response and the think
+    /// time, and sends the next (instead of `rate_fraction` arrivals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<i64>,
+    /// Think time of the virtual users between a response and their next request (µs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub think_time_us: Option<i64>,
+    /// BLIS extension: a think-time distribution of the virtual users in `--think-time-dist`
+    /// syntax (`lognormal:mu=2,sigma=0.6,min=3s,max=30s`, `constant:value=500ms`); replaces
+    /// `think_time_us`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think_time_dist: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrival: Option<ArrivalSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,7 +93,7 @@ pub struct ClientSpec {
     pub network: Option<NetworkSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<LifecycleSpec>,
-    /// Not supported by this project (rejected at validation).
+    /// The prompt as text plus images, audio and video segments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multimodal: Option<MultimodalSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,7 +189,7 @@ pub struct MultimodalSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReasoningSpec {
-    /// Percentage of output spent reasoning (bookkeeping only; accepted and ignored).
+    /// Percentage (0–100) of each output that is reasoning tokens, drawn per request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason_ratio_distribution: Option<DistSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,6 +207,111 @@ pub struct MultiTurnSpec {
     pub context_growth: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub single_session: Option<bool>,
+}
+
+/// A population of `population` clients that share one description; expanded into clients
+/// `<id>-0` … `<id>-(population−1)`, each with `rate_fraction / population`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CohortSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub population: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<ArrivalSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_distribution: Option<DistSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_distribution: Option<DistSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_group: Option<String>,
+    /// `shared` (default: one prefix for every member) or `per_member` (group `<group>-<j>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_sharing: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_length: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<bool>,
+    /// The whole cohort's share of `aggregate_rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_fraction: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diurnal: Option<DiurnalSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spike: Option<SpikeSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<ReasoningSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_loop: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_target_us: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multimodal: Option<MultimodalSpec>,
+}
+
+/// Day-long rate modulation: each hour the members are active for a share of the hour that
+/// follows a cosine between 1 (at `peak_hour`) and `1/peak_to_trough_ratio`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiurnalSpec {
+    pub peak_hour: i64,
+    pub peak_to_trough_ratio: f64,
+}
+
+/// Members active only during `[start_time_us, start_time_us + duration_us)`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpikeSpec {
+    pub start_time_us: i64,
+    pub duration_us: i64,
+    /// The cohort's absolute rate in req/s, shared by its members (required when
+    /// `aggregate_rate` is 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_rate: Option<f64>,
+}
+
+/// Full rate until `start_time_us`, then ten segments over `ramp_duration_us` whose active
+/// share falls linearly (10/10 … 1/10).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainSpec {
+    pub start_time_us: i64,
+    pub ramp_duration_us: i64,
+}
+
+/// `servegen_data:` a ServeGen data directory (`chunk-*-trace.csv` + `chunk-*-dataset.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeGenDataSpec {
+    pub path: String,
+    /// `midnight | morning | afternoon`: keep only that period's cohorts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_window: Option<String>,
+    /// Keep only trace rows whose start (s since the trace's midnight) is in `[span_start, span_end)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_start: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_end: Option<i64>,
+    /// Length of each simulated period in seconds (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_duration_secs: Option<i64>,
+    /// Quiet gap between periods in seconds (default 180).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_timeout_secs: Option<i64>,
 }
 
 /// The `inference_perf:` section: kubernetes-sigs/inference-perf's shared-prefix data
@@ -508,7 +620,7 @@ goodput_slo_targets:
         let e = err(&GOOD.replace("slo_class: batch", "slo_class: gold"));
         assert!(e.contains("clients[1].slo_class: unknown class \"gold\"; accepted: critical"), "{e}");
         let e = err("version: \"2\"\ncohorts: [{id: x}]\n");
-        assert_eq!(e, "spec.yaml:2: cohorts: not supported; list the members as clients instead");
+        assert_eq!(e, "spec.yaml:2:12: missing field `population`");
     }
 
     #[test]

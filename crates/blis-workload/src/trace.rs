@@ -24,9 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, WorkloadError};
 use crate::limits::{MAX_REQUEST_TOKENS, MAX_TIME_US, TOKEN_LIMIT_NOTE};
-use crate::request::{RequestSource, RequestSpec, SessionRef, SloClass};
-use crate::rng::{StreamRng, stream};
+use crate::request::{Outcome, RequestMeta, RequestSource, RequestSpec, SessionRef, SloClass};
+use crate::rng::{StreamRng, seeded, splitmix64, stream, stream_seed};
 use crate::spec::SloTargets;
+use crate::think::ThinkTime;
 use crate::tokens::{Segment, TokenSeq};
 use crate::validate::{DEFAULT_SEED, prefix_source};
 
@@ -172,7 +173,11 @@ impl TraceRecord {
             streaming: true,
             input_tokens: req.input.len() - prefix_length,
             output_tokens: req.output_tokens,
-            text_tokens: req.input.len(),
+            text_tokens: req.meta.as_ref().map_or(req.input.len(), |m| m.text_tokens),
+            image_tokens: req.meta.as_ref().map_or(0, |m| m.image_tokens),
+            audio_tokens: req.meta.as_ref().map_or(0, |m| m.audio_tokens),
+            video_tokens: req.meta.as_ref().map_or(0, |m| m.video_tokens),
+            reason_ratio: req.meta.as_ref().map_or(0.0, |m| m.reason_ratio),
             deadline_us: req.deadline_us.unwrap_or(0),
             arrival_time_us: req.arrival_us,
             send_time_us: req.arrival_us,
@@ -567,9 +572,38 @@ impl Range {
     }
 }
 
-/// Replays trace records in injection order (fixed session mode: recorded arrivals).
+/// How a replay times the rounds of recorded sessions (`--session-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum SessionMode {
+    /// Every row at its recorded time.
+    #[default]
+    Fixed,
+    /// Round 0 of each session at its recorded time; round r+1 a think time after round r
+    /// completes. The think time is `think` when given, else the session's recorded
+    /// `think_time_us` column (when any of its rounds has one), else the recorded gap between
+    /// the two rounds' arrivals (which also holds the recorded service time). Rows without
+    /// `token_segments` in a trace whose header says `session_context_growth: accumulate`
+    /// build each round's prompt as the previous prompt + its response + `input_tokens` new
+    /// tokens. No round is sent at or after `horizon_us`; a failed round ends its session.
+    ClosedLoop { think: Option<ThinkTime>, horizon_us: Option<u64>, accumulate: bool },
+}
+
+/// Later rounds of one recorded session (closed-loop replay).
+struct RecordedSession {
+    /// Rounds 1.. in order.
+    rounds: Vec<TraceRecord>,
+    next: usize,
+    /// Recorded think time before each of `rounds` (µs).
+    think_us: Vec<u64>,
+    rng: StreamRng,
+}
+
+/// Replays trace records in injection order (see [`SessionMode`] for recorded sessions).
 pub struct TraceSource {
     records: std::vec::IntoIter<TraceRecord>,
+    mode: SessionMode,
+    /// Closed-loop mode: the rounds after round 0 of each session, by session id.
+    later: HashMap<u64, RecordedSession>,
     tokens: StreamRng,
     seed: u64,
     groups: HashMap<String, (Arc<str>, u64)>,
@@ -678,6 +712,8 @@ impl TraceSource {
             .collect();
         Ok(TraceSource {
             records: records.into_iter(),
+            mode: SessionMode::Fixed,
+            later: HashMap::new(),
             tokens: stream(seed, "trace/tokens"),
             seed,
             groups: HashMap::new(),
@@ -686,6 +722,71 @@ impl TraceSource {
             total,
             prompt_sources,
         })
+    }
+
+    /// A replay of `records` whose sessions are timed by `mode` (see [`SessionMode`]).
+    pub fn with_sessions(
+        records: Vec<TraceRecord>,
+        seed: u64,
+        file: &str,
+        mode: SessionMode,
+    ) -> Result<Self> {
+        let mut source = Self::new(records, seed, file)?;
+        if mode == SessionMode::Fixed {
+            return Ok(source);
+        }
+        source.mode = mode;
+        // Group the rows of each session (in injection order), then order them by round.
+        let all: Vec<TraceRecord> = std::mem::take(&mut source.records).collect();
+        let mut by_session: Vec<(u64, Vec<TraceRecord>)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut keep = Vec::with_capacity(all.len());
+        for r in all {
+            if r.session_id.is_empty() {
+                keep.push(r);
+                continue;
+            }
+            let k = *index.entry(r.session_id.clone()).or_insert_with(|| {
+                let id = source.sessions.len() as u64;
+                source.sessions.insert(r.session_id.clone(), id);
+                by_session.push((id, Vec::new()));
+                by_session.len() - 1
+            });
+            by_session[k].1.push(r);
+        }
+        for (id, mut rounds) in by_session {
+            rounds.sort_by_key(|r| r.round_index);
+            if let Some((i, r)) = rounds.iter().enumerate().find(|(i, r)| r.round_index as usize != *i) {
+                return Err(WorkloadError::at(
+                    "round_index",
+                    format!(
+                        "session {:?} has round {} where round {i} belongs (closed-loop replay needs rounds 0, 1, 2, … of every session)",
+                        r.session_id, r.round_index
+                    ),
+                )
+                .in_file(file));
+            }
+            let recorded = rounds.iter().skip(1).any(|r| r.think_time_us.is_some_and(|t| t > 0));
+            let think_us: Vec<u64> = (1..rounds.len())
+                .map(|i| {
+                    if recorded {
+                        rounds[i].think_time_us.unwrap_or(0)
+                    } else {
+                        injection_time(&rounds[i]).saturating_sub(injection_time(&rounds[i - 1]))
+                    }
+                })
+                .collect();
+            let mut rest = rounds.into_iter();
+            keep.extend(rest.next());
+            let rounds: Vec<TraceRecord> = rest.collect();
+            if !rounds.is_empty() {
+                let rng = seeded(stream_seed(seed, "trace/think") ^ splitmix64(id));
+                source.later.insert(id, RecordedSession { rounds, next: 0, think_us, rng });
+            }
+        }
+        keep.sort_by_key(injection_time);
+        source.records = keep.into_iter();
+        Ok(source)
     }
 
     /// Reads `header_path` (optional) and `csv_path`; `seed` overrides the header's seed.
@@ -724,13 +825,26 @@ fn injection_time(r: &TraceRecord) -> u64 {
     if r.send_time_us > 0 { r.send_time_us } else { r.arrival_time_us }
 }
 
-impl RequestSource for TraceSource {
-    fn next_request(&mut self) -> Option<RequestSpec> {
-        let r = self.records.next()?;
-        let arrival_us = injection_time(&r);
-        let (input, prefix_group) = match r.token_segments.as_deref().and_then(decode_segments) {
-            Some(seq) => (seq, self.intern(&r.prefix_group)),
-            None => {
+impl TraceSource {
+    /// The request of row `r` arriving at `arrival_us`; `prev` is the session's previous round
+    /// when an accumulating closed-loop replay builds the prompt from it.
+    fn build(&mut self, r: &TraceRecord, arrival_us: u64, prev: Option<&RequestSpec>) -> RequestSpec {
+        let decoded = r.token_segments.as_deref().and_then(decode_segments);
+        let (input, prefix_group) = match (decoded, prev) {
+            (Some(seq), _) => (seq, self.intern(&r.prefix_group)),
+            (None, Some(prev)) => {
+                // History + the previous response + this round's new tokens.
+                let mut seq = prev.input.clone();
+                seq.push(Segment { source: prev.output_source, start: 0, len: prev.output_tokens });
+                let room = MAX_REQUEST_TOKENS.saturating_sub(seq.len());
+                seq.push(Segment {
+                    source: self.tokens.random(),
+                    start: 0,
+                    len: own_prompt_len(r).clamp(1, room.max(1)),
+                });
+                (seq, prev.prefix_group.clone())
+            }
+            (None, None) => {
                 let mut seq = TokenSeq::new();
                 let mut group = None;
                 if !r.prefix_group.is_empty() {
@@ -745,7 +859,7 @@ impl RequestSource for TraceSource {
                     seq.push(Segment { source, start: 0, len: r.prefix_length });
                     group = Some(name);
                 }
-                seq.push(Segment { source: self.tokens.random(), start: 0, len: own_prompt_len(&r) });
+                seq.push(Segment { source: self.tokens.random(), start: 0, len: own_prompt_len(r) });
                 (seq, group)
             }
         };
@@ -757,7 +871,20 @@ impl RequestSource for TraceSource {
             let session_id = *self.sessions.entry(r.session_id.clone()).or_insert(next);
             Some(SessionRef { session_id, round: r.round_index })
         };
-        Some(RequestSpec {
+        let meta = (r.image_tokens > 0 || r.audio_tokens > 0 || r.video_tokens > 0 || r.reason_ratio != 0.0)
+            .then(|| {
+                Box::new(RequestMeta {
+                    text_tokens: r.text_tokens,
+                    image_tokens: r.image_tokens,
+                    audio_tokens: r.audio_tokens,
+                    video_tokens: r.video_tokens,
+                    reason_ratio: r.reason_ratio,
+                })
+            });
+        // A re-timed round keeps its recorded time to deadline.
+        let deadline_us = (r.deadline_us > 0)
+            .then(|| arrival_us.saturating_add(r.deadline_us.saturating_sub(injection_time(r))));
+        RequestSpec {
             id: r.request_id,
             arrival_us,
             input,
@@ -768,10 +895,49 @@ impl RequestSource for TraceSource {
             slo_class_named: !r.slo_class.is_empty(),
             tenant: self.intern(&r.tenant_id),
             client: self.intern(&r.client_id),
-            deadline_us: (r.deadline_us > 0).then_some(r.deadline_us),
+            deadline_us,
             session,
             prefix_group,
-        })
+            meta,
+        }
+    }
+}
+
+impl RequestSource for TraceSource {
+    fn next_request(&mut self) -> Option<RequestSpec> {
+        let r = self.records.next()?;
+        Some(self.build(&r, injection_time(&r), None))
+    }
+
+    fn on_request_done(
+        &mut self,
+        request: &RequestSpec,
+        at_us: u64,
+        outcome: Outcome,
+    ) -> Option<RequestSpec> {
+        let SessionMode::ClosedLoop { think, horizon_us, accumulate } = self.mode else { return None };
+        let sid = request.session?.session_id;
+        if outcome != Outcome::Completed {
+            self.later.remove(&sid);
+            return None;
+        }
+        let s = self.later.get_mut(&sid)?;
+        let k = s.next;
+        let think_us = match think {
+            Some(t) => t.sample(&mut s.rng),
+            None => s.think_us[k],
+        };
+        let arrival = at_us.saturating_add(think_us);
+        if horizon_us.is_some_and(|h| arrival >= h) || arrival > MAX_TIME_US {
+            self.later.remove(&sid);
+            return None;
+        }
+        s.next += 1;
+        let r = s.rounds[k].clone();
+        if s.next >= s.rounds.len() {
+            self.later.remove(&sid);
+        }
+        Some(self.build(&r, arrival, accumulate.then_some(request)))
     }
 
     fn expected_requests(&self) -> Option<u64> {
@@ -779,11 +945,13 @@ impl RequestSource for TraceSource {
     }
 
     fn follows_up(&self) -> bool {
-        false
+        !self.later.is_empty()
     }
 
     fn output_reusable(&self, request: &RequestSpec) -> bool {
         self.prompt_sources.contains(&request.output_source)
+            || matches!(self.mode, SessionMode::ClosedLoop { accumulate: true, .. })
+                && request.session.is_some()
     }
 }
 
