@@ -243,7 +243,7 @@ pub fn detect_all(
             DetectorVerdict { verdict, score: scores[k].0 / scores[k].1.max(1) as f64 }
         })
         .collect();
-    if let Some(out) = trace.as_deref_mut() {
+    if let Some(out) = trace.as_mut() {
         write_report(out, &tuned, &verdicts, &events)?;
     }
     let top =

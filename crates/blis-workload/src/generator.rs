@@ -309,7 +309,7 @@ fn advance_time_varying(horizon: Option<u64>, c: &mut ClientState) -> bool {
                 continue;
             }
             let n = (w.rate * (end - w.start_us) as f64 / 1e6).ceil();
-            if !(n >= 1.0) {
+            if n.is_nan() || n < 1.0 {
                 cur.win += 1;
                 continue;
             }

@@ -59,11 +59,14 @@ struct Row {
     scale_s: f64,
 }
 
+/// A token-length PMF: (length, probability) pairs.
+type Pmf = Vec<(i64, f64)>;
+
 #[derive(Debug, Clone)]
 struct Chunk {
     rows: Vec<Row>,
     /// Dataset start (s) → (input PDF, output PDF); empty windows left out.
-    datasets: BTreeMap<i64, (Vec<(i64, f64)>, Vec<(i64, f64)>)>,
+    datasets: BTreeMap<i64, (Pmf, Pmf)>,
     reason_ratio: Option<Vec<(f64, f64)>>,
 }
 

@@ -112,44 +112,74 @@ impl TraceHeader {
 }
 
 /// One data row. Columns not known to the workload (timings, status) are filled by the run.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Reading is serde's, by header name (see [`parse_trace_csv`]): absent columns and empty
+/// cells take the default, and each numeric column's deserializer bounds what the replay may
+/// build from it (the [`col`] functions), so an error names the column, the value and the range.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
 pub struct TraceRecord {
+    #[serde(deserialize_with = "col::id")]
     pub request_id: u64,
     pub client_id: String,
     pub tenant_id: String,
     pub slo_class: String,
+    #[serde(deserialize_with = "col::int")]
     pub vllm_priority: Option<i64>,
     pub session_id: String,
+    #[serde(deserialize_with = "col::count")]
     pub round_index: u32,
     pub prefix_group: String,
+    #[serde(deserialize_with = "col::tokens")]
     pub prefix_length: u32,
+    #[serde(deserialize_with = "col::boolean")]
     pub streaming: bool,
     /// Prompt tokens after the group prefix.
+    #[serde(deserialize_with = "col::tokens")]
     pub input_tokens: u32,
+    #[serde(deserialize_with = "col::tokens")]
     pub output_tokens: u32,
+    #[serde(deserialize_with = "col::count")]
     pub text_tokens: u32,
+    #[serde(deserialize_with = "col::count")]
     pub image_tokens: u32,
+    #[serde(deserialize_with = "col::count")]
     pub audio_tokens: u32,
+    #[serde(deserialize_with = "col::count")]
     pub video_tokens: u32,
+    #[serde(deserialize_with = "col::finite")]
     pub reason_ratio: f64,
     pub model: String,
     /// Absolute deadline, 0 = none.
+    #[serde(deserialize_with = "col::time")]
     pub deadline_us: u64,
+    #[serde(deserialize_with = "col::opt_id")]
     pub slo_target_us: Option<u64>,
+    #[serde(deserialize_with = "col::tokens")]
     pub server_input_tokens: u32,
+    #[serde(deserialize_with = "col::time")]
     pub arrival_time_us: u64,
+    #[serde(deserialize_with = "col::time")]
     pub send_time_us: u64,
+    #[serde(deserialize_with = "col::id")]
     pub first_chunk_time_us: u64,
+    #[serde(deserialize_with = "col::id")]
     pub last_chunk_time_us: u64,
+    #[serde(deserialize_with = "col::count")]
     pub num_chunks: u32,
     pub status: String,
     pub error_message: String,
     pub finish_reason: String,
+    #[serde(deserialize_with = "col::text")]
     pub x_request_id: Option<String>,
+    #[serde(deserialize_with = "col::text")]
     pub adapter: Option<String>,
+    #[serde(deserialize_with = "col::opt_id")]
     pub think_time_us: Option<u64>,
     /// Exact prompt provenance (`source:start:len` in hex, `;`-separated), when needed.
+    #[serde(deserialize_with = "col::text")]
     pub token_segments: Option<String>,
+    #[serde(deserialize_with = "col::hex")]
     pub output_source: Option<u64>,
 }
 
@@ -398,25 +428,20 @@ pub fn read_trace_records(path: impl AsRef<Path>) -> Result<Vec<TraceRecord>> {
     parse_trace_csv(file, &name)
 }
 
-/// Parses trace CSV data from any reader; `file` names it in errors.
+/// Parses trace CSV data from any reader; `file` names it in errors. Header names are matched
+/// case-insensitively, `[bracketed]` (optional) names like plain ones; unknown columns are
+/// ignored and a repeated column counts once (its first occurrence).
 pub fn parse_trace_csv(input: impl std::io::Read, file: &str) -> Result<Vec<TraceRecord>> {
     let mut rd = csv::ReaderBuilder::new().flexible(false).trim(csv::Trim::All).from_reader(input);
-    let csv_err = |e: csv::Error| {
-        let line = e.position().map(|p| p.line() as usize);
-        let mut err = WorkloadError::msg(format!("malformed CSV: {e}")).in_file(file);
-        if let Some(l) = line {
-            err = err.at_line(l, None);
-        }
-        err
-    };
-    let headers = rd.headers().map_err(csv_err)?.clone();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for (i, h) in headers.iter().enumerate() {
-        let h = h.trim().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        index.entry(h).or_insert(i);
+    let mut headers = csv::StringRecord::new();
+    for h in rd.headers().map_err(|e| csv_error(e, file, &headers))?.iter() {
+        let h = h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        // A repeated name would be a duplicate field to serde: keep the first, ignore the rest.
+        let seen = headers.iter().any(|k| k == h);
+        headers.push_field(if seen { "" } else { &h });
     }
     for required in ["request_id", "input_tokens", "output_tokens", "arrival_time_us"] {
-        if !index.contains_key(required) {
+        if !headers.iter().any(|h| h == required) {
             return Err(WorkloadError::at(required, "required column is missing")
                 .in_file(file)
                 .at_line(1, None));
@@ -424,151 +449,143 @@ pub fn parse_trace_csv(input: impl std::io::Read, file: &str) -> Result<Vec<Trac
     }
     let mut out = Vec::new();
     let mut rec = csv::StringRecord::new();
-    while rd.read_record(&mut rec).map_err(csv_err)? {
-        let line = rec.position().map_or(0, |p| p.line() as usize);
-        let row = Row { rec: &rec, index: &index, file, line };
-        out.push(TraceRecord {
-            request_id: row.uint("request_id", Range::Id)?.unwrap_or(0),
-            client_id: row.text("client_id"),
-            tenant_id: row.text("tenant_id"),
-            slo_class: row.text("slo_class"),
-            vllm_priority: row.int("vllm_priority")?,
-            session_id: row.text("session_id"),
-            round_index: row.uint("round_index", Range::Count)?.map_or(0, |v| v as u32),
-            prefix_group: row.text("prefix_group"),
-            prefix_length: row.tokens("prefix_length")?,
-            streaming: row.boolean("streaming")?,
-            input_tokens: row.tokens("input_tokens")?,
-            output_tokens: row.tokens("output_tokens")?,
-            text_tokens: row.count("text_tokens")?,
-            image_tokens: row.count("image_tokens")?,
-            audio_tokens: row.count("audio_tokens")?,
-            video_tokens: row.count("video_tokens")?,
-            reason_ratio: row.float("reason_ratio")?.unwrap_or(0.0),
-            model: row.text("model"),
-            deadline_us: row.uint("deadline_us", Range::Time)?.unwrap_or(0),
-            slo_target_us: row.uint("slo_target_us", Range::Id)?,
-            server_input_tokens: row.tokens("server_input_tokens")?,
-            arrival_time_us: row.uint("arrival_time_us", Range::Time)?.unwrap_or(0),
-            send_time_us: row.uint("send_time_us", Range::Time)?.unwrap_or(0),
-            first_chunk_time_us: row.uint("first_chunk_time_us", Range::Id)?.unwrap_or(0),
-            last_chunk_time_us: row.uint("last_chunk_time_us", Range::Id)?.unwrap_or(0),
-            num_chunks: row.count("num_chunks")?,
-            status: row.text("status"),
-            error_message: row.text("error_message"),
-            finish_reason: row.text("finish_reason"),
-            x_request_id: row.opt_text("x_request_id"),
-            adapter: row.opt_text("adapter"),
-            think_time_us: row.uint("think_time_us", Range::Id)?,
-            token_segments: row.opt_text("token_segments"),
-            output_source: match row.opt_text("output_source") {
-                None => None,
-                Some(s) => {
-                    Some(u64::from_str_radix(&s, 16).map_err(|_| row.err("output_source", &s, "a hex u64"))?)
-                }
-            },
-        });
+    while rd.read_record(&mut rec).map_err(|e| csv_error(e, file, &headers))? {
+        let record = rec.deserialize(Some(&headers)).map_err(|e| {
+            // A column deserializer's own error does not say which column failed: find the
+            // first cell that fails alone (cells are independent, read in column order).
+            let column = (0..headers.len()).find(|&i| {
+                let one = |r: &csv::StringRecord| r.get(i).into_iter().collect::<csv::StringRecord>();
+                one(&rec).deserialize::<TraceRecord>(Some(&one(&headers))).is_err()
+            });
+            csv_error_at(e, file, &headers, column)
+        })?;
+        out.push(record);
     }
     Ok(out)
 }
 
-struct Row<'a> {
-    rec: &'a csv::StringRecord,
-    index: &'a HashMap<String, usize>,
-    file: &'a str,
-    line: usize,
+fn csv_error(e: csv::Error, file: &str, headers: &csv::StringRecord) -> WorkloadError {
+    csv_error_at(e, file, headers, None)
 }
 
-impl Row<'_> {
-    fn raw(&self, col: &str) -> Option<&str> {
-        self.index.get(col).and_then(|&i| self.rec.get(i)).filter(|s| !s.is_empty())
+/// A CSV or column error as one line naming the file, line, column (`column` when the error
+/// does not know it) and value.
+fn csv_error_at(
+    e: csv::Error,
+    file: &str,
+    headers: &csv::StringRecord,
+    column: Option<usize>,
+) -> WorkloadError {
+    let line = e.position().map(|p| p.line() as usize);
+    let mut err = match e.kind() {
+        csv::ErrorKind::Deserialize { err, .. } => {
+            let column = err.field().map(|i| i as usize).or(column);
+            let name = column.and_then(|i| headers.get(i)).unwrap_or("");
+            let msg = match err.kind() {
+                csv::DeserializeErrorKind::Message(m) => m.clone(),
+                other => other.to_string(),
+            };
+            let e = WorkloadError::at(name, msg).in_file(file);
+            return match line {
+                Some(l) => e.at_line(l, column.map(|i| i + 1)),
+                None => e,
+            };
+        }
+        _ => WorkloadError::msg(format!("malformed CSV: {e}")).in_file(file),
+    };
+    if let Some(l) = line {
+        err = err.at_line(l, None);
     }
-    fn err(&self, col: &str, value: &str, want: &str) -> WorkloadError {
-        let column = self.index.get(col).map(|i| i + 1);
-        WorkloadError::at(col, format!("expected {want}, got {value:?}"))
-            .in_file(self.file)
-            .at_line(self.line, column)
+    err
+}
+
+/// Column deserializers: an empty cell is the default (0, `false`, `None`); a value out of
+/// what the replay can build is refused with its range.
+mod col {
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    use crate::limits::{MAX_REQUEST_TOKENS, MAX_TIME_US, TOKEN_LIMIT_NOTE};
+
+    fn cell<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(if s.is_empty() { None } else { Some(s) })
     }
-    fn text(&self, col: &str) -> String {
-        self.raw(col).unwrap_or("").to_string()
+
+    fn expected<E: Error>(want: &str, value: &str) -> E {
+        E::custom(format!("expected {want}, got {value:?}"))
     }
-    fn opt_text(&self, col: &str) -> Option<String> {
-        self.raw(col).map(str::to_string)
-    }
-    /// An unsigned integer in `range`; the error names the column, the value and the range.
-    fn uint(&self, col: &str, range: Range) -> Result<Option<u64>> {
-        let Some(s) = self.raw(col) else {
-            return Ok(None);
-        };
-        let (max, what, note) = range.describe();
+
+    /// An unsigned integer ≤ `max`; `what`/`note` describe the column in errors.
+    fn bounded<'de, D: Deserializer<'de>>(
+        d: D,
+        max: u64,
+        what: &str,
+        note: &str,
+    ) -> Result<Option<u64>, D::Error> {
+        let Some(s) = cell(d)? else { return Ok(None) };
         match s.parse::<u64>() {
             Ok(v) if v <= max => Ok(Some(v)),
             Ok(v) => {
-                let column = self.index.get(col).map(|i| i + 1);
-                Err(WorkloadError::at(
-                    col,
-                    format!("{v} is out of range; accepted: {what} in 0..={max}{note}"),
-                )
-                .in_file(self.file)
-                .at_line(self.line, column))
+                Err(D::Error::custom(format!("{v} is out of range; accepted: {what} in 0..={max}{note}")))
             }
-            Err(_) => Err(self.err(col, s, &format!("{what} in 0..={max}"))),
+            Err(_) => Err(expected(&format!("{what} in 0..={max}"), &s)),
         }
     }
-    fn tokens(&self, col: &str) -> Result<u32> {
-        Ok(self.uint(col, Range::Tokens)?.map_or(0, |v| v as u32))
+
+    /// Any `u64` (ids, bookkeeping times).
+    pub fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        Ok(opt_id(d)?.unwrap_or(0))
     }
-    fn count(&self, col: &str) -> Result<u32> {
-        Ok(self.uint(col, Range::Count)?.map_or(0, |v| v as u32))
+
+    pub fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        bounded(d, u64::MAX, "an integer", "")
     }
-    fn int(&self, col: &str) -> Result<Option<i64>> {
-        match self.raw(col) {
-            None => Ok(None),
-            Some(s) => s.parse().map(Some).map_err(|_| self.err(col, s, "an integer")),
+
+    /// Any `u32` (indices, bookkeeping counts).
+    pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        Ok(bounded(d, u64::from(u32::MAX), "an integer", "")?.map_or(0, |v| v as u32))
+    }
+
+    /// A token count the request is built from, `0..=MAX_REQUEST_TOKENS`.
+    pub fn tokens<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let note = format!(" ({TOKEN_LIMIT_NOTE})");
+        Ok(bounded(d, u64::from(MAX_REQUEST_TOKENS), "a token count", &note)?.map_or(0, |v| v as u32))
+    }
+
+    /// An instant the replay schedules, `0..=MAX_TIME_US`.
+    pub fn time<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        Ok(bounded(d, MAX_TIME_US, "µs", " (100 years, the longest simulated time)")?.unwrap_or(0))
+    }
+
+    pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        let Some(s) = cell(d)? else { return Ok(None) };
+        s.parse().map(Some).map_err(|_| expected("an integer", &s))
+    }
+
+    pub fn finite<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let Some(s) = cell(d)? else { return Ok(0.0) };
+        match s.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            _ => Err(expected("a finite number", &s)),
         }
     }
-    fn float(&self, col: &str) -> Result<Option<f64>> {
-        match self.raw(col) {
-            None => Ok(None),
-            Some(s) => match s.parse::<f64>() {
-                Ok(v) if v.is_finite() => Ok(Some(v)),
-                _ => Err(self.err(col, s, "a finite number")),
-            },
-        }
-    }
-    fn boolean(&self, col: &str) -> Result<bool> {
-        match self.raw(col).map(str::to_ascii_lowercase).as_deref() {
+
+    pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        match cell(d)?.map(|s| s.to_ascii_lowercase()).as_deref() {
             None | Some("false") | Some("0") => Ok(false),
             Some("true") | Some("1") => Ok(true),
-            Some(other) => Err(self.err(col, other, "true or false")),
+            Some(other) => Err(expected("true or false", other)),
         }
     }
-}
 
-/// What a numeric column may hold.
-#[derive(Clone, Copy)]
-enum Range {
-    /// Any `u64` (ids, bookkeeping times).
-    Id,
-    /// Any `u32` (indices, bookkeeping counts).
-    Count,
-    /// A token count the request is built from, `0..=MAX_REQUEST_TOKENS`.
-    Tokens,
-    /// An instant the replay schedules, `0..=MAX_TIME_US`.
-    Time,
-}
+    pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        cell(d)
+    }
 
-impl Range {
-    /// (maximum, what the column holds, why the maximum).
-    fn describe(self) -> (u64, &'static str, String) {
-        match self {
-            Range::Id => (u64::MAX, "an integer", String::new()),
-            Range::Count => (u64::from(u32::MAX), "an integer", String::new()),
-            Range::Tokens => {
-                (u64::from(MAX_REQUEST_TOKENS), "a token count", format!(" ({TOKEN_LIMIT_NOTE})"))
-            }
-            Range::Time => (MAX_TIME_US, "µs", " (100 years, the longest simulated time)".to_string()),
-        }
+    /// A hexadecimal `u64` (`output_source`).
+    pub fn hex<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let Some(s) = cell(d)? else { return Ok(None) };
+        u64::from_str_radix(&s, 16).map(Some).map_err(|_| expected("a hex u64", &s))
     }
 }
 

@@ -356,7 +356,7 @@ pub(crate) fn compile_clients(spec: &WorkloadSpec, seed: u64) -> Result<Vec<Clie
                 return Err(WorkloadError::at("aggregate_rate", slow_rate_message(r)));
             }
             Some(r) if r.is_finite() && r > 0.0 => r,
-            Some(r) if r == 0.0 => 0.0,
+            Some(0.0) => 0.0,
             Some(r) => {
                 return Err(WorkloadError::at(
                     "aggregate_rate",
@@ -553,6 +553,8 @@ fn window_rates(rate_based: &[usize], all: &[Source], fractions: &[f64], aggrega
             .unwrap_or_default()
     };
     // Group identical weighted window lists (cohort members).
+    // (windows as (start µs, end µs, rate), summed weight)
+    #[allow(clippy::type_complexity)]
     let mut groups: Vec<(Vec<(i64, i64, f64)>, f64)> = Vec::new();
     let mut group_of = vec![usize::MAX; all.len()];
     {
