@@ -161,6 +161,13 @@ mod tests {
             (&["--detectors", "composite"], "post-hoc-detector", "composite".into()),
             (&["--workload", "general-lite"], "workload", "general-lite".into()),
             (&["--timeout", "-1"], "timeout", (-1.0).into()),
+            (&["--concurrency", "8"], "concurrency", 8.into()),
+            (&["--think-time-ms", "500"], "think-time-ms", 500.into()),
+            (
+                &["--think-time-dist", "lognormal:mu=2.0,sigma=0.6,min=3s,max=30s"],
+                "think-time-dist",
+                "lognormal:mu=2.0,sigma=0.6,min=3s,max=30s".into(),
+            ),
         ];
         for (flags, key, value) in cases {
             let argv: Vec<&str> = ["blis", "run"].iter().chain(flags.iter()).copied().collect();

@@ -17,7 +17,8 @@ use blis_sim::priority::SloPriorities;
 use blis_sim::saturation::Detector;
 use blis_sim::{ClusterTiming, ExecOptions, InstanceConfig, PoolConfig, SimConfig};
 use blis_workload::{
-    GenerationSemantics, Overrides, Preset, SloClass, SyntheticParams, TraceHeader, TraceRecord, WorkloadSpec,
+    GenerationSemantics, Overrides, Preset, SloClass, SyntheticParams, TraceHeader, TraceRecord,
+    VirtualUsers, WorkloadSpec,
 };
 
 use crate::error::ConfigError;
@@ -709,6 +710,41 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
     if trace.is_none() && spec.trace_header.is_some() {
         return Err(cx.err("trace-header", "needs --workload-trace (the trace data CSV)"));
     }
+    let users = spec.concurrency.filter(|&n| n > 0);
+    if spec.think_time_ms.is_some() && spec.think_time_dist.is_some() {
+        return Err(cx.err("think-time-dist", "mutually exclusive with --think-time-ms"));
+    }
+    let think_key = if spec.think_time_dist.is_some() { "think-time-dist" } else { "think-time-ms" };
+    let think_set = cx.explicit(think_key);
+    if users.is_some() {
+        if trace.is_some() {
+            return Err(
+                cx.err("concurrency", "not available with --workload-trace (a trace fixes its requests)")
+            );
+        }
+        if file_spec.is_some() {
+            return Err(cx.err(
+                "concurrency",
+                "cannot be used with --workload-spec; set clients[].concurrency in the spec instead",
+            ));
+        }
+        if cx.explicit("rate") {
+            return Err(cx.err(
+                "concurrency",
+                "mutually exclusive with --rate (virtual users send when their previous response is back, not at a rate)",
+            ));
+        }
+        if spec.num_requests.is_none() && spec.horizon.is_none() {
+            return Err(cx.err(
+                "concurrency",
+                "needs --num-requests or --horizon to end the run (virtual users send until stopped)",
+            ));
+        }
+    } else if think_set {
+        return Err(
+            cx.err(think_key, "needs --concurrency N (it is the think time of closed-loop virtual users)")
+        );
+    }
     let seed = explicit_seed.unwrap_or(DEFAULT_SEED);
     if trace.is_some() || file_spec.is_some() {
         let kind = if trace.is_some() { "--workload-trace" } else { "--workload-spec" };
@@ -782,7 +818,16 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
         }
         (None, None)
     } else {
-        if !(rate.is_finite() && rate > 0.0) {
+        if users.is_some() {
+            if cx.customized("arrival-process") {
+                cx.warn(
+                    "arrival-process",
+                    "ignored with --concurrency (virtual users have no arrival process)",
+                );
+            }
+            clear_key(spec, "rate");
+            clear_key(spec, "arrival-process");
+        } else if !(rate.is_finite() && rate > 0.0) {
             return Err(cx.err("rate", format!("must be a number > 0 (requests/s), got {rate}")));
         }
         let (p, q) = (spec.prompt_tokens, spec.prompt_tokens_stdev);
@@ -791,7 +836,14 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
         let output = lengths(cx, "output-tokens", p, q, spec.output_tokens_min, spec.output_tokens_max, o)?;
         (prompt, output)
     };
-    let num_requests = spec.num_requests.unwrap_or(DEFAULT_NUM_REQUESTS);
+    // Virtual users have no default count: without --num-requests the horizon ends the run.
+    let num_requests = spec.num_requests.unwrap_or(if users.is_some() { 0 } else { DEFAULT_NUM_REQUESTS });
+    let users = users.map(|concurrency| VirtualUsers {
+        concurrency,
+        think_time_us: spec.think_time_ms.unwrap_or(0).saturating_mul(1000),
+        think_time_dist: spec.think_time_dist.clone(),
+    });
+    let closed_loop = users.is_some();
     let params = SyntheticParams {
         rate,
         num_requests,
@@ -804,13 +856,14 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
             None => Some(blis_workload::presets::DEFAULT_TIMEOUT_US),
             Some(t) => t,
         },
+        users,
     };
     // Errors about a flag of the built-in workload name that flag themselves.
     let built = blis_workload::preset_spec(preset.name(), &params).map_err(|e| {
         let text = e.to_string();
         if text.starts_with("--") { ConfigError::new("workload", "", text) } else { cx.err("workload", text) }
     })?;
-    if !preset.is_inference_perf() {
+    if !preset.is_inference_perf() && !closed_loop {
         spec.num_requests = Some(num_requests);
     }
     spec.workload = Some(preset);

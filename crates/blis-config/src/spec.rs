@@ -273,6 +273,18 @@ pub struct RunSpec {
     #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Seconds>,
+    /// Closed-loop virtual users replacing the built-in workload's arrivals: each sends a request, waits for the response and the think time, then sends the next (0 = off; excludes --rate; bound the run with --num-requests or --horizon).
+    #[arg(long, allow_hyphen_values = true, value_name = "N", help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// Think time of the --concurrency users (or of closed-loop replayed sessions) between a response and the next request, in ms.
+    #[arg(long, allow_hyphen_values = true, value_name = "MS", help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub think_time_ms: Option<u64>,
+    /// Think-time distribution instead of --think-time-ms: "constant:value=500ms" or "lognormal:mu=2.0,sigma=0.6,min=3s,max=30s" (mu, sigma of ln seconds).
+    #[arg(long, value_name = "DIST", help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub think_time_dist: Option<String>,
 
     // ── Run ────────────────────────────────────────────────────────────────────────────
     /// Behave as the reference simulator wherever BLIS deliberately differs (docs/compat.md).

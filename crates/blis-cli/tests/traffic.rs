@@ -1,0 +1,196 @@
+//! Traffic control from the command line: closed-loop virtual users (`--concurrency`,
+//! `--think-time-ms`, `--think-time-dist`).
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{blis, run_ok, with_model};
+use serde_json::Value;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Exit status 2 and one line on stderr containing `needle`.
+fn refused(args: &[&str], needle: &str) {
+    let out: Output = blis(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    assert!(err.contains(needle), "{args:?}: {err}");
+}
+
+/// (arrival, completion) of each completed request, in µs.
+fn spans(records: &Value) -> Vec<(u64, u64)> {
+    records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "completed")
+        .map(|r| {
+            let a = (r["arrived_at_s"].as_f64().unwrap() * 1e6).round() as u64;
+            let e = (r["e2e_ms"].as_f64().unwrap() * 1e3).round() as u64;
+            (a, a + e)
+        })
+        .collect()
+}
+
+/// Most requests in flight at once (a request leaving at t and one arriving at t do not overlap).
+fn max_in_flight(spans: &[(u64, u64)]) -> usize {
+    let mut events: Vec<(u64, i32)> = spans.iter().flat_map(|&(a, c)| [(a, 1), (c, -1)]).collect();
+    events.sort(); // departures (-1) before arrivals (+1) at the same time
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, d) in events {
+        now += d;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+#[test]
+fn closed_loop_users_bound_throughput_and_in_flight_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    for (users, think_ms) in [(6u32, 200u64), (3, 0)] {
+        let results = dir.path().join(format!("r{users}.json"));
+        let (u, t) = (users.to_string(), think_ms.to_string());
+        let doc = run_ok(&with_model(&[
+            "--workload",
+            "chatbot",
+            "--concurrency",
+            &u,
+            "--think-time-ms",
+            &t,
+            "--num-requests",
+            "240",
+            "--results-path",
+            s(&results),
+        ]));
+        assert_eq!(doc["completed_requests"], 240);
+        let records: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+        let spans = spans(&records);
+        assert_eq!(spans.len(), 240);
+        assert_eq!(max_in_flight(&spans), users as usize, "{users} users");
+        // Each user completes one request per (latency + think): throughput is N / (E2E + think).
+        let e2e_s = doc["e2e_mean_ms"].as_f64().unwrap() / 1e3;
+        let bound = f64::from(users) / (e2e_s + think_ms as f64 / 1e3);
+        let rps = doc["responses_per_sec"].as_f64().unwrap();
+        assert!(rps <= bound * 1.02, "{rps} req/s above {bound}");
+        assert!(rps >= bound * 0.9, "{rps} req/s well below {bound}");
+        if think_ms == 0 {
+            // Without think time every user always has a request in flight until its last one.
+            let mut by_user_end: Vec<u64> = spans.iter().map(|s| s.1).collect();
+            by_user_end.sort_unstable();
+            let first_idle = by_user_end[by_user_end.len() - users as usize];
+            for probe in (0..first_idle).step_by(50_000) {
+                let n = spans.iter().filter(|&&(a, c)| a <= probe && probe < c).count();
+                assert_eq!(n, users as usize, "at {probe} µs");
+            }
+        }
+    }
+}
+
+#[test]
+fn think_time_distributions_and_horizon_bounded_runs() {
+    // A horizon alone bounds a closed-loop run; requests stop arriving at it.
+    let doc = run_ok(&with_model(&[
+        "--concurrency",
+        "4",
+        "--think-time-dist",
+        "lognormal:mu=-1.5,sigma=0.5,min=50ms,max=2s",
+        "--prompt-tokens",
+        "200",
+        "--output-tokens",
+        "50",
+        "--horizon",
+        "20s",
+    ]));
+    let injected = doc["injected_requests"].as_u64().unwrap();
+    assert!(injected > 40, "{injected} requests in 20 s");
+    // The same run is reproducible.
+    let again = run_ok(&with_model(&[
+        "--concurrency",
+        "4",
+        "--think-time-dist",
+        "lognormal:mu=-1.5,sigma=0.5,min=50ms,max=2s",
+        "--prompt-tokens",
+        "200",
+        "--output-tokens",
+        "50",
+        "--horizon",
+        "20s",
+    ]));
+    assert_eq!(common::metrics(doc), common::metrics(again));
+}
+
+#[test]
+fn closed_loop_flags_refuse_conflicts_in_one_line() {
+    let m = |extra: &[&'static str]| with_model(extra);
+    refused(
+        &m(&["--concurrency", "4", "--rate", "3", "--num-requests", "5"]),
+        "mutually exclusive with --rate",
+    );
+    refused(&m(&["--concurrency", "4"]), "needs --num-requests or --horizon");
+    refused(&m(&["--think-time-ms", "5"]), "--think-time-ms: needs --concurrency");
+    refused(&m(&["--concurrency", "0", "--think-time-dist", "constant:value=1s"]), "needs --concurrency");
+    refused(
+        &m(&[
+            "--concurrency",
+            "2",
+            "--num-requests",
+            "5",
+            "--think-time-ms",
+            "1",
+            "--think-time-dist",
+            "constant:value=1ms",
+        ]),
+        "--think-time-dist: mutually exclusive with --think-time-ms",
+    );
+    refused(
+        &m(&["--concurrency", "2", "--num-requests", "5", "--think-time-dist", "gamma:k=2"]),
+        "--think-time-dist: unknown think-time distribution \"gamma\"",
+    );
+    refused(
+        &m(&["--concurrency", "2", "--num-requests", "5", "--workload", "general"]),
+        "--concurrency: not available",
+    );
+    refused(&m(&["--concurrency", "-1", "--num-requests", "5"]), "--concurrency");
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.yaml");
+    std::fs::write(&spec, "num_requests: 5\nclients:\n  - {id: a, concurrency: 2}\n").unwrap();
+    refused(
+        &with_model(&["--concurrency", "2", "--workload-spec", s(&spec)]),
+        "set clients[].concurrency in the spec instead",
+    );
+}
+
+#[test]
+fn closed_loop_runs_round_trip_through_dump_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = with_model(&[
+        "--workload",
+        "summarization",
+        "--concurrency",
+        "3",
+        "--think-time-ms",
+        "250",
+        "--num-requests",
+        "30",
+        "--progress",
+        "never",
+    ]);
+    let direct = blis(&args);
+    assert!(direct.status.success());
+    let mut dump = args.clone();
+    dump.push("--dump-config");
+    let yaml = blis(&dump).stdout;
+    let text = String::from_utf8_lossy(&yaml);
+    assert!(text.contains("concurrency: 3") && text.contains("think-time-ms: 250"), "{text}");
+    assert!(!text.contains("rate:") && !text.contains("arrival-process"), "{text}");
+    let file = dir.path().join("c.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let again = blis(&["run", "--config", s(&file), "--progress", "never"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(direct.stdout, again.stdout);
+}
