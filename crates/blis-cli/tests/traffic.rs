@@ -194,3 +194,26 @@ fn closed_loop_runs_round_trip_through_dump_config() {
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(direct.stdout, again.stdout);
 }
+
+#[test]
+fn a_closed_loop_run_exports_a_trace_that_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("users");
+    let doc = run_ok(&with_model(&[
+        "--concurrency",
+        "5",
+        "--think-time-ms",
+        "30",
+        "--num-requests",
+        "60",
+        "--trace-output",
+        s(&prefix),
+    ]));
+    let header = dir.path().join("users.yaml");
+    let text = std::fs::read_to_string(&header).unwrap();
+    assert!(!text.contains("concurrency") && !text.contains("think-time"), "{text}");
+    let replayed =
+        run_ok(&["replay", "--trace-header", s(&header), "--trace-data", s(&dir.path().join("users.csv"))]);
+    assert_eq!(replayed["completed_requests"], doc["completed_requests"]);
+    assert_eq!(replayed["e2e_mean_ms"], doc["e2e_mean_ms"]);
+}
