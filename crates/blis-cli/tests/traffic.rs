@@ -217,3 +217,81 @@ fn a_closed_loop_run_exports_a_trace_that_replays() {
     assert_eq!(replayed["completed_requests"], doc["completed_requests"]);
     assert_eq!(replayed["e2e_mean_ms"], doc["e2e_mean_ms"]);
 }
+
+/// An overloaded run: 40 req/s on one instance that completes about 9.
+fn overloaded(extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = with_model(&["--rate", "40", "--num-requests", "400", "--progress", "never"])
+        .into_iter()
+        .map(String::from)
+        .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn run_strings(args: &[String]) -> Value {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_ok(&a)
+}
+
+#[test]
+fn several_detectors_report_every_verdict_and_write_the_per_event_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = run_strings(&overloaded(&["--detectors", "threshold"]));
+    assert!(one["saturation"].get("verdicts").is_none(), "{}", one["saturation"]);
+    let report = dir.path().join("sat.json");
+    let all = run_strings(&overloaded(&["--detectors", "all", "--saturation-report", s(&report)]));
+    let sat = &all["saturation"];
+    let verdicts = sat["verdicts"].as_object().unwrap();
+    assert_eq!(verdicts.keys().collect::<Vec<_>>(), ["backlog-drift", "composite", "threshold"]);
+    assert_eq!(verdicts["threshold"]["verdict"], one["saturation"]["verdict"]);
+    assert_eq!(verdicts["threshold"]["score"], one["saturation"]["score"]);
+    // The top-level verdict is the most severe one.
+    let worst = verdicts
+        .values()
+        .map(|v| v["verdict"].as_str().unwrap())
+        .max_by_key(|v| ["STABLE", "BACKLOGGED", "OVERLOADED"].iter().position(|x| x == v))
+        .unwrap();
+    assert_eq!(sat["verdict"], worst);
+    assert_eq!(all["config"]["post-hoc-detector"], "all");
+    // The report: the final verdicts and one record per event (arrival or completion) and detector.
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    for (name, v) in verdicts {
+        assert_eq!(r["final"][name], v["verdict"], "{name}");
+    }
+    let events = 400 + all["completed_requests"].as_u64().unwrap();
+    assert_eq!(r["trace"].as_array().unwrap().len() as u64, 3 * events);
+    assert!(r["trace"].as_array().unwrap().iter().all(|t| t["result"]["level"].is_string()));
+    // Order and repeats in the list do not matter.
+    let a = run_strings(&overloaded(&["--detectors", "threshold,composite,threshold"]));
+    let b = run_strings(&overloaded(&["--post-hoc-detector", "composite,threshold"]));
+    assert_eq!(a, b);
+    assert_eq!(a["saturation"]["verdicts"].as_object().unwrap().len(), 2);
+}
+
+#[test]
+fn saturation_flags_refuse_what_they_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("sat.json");
+    let m = |extra: &[&str]| overloaded(extra);
+    let check = |args: Vec<String>, needle: &str| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(&a, needle);
+    };
+    check(m(&["--saturation-report", s(&report)]), "--saturation-report: needs --detectors");
+    check(m(&["--detectors", "composite,all"]), "cannot be combined");
+    check(m(&["--detectors", "drift"]), "unknown detector \"drift\"");
+    check(m(&["--detectors", ","]), "selects no detector");
+    assert!(!report.exists());
+    let config = dir.path().join("sat.yaml");
+    std::fs::write(&config, "backlog_drift: {window_size_sec: 5}\n").unwrap();
+    check(m(&["--detectors", "composite", "--saturation-config", s(&config)]), "has a backlog_drift: block");
+    std::fs::write(&config, "backlog_drift: {peak_ratio: 2}\n").unwrap();
+    check(m(&["--detectors", "backlog-drift", "--saturation-config", s(&config)]), "peak_ratio");
+    // A tuned threshold changes the threshold verdict.
+    std::fs::write(&config, "threshold: {threshold_ms: 100}\n").unwrap();
+    let tuned = run_strings(&m(&["--detectors", "threshold", "--saturation-config", s(&config)]));
+    assert_eq!(tuned["saturation"]["verdict"], "OVERLOADED");
+    std::fs::write(&config, "threshold: {threshold_ms: 1000000}\n").unwrap();
+    let lax = run_strings(&m(&["--detectors", "threshold", "--saturation-config", s(&config)]));
+    assert_eq!(lax["saturation"]["verdict"], "STABLE");
+}

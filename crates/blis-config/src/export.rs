@@ -93,6 +93,8 @@ pub fn cluster_part(spec: &RunSpec) -> serde_json::Value {
         "decision-trace-path",
         "fitness-weights",
         "post-hoc-detector",
+        "saturation-report",
+        "saturation-config",
         "saturation-final-window",
         "slo",
         "slo-ttft",

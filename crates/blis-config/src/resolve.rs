@@ -60,13 +60,16 @@ pub struct Outputs {
     pub report: Option<PathBuf>,
     /// `--timeseries-path FILE.csv`.
     pub timeseries_path: Option<PathBuf>,
+    /// `--saturation-report FILE.json`: the detectors' per-event verdicts.
+    pub saturation_report: Option<PathBuf>,
 }
 
 /// Post-run analyses added to the metrics document.
 #[derive(Debug, Clone, Default)]
 pub struct Analysis {
     pub fitness: Option<FitnessWeights>,
-    pub detector: Option<Detector>,
+    /// `--detectors` (empty = none), in canonical order.
+    pub detectors: Vec<Detector>,
     pub final_window_us: Option<u64>,
     pub summarize_trace: bool,
     /// `--slo` objectives (empty = none).
@@ -299,6 +302,7 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         decision_trace_path: spec.decision_trace_path.clone(),
         report: spec.report.clone(),
         timeseries_path: spec.timeseries_path.clone(),
+        saturation_report: spec.saturation_report.clone(),
     };
     if !cluster {
         for key in CLUSTER_KEYS {
@@ -331,9 +335,12 @@ fn check_paths(spec: &RunSpec, cx: &Ctx) -> Result<(), ConfigError> {
         let Some(serde_json::Value::String(p)) = map.get(*key) else { continue };
         let p = PathBuf::from(p);
         match *key {
-            "metrics-path" | "results-path" | "decision-trace-path" | "report" | "timeseries-path" => {
-                outputs.push((key, p))
-            }
+            "metrics-path"
+            | "results-path"
+            | "decision-trace-path"
+            | "report"
+            | "timeseries-path"
+            | "saturation-report" => outputs.push((key, p)),
             "trace-output" => {
                 let (h, c) = crate::outputs::trace_paths(&p);
                 outputs.push((key, h));
@@ -611,7 +618,7 @@ fn analysis(spec: &RunSpec, cx: &mut Ctx, summarize_trace: bool) -> Result<Analy
             (!w.is_empty()).then_some(w)
         }
     };
-    let detector = spec.post_hoc_detector.map(|d| d.detector());
+    let detectors = detectors(spec, cx)?;
     let objectives = match &spec.slo {
         Some(text) => crate::slo::parse_objectives(text).map_err(|e| cx.err("slo", e))?,
         None => Vec::new(),
@@ -628,10 +635,99 @@ fn analysis(spec: &RunSpec, cx: &mut Ctx, summarize_trace: bool) -> Result<Analy
             ));
         }
     };
-    if final_window_us.is_some() && detector.is_none() {
+    if final_window_us.is_some() && detectors.is_empty() {
         cx.warn("saturation-final-window", "no effect without --post-hoc-detector");
     }
-    Ok(Analysis { fitness, detector, final_window_us, summarize_trace, objectives })
+    Ok(Analysis { fitness, detectors, final_window_us, summarize_trace, objectives })
+}
+
+/// The `--saturation-config` file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SaturationConfig {
+    #[serde(default)]
+    threshold: Option<ThresholdBlock>,
+    #[serde(default)]
+    backlog_drift: Option<BacklogDriftBlock>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdBlock {
+    threshold_ms: f64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BacklogDriftBlock {
+    window_size_sec: u64,
+}
+
+/// The selected detectors, tuned by `--saturation-config`.
+fn detectors(spec: &RunSpec, cx: &Ctx) -> Result<Vec<Detector>, ConfigError> {
+    use blis_sim::saturation::DetectorKind;
+    let Some(selection) = &spec.post_hoc_detector else {
+        for key in ["saturation-report", "saturation-config"] {
+            if cx.explicit(key) {
+                return Err(cx.err(key, "needs --detectors (which detectors to run)"));
+            }
+        }
+        return Ok(Vec::new());
+    };
+    let config: SaturationConfig = match &spec.saturation_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| cx.err("saturation-config", format!("cannot read {}: {e}", path.display())))?;
+            if text.trim().is_empty() {
+                SaturationConfig::default()
+            } else {
+                crate::yaml::parse(&text, path)?
+            }
+        }
+        None => SaturationConfig::default(),
+    };
+    let selected = |k: DetectorKind| selection.kinds().contains(&k);
+    for (block, kind, name) in [
+        (config.threshold.is_some(), DetectorKind::Threshold, "threshold"),
+        (config.backlog_drift.is_some(), DetectorKind::BacklogDrift, "backlog_drift"),
+    ] {
+        if block && !selected(kind) {
+            return Err(cx.err(
+                "saturation-config",
+                format!("has a {name}: block but --detectors {selection} does not run that detector"),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for &kind in selection.kinds() {
+        let detector = match (kind, &config) {
+            (DetectorKind::Threshold, SaturationConfig { threshold: Some(t), .. }) => {
+                if !(t.threshold_ms.is_finite() && t.threshold_ms > 0.0) {
+                    return Err(cx.err(
+                        "saturation-config",
+                        format!("threshold.threshold_ms must be a finite number > 0, got {}", t.threshold_ms),
+                    ));
+                }
+                Detector::Threshold { threshold_ms: t.threshold_ms }
+            }
+            (DetectorKind::BacklogDrift, SaturationConfig { backlog_drift: Some(b), .. }) => {
+                if b.window_size_sec == 0 || b.window_size_sec > blis_sim::MAX_SIM_TIME_US / 1_000_000 {
+                    return Err(cx.err(
+                        "saturation-config",
+                        format!(
+                            "backlog_drift.window_size_sec must be in 1..={} s, got {}",
+                            blis_sim::MAX_SIM_TIME_US / 1_000_000,
+                            b.window_size_sec
+                        ),
+                    ));
+                }
+                Detector::BacklogDrift { bucket_us: b.window_size_sec * 1_000_000 }
+            }
+            (kind, _) => kind.detector(),
+        };
+        out.push(detector);
+    }
+    Ok(out)
 }
 
 /// Warm-up exclusion and goodput targets (flags > trace header > workload spec).

@@ -16,7 +16,7 @@ use blis_sim::cluster::routing::RoutingKind;
 use blis_sim::cluster::scorer::{ScorerKind, ScorerWeight};
 use blis_sim::preemption::PreemptionKind;
 use blis_sim::priority::PriorityKind;
-use blis_sim::saturation::DetectorKind;
+use blis_sim::saturation::DetectorSelection;
 use blis_sim::scheduler::SchedulerKind;
 use blis_workload::{Preset, WorkloadSpec};
 use clap::Args;
@@ -364,10 +364,18 @@ pub struct RunSpec {
     #[arg(long, help_heading = "Outputs")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fitness_weights: Option<String>,
-    /// Add a post-hoc saturation verdict.
-    #[arg(long, value_enum, visible_alias = "detectors", help_heading = "Outputs")]
+    /// Add a post-hoc saturation verdict from composite, threshold or backlog-drift; a comma list of them, or `all`, adds every verdict (`saturation.verdicts`) and reports the most severe.
+    #[arg(long, visible_alias = "detectors", value_name = "DETECTORS", help_heading = "Outputs")]
     #[serde(alias = "detectors", skip_serializing_if = "Option::is_none")]
-    pub post_hoc_detector: Option<DetectorKind>,
+    pub post_hoc_detector: Option<DetectorSelection>,
+    /// Write every detector's verdict after each arrival and completion to this JSON file (`{"final": {…}, "trace": […]}`, the reference's format); needs --detectors.
+    #[arg(long, value_name = "FILE.json", help_heading = "Outputs")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saturation_report: Option<PathBuf>,
+    /// YAML tuning of the detectors: `threshold: {threshold_ms: 5000}`, `backlog_drift: {window_size_sec: 60}` (a block needs its detector selected).
+    #[arg(long, value_name = "FILE.yaml", help_heading = "Outputs")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saturation_config: Option<PathBuf>,
     /// Final window of the saturation verdict, ending at the last arrival (seconds, or a duration: 2m) [default: 30; backlog-drift 60].
     #[arg(long, allow_hyphen_values = true, help_heading = "Outputs")]
     #[serde(skip_serializing_if = "Option::is_none")]
