@@ -28,7 +28,7 @@ pub enum Command {
     Sweep(crate::sweep::SweepArgs),
     /// Simulate measured vLLM experiments, report the error (MAPE), optionally refit coefficients.
     Calibrate(Box<crate::calibrate::CalibrateArgs>),
-    /// Emit a built-in workload as workload-spec v2 YAML.
+    /// Write a built-in workload, a ServeGen directory or an inference-perf spec as workload-spec v2 YAML.
     Convert(crate::convert::ConvertArgs),
     /// Merge workload-spec v2 files into one.
     Compose(crate::compose::ComposeArgs),

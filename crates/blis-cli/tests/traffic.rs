@@ -295,3 +295,95 @@ fn saturation_flags_refuse_what_they_cannot_do() {
     let lax = run_strings(&m(&["--detectors", "threshold", "--saturation-config", s(&config)]));
     assert_eq!(lax["saturation"]["verdict"], "STABLE");
 }
+
+/// A small ServeGen directory: `n` chunks active in every period on two days.
+fn servegen_dir(dir: &Path, n: usize) {
+    for i in 0..n {
+        let mut trace = String::from("start,rate,cv,pattern,shape,scale\n");
+        for day in 0..2i64 {
+            for w in [0i64, 600, 1200, 28_800, 29_400, 30_000, 50_400, 51_000, 51_600] {
+                let start = day * 86_400 + w;
+                trace.push_str(&format!("{start},{},1.5,Gamma,0.44,4.5\n", 0.2 + 0.1 * i as f64));
+            }
+        }
+        std::fs::write(dir.join(format!("chunk-{i}-trace.csv")), trace).unwrap();
+        let dataset =
+            r#"{"0": {"input_tokens": "{100: 0.5, 400: 0.5}", "output_tokens": "{20: 0.5, 60: 0.5}"}}"#;
+        std::fs::write(dir.join(format!("chunk-{i}-dataset.json")), dataset).unwrap();
+    }
+}
+
+#[test]
+fn convert_servegen_prints_a_spec_that_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sg");
+    std::fs::create_dir(&data).unwrap();
+    servegen_dir(&data, 6);
+    let out = blis(&["convert", "servegen", "--path", s(&data), "--window-duration-seconds", "60"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains("cohorts:") && yaml.contains("morning-critical"), "{yaml}");
+    let spec = dir.path().join("spec.yaml");
+    std::fs::write(&spec, &yaml).unwrap();
+    let doc = run_ok(&with_model(&["--workload-spec", s(&spec)]));
+    let n = doc["injected_requests"].as_u64().unwrap();
+    assert!(n > 50, "{n} requests");
+    // The same as running the directory itself (`servegen_data:`) with the same settings.
+    let inline = dir.path().join("inline.yaml");
+    std::fs::write(
+        &inline,
+        format!(
+            "version: \"2\"\nseed: 42\nhorizon: {}\nservegen_data: {{path: {:?}, window_duration_secs: 60, drain_timeout_secs: 180}}\n",
+            (2 * (60 + 180) + 60) * 1_000_000i64,
+            s(&data)
+        ),
+    )
+    .unwrap();
+    let direct = run_ok(&with_model(&["--workload-spec", s(&inline)]));
+    for key in ["injected_requests", "total_input_tokens", "ttft_mean_ms"] {
+        assert_eq!(doc[key], direct[key], "{key}");
+    }
+    // --time keeps one period; --output writes the file.
+    let morning = dir.path().join("morning.yaml");
+    let out =
+        blis(&["convert", "servegen", "--path", s(&data), "--time", "morning", "--output", s(&morning)]);
+    assert!(out.status.success() && out.stdout.is_empty());
+    let text = std::fs::read_to_string(&morning).unwrap();
+    assert!(text.contains("morning-") && !text.contains("midnight-"), "{text}");
+    // Errors: one line, exit 2.
+    refused(&["convert", "servegen", "--path", s(&dir.path().join("none"))], "--path");
+    refused(&["convert", "servegen", "--path", s(dir.path())], "--path: ");
+    refused(&["convert", "servegen", "--path", s(&data), "--window-duration-seconds", "0"], "must be > 0");
+    refused(&["convert", "servegen", "--path", s(&data), "--time", "noon"], "--time");
+}
+
+#[test]
+fn convert_inference_perf_writes_clients_that_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let ip = dir.path().join("ip.yaml");
+    std::fs::write(
+        &ip,
+        "version: \"2\"\nseed: 3\ninference_perf:\n  shared_prefix: {num_unique_system_prompts: 2, num_users_per_system_prompt: 3, \
+         system_prompt_len: 64, question_len: 32, output_len: 16, enable_multi_turn_chat: true}\n  stages:\n    \
+         - {rate: 2, duration: 20}\n    - {rate: 4, duration: 10}\n",
+    )
+    .unwrap();
+    let out = blis(&["convert", "inference-perf", "--spec", s(&ip)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains("stage-1-prompt-1-user-2"), "{yaml}");
+    let spec = dir.path().join("clients.yaml");
+    std::fs::write(&spec, &yaml).unwrap();
+    let doc = run_ok(&with_model(&["--workload-spec", s(&spec)]));
+    // Every round of every session: 2·20 + 4·10 requests, as the reference expansion sends them.
+    assert_eq!(doc["injected_requests"], 80);
+    let reference = run_ok(&with_model(&["--workload-spec", s(&ip), "--compat", "reference"]));
+    assert_eq!(reference["injected_requests"], 80);
+    std::fs::write(
+        &ip,
+        "version: \"2\"\naggregate_rate: 1\nnum_requests: 5\nclients:\n  - {id: a, rate_fraction: 1, \
+         input_distribution: {type: constant, params: {value: 9}}, output_distribution: {type: constant, params: {value: 9}}}\n",
+    )
+    .unwrap();
+    refused(&["convert", "inference-perf", "--spec", s(&ip)], "no inference_perf: section");
+}
