@@ -166,6 +166,7 @@ mod tests {
             (&["--workload", "general-lite"], "workload", "general-lite".into()),
             (&["--timeout", "-1"], "timeout", (-1.0).into()),
             (&["--concurrency", "8"], "concurrency", 8.into()),
+            (&["--session-mode", "closed-loop"], "session-mode", "closed-loop".into()),
             (&["--think-time-ms", "500"], "think-time-ms", 500.into()),
             (
                 &["--think-time-dist", "lognormal:mu=2.0,sigma=0.6,min=3s,max=30s"],

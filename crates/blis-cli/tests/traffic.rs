@@ -387,3 +387,115 @@ fn convert_inference_perf_writes_clients_that_run() {
     .unwrap();
     refused(&["convert", "inference-perf", "--spec", s(&ip)], "no inference_perf: section");
 }
+
+/// (session, round) → (request id, arrival µs) of an exported trace.
+fn trace_rounds(csv: &Path) -> std::collections::BTreeMap<(String, u64), (u64, u64)> {
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| head.iter().position(|h| *h == name).unwrap();
+    let (id, sid, round, arrival) =
+        (col("request_id"), col("session_id"), col("round_index"), col("arrival_time_us"));
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                (f[sid].to_string(), f[round].parse().unwrap()),
+                (f[id].parse().unwrap(), f[arrival].parse().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn replay_session_mode_closed_loop_waits_for_each_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = d.join("mt.yaml");
+    std::fs::write(
+        &spec,
+        "version: \"2\"\nseed: 5\naggregate_rate: 2\nnum_requests: 40\nclients:\n  - id: chat\n    rate_fraction: 1\n    \
+         input_distribution: {type: constant, params: {value: 200}}\n    output_distribution: {type: constant, params: {value: 40}}\n    \
+         reasoning:\n      multi_turn: {max_rounds: 4, think_time_us: 1000000, context_growth: accumulate}\n",
+    )
+    .unwrap();
+    let recorded = d.join("rec");
+    run_ok(&with_model(&["--workload-spec", s(&spec), "--trace-output", s(&recorded)]));
+    let (header, data) = (d.join("rec.yaml"), d.join("rec.csv"));
+    let original = trace_rounds(&data);
+    let replay = |extra: &[&str], name: &str| {
+        let prefix = d.join(name);
+        let results = d.join(format!("{name}.json"));
+        let mut args = vec![
+            "replay",
+            "--trace-header",
+            s(&header),
+            "--trace-data",
+            s(&data),
+            "--trace-output",
+            s(&prefix),
+            "--results-path",
+            s(&results),
+        ];
+        args.extend_from_slice(extra);
+        let doc = run_ok(&args);
+        let records: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+        let e2e: std::collections::HashMap<u64, u64> = records
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (r["request_id"].as_u64().unwrap(), (r["e2e_ms"].as_f64().unwrap() * 1e3).round() as u64)
+            })
+            .collect();
+        (doc, trace_rounds(&d.join(format!("{name}.csv"))), e2e)
+    };
+    // Fixed (the default): every row at its recorded time.
+    let (_, fixed, _) = replay(&[], "fixed");
+    assert_eq!(
+        fixed.values().map(|v| v.1).collect::<Vec<_>>(),
+        original.values().map(|v| v.1).collect::<Vec<_>>()
+    );
+    // Closed loop: round r+1 leaves 3 s after round r's response.
+    let (doc, closed, e2e) = replay(&["--session-mode", "closed-loop", "--think-time-ms", "3000"], "closed");
+    assert_eq!(doc["injected_requests"].as_u64().unwrap() as usize, original.len());
+    let mut checked = 0;
+    for ((sid, round), &(id, arrival)) in &closed {
+        if *round == 0 {
+            assert_eq!(arrival, original[&(sid.clone(), 0)].1, "round 0 as recorded");
+            continue;
+        }
+        let (prev_id, prev_arrival) = closed[&(sid.clone(), round - 1)];
+        assert_eq!(arrival, prev_arrival + e2e[&prev_id] + 3_000_000, "{sid} round {round} (request {id})");
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked} later rounds");
+    // Without a think time flag, the recorded gaps are the think times.
+    let (_, recorded_gaps, _) = replay(&["--session-mode", "closed-loop"], "gaps");
+    assert_eq!(recorded_gaps.len(), original.len());
+    // Think-time flags need closed-loop sessions; --session-mode needs a trace.
+    let base = ["replay", "--trace-header", s(&header), "--trace-data", s(&data)];
+    let with = |extra: &[&'static str]| -> Vec<String> {
+        base.iter().chain(extra.iter()).map(|x| x.to_string()).collect()
+    };
+    for (args, needle) in [
+        (with(&["--think-time-ms", "5"]), "--think-time-ms: needs --session-mode closed-loop"),
+        (
+            with(&["--session-mode", "fixed", "--think-time-dist", "constant:value=1s"]),
+            "needs --session-mode closed-loop",
+        ),
+        (
+            with(&["--session-mode", "closed-loop", "--think-time-dist", "constant:value=-1s"]),
+            "--think-time-dist",
+        ),
+        (with(&["--session-mode", "open"]), "--session-mode"),
+        (with(&["--concurrency", "3"]), "--concurrency"),
+    ] {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(&a, needle);
+    }
+    refused(
+        &with_model(&["--session-mode", "closed-loop"]),
+        "--session-mode: applies to a replayed trace only",
+    );
+}

@@ -84,6 +84,7 @@ pub fn cluster_part(spec: &RunSpec) -> serde_json::Value {
         "prefix-tokens",
         "timeout",
         "concurrency",
+        "session-mode",
         "think-time-ms",
         "think-time-dist",
         "policy-config",

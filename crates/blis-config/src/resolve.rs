@@ -17,13 +17,13 @@ use blis_sim::priority::SloPriorities;
 use blis_sim::saturation::Detector;
 use blis_sim::{ClusterTiming, ExecOptions, InstanceConfig, PoolConfig, SimConfig};
 use blis_workload::{
-    GenerationSemantics, Overrides, Preset, SloClass, SyntheticParams, TraceHeader, TraceRecord,
+    GenerationSemantics, Overrides, Preset, SloClass, SyntheticParams, ThinkTime, TraceHeader, TraceRecord,
     VirtualUsers, WorkloadSpec,
 };
 
 use crate::error::ConfigError;
 use crate::layers::{Layers, PATH_KEYS, Source};
-use crate::spec::{ArrivalProcess, Compat, RunSpec, TraceLevel, WorkloadSpecRef};
+use crate::spec::{ArrivalProcess, Compat, RunSpec, SessionMode, TraceLevel, WorkloadSpecRef};
 
 /// Seed of the cluster's streams (and of built-in workloads) when none is given.
 pub const DEFAULT_SEED: u64 = 42;
@@ -44,8 +44,8 @@ pub enum WorkloadPlan {
     /// A workload spec (a file, inline, or a built-in workload), the flags that override it,
     /// and whose generation rules expand it.
     Spec { spec: Box<WorkloadSpec>, overrides: Overrides, generation: GenerationSemantics },
-    /// A recorded trace, replayed row by row under `seed`.
-    Trace { records: Vec<TraceRecord>, seed: u64, file: String },
+    /// A recorded trace, replayed row by row under `seed`, its sessions timed by `sessions`.
+    Trace { records: Vec<TraceRecord>, seed: u64, file: String, sessions: blis_workload::SessionMode },
 }
 
 /// Output files of a run.
@@ -815,7 +815,7 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
     if users.is_some() {
         if trace.is_some() {
             return Err(
-                cx.err("concurrency", "not available with --workload-trace (a trace fixes its requests)")
+                cx.err("concurrency", "not available with --workload-trace (replay recorded sessions closed-loop with --session-mode closed-loop)")
             );
         }
         if file_spec.is_some() {
@@ -836,10 +836,22 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
                 "needs --num-requests or --horizon to end the run (virtual users send until stopped)",
             ));
         }
-    } else if think_set {
+    } else if think_set && trace.is_none() {
         return Err(
             cx.err(think_key, "needs --concurrency N (it is the think time of closed-loop virtual users)")
         );
+    }
+    let closed_sessions = spec.session_mode == Some(SessionMode::ClosedLoop);
+    if cx.explicit("session-mode") && trace.is_none() {
+        return Err(
+            cx.err("session-mode", "applies to a replayed trace only (blis replay, --workload-trace)")
+        );
+    }
+    if think_set && trace.is_some() && !closed_sessions {
+        return Err(cx.err(
+            think_key,
+            "needs --session-mode closed-loop (a fixed replay sends every row at its recorded time)",
+        ));
     }
     let seed = explicit_seed.unwrap_or(DEFAULT_SEED);
     if trace.is_some() || file_spec.is_some() {
@@ -875,7 +887,37 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
         let header_seed = header.as_ref().and_then(|h: &TraceHeader| h.workload_seed).map(|s| s as u64);
         let workload_seed = explicit_seed.or(header_seed).unwrap_or(DEFAULT_SEED);
         let file = csv.display().to_string();
-        return Ok((WorkloadPlan::Trace { records, seed: workload_seed, file }, seed));
+        let sessions = if closed_sessions {
+            let think = match (&spec.think_time_dist, spec.think_time_ms) {
+                (Some(d), _) => Some(ThinkTime::parse(d).map_err(|e| cx.err("think-time-dist", e))?),
+                (None, Some(ms)) => {
+                    if ms.saturating_mul(1000) > blis_workload::MAX_TIME_US {
+                        return Err(
+                            cx.err("think-time-ms", format!("must be at most 100 years, got {ms} ms"))
+                        );
+                    }
+                    Some(ThinkTime::Constant { us: ms * 1000 })
+                }
+                (None, None) => None,
+            };
+            let growth = header.as_ref().and_then(|h| h.session_context_growth.as_deref()).unwrap_or("");
+            if !growth.is_empty() && growth != "accumulate" {
+                return Err(cx.err(
+                    "trace-header",
+                    format!(
+                        "session_context_growth: unknown value {growth:?} (accepted: accumulate, or none)"
+                    ),
+                ));
+            }
+            blis_workload::SessionMode::ClosedLoop {
+                think,
+                horizon_us: spec.horizon.map(|h| h.0),
+                accumulate: growth == "accumulate",
+            }
+        } else {
+            blis_workload::SessionMode::Fixed
+        };
+        return Ok((WorkloadPlan::Trace { records, seed: workload_seed, file, sessions }, seed));
     }
     let overrides = Overrides {
         seed: explicit_seed,

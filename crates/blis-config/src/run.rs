@@ -54,8 +54,8 @@ impl RunConfig {
                 blis_workload::build_source_with(spec, overrides, *generation)
                     .map_err(|e| ConfigError::new("workload-spec", "workload", e.to_string()))
             }
-            WorkloadPlan::Trace { records, seed, file } => {
-                blis_workload::TraceSource::new(records.clone(), *seed, file)
+            WorkloadPlan::Trace { records, seed, file, sessions } => {
+                blis_workload::TraceSource::with_sessions(records.clone(), *seed, file, *sessions)
                     .map(|s| Box::new(s) as Box<dyn RequestSource + Send>)
                     .map_err(|e| ConfigError::new("workload-trace", "--workload-trace", e.to_string()))
             }

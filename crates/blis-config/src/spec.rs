@@ -217,6 +217,10 @@ pub struct RunSpec {
     #[arg(long, visible_alias = "trace-data", value_name = "FILE.csv", help_heading = "Workload")]
     #[serde(alias = "trace-data", skip_serializing_if = "Option::is_none")]
     pub workload_trace: Option<PathBuf>,
+    /// How a replay times the rounds of recorded sessions: fixed = every row at its recorded time; closed-loop = round 0 as recorded, each later round a think time after the previous one completes (--think-time-ms / --think-time-dist, else the recorded think_time_us, else the recorded gap) [default: fixed].
+    #[arg(long, value_enum, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_mode: Option<SessionMode>,
     /// Header YAML of the trace (its seed seeds the tokens of rows without provenance).
     #[arg(long, value_name = "FILE.yaml", help_heading = "Workload")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -388,6 +392,16 @@ pub struct RunSpec {
     #[arg(long, value_name = "FILE.csv", help_heading = "Outputs")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeseries_path: Option<PathBuf>,
+}
+
+/// `--session-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionMode {
+    /// Every recorded row at its recorded time.
+    Fixed,
+    /// Later rounds of a session wait for the previous round's response and a think time.
+    ClosedLoop,
 }
 
 /// `--trace-level`.
