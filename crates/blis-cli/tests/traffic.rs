@@ -294,6 +294,21 @@ fn saturation_flags_refuse_what_they_cannot_do() {
     std::fs::write(&config, "threshold: {threshold_ms: 1000000}\n").unwrap();
     let lax = run_strings(&m(&["--detectors", "threshold", "--saturation-config", s(&config)]));
     assert_eq!(lax["saturation"]["verdict"], "STABLE");
+    // A configured backlog-drift window is every detector's final window (as in the reference),
+    // unless --saturation-final-window says otherwise.
+    std::fs::write(&config, "backlog_drift: {window_size_sec: 2}\n").unwrap();
+    let configured = run_strings(&m(&["--detectors", "all", "--saturation-config", s(&config)]));
+    let explicit = run_strings(&m(&[
+        "--detectors",
+        "all",
+        "--saturation-config",
+        s(&config),
+        "--saturation-final-window",
+        "2",
+    ]));
+    let plain = run_strings(&m(&["--detectors", "composite"]));
+    assert_eq!(configured["saturation"], explicit["saturation"]);
+    assert_ne!(configured["saturation"]["verdicts"]["composite"]["score"], plain["saturation"]["score"]);
 }
 
 /// A small ServeGen directory: `n` chunks active in every period on two days.

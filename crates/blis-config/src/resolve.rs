@@ -618,13 +618,14 @@ fn analysis(spec: &RunSpec, cx: &mut Ctx, summarize_trace: bool) -> Result<Analy
             (!w.is_empty()).then_some(w)
         }
     };
-    let detectors = detectors(spec, cx)?;
+    let (detectors, configured_window_us) = detectors(spec, cx)?;
     let objectives = match &spec.slo {
         Some(text) => crate::slo::parse_objectives(text).map_err(|e| cx.err("slo", e))?,
         None => Vec::new(),
     };
     let final_window_us = match spec.saturation_final_window.map(|s| s.0) {
-        None => None,
+        // As in the reference, a configured backlog-drift window is every detector's final window.
+        None => configured_window_us,
         Some(s) if s.is_finite() && s > 0.0 && s * 1e6 < blis_sim::MAX_SIM_TIME_US as f64 => {
             Some((s * 1e6).round() as u64)
         }
@@ -663,8 +664,9 @@ struct BacklogDriftBlock {
     window_size_sec: u64,
 }
 
-/// The selected detectors, tuned by `--saturation-config`.
-fn detectors(spec: &RunSpec, cx: &Ctx) -> Result<Vec<Detector>, ConfigError> {
+/// The selected detectors, tuned by `--saturation-config`, and the backlog-drift window the
+/// file sets (µs), if it sets one.
+fn detectors(spec: &RunSpec, cx: &Ctx) -> Result<(Vec<Detector>, Option<u64>), ConfigError> {
     use blis_sim::saturation::DetectorKind;
     let Some(selection) = &spec.post_hoc_detector else {
         for key in ["saturation-report", "saturation-config"] {
@@ -672,7 +674,7 @@ fn detectors(spec: &RunSpec, cx: &Ctx) -> Result<Vec<Detector>, ConfigError> {
                 return Err(cx.err(key, "needs --detectors (which detectors to run)"));
             }
         }
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     };
     let config: SaturationConfig = match &spec.saturation_config {
         Some(path) => {
@@ -727,7 +729,8 @@ fn detectors(spec: &RunSpec, cx: &Ctx) -> Result<Vec<Detector>, ConfigError> {
         };
         out.push(detector);
     }
-    Ok(out)
+    let window = config.backlog_drift.map(|b| b.window_size_sec * 1_000_000);
+    Ok((out, window))
 }
 
 /// Warm-up exclusion and goodput targets (flags > trace header > workload spec).
