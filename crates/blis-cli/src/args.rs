@@ -28,7 +28,7 @@ pub enum Command {
     Sweep(crate::sweep::SweepArgs),
     /// Simulate measured vLLM experiments, report the error (MAPE), optionally refit coefficients.
     Calibrate(Box<crate::calibrate::CalibrateArgs>),
-    /// Emit a built-in workload as workload-spec v2 YAML.
+    /// Write a built-in workload, a ServeGen directory or an inference-perf spec as workload-spec v2 YAML.
     Convert(crate::convert::ConvertArgs),
     /// Merge workload-spec v2 files into one.
     Compose(crate::compose::ComposeArgs),
@@ -159,8 +159,20 @@ mod tests {
             (&["--trace-data", "d.csv"], "workload-trace", "d.csv".into()),
             (&["--export-workload-trace", "p"], "trace-output", "p".into()),
             (&["--detectors", "composite"], "post-hoc-detector", "composite".into()),
+            (&["--detectors", "all"], "post-hoc-detector", "all".into()),
+            (&["--detectors", "threshold,composite"], "post-hoc-detector", "composite,threshold".into()),
+            (&["--saturation-report", "s.json"], "saturation-report", "s.json".into()),
+            (&["--saturation-config", "s.yaml"], "saturation-config", "s.yaml".into()),
             (&["--workload", "general-lite"], "workload", "general-lite".into()),
             (&["--timeout", "-1"], "timeout", (-1.0).into()),
+            (&["--concurrency", "8"], "concurrency", 8.into()),
+            (&["--session-mode", "closed-loop"], "session-mode", "closed-loop".into()),
+            (&["--think-time-ms", "500"], "think-time-ms", 500.into()),
+            (
+                &["--think-time-dist", "lognormal:mu=2.0,sigma=0.6,min=3s,max=30s"],
+                "think-time-dist",
+                "lognormal:mu=2.0,sigma=0.6,min=3s,max=30s".into(),
+            ),
         ];
         for (flags, key, value) in cases {
             let argv: Vec<&str> = ["blis", "run"].iter().chain(flags.iter()).copied().collect();

@@ -197,4 +197,6 @@ pub const PATH_KEYS: &[&str] = &[
     "decision-trace-path",
     "report",
     "timeseries-path",
+    "saturation-report",
+    "saturation-config",
 ];

@@ -37,7 +37,7 @@ pub use error::{ConfigError, RunError};
 pub use layers::{Layer, Layers, Source};
 pub use resolve::{Analysis, Catalog, Derived, Outputs, RunConfig, WorkloadPlan, resolve};
 pub use run::RunOutcome;
-pub use spec::{ArrivalProcess, Compat, RunSpec, ScorerList, TraceLevel, WorkloadSpecRef};
+pub use spec::{ArrivalProcess, Compat, RunSpec, ScorerList, SessionMode, TraceLevel, WorkloadSpecRef};
 
 /// The accepted names of a closed set, comma-separated (for error messages).
 pub fn accepted<T: clap::ValueEnum>() -> String {

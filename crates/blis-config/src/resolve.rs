@@ -17,12 +17,13 @@ use blis_sim::priority::SloPriorities;
 use blis_sim::saturation::Detector;
 use blis_sim::{ClusterTiming, ExecOptions, InstanceConfig, PoolConfig, SimConfig};
 use blis_workload::{
-    GenerationSemantics, Overrides, Preset, SloClass, SyntheticParams, TraceHeader, TraceRecord, WorkloadSpec,
+    GenerationSemantics, Overrides, Preset, SloClass, SyntheticParams, ThinkTime, TraceHeader, TraceRecord,
+    VirtualUsers, WorkloadSpec,
 };
 
 use crate::error::ConfigError;
 use crate::layers::{Layers, PATH_KEYS, Source};
-use crate::spec::{ArrivalProcess, Compat, RunSpec, TraceLevel, WorkloadSpecRef};
+use crate::spec::{ArrivalProcess, Compat, RunSpec, SessionMode, TraceLevel, WorkloadSpecRef};
 
 /// Seed of the cluster's streams (and of built-in workloads) when none is given.
 pub const DEFAULT_SEED: u64 = 42;
@@ -43,8 +44,8 @@ pub enum WorkloadPlan {
     /// A workload spec (a file, inline, or a built-in workload), the flags that override it,
     /// and whose generation rules expand it.
     Spec { spec: Box<WorkloadSpec>, overrides: Overrides, generation: GenerationSemantics },
-    /// A recorded trace, replayed row by row under `seed`.
-    Trace { records: Vec<TraceRecord>, seed: u64, file: String },
+    /// A recorded trace, replayed row by row under `seed`, its sessions timed by `sessions`.
+    Trace { records: Vec<TraceRecord>, seed: u64, file: String, sessions: blis_workload::SessionMode },
 }
 
 /// Output files of a run.
@@ -59,13 +60,16 @@ pub struct Outputs {
     pub report: Option<PathBuf>,
     /// `--timeseries-path FILE.csv`.
     pub timeseries_path: Option<PathBuf>,
+    /// `--saturation-report FILE.json`: the detectors' per-event verdicts.
+    pub saturation_report: Option<PathBuf>,
 }
 
 /// Post-run analyses added to the metrics document.
 #[derive(Debug, Clone, Default)]
 pub struct Analysis {
     pub fitness: Option<FitnessWeights>,
-    pub detector: Option<Detector>,
+    /// `--detectors` (empty = none), in canonical order.
+    pub detectors: Vec<Detector>,
     pub final_window_us: Option<u64>,
     pub summarize_trace: bool,
     /// `--slo` objectives (empty = none).
@@ -298,6 +302,7 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         decision_trace_path: spec.decision_trace_path.clone(),
         report: spec.report.clone(),
         timeseries_path: spec.timeseries_path.clone(),
+        saturation_report: spec.saturation_report.clone(),
     };
     if !cluster {
         for key in CLUSTER_KEYS {
@@ -330,9 +335,12 @@ fn check_paths(spec: &RunSpec, cx: &Ctx) -> Result<(), ConfigError> {
         let Some(serde_json::Value::String(p)) = map.get(*key) else { continue };
         let p = PathBuf::from(p);
         match *key {
-            "metrics-path" | "results-path" | "decision-trace-path" | "report" | "timeseries-path" => {
-                outputs.push((key, p))
-            }
+            "metrics-path"
+            | "results-path"
+            | "decision-trace-path"
+            | "report"
+            | "timeseries-path"
+            | "saturation-report" => outputs.push((key, p)),
             "trace-output" => {
                 let (h, c) = crate::outputs::trace_paths(&p);
                 outputs.push((key, h));
@@ -610,13 +618,14 @@ fn analysis(spec: &RunSpec, cx: &mut Ctx, summarize_trace: bool) -> Result<Analy
             (!w.is_empty()).then_some(w)
         }
     };
-    let detector = spec.post_hoc_detector.map(|d| d.detector());
+    let (detectors, configured_window_us) = detectors(spec, cx)?;
     let objectives = match &spec.slo {
         Some(text) => crate::slo::parse_objectives(text).map_err(|e| cx.err("slo", e))?,
         None => Vec::new(),
     };
     let final_window_us = match spec.saturation_final_window.map(|s| s.0) {
-        None => None,
+        // As in the reference, a configured backlog-drift window is every detector's final window.
+        None => configured_window_us,
         Some(s) if s.is_finite() && s > 0.0 && s * 1e6 < blis_sim::MAX_SIM_TIME_US as f64 => {
             Some((s * 1e6).round() as u64)
         }
@@ -627,10 +636,101 @@ fn analysis(spec: &RunSpec, cx: &mut Ctx, summarize_trace: bool) -> Result<Analy
             ));
         }
     };
-    if final_window_us.is_some() && detector.is_none() {
+    if final_window_us.is_some() && detectors.is_empty() {
         cx.warn("saturation-final-window", "no effect without --post-hoc-detector");
     }
-    Ok(Analysis { fitness, detector, final_window_us, summarize_trace, objectives })
+    Ok(Analysis { fitness, detectors, final_window_us, summarize_trace, objectives })
+}
+
+/// The `--saturation-config` file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SaturationConfig {
+    #[serde(default)]
+    threshold: Option<ThresholdBlock>,
+    #[serde(default)]
+    backlog_drift: Option<BacklogDriftBlock>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdBlock {
+    threshold_ms: f64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BacklogDriftBlock {
+    window_size_sec: u64,
+}
+
+/// The selected detectors, tuned by `--saturation-config`, and the backlog-drift window the
+/// file sets (µs), if it sets one.
+fn detectors(spec: &RunSpec, cx: &Ctx) -> Result<(Vec<Detector>, Option<u64>), ConfigError> {
+    use blis_sim::saturation::DetectorKind;
+    let Some(selection) = &spec.post_hoc_detector else {
+        for key in ["saturation-report", "saturation-config"] {
+            if cx.explicit(key) {
+                return Err(cx.err(key, "needs --detectors (which detectors to run)"));
+            }
+        }
+        return Ok((Vec::new(), None));
+    };
+    let config: SaturationConfig = match &spec.saturation_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| cx.err("saturation-config", format!("cannot read {}: {e}", path.display())))?;
+            if text.trim().is_empty() {
+                SaturationConfig::default()
+            } else {
+                crate::yaml::parse(&text, path)?
+            }
+        }
+        None => SaturationConfig::default(),
+    };
+    let selected = |k: DetectorKind| selection.kinds().contains(&k);
+    for (block, kind, name) in [
+        (config.threshold.is_some(), DetectorKind::Threshold, "threshold"),
+        (config.backlog_drift.is_some(), DetectorKind::BacklogDrift, "backlog_drift"),
+    ] {
+        if block && !selected(kind) {
+            return Err(cx.err(
+                "saturation-config",
+                format!("has a {name}: block but --detectors {selection} does not run that detector"),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for &kind in selection.kinds() {
+        let detector = match (kind, &config) {
+            (DetectorKind::Threshold, SaturationConfig { threshold: Some(t), .. }) => {
+                if !(t.threshold_ms.is_finite() && t.threshold_ms > 0.0) {
+                    return Err(cx.err(
+                        "saturation-config",
+                        format!("threshold.threshold_ms must be a finite number > 0, got {}", t.threshold_ms),
+                    ));
+                }
+                Detector::Threshold { threshold_ms: t.threshold_ms }
+            }
+            (DetectorKind::BacklogDrift, SaturationConfig { backlog_drift: Some(b), .. }) => {
+                if b.window_size_sec == 0 || b.window_size_sec > blis_sim::MAX_SIM_TIME_US / 1_000_000 {
+                    return Err(cx.err(
+                        "saturation-config",
+                        format!(
+                            "backlog_drift.window_size_sec must be in 1..={} s, got {}",
+                            blis_sim::MAX_SIM_TIME_US / 1_000_000,
+                            b.window_size_sec
+                        ),
+                    ));
+                }
+                Detector::BacklogDrift { bucket_us: b.window_size_sec * 1_000_000 }
+            }
+            (kind, _) => kind.detector(),
+        };
+        out.push(detector);
+    }
+    let window = config.backlog_drift.map(|b| b.window_size_sec * 1_000_000);
+    Ok((out, window))
 }
 
 /// Warm-up exclusion and goodput targets (flags > trace header > workload spec).
@@ -709,6 +809,53 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
     if trace.is_none() && spec.trace_header.is_some() {
         return Err(cx.err("trace-header", "needs --workload-trace (the trace data CSV)"));
     }
+    let users = spec.concurrency.filter(|&n| n > 0);
+    if spec.think_time_ms.is_some() && spec.think_time_dist.is_some() {
+        return Err(cx.err("think-time-dist", "mutually exclusive with --think-time-ms"));
+    }
+    let think_key = if spec.think_time_dist.is_some() { "think-time-dist" } else { "think-time-ms" };
+    let think_set = cx.explicit(think_key);
+    if users.is_some() {
+        if trace.is_some() {
+            return Err(
+                cx.err("concurrency", "not available with --workload-trace (replay recorded sessions closed-loop with --session-mode closed-loop)")
+            );
+        }
+        if file_spec.is_some() {
+            return Err(cx.err(
+                "concurrency",
+                "cannot be used with --workload-spec; set clients[].concurrency in the spec instead",
+            ));
+        }
+        if cx.explicit("rate") {
+            return Err(cx.err(
+                "concurrency",
+                "mutually exclusive with --rate (virtual users send when their previous response is back, not at a rate)",
+            ));
+        }
+        if spec.num_requests.is_none() && spec.horizon.is_none() {
+            return Err(cx.err(
+                "concurrency",
+                "needs --num-requests or --horizon to end the run (virtual users send until stopped)",
+            ));
+        }
+    } else if think_set && trace.is_none() {
+        return Err(
+            cx.err(think_key, "needs --concurrency N (it is the think time of closed-loop virtual users)")
+        );
+    }
+    let closed_sessions = spec.session_mode == Some(SessionMode::ClosedLoop);
+    if cx.explicit("session-mode") && trace.is_none() {
+        return Err(
+            cx.err("session-mode", "applies to a replayed trace only (blis replay, --workload-trace)")
+        );
+    }
+    if think_set && trace.is_some() && !closed_sessions {
+        return Err(cx.err(
+            think_key,
+            "needs --session-mode closed-loop (a fixed replay sends every row at its recorded time)",
+        ));
+    }
     let seed = explicit_seed.unwrap_or(DEFAULT_SEED);
     if trace.is_some() || file_spec.is_some() {
         let kind = if trace.is_some() { "--workload-trace" } else { "--workload-spec" };
@@ -743,7 +890,37 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
         let header_seed = header.as_ref().and_then(|h: &TraceHeader| h.workload_seed).map(|s| s as u64);
         let workload_seed = explicit_seed.or(header_seed).unwrap_or(DEFAULT_SEED);
         let file = csv.display().to_string();
-        return Ok((WorkloadPlan::Trace { records, seed: workload_seed, file }, seed));
+        let sessions = if closed_sessions {
+            let think = match (&spec.think_time_dist, spec.think_time_ms) {
+                (Some(d), _) => Some(ThinkTime::parse(d).map_err(|e| cx.err("think-time-dist", e))?),
+                (None, Some(ms)) => {
+                    if ms.saturating_mul(1000) > blis_workload::MAX_TIME_US {
+                        return Err(
+                            cx.err("think-time-ms", format!("must be at most 100 years, got {ms} ms"))
+                        );
+                    }
+                    Some(ThinkTime::Constant { us: ms * 1000 })
+                }
+                (None, None) => None,
+            };
+            let growth = header.as_ref().and_then(|h| h.session_context_growth.as_deref()).unwrap_or("");
+            if !growth.is_empty() && growth != "accumulate" {
+                return Err(cx.err(
+                    "trace-header",
+                    format!(
+                        "session_context_growth: unknown value {growth:?} (accepted: accumulate, or none)"
+                    ),
+                ));
+            }
+            blis_workload::SessionMode::ClosedLoop {
+                think,
+                horizon_us: spec.horizon.map(|h| h.0),
+                accumulate: growth == "accumulate",
+            }
+        } else {
+            blis_workload::SessionMode::Fixed
+        };
+        return Ok((WorkloadPlan::Trace { records, seed: workload_seed, file, sessions }, seed));
     }
     let overrides = Overrides {
         seed: explicit_seed,
@@ -782,7 +959,16 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
         }
         (None, None)
     } else {
-        if !(rate.is_finite() && rate > 0.0) {
+        if users.is_some() {
+            if cx.customized("arrival-process") {
+                cx.warn(
+                    "arrival-process",
+                    "ignored with --concurrency (virtual users have no arrival process)",
+                );
+            }
+            clear_key(spec, "rate");
+            clear_key(spec, "arrival-process");
+        } else if !(rate.is_finite() && rate > 0.0) {
             return Err(cx.err("rate", format!("must be a number > 0 (requests/s), got {rate}")));
         }
         let (p, q) = (spec.prompt_tokens, spec.prompt_tokens_stdev);
@@ -791,7 +977,14 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
         let output = lengths(cx, "output-tokens", p, q, spec.output_tokens_min, spec.output_tokens_max, o)?;
         (prompt, output)
     };
-    let num_requests = spec.num_requests.unwrap_or(DEFAULT_NUM_REQUESTS);
+    // Virtual users have no default count: without --num-requests the horizon ends the run.
+    let num_requests = spec.num_requests.unwrap_or(if users.is_some() { 0 } else { DEFAULT_NUM_REQUESTS });
+    let users = users.map(|concurrency| VirtualUsers {
+        concurrency,
+        think_time_us: spec.think_time_ms.unwrap_or(0).saturating_mul(1000),
+        think_time_dist: spec.think_time_dist.clone(),
+    });
+    let closed_loop = users.is_some();
     let params = SyntheticParams {
         rate,
         num_requests,
@@ -804,13 +997,14 @@ fn workload(spec: &mut RunSpec, cx: &mut Ctx) -> Result<(WorkloadPlan, u64), Con
             None => Some(blis_workload::presets::DEFAULT_TIMEOUT_US),
             Some(t) => t,
         },
+        users,
     };
     // Errors about a flag of the built-in workload name that flag themselves.
     let built = blis_workload::preset_spec(preset.name(), &params).map_err(|e| {
         let text = e.to_string();
         if text.starts_with("--") { ConfigError::new("workload", "", text) } else { cx.err("workload", text) }
     })?;
-    if !preset.is_inference_perf() {
+    if !preset.is_inference_perf() && !closed_loop {
         spec.num_requests = Some(num_requests);
     }
     spec.workload = Some(preset);

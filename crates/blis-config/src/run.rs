@@ -54,8 +54,8 @@ impl RunConfig {
                 blis_workload::build_source_with(spec, overrides, *generation)
                     .map_err(|e| ConfigError::new("workload-spec", "workload", e.to_string()))
             }
-            WorkloadPlan::Trace { records, seed, file } => {
-                blis_workload::TraceSource::new(records.clone(), *seed, file)
+            WorkloadPlan::Trace { records, seed, file, sessions } => {
+                blis_workload::TraceSource::with_sessions(records.clone(), *seed, file, *sessions)
                     .map(|s| Box::new(s) as Box<dyn RequestSource + Send>)
                     .map_err(|e| ConfigError::new("workload-trace", "--workload-trace", e.to_string()))
             }
@@ -72,7 +72,7 @@ impl RunConfig {
 
     /// Whether the run keeps a record per request (for `--results-path` or a detector).
     pub fn records_requests(&self) -> bool {
-        self.outputs.results_path.is_some() || self.analysis.detector.is_some()
+        self.outputs.results_path.is_some() || !self.analysis.detectors.is_empty()
     }
 
     /// Keeps a record per request even when no output asks for one, for callers that read
@@ -178,6 +178,11 @@ impl RunConfig {
         let mut report_file = o.report.as_deref().map(|p| PendingFile::create(p, "report")).transpose()?;
         let mut timeseries =
             o.timeseries_path.as_deref().map(|p| PendingFile::create(p, "timeseries-path")).transpose()?;
+        let mut saturation_file = o
+            .saturation_report
+            .as_deref()
+            .map(|p| PendingFile::create(p, "saturation-report"))
+            .transpose()?;
         let decisions = o
             .decision_trace_path
             .as_deref()
@@ -192,7 +197,16 @@ impl RunConfig {
         };
         let (simulation, recorded) = self.build(sink, export.is_some())?;
         let report = simulation.run(on_progress).map_err(sim_error)?;
-        let mut doc = self.document(&report);
+        let mut doc = match saturation_file.as_mut() {
+            Some(f) => {
+                let mut out = std::io::BufWriter::new(f.writer());
+                let doc = self.document_with(&report, Some(&mut out));
+                let doc = doc.and_then(|d| std::io::Write::flush(&mut out).map(|()| d));
+                drop(out);
+                doc.map_err(|e| io_error("saturation-report", saturation_file.as_ref().expect("open"), e))?
+            }
+            None => self.document(&report),
+        };
         self.add_replicas(&mut doc)?;
         let outcome = RunOutcome { doc, report };
         let mut files = Vec::new();
@@ -223,6 +237,7 @@ impl RunConfig {
         files.extend(results);
         files.extend(report_file);
         files.extend(timeseries);
+        files.extend(saturation_file);
         if let Some((h, c)) = export {
             files.push(h);
             files.push(c);
@@ -235,6 +250,15 @@ impl RunConfig {
     /// The metrics document of a finished run: metrics, the requested analyses, the
     /// configuration that made it.
     pub fn document(&self, report: &SimReport) -> RunDoc {
+        self.document_with(report, None).expect("no saturation report is written")
+    }
+
+    /// [`RunConfig::document`], writing the detectors' per-event verdicts to `saturation_report`.
+    fn document_with(
+        &self,
+        report: &SimReport,
+        saturation_report: Option<&mut dyn std::io::Write>,
+    ) -> std::io::Result<RunDoc> {
         let mut doc = RunDoc::from_report(report);
         if !self.analysis.summarize_trace {
             doc.trace_summary = None;
@@ -242,12 +266,18 @@ impl RunConfig {
         if let Some(w) = &self.analysis.fitness {
             doc.fitness = Some(w.evaluate(&doc.cluster));
         }
-        if let Some(d) = self.analysis.detector {
+        if !self.analysis.detectors.is_empty() {
             let records = report.instances.iter().flat_map(|m| m.records.iter());
             let samples = saturation::samples_from_records(records);
             let c = &doc.cluster;
             let unfinished = c.injected_requests.saturating_sub(c.completed_requests);
-            let sat = saturation::detect(d, &samples, unfinished, self.analysis.final_window_us);
+            let sat = saturation::detect_all(
+                &self.analysis.detectors,
+                &samples,
+                unfinished,
+                self.analysis.final_window_us,
+                saturation_report,
+            )?;
             if sat.verdict == saturation::Verdict::Overloaded {
                 let s = &mut doc.steady_state;
                 s.verdict = blis_sim::steady::SteadyVerdict::Overloaded;
@@ -260,7 +290,7 @@ impl RunConfig {
         }
         doc.prediction_interval = Some(crate::interval::prediction_interval(self, &doc.cluster, None));
         doc.config = Some(self.recorded_config());
-        doc
+        Ok(doc)
     }
 
     /// The `--report` page of a finished run.

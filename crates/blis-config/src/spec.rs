@@ -16,7 +16,7 @@ use blis_sim::cluster::routing::RoutingKind;
 use blis_sim::cluster::scorer::{ScorerKind, ScorerWeight};
 use blis_sim::preemption::PreemptionKind;
 use blis_sim::priority::PriorityKind;
-use blis_sim::saturation::DetectorKind;
+use blis_sim::saturation::DetectorSelection;
 use blis_sim::scheduler::SchedulerKind;
 use blis_workload::{Preset, WorkloadSpec};
 use clap::Args;
@@ -217,6 +217,10 @@ pub struct RunSpec {
     #[arg(long, visible_alias = "trace-data", value_name = "FILE.csv", help_heading = "Workload")]
     #[serde(alias = "trace-data", skip_serializing_if = "Option::is_none")]
     pub workload_trace: Option<PathBuf>,
+    /// How a replay times the rounds of recorded sessions: fixed = every row at its recorded time; closed-loop = round 0 as recorded, each later round a think time after the previous one completes (--think-time-ms / --think-time-dist, else the recorded think_time_us, else the recorded gap) [default: fixed].
+    #[arg(long, value_enum, help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_mode: Option<SessionMode>,
     /// Header YAML of the trace (its seed seeds the tokens of rows without provenance).
     #[arg(long, value_name = "FILE.yaml", help_heading = "Workload")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,6 +277,18 @@ pub struct RunSpec {
     #[arg(long, allow_hyphen_values = true, help_heading = "Workload")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Seconds>,
+    /// Closed-loop virtual users replacing the built-in workload's arrivals: each sends a request, waits for the response and the think time, then sends the next (0 = off; excludes --rate; bound the run with --num-requests or --horizon).
+    #[arg(long, allow_hyphen_values = true, value_name = "N", help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// Think time of the --concurrency users (or of closed-loop replayed sessions) between a response and the next request, in ms.
+    #[arg(long, allow_hyphen_values = true, value_name = "MS", help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub think_time_ms: Option<u64>,
+    /// Think-time distribution instead of --think-time-ms: "constant:value=500ms" or "lognormal:mu=2.0,sigma=0.6,min=3s,max=30s" (mu, sigma of ln seconds).
+    #[arg(long, value_name = "DIST", help_heading = "Workload")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub think_time_dist: Option<String>,
 
     // ── Run ────────────────────────────────────────────────────────────────────────────
     /// Behave as the reference simulator wherever BLIS deliberately differs (docs/compat.md).
@@ -352,10 +368,18 @@ pub struct RunSpec {
     #[arg(long, help_heading = "Outputs")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fitness_weights: Option<String>,
-    /// Add a post-hoc saturation verdict.
-    #[arg(long, value_enum, visible_alias = "detectors", help_heading = "Outputs")]
+    /// Add a post-hoc saturation verdict from composite, threshold or backlog-drift; a comma list of them, or `all`, adds every verdict (`saturation.verdicts`) and reports the most severe.
+    #[arg(long, visible_alias = "detectors", value_name = "DETECTORS", help_heading = "Outputs")]
     #[serde(alias = "detectors", skip_serializing_if = "Option::is_none")]
-    pub post_hoc_detector: Option<DetectorKind>,
+    pub post_hoc_detector: Option<DetectorSelection>,
+    /// Write every detector's verdict after each arrival and completion to this JSON file (`{"final": {…}, "trace": […]}`, the reference's format); needs --detectors.
+    #[arg(long, value_name = "FILE.json", help_heading = "Outputs")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saturation_report: Option<PathBuf>,
+    /// YAML tuning of the detectors: `threshold: {threshold_ms: 5000}`, `backlog_drift: {window_size_sec: 60}` (a block needs its detector selected).
+    #[arg(long, value_name = "FILE.yaml", help_heading = "Outputs")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saturation_config: Option<PathBuf>,
     /// Final window of the saturation verdict, ending at the last arrival (seconds, or a duration: 2m) [default: 30; backlog-drift 60].
     #[arg(long, allow_hyphen_values = true, help_heading = "Outputs")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -368,6 +392,16 @@ pub struct RunSpec {
     #[arg(long, value_name = "FILE.csv", help_heading = "Outputs")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeseries_path: Option<PathBuf>,
+}
+
+/// `--session-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionMode {
+    /// Every recorded row at its recorded time.
+    Fixed,
+    /// Later rounds of a session wait for the previous round's response and a think time.
+    ClosedLoop,
 }
 
 /// `--trace-level`.

@@ -33,8 +33,15 @@ use crate::spec::RunSpec;
 pub const MAX_CONFIGURATIONS: u64 = 1_000_000;
 
 /// Keys a sweep row cannot set (every row would write the same file).
-const RESERVED: &[&str] =
-    &["metrics-path", "results-path", "trace-output", "decision-trace-path", "report", "timeseries-path"];
+const RESERVED: &[&str] = &[
+    "metrics-path",
+    "results-path",
+    "trace-output",
+    "decision-trace-path",
+    "report",
+    "timeseries-path",
+    "saturation-report",
+];
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -95,6 +95,96 @@ impl DetectorKind {
     }
 }
 
+/// `--detectors`: one detector, a comma list of them, or `all`. Kept in the canonical order
+/// (composite, threshold, backlog-drift) without repeats, so `threshold,composite` and
+/// `composite,threshold` run, report and print the same.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DetectorSelection {
+    kinds: Vec<DetectorKind>,
+    /// Written as `all` (printed back so).
+    all: bool,
+}
+
+impl DetectorSelection {
+    /// One detector.
+    pub fn one(kind: DetectorKind) -> Self {
+        DetectorSelection { kinds: vec![kind], all: false }
+    }
+
+    /// The selected detectors, in canonical order.
+    pub fn kinds(&self) -> &[DetectorKind] {
+        &self.kinds
+    }
+
+    /// The detectors with their default parameters.
+    pub fn detectors(&self) -> Vec<Detector> {
+        self.kinds.iter().map(|k| k.detector()).collect()
+    }
+}
+
+impl std::str::FromStr for DetectorSelection {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        use clap::ValueEnum;
+        let accepted = || format!("{}, a comma list of them, or all", NAMES.join(", "));
+        if text.trim() == "all" {
+            return Ok(DetectorSelection { kinds: DetectorKind::value_variants().to_vec(), all: true });
+        }
+        let mut kinds = Vec::new();
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if name == "all" {
+                return Err(format!(
+                    "\"all\" cannot be combined with detector names (accepted: {})",
+                    accepted()
+                ));
+            }
+            let kind = DetectorKind::from_str(name, false)
+                .map_err(|_| format!("unknown detector {name:?} (accepted: {})", accepted()))?;
+            kinds.push(kind);
+        }
+        if kinds.is_empty() {
+            return Err(format!("{text:?} selects no detector (accepted: {})", accepted()));
+        }
+        kinds.sort_by_key(|k| *k as u8);
+        kinds.dedup();
+        Ok(DetectorSelection { kinds, all: false })
+    }
+}
+
+impl std::fmt::Display for DetectorSelection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.all {
+            return f.write_str("all");
+        }
+        let names: Vec<&str> = self.kinds.iter().map(|k| k.detector().name()).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+impl Serialize for DetectorSelection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DetectorSelection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Text(String),
+            List(Vec<String>),
+        }
+        let text = match Form::deserialize(d)? {
+            Form::Text(t) => t,
+            Form::List(items) => items.join(","),
+        };
+        text.parse().map_err(D::Error::custom)
+    }
+}
+
 impl Detector {
     /// The detector called `name` (see [`NAMES`]) with default parameters.
     pub fn by_name(name: &str) -> Option<Detector> {
@@ -549,6 +639,30 @@ mod tests {
         let b = detect(Detector::BacklogDrift { bucket_us: DEFAULT_BUCKET_US }, &s, 0, None);
         // In flight grows by 600 − 400 = 200 per 60 s bucket while arrivals last.
         assert!(b.score > 10.0, "{b:?}");
+    }
+
+    #[test]
+    fn detector_selections_are_canonical() {
+        let parse = |t: &str| t.parse::<DetectorSelection>();
+        let a = parse("threshold, composite,threshold").unwrap();
+        assert_eq!(a.kinds(), &[DetectorKind::Composite, DetectorKind::Threshold]);
+        assert_eq!(a.to_string(), "composite,threshold");
+        assert_eq!(parse("composite,threshold,").unwrap(), a);
+        let all = parse("all").unwrap();
+        assert_eq!(all.kinds().len(), 3);
+        assert_eq!(all.to_string(), "all");
+        assert_eq!(parse("backlog-drift").unwrap(), DetectorSelection::one(DetectorKind::BacklogDrift));
+        assert_eq!(parse("backlog-drift").unwrap().to_string(), "backlog-drift");
+        assert!(parse("composite,all").unwrap_err().contains("cannot be combined"));
+        assert!(parse(" , ").unwrap_err().contains("selects no detector"));
+        let e = parse("composite,drift").unwrap_err();
+        assert_eq!(
+            e,
+            "unknown detector \"drift\" (accepted: composite, threshold, backlog-drift, a comma list of them, or all)"
+        );
+        let json: DetectorSelection = serde_json::from_str("[\"threshold\", \"composite\"]").unwrap();
+        assert_eq!(json, a);
+        assert_eq!(serde_json::to_string(&all).unwrap(), "\"all\"");
     }
 
     #[test]

@@ -53,7 +53,7 @@ use crate::lengths::LengthDist;
 use crate::limits::{MAX_REQUEST_TOKENS, MAX_STAGE_REQUESTS, MAX_TIME_US, max_time_text};
 use crate::request::{RequestSource, RequestSpec, SloClass};
 use crate::rng::{StreamRng, splitmix64, stream, stream_seed};
-use crate::spec::InferencePerfSpec;
+use crate::spec::{InferencePerfSpec, WorkloadSpec};
 use crate::tokens::{Segment, TokenSeq};
 use crate::validate::{
     ClientPlan, DEFAULT_SESSION_TIMEOUT_US, FirstArrival, MultiTurnPlan, PrefixPlan, prefix_source,
@@ -562,6 +562,161 @@ impl RequestSource for InferencePerfSource {
     }
 }
 
+/// Most clients [`expand_to_clients`] writes out.
+pub const MAX_EXPANDED_CLIENTS: u64 = 100_000;
+
+/// `blis convert inference-perf`: the `inference_perf:` section of `spec` written out as
+/// clients, the way the reference simulator expands it (see [`reference_plans`]): one client per
+/// (stage, group, user) with the group's system prompt as a shared prefix (`prompt-<g>`, also
+/// the tenant), a constant question and output, SLO class `standard`.
+///
+/// * Multi-turn chat: one single session per client of `distribute(⌊rate·duration⌋, G·U)[k]`
+///   rounds, `⌊G·U/rate⌋` s apart after each response, no context growth; `num_requests` is the
+///   total of those rounds.
+/// * Otherwise each client is a Poisson process at rate/(G·U) during its stage (a lifecycle
+///   window with that `trace_rate` when there are several stages), `horizon` the end of the
+///   last stage. With one stage the reference sends each client's exact share of ⌊rate·duration⌋
+///   requests; a spec cannot say that, so `num_requests` caps the total at ⌊rate·duration⌋
+///   instead (a note says so).
+///
+/// Returns the spec (validated) and notes on what the written spec cannot carry.
+pub fn expand_to_clients(spec: &WorkloadSpec) -> Result<(WorkloadSpec, Vec<String>)> {
+    use crate::spec::{
+        ArrivalSpec, ClientSpec, DistSpec, LifecycleSpec, MultiTurnSpec, ReasoningSpec, WindowSpec,
+    };
+    let ip = spec
+        .inference_perf
+        .as_ref()
+        .ok_or_else(|| WorkloadError::at("inference_perf", "the spec has no inference_perf: section"))?;
+    let plan = InferencePerfPlan::compile(ip)?;
+    let Some(sp) = ip.shared_prefix.as_ref() else {
+        return Err(WorkloadError::at("inference_perf.shared_prefix", "required"));
+    };
+    let mut notes = Vec::new();
+    if sp.question_reuse.is_some() || sp.user_order.is_some() {
+        notes.push(
+            "question_reuse and user_order are BLIS's own inference_perf semantics; the reference's \
+             expansion written out has neither"
+                .to_string(),
+        );
+    }
+    let users = u64::from(plan.groups) * u64::from(plan.users_per_group);
+    let multi_stage = ip.stages.len() > 1;
+    if users.saturating_mul(ip.stages.len() as u64) > MAX_EXPANDED_CLIENTS {
+        return Err(WorkloadError::at(
+            "inference_perf",
+            format!(
+                "{users} users × {} stages is more than {MAX_EXPANDED_CLIENTS} clients to write out; run the spec as it is",
+                ip.stages.len()
+            ),
+        ));
+    }
+    let constant =
+        |v: u32| DistSpec { kind: "constant".into(), params: [("value".to_string(), f64::from(v))].into() };
+    let mut clients = Vec::new();
+    let (mut start_us, mut rounds_total) = (0i64, 0u64);
+    for (s, st) in ip.stages.iter().enumerate() {
+        if st.duration.fract() != 0.0 {
+            return Err(WorkloadError::at(
+                format!("inference_perf.stages[{s}].duration"),
+                format!("the reference's expansion needs whole seconds, got {}", st.duration),
+            ));
+        }
+        let total = (st.rate * st.duration).floor() as u64;
+        if total == 0 {
+            return Err(WorkloadError::at(
+                format!("inference_perf.stages[{s}]"),
+                format!("rate {} × duration {} gives no request", st.rate, st.duration),
+            ));
+        }
+        let end_us = start_us + st.duration as i64 * 1_000_000;
+        let per_client_rate = st.rate / users as f64;
+        let think_time_us = (users as f64 / st.rate * 1e6) as i64;
+        let mut k = 0u64;
+        for g in 0..plan.groups {
+            let group = format!("prompt-{g}");
+            for u in 0..plan.users_per_group {
+                let share = total / users + u64::from(k < total % users);
+                k += 1;
+                if plan.multi_turn_chat && share == 0 {
+                    continue; // a session of no rounds sends nothing
+                }
+                let id = if multi_stage {
+                    format!("stage-{s}-prompt-{g}-user-{u}")
+                } else {
+                    format!("prompt-{g}-user-{u}")
+                };
+                let mut client = ClientSpec {
+                    id: Some(id),
+                    tenant_id: Some(group.clone()),
+                    slo_class: Some("standard".into()),
+                    arrival: Some(ArrivalSpec { process: "poisson".into(), ..ArrivalSpec::default() }),
+                    input_distribution: Some(constant(plan.question_len)),
+                    output_distribution: Some(constant(plan.output_len)),
+                    prefix_group: (plan.system_prompt_len > 0).then(|| group.clone()),
+                    prefix_length: (plan.system_prompt_len > 0).then_some(i64::from(plan.system_prompt_len)),
+                    ..ClientSpec::default()
+                };
+                if multi_stage {
+                    client.rate_fraction = Some(1.0);
+                    client.lifecycle = Some(LifecycleSpec {
+                        windows: vec![WindowSpec {
+                            start_us,
+                            end_us,
+                            trace_rate: Some(per_client_rate),
+                            ..WindowSpec::default()
+                        }],
+                    });
+                } else {
+                    client.rate_fraction = Some(1.0 / users as f64);
+                }
+                if plan.multi_turn_chat {
+                    rounds_total += share;
+                    client.reasoning = Some(ReasoningSpec {
+                        reason_ratio_distribution: Some(DistSpec {
+                            kind: "constant".into(),
+                            params: [("value".to_string(), 0.0)].into(),
+                        }),
+                        multi_turn: Some(MultiTurnSpec {
+                            max_rounds: share as i64,
+                            think_time_us: Some(think_time_us),
+                            context_growth: None,
+                            single_session: Some(true),
+                        }),
+                    });
+                }
+                clients.push(client);
+            }
+        }
+        start_us = end_us;
+    }
+    let single_total = (ip.stages[0].rate * ip.stages[0].duration).floor() as i64;
+    let (num_requests, horizon) = if plan.multi_turn_chat {
+        (Some(rounds_total as i64), None)
+    } else if multi_stage {
+        (None, Some(start_us))
+    } else {
+        notes.push(format!(
+            "the reference sends each client an exact share of the stage's {single_total} requests; \
+             the written spec has Poisson clients capped at {single_total} requests in all"
+        ));
+        (Some(single_total), Some(start_us))
+    };
+    let out = WorkloadSpec {
+        version: Some("2".into()),
+        seed: spec.seed,
+        category: Some(if plan.multi_turn_chat { "reasoning" } else { "language" }.into()),
+        aggregate_rate: Some(if multi_stage { 0.0 } else { ip.stages[0].rate }),
+        num_requests,
+        horizon,
+        clients,
+        goodput_slo_targets: spec.goodput_slo_targets.clone(),
+        ..WorkloadSpec::default()
+    };
+    crate::validate::validate(&out)?;
+    Ok((out, notes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -882,5 +1037,51 @@ mod tests {
             Some(crate::GenerationSemantics::Reference)
         );
         assert_eq!(crate::GenerationSemantics::parse("nope"), None);
+    }
+
+    /// The written-out clients send what the reference expansion of the section sends.
+    #[test]
+    fn expanded_clients_match_the_reference_expansion() {
+        for (name, multi_turn) in
+            [("codegen", true), ("roleplay", true), ("codegen", false), ("roleplay", false)]
+        {
+            let mut spec = preset_spec(name, &SyntheticParams::default()).unwrap();
+            spec.num_requests = None;
+            spec.inference_perf.as_mut().unwrap().shared_prefix.as_mut().unwrap().enable_multi_turn_chat =
+                multi_turn;
+            let (out, notes) = expand_to_clients(&spec).unwrap();
+            assert_eq!(notes.len(), usize::from(!multi_turn && name == "roleplay"), "{notes:?}");
+            let text = crate::to_yaml(&out).unwrap();
+            let reread = crate::parse_spec(&text, "x.yaml").unwrap();
+            assert_eq!(reread, out);
+            let mut written = build_source(&reread, &Overrides::default()).unwrap();
+            let a = drive(written.as_mut(), 2_500_000);
+            let b = drive(reference(name, multi_turn, &Overrides::default()).as_mut(), 2_500_000);
+            let stages: Vec<(f64, f64)> =
+                spec.inference_perf.as_ref().unwrap().stages.iter().map(|s| (s.rate, s.duration)).collect();
+            if multi_turn {
+                assert_eq!(a.len(), b.len(), "{name}: every round of every session");
+            } else {
+                // Poisson counts: within 5 % of the reference's.
+                let (x, y) = (a.len() as f64, b.len() as f64);
+                assert!((x / y - 1.0).abs() < 0.05, "{name}: {x} vs {y}");
+            }
+            // Per stage, the same prompts: system prompt + question, constant output.
+            let mut start = 0.0;
+            for (rate, duration) in stages {
+                let in_stage = |r: &&RequestSpec| {
+                    let t = r.arrival_us as f64 / 1e6;
+                    t >= start && t < start + duration
+                };
+                let (x, y) =
+                    (a.iter().filter(in_stage).count() as f64, b.iter().filter(in_stage).count() as f64);
+                assert!((x / y - 1.0).abs() < 0.1, "{name} stage at {rate}/s: {x} vs {y}");
+                start += duration;
+            }
+            assert_eq!(a[0].input.len(), b[0].input.len());
+            assert_eq!(a[0].output_tokens, b[0].output_tokens);
+        }
+        let e = expand_to_clients(&WorkloadSpec::default()).unwrap_err().to_string();
+        assert!(e.contains("no inference_perf: section"), "{e}");
     }
 }

@@ -33,7 +33,9 @@ pub use compose::compose;
 pub use error::WorkloadError;
 pub use generator::{GenerationSemantics, Overrides, SpecSource, build_source, build_source_with};
 pub use limits::{MAX_REQUEST_TOKENS, MAX_TIME_US};
-pub use presets::{LenParams, Preset, SyntheticParams, is_inference_perf_preset, preset_names, preset_spec};
+pub use presets::{
+    LenParams, Preset, SyntheticParams, VirtualUsers, is_inference_perf_preset, preset_names, preset_spec,
+};
 pub use request::{Outcome, RequestMeta, RequestSource, RequestSpec, SessionRef, SloClass};
 pub use spec::{WorkloadSpec, load_spec_file, parse_spec, to_yaml};
 pub use think::ThinkTime;

@@ -62,6 +62,23 @@ pub struct SyntheticParams {
     pub seed: u64,
     /// `--timeout` in µs (None = no timeout).
     pub timeout_us: Option<u64>,
+    /// `--concurrency`: closed-loop virtual users instead of arrivals at `rate` (`rate` and
+    /// `constant_arrivals` are then unused, and `num_requests` 0 means no cap: the horizon ends
+    /// the run).
+    pub users: Option<VirtualUsers>,
+}
+
+/// Closed-loop virtual users of a built-in workload (`--concurrency`, `--think-time-ms`,
+/// `--think-time-dist`): each user sends a request, waits for its response and a think time,
+/// and sends the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualUsers {
+    /// Number of users (≥ 1).
+    pub concurrency: u32,
+    /// The think time between a response and the user's next request, as a constant.
+    pub think_time_us: u64,
+    /// Or as a distribution in `--think-time-dist` syntax (replaces `think_time_us`).
+    pub think_time_dist: Option<String>,
 }
 
 impl Default for SyntheticParams {
@@ -75,6 +92,7 @@ impl Default for SyntheticParams {
             constant_arrivals: false,
             seed: 42,
             timeout_us: Some(DEFAULT_TIMEOUT_US),
+            users: None,
         }
     }
 }
@@ -167,6 +185,15 @@ pub fn preset_spec(name: &str, p: &SyntheticParams) -> Result<WorkloadSpec> {
     if let Some(&(_, groups, users, system, question, output, stages)) =
         INFERENCE_PERF.iter().find(|x| x.0 == name)
     {
+        if p.users.is_some() {
+            return Err(WorkloadError::at(
+                "--concurrency",
+                format!(
+                    "not available with --workload {name} (its stages set the arrival rates); write a \
+                     workload spec with clients[].concurrency instead"
+                ),
+            ));
+        }
         let stages: Vec<StageSpec> =
             stages.iter().map(|&(rate, duration)| StageSpec { rate, duration }).collect();
         let total: f64 = stages.iter().map(|s| (s.rate * s.duration).round()).sum();
@@ -198,7 +225,7 @@ pub fn preset_spec(name: &str, p: &SyntheticParams) -> Result<WorkloadSpec> {
         ));
     };
     check_synthetic(p)?;
-    let client = ClientSpec {
+    let mut client = ClientSpec {
         id: Some("distribution".into()),
         rate_fraction: Some(1.0),
         arrival: Some(ArrivalSpec {
@@ -212,12 +239,25 @@ pub fn preset_spec(name: &str, p: &SyntheticParams) -> Result<WorkloadSpec> {
         timeout: p.timeout_us.map(|t| t as i64),
         ..ClientSpec::default()
     };
+    let mut aggregate_rate = Some(p.rate);
+    let mut num_requests = Some(p.num_requests as i64);
+    if let Some(u) = &p.users {
+        client.rate_fraction = None;
+        client.arrival = None;
+        client.concurrency = Some(i64::from(u.concurrency));
+        match &u.think_time_dist {
+            Some(d) => client.think_time_dist = Some(d.clone()),
+            None => client.think_time_us = Some(u.think_time_us as i64),
+        }
+        aggregate_rate = None;
+        num_requests = (p.num_requests > 0).then_some(p.num_requests as i64);
+    }
     let spec = WorkloadSpec {
         version: Some("2".into()),
         seed: Some(p.seed as i64),
         category: Some("language".into()),
-        aggregate_rate: Some(p.rate),
-        num_requests: Some(p.num_requests as i64),
+        aggregate_rate,
+        num_requests,
         clients: vec![client],
         ..WorkloadSpec::default()
     };
@@ -227,11 +267,33 @@ pub fn preset_spec(name: &str, p: &SyntheticParams) -> Result<WorkloadSpec> {
 
 /// Checks the flag values of a synthesized workload; errors name the `blis run` flag.
 fn check_synthetic(p: &SyntheticParams) -> Result<()> {
-    if !(p.rate.is_finite() && p.rate > 0.0) {
-        return Err(WorkloadError::at("--rate", format!("must be > 0 req/s, got {}", p.rate)));
-    }
-    if p.rate < MIN_RATE_PER_S {
-        return Err(WorkloadError::at("--rate", crate::validate::slow_rate_message(p.rate)));
+    if let Some(u) = &p.users {
+        if !(1..=crate::validate::MAX_CONCURRENCY).contains(&i64::from(u.concurrency)) {
+            return Err(WorkloadError::at(
+                "--concurrency",
+                format!(
+                    "must be in 1..={} virtual users, got {}",
+                    crate::validate::MAX_CONCURRENCY,
+                    u.concurrency
+                ),
+            ));
+        }
+        if u.think_time_us > MAX_TIME_US {
+            return Err(WorkloadError::at(
+                "--think-time-ms",
+                format!("must be at most 100 years, got {} ms", u.think_time_us / 1000),
+            ));
+        }
+        if let Some(d) = &u.think_time_dist {
+            crate::think::ThinkTime::parse(d).map_err(|e| WorkloadError::at("--think-time-dist", e))?;
+        }
+    } else {
+        if !(p.rate.is_finite() && p.rate > 0.0) {
+            return Err(WorkloadError::at("--rate", format!("must be > 0 req/s, got {}", p.rate)));
+        }
+        if p.rate < MIN_RATE_PER_S {
+            return Err(WorkloadError::at("--rate", crate::validate::slow_rate_message(p.rate)));
+        }
     }
     if p.prefix_tokens >= MAX_REQUEST_TOKENS {
         return Err(WorkloadError::at(
@@ -311,6 +373,38 @@ mod tests {
         assert_eq!(d.clients[0].prefix_group, None);
         let e = preset_spec("chatbot", &SyntheticParams { rate: 0.0, ..Default::default() }).unwrap_err();
         assert_eq!(e.to_string(), "--rate: must be > 0 req/s, got 0");
+    }
+
+    #[test]
+    fn virtual_users_replace_the_arrivals() {
+        let users = VirtualUsers { concurrency: 4, think_time_us: 50_000, think_time_dist: None };
+        let p = SyntheticParams { users: Some(users.clone()), num_requests: 0, ..Default::default() };
+        let s = preset_spec("chatbot", &p).unwrap();
+        let c = &s.clients[0];
+        assert_eq!((c.concurrency, c.think_time_us, c.rate_fraction), (Some(4), Some(50_000), None));
+        assert!(c.arrival.is_none() && s.aggregate_rate.is_none() && s.num_requests.is_none());
+        assert_eq!(c.input_distribution.as_ref().unwrap().params["mean"], 256.0, "the preset's lengths");
+        let text = crate::to_yaml(&s).unwrap();
+        assert_eq!(crate::parse_spec(&text, "chatbot").unwrap(), s);
+        let dist = VirtualUsers { think_time_dist: Some("constant:value=1s".into()), ..users.clone() };
+        let p = SyntheticParams { users: Some(dist), num_requests: 10, ..Default::default() };
+        let s = preset_spec("distribution", &p).unwrap();
+        assert_eq!(s.clients[0].think_time_us, None);
+        assert_eq!(s.num_requests, Some(10));
+        let err = |u: VirtualUsers, name: &str| {
+            preset_spec(name, &SyntheticParams { users: Some(u), ..Default::default() })
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err(users.clone(), "general").starts_with("--concurrency: not available with --workload general")
+        );
+        let bad = VirtualUsers { think_time_dist: Some("lognormal:mu=1".into()), ..users.clone() };
+        assert_eq!(err(bad, "chatbot"), "--think-time-dist: lognormal: needs sigma=NUMBER");
+        assert!(
+            err(VirtualUsers { concurrency: 0, ..users }, "chatbot")
+                .starts_with("--concurrency: must be in 1..=")
+        );
     }
 
     #[test]

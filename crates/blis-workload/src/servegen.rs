@@ -114,6 +114,31 @@ pub fn load(sg: &ServeGenDataSpec, seed: i64) -> Result<Converted> {
     Ok(converted)
 }
 
+/// The workload spec `servegen_data: sg` stands for, written out (`blis convert servegen`):
+/// the cohorts at absolute rates (`aggregate_rate: 0`), the category, and `seed`, which also
+/// drove the conversion's random picks, and a `horizon` at the end of the last period (no
+/// cohort sends after it), so the spec runs without `--num-requests` or `--horizon`. The result
+/// is validated.
+pub fn to_spec(sg: &ServeGenDataSpec, seed: i64) -> Result<crate::spec::WorkloadSpec> {
+    let converted = load(sg, seed)?;
+    let end_us = converted
+        .cohorts
+        .iter()
+        .filter_map(|c| c.spike.as_ref().map(|s| s.start_time_us.saturating_add(s.duration_us)))
+        .max();
+    let spec = crate::spec::WorkloadSpec {
+        horizon: end_us,
+        version: Some("2".into()),
+        seed: Some(seed),
+        category: converted.category.or(Some("language".into())),
+        aggregate_rate: Some(converted.aggregate_rate),
+        cohorts: converted.cohorts,
+        ..crate::spec::WorkloadSpec::default()
+    };
+    crate::validate::validate(&spec)?;
+    Ok(spec)
+}
+
 /// Converts a directory with explicit period length, drain gap and trace span (s).
 pub fn convert(dir: &Path, window_s: i64, drain_s: i64, span: (i64, i64), seed: i64) -> Result<Converted> {
     let at_path = |msg: String| WorkloadError::at("path", format!("{}: {msg}", dir.display()));
@@ -506,6 +531,36 @@ mod tests {
         assert_eq!(m.arrival.as_ref().unwrap().scale, Some(4.5e6));
         // The same seed converts the same way.
         assert_eq!(convert(dir.path(), 600, 180, (0, i64::MAX), 42).unwrap(), c);
+    }
+
+    #[test]
+    fn a_written_out_directory_generates_the_same_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        write_dir(dir.path(), 6, false);
+        let sg = ServeGenDataSpec {
+            path: dir.path().display().to_string(),
+            window_duration_secs: Some(60),
+            drain_timeout_secs: Some(30),
+            ..ServeGenDataSpec::default()
+        };
+        let written = to_spec(&sg, 9).unwrap();
+        let text = crate::to_yaml(&written).unwrap();
+        let reread = crate::parse_spec(&text, "converted.yaml").unwrap();
+        let inline = crate::spec::WorkloadSpec {
+            seed: Some(9),
+            horizon: written.horizon,
+            servegen_data: Some(sg),
+            ..crate::spec::WorkloadSpec::default()
+        };
+        let drain = |s: &crate::spec::WorkloadSpec| {
+            let mut src = crate::build_source(s, &crate::Overrides::default()).unwrap();
+            std::iter::from_fn(|| src.next_request())
+                .map(|r| (r.arrival_us, r.input.len()))
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (drain(&reread), drain(&inline));
+        assert!(a.len() > 100, "{} requests", a.len());
+        assert_eq!(a, b);
     }
 
     #[test]
