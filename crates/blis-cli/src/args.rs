@@ -119,6 +119,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("--trace-data", "workload-trace"),
     ("--export-workload-trace", "trace-output"),
     ("--detectors", "post-hoc-detector"),
+    ("--pool", "pools"),
 ];
 
 /// The flags layer of a run: the parsed flags, spelled as the user typed them.

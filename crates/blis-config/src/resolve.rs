@@ -22,6 +22,7 @@ use blis_workload::{
 
 use crate::error::ConfigError;
 use crate::layers::{Layers, PATH_KEYS, Source};
+use crate::pools::{POOL_KEYS, PoolSpec};
 use crate::spec::{ArrivalProcess, Compat, RunSpec, TraceLevel, WorkloadSpecRef};
 
 /// Seed of the cluster's streams (and of built-in workloads) when none is given.
@@ -91,9 +92,22 @@ pub struct RunConfig {
     pub replicas: u32,
 }
 
-/// Values the simulator derived rather than read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// Values the simulator derived rather than read: of the one pool, or of each of `pools`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Derived {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_kv_blocks: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_model_len: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolDerived>,
+}
+
+/// KV blocks and context length of one pool's instances, as resolved.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PoolDerived {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
     pub total_kv_blocks: u32,
     pub max_model_len: u32,
 }
@@ -185,26 +199,31 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     spec.policy_config = None;
 
     check_paths(&spec, &cx)?;
-    let (model, gpu, tp) = model_and_gpu(&spec, &cx, catalog)?;
-    let latency_kind: LatencyModelKind = required(&spec.latency_model, "latency-model");
-    let latency_overrides = LatencyOverrides {
-        alpha: spec.alpha_coeffs.clone(),
-        beta: spec.beta_coeffs.clone(),
-        coefficients_file: spec.coefficients_file.clone(),
+    let (pools, derived) = match spec.pools.clone() {
+        None => {
+            let num_instances = required(&spec.num_instances, "num-instances");
+            let (pool, derived) = build_pool(&spec, &cx, catalog, "default", num_instances)?;
+            if num_instances == 0 {
+                return Err(cx.err("num-instances", "must be at least 1"));
+            }
+            check_memory(&cx, catalog, &[(num_instances, derived.total_kv_blocks)], "num-instances")?;
+            let derived = Derived {
+                total_kv_blocks: Some(derived.total_kv_blocks),
+                max_model_len: Some(derived.max_model_len),
+                pools: Vec::new(),
+            };
+            (vec![pool], derived)
+        }
+        Some(list) => {
+            let (pools, derived) = fleet(&mut spec, &mut cx, catalog, &list)?;
+            (pools, Derived { total_kv_blocks: None, max_model_len: None, pools: derived })
+        }
     };
-    latency_kind
-        .build(&model, &gpu, tp, &latency_overrides)
-        .map_err(|e| cx.err("latency-model", e.to_string()))?;
-
-    let (instance, derived) = engine(&spec, &cx, &model, &gpu, tp)?;
-    let num_instances = required(&spec.num_instances, "num-instances");
-    if num_instances == 0 {
-        return Err(cx.err("num-instances", "must be at least 1"));
-    }
-    check_memory(&cx, catalog, num_instances, derived.total_kv_blocks)?;
+    let num_instances = pools.iter().map(|p| p.instances as u32).sum::<u32>();
     let cluster = num_instances > 1;
     let admission = admission(&spec, &cx)?;
-    let routing = routing(&spec, &cx, instance.block_size_tokens)?;
+    // Every pool has the run's block size: prefix hashes mean the same on every instance.
+    let routing = routing(&spec, &cx, pools[0].instance.block_size_tokens)?;
     let tenant_budgets = tenant_budgets(&spec, &cx)?;
     if let Some(targets) = &spec.slo_targets {
         for class in targets.keys() {
@@ -266,20 +285,8 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         lockstep_decode: required(&spec.lockstep_decode, "lockstep-decode"),
         independent_instances: required(&spec.independent_instances, "independent-instances"),
     };
-    let pool = PoolConfig {
-        name: "default".into(),
-        instances: num_instances as usize,
-        model,
-        gpu,
-        tp,
-        latency: latency_kind,
-        latency_overrides,
-        instance,
-        scheduler: required(&spec.scheduler, "scheduler"),
-        preemption: required(&spec.preemption_policy, "preemption-policy"),
-    };
     let sim = SimConfig {
-        pools: vec![pool],
+        pools,
         admission,
         tenant_budgets,
         routing,
@@ -408,7 +415,7 @@ fn engine(
     model: &ModelSpec,
     gpu: &GpuSpec,
     tp: u32,
-) -> Result<(InstanceConfig, Derived), ConfigError> {
+) -> Result<(InstanceConfig, PoolDerived), ConfigError> {
     let block_size = required(&spec.block_size_in_tokens, "block-size-in-tokens");
     if block_size == 0 {
         return Err(cx.err("block-size-in-tokens", "must be at least 1"));
@@ -485,29 +492,165 @@ fn engine(
             Compat::Reference => EngineSemantics::REFERENCE,
         },
     };
-    Ok((instance, Derived { total_kv_blocks: blocks, max_model_len: mml }))
+    Ok((instance, PoolDerived { name: String::new(), total_kv_blocks: blocks, max_model_len: mml }))
 }
 
-/// Refuses configurations whose instances alone would not fit in memory.
-fn check_memory(cx: &Ctx, catalog: &Catalog, instances: u32, kv_blocks: u32) -> Result<(), ConfigError> {
+/// Refuses configurations whose instances alone would not fit in memory. `fleet`: (instances,
+/// KV blocks per instance) of each pool; `key`: what to blame when no KV size was given.
+fn check_memory(cx: &Ctx, catalog: &Catalog, fleet: &[(u32, u32)], key: &str) -> Result<(), ConfigError> {
     let Some(limit) = catalog.memory_limit_bytes else { return Ok(()) };
     // Per instance: bookkeeping, plus each KV block's descriptor, free-list entry and index slot.
-    let per_instance = 16 * 1024 + 40 * u64::from(kv_blocks);
-    let need = u64::from(instances).saturating_mul(per_instance);
+    let need = fleet
+        .iter()
+        .map(|&(n, blocks)| u64::from(n).saturating_mul(16 * 1024 + 40 * u64::from(blocks)))
+        .fold(0u64, u64::saturating_add);
     if need > limit {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-        let key = if cx.explicit("total-kv-blocks") { "total-kv-blocks" } else { "num-instances" };
+        let key = if cx.explicit("total-kv-blocks") { "total-kv-blocks" } else { key };
+        let what = match fleet {
+            [(instances, kv_blocks)] => format!("{instances} instances of {kv_blocks} KV blocks"),
+            _ => format!("{} instances", fleet.iter().map(|f| u64::from(f.0)).sum::<u64>()),
+        };
         return Err(cx.err(
             key,
             format!(
-                "{instances} instances of {kv_blocks} KV blocks would need {:.1} GiB before the first request; \
-                 this machine has {:.1} GiB",
+                "{what} would need {:.1} GiB before the first request; this machine has {:.1} GiB",
                 gib(need),
                 gib(limit)
             ),
         ));
     }
     Ok(())
+}
+
+/// One pool of `instances` instances as `spec` describes them: model, GPU, TP, step-time model
+/// and engine, checked.
+fn build_pool(
+    spec: &RunSpec,
+    cx: &Ctx,
+    catalog: &Catalog,
+    name: &str,
+    instances: u32,
+) -> Result<(PoolConfig, PoolDerived), ConfigError> {
+    let (model, gpu, tp) = model_and_gpu(spec, cx, catalog)?;
+    let latency: LatencyModelKind = required(&spec.latency_model, "latency-model");
+    let latency_overrides = LatencyOverrides {
+        alpha: spec.alpha_coeffs.clone(),
+        beta: spec.beta_coeffs.clone(),
+        coefficients_file: spec.coefficients_file.clone(),
+    };
+    latency
+        .build(&model, &gpu, tp, &latency_overrides)
+        .map_err(|e| cx.err("latency-model", e.to_string()))?;
+    let (instance, mut derived) = engine(spec, cx, &model, &gpu, tp)?;
+    derived.name = name.to_string();
+    let pool = PoolConfig {
+        name: name.to_string(),
+        instances: instances as usize,
+        model,
+        gpu,
+        tp,
+        latency,
+        latency_overrides,
+        instance,
+        scheduler: required(&spec.scheduler, "scheduler"),
+        preemption: required(&spec.preemption_policy, "preemption-policy"),
+    };
+    Ok((pool, derived))
+}
+
+/// The pools of `pools:`, each the flat keys overlaid with its own. Flat keys that every pool
+/// sets are removed from `spec` (they describe nothing), with a warning when the user set them.
+fn fleet(
+    spec: &mut RunSpec,
+    cx: &mut Ctx,
+    catalog: &Catalog,
+    list: &[PoolSpec],
+) -> Result<(Vec<PoolConfig>, Vec<PoolDerived>), ConfigError> {
+    let pools_origin = cx.layers.describe("pools");
+    let at = |i: usize, field: &str| match field {
+        "" => format!("{pools_origin}[{i}]"),
+        f => format!("{pools_origin}[{i}].{f}"),
+    };
+    if cx.explicit("num-instances") {
+        return Err(cx.err("num-instances", "conflicts with pools (each pool sets its own instances)"));
+    }
+    if list.is_empty() {
+        return Err(
+            cx.err("pools", "needs at least one pool (leave the key out for one pool of --num-instances)")
+        );
+    }
+    let mut total = 0u32;
+    for (i, p) in list.iter().enumerate() {
+        if p.name.trim().is_empty() || p.name.chars().any(char::is_control) {
+            return Err(ConfigError::new("pools", at(i, "name"), "must be a non-empty name"));
+        }
+        if let Some(j) = list[..i].iter().position(|q| q.name == p.name) {
+            return Err(ConfigError::new(
+                "pools",
+                at(i, "name"),
+                format!("{:?} is also the name of pools[{j}]", p.name),
+            ));
+        }
+        if p.instances == 0 {
+            return Err(ConfigError::new("pools", at(i, "instances"), "must be at least 1"));
+        }
+        total = total
+            .checked_add(p.instances)
+            .ok_or_else(|| ConfigError::new("pools", at(i, "instances"), "the pools' instances overflow"))?;
+    }
+    let mut pools = Vec::with_capacity(list.len());
+    let mut derived = Vec::with_capacity(list.len());
+    let flat = spec.to_map();
+    for (i, p) in list.iter().enumerate() {
+        let own = p.keys();
+        let mut map = flat.clone();
+        map.extend(own.clone());
+        let pool_spec = RunSpec::from_map(map).map_err(|e| ConfigError::new("pools", at(i, ""), e))?;
+        if pool_spec.model.is_none() {
+            return Err(ConfigError::new(
+                "pools",
+                at(i, "model"),
+                "required: the pool sets no model and there is no --model to inherit",
+            ));
+        }
+        let (config, d) = build_pool(&pool_spec, cx, catalog, &p.name, p.instances).map_err(|e| {
+            if own.contains_key(&e.key) || e.key.is_empty() {
+                ConfigError::new("pools", at(i, &e.key), e.message)
+            } else {
+                let origin = if e.origin.is_empty() { format!("--{}", e.key) } else { e.origin };
+                ConfigError::new(&e.key, format!("{} (inherited from {origin})", at(i, &e.key)), e.message)
+            }
+        })?;
+        if let Some(first) = pools.first().map(|f: &PoolConfig| f.model.name.clone())
+            && !config.model.name.eq_ignore_ascii_case(&first)
+        {
+            return Err(ConfigError::new(
+                "pools",
+                at(i, "model"),
+                format!(
+                    "serves {} while pools[0] serves {first}: requests do not name a model, so BLIS cannot \
+                     route a fleet of several models (give every pool the same model)",
+                    config.model.name
+                ),
+            ));
+        }
+        pools.push(config);
+        derived.push(d);
+    }
+    let sizes: Vec<(u32, u32)> =
+        list.iter().zip(&derived).map(|(p, d)| (p.instances, d.total_kv_blocks)).collect();
+    check_memory(cx, catalog, &sizes, "pools")?;
+    spec.num_instances = None;
+    for key in POOL_KEYS {
+        if list.iter().all(|p| p.keys().contains_key(*key)) {
+            if cx.customized(key) {
+                cx.warn(key, "no effect: every pool sets its own");
+            }
+            clear_key(spec, key);
+        }
+    }
+    Ok((pools, derived))
 }
 
 fn slo_class(cx: &Ctx, key: &str, name: &str) -> Result<SloClass, ConfigError> {
