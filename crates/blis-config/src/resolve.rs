@@ -998,3 +998,142 @@ fn lengths(
     }
     Ok(Some(p))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::layers::Layer;
+
+    const MODEL: &str = "meta-llama/llama-3.1-8b-instruct";
+
+    /// Resolves `text` as a config file `run.yaml` (plus the model), under `flags`.
+    fn resolve_yaml(text: &str, flags: RunSpec) -> Result<RunConfig, ConfigError> {
+        let spec: RunSpec = crate::yaml::parse(&format!("model: {MODEL}\n{text}"), Path::new("run.yaml"))?;
+        let mut layers = Layers::with_defaults();
+        layers.push(Layer::new(Source::ConfigFile("run.yaml".into()), &spec));
+        layers.push(Layer::new(Source::Flags, &flags));
+        resolve(&layers, &Catalog::default())
+    }
+
+    fn err(text: &str) -> String {
+        resolve_yaml(text, RunSpec::default()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn pools_inherit_flat_keys_and_derive_their_own_kv() {
+        let c = resolve_yaml(
+            "max-num-seqs: 64\ngpu-memory-utilization: 0.8\npools:\n  \
+             - {name: fast, hardware: H100, instances: 2}\n  \
+             - {name: small, hardware: L40S, instances: 3, max-num-seqs: 32, tp: 2}\n",
+            RunSpec::default(),
+        )
+        .unwrap();
+        let [fast, small] = &c.sim.pools[..] else { panic!("two pools") };
+        assert_eq!((fast.name.as_str(), fast.instances, fast.tp), ("fast", 2, 1));
+        assert_eq!((small.name.as_str(), small.instances, small.tp), ("small", 3, 2));
+        assert_eq!((fast.gpu.name.as_str(), small.gpu.name.as_str()), ("H100", "L40S"));
+        assert_eq!(fast.instance.max_running_reqs, 64, "inherited from the flat key");
+        assert_eq!(small.instance.max_running_reqs, 32, "the pool's own");
+        assert_eq!(c.sim.num_instances(), 5);
+        // KV capacity from each pool's own GPU, TP and the inherited utilization.
+        let kv = |gpu: &str, tp: u32| {
+            let model = blis_model::load_model(MODEL, None, &HubOptions::default()).unwrap();
+            let gpu = blis_model::gpu_by_name(gpu, &[]).unwrap();
+            blis_model::kv_blocks_with(&model, &gpu, tp, 0.8, 16, KvCapacityFormula::Vllm).unwrap() as u32
+        };
+        assert_eq!(fast.instance.total_kv_blocks, kv("H100", 1));
+        assert_eq!(small.instance.total_kv_blocks, kv("L40S", 2));
+        assert_ne!(fast.instance.total_kv_blocks, small.instance.total_kv_blocks);
+        assert_eq!(c.derived.total_kv_blocks, None);
+        assert_eq!(c.derived.pools.len(), 2);
+        assert_eq!(c.derived.pools[1].name, "small");
+        assert_eq!(c.derived.pools[1].total_kv_blocks, small.instance.total_kv_blocks);
+        // The resolved description: no instance count, no flat key every pool replaces.
+        assert_eq!(c.spec.num_instances, None);
+        assert_eq!(c.spec.hardware, None);
+        assert_eq!(c.spec.max_num_seqs, Some(64));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn a_flat_key_every_pool_replaces_warns() {
+        let c = resolve_yaml(
+            "hardware: A100-80\npools: [{name: a, hardware: H100, instances: 1}, {name: b, hardware: H100, instances: 1}]",
+            RunSpec::default(),
+        )
+        .unwrap();
+        assert_eq!(c.warnings, ["run.yaml: hardware: no effect: every pool sets its own"]);
+        assert_eq!(c.spec.hardware, None);
+    }
+
+    #[test]
+    fn one_pool_of_one_instance_is_single_instance_mode() {
+        let c = resolve_yaml("pools: [{name: only, instances: 1}]", RunSpec::default()).unwrap();
+        assert_eq!(c.sim.num_instances(), 1);
+        assert_eq!(c.spec.routing_policy, None, "cluster keys are dropped as with --num-instances 1");
+    }
+
+    #[test]
+    fn pool_errors_name_the_pool_and_key() {
+        let e = err("pools: [{name: a, instances: 1}, {name: b, instances: 2, tp: 3}]");
+        assert!(e.starts_with("run.yaml: pools[1].tp: 3 does not divide the 32 attention heads"), "{e}");
+        let e = err("tp: 3\npools: [{name: a, instances: 1}]");
+        assert!(
+            e.starts_with("run.yaml: pools[0].tp (inherited from run.yaml: tp): 3 does not divide"),
+            "{e}"
+        );
+        let e = err("pools: [{name: a, instances: 1, hardware: Z100}]");
+        assert!(e.starts_with("run.yaml: pools[0].hardware: unknown GPU `Z100`"), "{e}");
+        let e = err("pools: [{name: a, instances: 1, max-num-seqs: 0}]");
+        assert_eq!(e, "run.yaml: pools[0].max-num-seqs: must be at least 1");
+        let e = err("pools: [{name: a, instances: 1, total-kv-blocks: 0}]");
+        assert_eq!(e, "run.yaml: pools[0].total-kv-blocks: must be at least 1");
+        let e = err("pools: [{name: a, instances: 0}]");
+        assert_eq!(e, "run.yaml: pools[0].instances: must be at least 1");
+        let e = err("pools: [{name: a, instances: 1}, {name: a, instances: 1}]");
+        assert_eq!(e, "run.yaml: pools[1].name: \"a\" is also the name of pools[0]");
+        let e = err("pools: [{name: ' ', instances: 1}]");
+        assert_eq!(e, "run.yaml: pools[0].name: must be a non-empty name");
+        let e = err("pools: []");
+        assert!(e.starts_with("run.yaml: pools: needs at least one pool"), "{e}");
+        let e = err("pools: [{name: a, instances: 1, latency-model: blackbox, hardware: L4}]");
+        assert!(e.starts_with("run.yaml: pools[0].latency-model: "), "{e}");
+    }
+
+    #[test]
+    fn num_instances_conflicts_with_pools() {
+        let flags = RunSpec { num_instances: Some(4), ..RunSpec::default() };
+        let e = resolve_yaml("pools: [{name: a, instances: 2}]", flags).unwrap_err().to_string();
+        assert_eq!(e, "--num-instances: conflicts with pools (each pool sets its own instances)");
+    }
+
+    #[test]
+    fn pools_of_different_models_are_refused() {
+        let e =
+            err("pools: [{name: a, instances: 1}, {name: b, instances: 1, model: qwen/qwen2.5-7b-instruct}]");
+        assert!(
+            e.starts_with("run.yaml: pools[1].model: serves qwen/qwen2.5-7b-instruct while pools[0] serves"),
+            "{e}"
+        );
+        // The same model spelled by the pool is fine.
+        let ok = format!("pools: [{{name: a, instances: 1, model: {MODEL}}}]");
+        assert!(resolve_yaml(&ok, RunSpec::default()).is_ok());
+    }
+
+    #[test]
+    fn memory_check_covers_every_pool() {
+        let spec: RunSpec = crate::yaml::parse(
+            &format!("model: {MODEL}\npools: [{{name: a, instances: 400}}, {{name: b, instances: 400}}]"),
+            Path::new("run.yaml"),
+        )
+        .unwrap();
+        let mut layers = Layers::with_defaults();
+        layers.push(Layer::new(Source::ConfigFile("run.yaml".into()), &spec));
+        // Each pool alone (400 × 28309 blocks ≈ 0.4 GiB) fits in 0.5 GiB; both do not.
+        let catalog = Catalog { memory_limit_bytes: Some(1 << 29), ..Catalog::default() };
+        let e = resolve(&layers, &catalog).unwrap_err().to_string();
+        assert!(e.starts_with("run.yaml: pools: 800 instances would need 0.9 GiB"), "{e}");
+    }
+}
