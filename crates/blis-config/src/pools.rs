@@ -92,12 +92,13 @@ impl FromStr for PoolSpec {
                 ));
             };
             let (key, value) = (key.trim(), value.trim());
-            let number = |v: &str| -> serde_json::Value {
+            let number = |v: &str| -> Result<serde_json::Value, String> {
                 match v.parse::<u64>() {
-                    Ok(n) => n.into(),
+                    Ok(n) => Ok(n.into()),
                     Err(_) => match v.parse::<f64>() {
-                        Ok(x) => x.into(),
-                        Err(_) => v.into(),
+                        Ok(x) if x.is_finite() => Ok(x.into()),
+                        Ok(_) => Err(format!("{key}: must be a finite number, got {v}")),
+                        Err(_) => Ok(v.into()),
                     },
                 }
             };
@@ -106,11 +107,14 @@ impl FromStr for PoolSpec {
                 "alpha-coeffs" | "beta-coeffs" => {
                     let items: Result<Vec<f64>, String> = value
                         .split(':')
-                        .map(|x| x.trim().parse::<f64>().map_err(|_| format!("{key}: '{x}' is not a number")))
+                        .map(|x| match x.trim().parse::<f64>() {
+                            Ok(v) if v.is_finite() => Ok(v),
+                            _ => Err(format!("{key}: '{x}' is not a finite number")),
+                        })
                         .collect();
                     serde_json::Value::from(items?)
                 }
-                _ => number(value),
+                _ => number(value)?,
             };
             if map.insert(key.to_string(), json).is_some() {
                 return Err(format!("'{key}' appears twice"));
@@ -148,11 +152,24 @@ pub(crate) fn de_pools<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Poo
     for (i, item) in items.into_iter().enumerate() {
         let pool = match item {
             serde_json::Value::String(text) => text.parse::<PoolSpec>(),
+            serde_json::Value::Object(map) => match map.iter().find(|(_, v)| has_null(v)) {
+                // JSON has no NaN or infinity: a `.nan` read from YAML arrives here as null.
+                Some((key, _)) => Err(format!("{key}: must be a finite number (or left out)")),
+                None => from_json(serde_json::Value::Object(map)),
+            },
             other => from_json(other),
         };
         out.push(pool.map_err(|e| D::Error::custom(format!("pools[{i}]: {e}")))?);
     }
     Ok(Some(out))
+}
+
+fn has_null(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Array(a) => a.iter().any(has_null),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -186,6 +203,26 @@ mod tests {
         assert!("name=a".parse::<PoolSpec>().unwrap_err().contains("missing field 'instances'"));
         assert!("name=a,instances=1,name=b".parse::<PoolSpec>().unwrap_err().contains("twice"));
         assert!("name=a,instances=x".parse::<PoolSpec>().is_err());
+        assert!(
+            "name=a,instances=1,gpu-memory-utilization=NaN"
+                .parse::<PoolSpec>()
+                .unwrap_err()
+                .contains("finite")
+        );
+        assert!("name=a,instances=1,alpha-coeffs=1:inf".parse::<PoolSpec>().unwrap_err().contains("finite"));
+    }
+
+    #[test]
+    fn non_finite_values_in_files_are_refused() {
+        let text = "pools: [{name: a, instances: 1, gpu-memory-utilization: .nan}]";
+        assert!(serde_saphyr::from_str::<crate::RunSpec>(text).is_err());
+        // Through JSON (sweep rows, Python keywords) a non-finite number arrives as null.
+        let json =
+            serde_json::json!({"pools": [{"name": "a", "instances": 1, "gpu-memory-utilization": null}]});
+        let e = serde_json::from_value::<crate::RunSpec>(json).unwrap_err().to_string();
+        assert!(e.contains("pools[0]: gpu-memory-utilization: must be a finite number"), "{e}");
+        let text = "pools: [{name: a, instances: 1, alpha-coeffs: [1, .inf]}]";
+        assert!(serde_saphyr::from_str::<crate::RunSpec>(text).is_err());
     }
 
     #[test]
