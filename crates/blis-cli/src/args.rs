@@ -162,6 +162,11 @@ mod tests {
             (&["--detectors", "composite"], "post-hoc-detector", "composite".into()),
             (&["--workload", "general-lite"], "workload", "general-lite".into()),
             (&["--timeout", "-1"], "timeout", (-1.0).into()),
+            (
+                &["--pool", "name=a,instances=2", "--pools", "name=b,instances=1,tp=2"],
+                "pools",
+                serde_json::json!([{"name": "a", "instances": 2}, {"name": "b", "instances": 1, "tp": 2}]),
+            ),
         ];
         for (flags, key, value) in cases {
             let argv: Vec<&str> = ["blis", "run"].iter().chain(flags.iter()).copied().collect();
