@@ -615,11 +615,18 @@ fn fleet(
             ));
         }
         let (config, d) = build_pool(&pool_spec, cx, catalog, &p.name, p.instances).map_err(|e| {
-            if own.contains_key(&e.key) || e.key.is_empty() {
-                ConfigError::new("pools", at(i, &e.key), e.message)
+            // A KV capacity the GPU cannot provide is about the hardware.
+            let key = match e.key.as_str() {
+                "total-kv-blocks" if e.origin == cx.layers.describe("hardware") => "hardware",
+                k => k,
+            };
+            if key.is_empty() || own.contains_key(key) {
+                ConfigError::new("pools", at(i, key), e.message)
+            } else if POOL_KEYS.contains(&key) {
+                let origin = if e.origin.is_empty() { format!("--{key}") } else { e.origin };
+                ConfigError::new(key, format!("{} (inherited from {origin})", at(i, key)), e.message)
             } else {
-                let origin = if e.origin.is_empty() { format!("--{}", e.key) } else { e.origin };
-                ConfigError::new(&e.key, format!("{} (inherited from {origin})", at(i, &e.key)), e.message)
+                e // a key of the whole fleet
             }
         })?;
         if let Some(first) = pools.first().map(|f: &PoolConfig| f.model.name.clone())
@@ -1098,6 +1105,10 @@ mod tests {
         assert_eq!(e, "run.yaml: pools[0].name: must be a non-empty name");
         let e = err("pools: []");
         assert!(e.starts_with("run.yaml: pools: needs at least one pool"), "{e}");
+        let e = err("block-size-in-tokens: 0\npools: [{name: a, instances: 1}]");
+        assert_eq!(e, "run.yaml: block-size-in-tokens: must be at least 1", "a fleet-wide key as it is");
+        let e = err("pools: [{name: a, instances: 1, hardware: L4, gpu-memory-utilization: 0.2}]");
+        assert!(e.starts_with("run.yaml: pools[0].hardware: KV capacity: "), "{e}");
         let e = err("pools: [{name: a, instances: 1, latency-model: blackbox, hardware: L4}]");
         assert!(e.starts_with("run.yaml: pools[0].latency-model: "), "{e}");
     }
