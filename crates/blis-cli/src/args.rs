@@ -119,6 +119,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("--trace-data", "workload-trace"),
     ("--export-workload-trace", "trace-output"),
     ("--detectors", "post-hoc-detector"),
+    ("--pool", "pools"),
 ];
 
 /// The flags layer of a run: the parsed flags, spelled as the user typed them.
@@ -172,6 +173,11 @@ mod tests {
                 &["--think-time-dist", "lognormal:mu=2.0,sigma=0.6,min=3s,max=30s"],
                 "think-time-dist",
                 "lognormal:mu=2.0,sigma=0.6,min=3s,max=30s".into(),
+            ),
+            (
+                &["--pool", "name=a,instances=2", "--pools", "name=b,instances=1,tp=2"],
+                "pools",
+                serde_json::json!([{"name": "a", "instances": 2}, {"name": "b", "instances": 1, "tp": 2}]),
             ),
         ];
         for (flags, key, value) in cases {

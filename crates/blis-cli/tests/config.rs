@@ -120,6 +120,44 @@ fn dump_config_round_trips_byte_identical() {
 }
 
 #[test]
+fn pools_round_trip_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Flags: pools inheriting some flat keys and overriding others.
+    assert_round_trip(
+        d,
+        "run",
+        &[
+            "--model",
+            MODEL,
+            "--max-num-seqs",
+            "64",
+            "--routing-policy",
+            "least-loaded",
+            "--num-requests",
+            "80",
+            "--rate",
+            "20",
+            "--pool",
+            "name=fast,hardware=H100,instances=2",
+            "--pool",
+            "name=slow,hardware=A100-80,instances=1,max-num-seqs=32,alpha-coeffs=1500:300:2.5,total-kv-blocks=4000",
+        ],
+    );
+    // A config file's list of mappings.
+    let file = d.join("fleet.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "model: {MODEL}\nnum-requests: 80\nrate: 20\npools:\n  - {{name: fast, hardware: H100, tp: 1, instances: 2}}\n  \
+             - {{name: slow, hardware: A100-80, tp: 2, instances: 2, gpu-memory-utilization: 0.8, max-model-len: 8192}}\n"
+        ),
+    )
+    .unwrap();
+    assert_round_trip(d, "run", &["--config", s(&file)]);
+}
+
+#[test]
 fn an_exported_trace_replays_alone_on_the_cluster_it_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("t");

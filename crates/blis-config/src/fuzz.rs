@@ -22,6 +22,9 @@ static CONFIGS: &[&str] = &[
      routing-scorers:\n  - {name: queue-depth, weight: 1}\nworkload-spec:\n  version: \"2\"\n  aggregate_rate: 10\n  \
      num_requests: 20\n  clients:\n    - id: a\n      rate_fraction: 1\n      input_distribution: {type: constant, params: {value: 100}}\n      \
      output_distribution: {type: constant, params: {value: 10}}\n",
+    "model: meta-llama/llama-3.1-8b-instruct\nrouting-policy: least-loaded\nnum-requests: 30\npools:\n  \
+     - {name: fast, hardware: H100, tp: 1, instances: 2, max-num-seqs: 32}\n  \
+     - {name: slow, hardware: A100-80, tp: 2, instances: 1, total-kv-blocks: 5000}\n",
 ];
 
 static POLICIES: &[&str] = &[

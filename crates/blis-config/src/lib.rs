@@ -21,6 +21,7 @@ pub mod layers;
 pub mod outputs;
 pub mod plan;
 pub mod policy_file;
+pub mod pools;
 pub mod resolve;
 pub mod run;
 pub mod slo;
@@ -35,6 +36,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, RunError};
 pub use layers::{Layer, Layers, Source};
+pub use pools::PoolSpec;
 pub use resolve::{Analysis, Catalog, Derived, Outputs, RunConfig, WorkloadPlan, resolve};
 pub use run::RunOutcome;
 pub use spec::{ArrivalProcess, Compat, RunSpec, ScorerList, SessionMode, TraceLevel, WorkloadSpecRef};

@@ -343,6 +343,13 @@ pub fn plan(req: &PlanRequest, catalog: &Catalog) -> Result<PlanDoc, ConfigError
     if req.hardware.is_empty() {
         return Err(ConfigError::new("hardware", "--hardware", "at least one GPU type"));
     }
+    if req.base.pools.is_some() {
+        return Err(ConfigError::new(
+            "pools",
+            "pools",
+            "blis plan searches fleets of one GPU type and TP; leave pools out of its --config",
+        ));
+    }
     if req.max_gpus == 0 {
         return Err(ConfigError::new("max-gpus", "--max-gpus", "must be at least 1"));
     }

@@ -23,6 +23,7 @@ use blis_workload::{
 
 use crate::error::ConfigError;
 use crate::layers::{Layers, PATH_KEYS, Source};
+use crate::pools::{POOL_KEYS, PoolSpec};
 use crate::spec::{ArrivalProcess, Compat, RunSpec, SessionMode, TraceLevel, WorkloadSpecRef};
 
 /// Seed of the cluster's streams (and of built-in workloads) when none is given.
@@ -95,9 +96,22 @@ pub struct RunConfig {
     pub replicas: u32,
 }
 
-/// Values the simulator derived rather than read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// Values the simulator derived rather than read: of the one pool, or of each of `pools`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Derived {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_kv_blocks: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_model_len: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolDerived>,
+}
+
+/// KV blocks and context length of one pool's instances, as resolved.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PoolDerived {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
     pub total_kv_blocks: u32,
     pub max_model_len: u32,
 }
@@ -189,26 +203,31 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     spec.policy_config = None;
 
     check_paths(&spec, &cx)?;
-    let (model, gpu, tp) = model_and_gpu(&spec, &cx, catalog)?;
-    let latency_kind: LatencyModelKind = required(&spec.latency_model, "latency-model");
-    let latency_overrides = LatencyOverrides {
-        alpha: spec.alpha_coeffs.clone(),
-        beta: spec.beta_coeffs.clone(),
-        coefficients_file: spec.coefficients_file.clone(),
+    let (pools, derived) = match spec.pools.clone() {
+        None => {
+            let num_instances = required(&spec.num_instances, "num-instances");
+            let (pool, derived) = build_pool(&spec, &cx, catalog, "default", num_instances)?;
+            if num_instances == 0 {
+                return Err(cx.err("num-instances", "must be at least 1"));
+            }
+            check_memory(&cx, catalog, &[(num_instances, derived.total_kv_blocks)], "num-instances")?;
+            let derived = Derived {
+                total_kv_blocks: Some(derived.total_kv_blocks),
+                max_model_len: Some(derived.max_model_len),
+                pools: Vec::new(),
+            };
+            (vec![pool], derived)
+        }
+        Some(list) => {
+            let (pools, derived) = fleet(&mut spec, &mut cx, catalog, &list)?;
+            (pools, Derived { total_kv_blocks: None, max_model_len: None, pools: derived })
+        }
     };
-    latency_kind
-        .build(&model, &gpu, tp, &latency_overrides)
-        .map_err(|e| cx.err("latency-model", e.to_string()))?;
-
-    let (instance, derived) = engine(&spec, &cx, &model, &gpu, tp)?;
-    let num_instances = required(&spec.num_instances, "num-instances");
-    if num_instances == 0 {
-        return Err(cx.err("num-instances", "must be at least 1"));
-    }
-    check_memory(&cx, catalog, num_instances, derived.total_kv_blocks)?;
+    let num_instances = pools.iter().map(|p| p.instances as u32).sum::<u32>();
     let cluster = num_instances > 1;
     let admission = admission(&spec, &cx)?;
-    let routing = routing(&spec, &cx, instance.block_size_tokens)?;
+    // Every pool has the run's block size: prefix hashes mean the same on every instance.
+    let routing = routing(&spec, &cx, pools[0].instance.block_size_tokens)?;
     let tenant_budgets = tenant_budgets(&spec, &cx)?;
     if let Some(targets) = &spec.slo_targets {
         for class in targets.keys() {
@@ -270,20 +289,8 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         lockstep_decode: required(&spec.lockstep_decode, "lockstep-decode"),
         independent_instances: required(&spec.independent_instances, "independent-instances"),
     };
-    let pool = PoolConfig {
-        name: "default".into(),
-        instances: num_instances as usize,
-        model,
-        gpu,
-        tp,
-        latency: latency_kind,
-        latency_overrides,
-        instance,
-        scheduler: required(&spec.scheduler, "scheduler"),
-        preemption: required(&spec.preemption_policy, "preemption-policy"),
-    };
     let sim = SimConfig {
-        pools: vec![pool],
+        pools,
         admission,
         tenant_budgets,
         routing,
@@ -416,7 +423,7 @@ fn engine(
     model: &ModelSpec,
     gpu: &GpuSpec,
     tp: u32,
-) -> Result<(InstanceConfig, Derived), ConfigError> {
+) -> Result<(InstanceConfig, PoolDerived), ConfigError> {
     let block_size = required(&spec.block_size_in_tokens, "block-size-in-tokens");
     if block_size == 0 {
         return Err(cx.err("block-size-in-tokens", "must be at least 1"));
@@ -493,29 +500,172 @@ fn engine(
             Compat::Reference => EngineSemantics::REFERENCE,
         },
     };
-    Ok((instance, Derived { total_kv_blocks: blocks, max_model_len: mml }))
+    Ok((instance, PoolDerived { name: String::new(), total_kv_blocks: blocks, max_model_len: mml }))
 }
 
-/// Refuses configurations whose instances alone would not fit in memory.
-fn check_memory(cx: &Ctx, catalog: &Catalog, instances: u32, kv_blocks: u32) -> Result<(), ConfigError> {
+/// Refuses configurations whose instances alone would not fit in memory. `fleet`: (instances,
+/// KV blocks per instance) of each pool; `key`: what to blame when no KV size was given.
+fn check_memory(cx: &Ctx, catalog: &Catalog, fleet: &[(u32, u32)], key: &str) -> Result<(), ConfigError> {
     let Some(limit) = catalog.memory_limit_bytes else { return Ok(()) };
     // Per instance: bookkeeping, plus each KV block's descriptor, free-list entry and index slot.
-    let per_instance = 16 * 1024 + 40 * u64::from(kv_blocks);
-    let need = u64::from(instances).saturating_mul(per_instance);
+    let need = fleet
+        .iter()
+        .map(|&(n, blocks)| u64::from(n).saturating_mul(16 * 1024 + 40 * u64::from(blocks)))
+        .fold(0u64, u64::saturating_add);
     if need > limit {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-        let key = if cx.explicit("total-kv-blocks") { "total-kv-blocks" } else { "num-instances" };
+        let key = if cx.explicit("total-kv-blocks") { "total-kv-blocks" } else { key };
+        let what = match fleet {
+            [(instances, kv_blocks)] => format!("{instances} instances of {kv_blocks} KV blocks"),
+            _ => format!("{} instances", fleet.iter().map(|f| u64::from(f.0)).sum::<u64>()),
+        };
         return Err(cx.err(
             key,
             format!(
-                "{instances} instances of {kv_blocks} KV blocks would need {:.1} GiB before the first request; \
-                 this machine has {:.1} GiB",
+                "{what} would need {:.1} GiB before the first request; this machine has {:.1} GiB",
                 gib(need),
                 gib(limit)
             ),
         ));
     }
     Ok(())
+}
+
+/// One pool of `instances` instances as `spec` describes them: model, GPU, TP, step-time model
+/// and engine, checked.
+fn build_pool(
+    spec: &RunSpec,
+    cx: &Ctx,
+    catalog: &Catalog,
+    name: &str,
+    instances: u32,
+) -> Result<(PoolConfig, PoolDerived), ConfigError> {
+    let (model, gpu, tp) = model_and_gpu(spec, cx, catalog)?;
+    let latency: LatencyModelKind = required(&spec.latency_model, "latency-model");
+    let latency_overrides = LatencyOverrides {
+        alpha: spec.alpha_coeffs.clone(),
+        beta: spec.beta_coeffs.clone(),
+        coefficients_file: spec.coefficients_file.clone(),
+    };
+    latency
+        .build(&model, &gpu, tp, &latency_overrides)
+        .map_err(|e| cx.err("latency-model", e.to_string()))?;
+    let (instance, mut derived) = engine(spec, cx, &model, &gpu, tp)?;
+    derived.name = name.to_string();
+    let pool = PoolConfig {
+        name: name.to_string(),
+        instances: instances as usize,
+        model,
+        gpu,
+        tp,
+        latency,
+        latency_overrides,
+        instance,
+        scheduler: required(&spec.scheduler, "scheduler"),
+        preemption: required(&spec.preemption_policy, "preemption-policy"),
+    };
+    Ok((pool, derived))
+}
+
+/// The pools of `pools:`, each the flat keys overlaid with its own. Flat keys that every pool
+/// sets are removed from `spec` (they describe nothing), with a warning when the user set them.
+fn fleet(
+    spec: &mut RunSpec,
+    cx: &mut Ctx,
+    catalog: &Catalog,
+    list: &[PoolSpec],
+) -> Result<(Vec<PoolConfig>, Vec<PoolDerived>), ConfigError> {
+    let pools_origin = cx.layers.describe("pools");
+    let at = |i: usize, field: &str| match field {
+        "" => format!("{pools_origin}[{i}]"),
+        f => format!("{pools_origin}[{i}].{f}"),
+    };
+    if cx.explicit("num-instances") {
+        return Err(cx.err("num-instances", "conflicts with pools (each pool sets its own instances)"));
+    }
+    if list.is_empty() {
+        return Err(
+            cx.err("pools", "needs at least one pool (leave the key out for one pool of --num-instances)")
+        );
+    }
+    let mut total = 0u32;
+    for (i, p) in list.iter().enumerate() {
+        if p.name.trim().is_empty() || p.name.chars().any(char::is_control) {
+            return Err(ConfigError::new("pools", at(i, "name"), "must be a non-empty name"));
+        }
+        if let Some(j) = list[..i].iter().position(|q| q.name == p.name) {
+            return Err(ConfigError::new(
+                "pools",
+                at(i, "name"),
+                format!("{:?} is also the name of pools[{j}]", p.name),
+            ));
+        }
+        if p.instances == 0 {
+            return Err(ConfigError::new("pools", at(i, "instances"), "must be at least 1"));
+        }
+        total = total
+            .checked_add(p.instances)
+            .ok_or_else(|| ConfigError::new("pools", at(i, "instances"), "the pools' instances overflow"))?;
+    }
+    let mut pools = Vec::with_capacity(list.len());
+    let mut derived = Vec::with_capacity(list.len());
+    let flat = spec.to_map();
+    for (i, p) in list.iter().enumerate() {
+        let own = p.keys();
+        let mut map = flat.clone();
+        map.extend(own.clone());
+        let pool_spec = RunSpec::from_map(map).map_err(|e| ConfigError::new("pools", at(i, ""), e))?;
+        if pool_spec.model.is_none() {
+            return Err(ConfigError::new(
+                "pools",
+                at(i, "model"),
+                "required: the pool sets no model and there is no --model to inherit",
+            ));
+        }
+        let (config, d) = build_pool(&pool_spec, cx, catalog, &p.name, p.instances).map_err(|e| {
+            // A KV capacity the GPU cannot provide is about the hardware.
+            let key = match e.key.as_str() {
+                "total-kv-blocks" if e.origin == cx.layers.describe("hardware") => "hardware",
+                k => k,
+            };
+            if key.is_empty() || own.contains_key(key) {
+                ConfigError::new("pools", at(i, key), e.message)
+            } else if POOL_KEYS.contains(&key) {
+                let origin = if e.origin.is_empty() { format!("--{key}") } else { e.origin };
+                ConfigError::new(key, format!("{} (inherited from {origin})", at(i, key)), e.message)
+            } else {
+                e // a key of the whole fleet
+            }
+        })?;
+        if let Some(first) = pools.first().map(|f: &PoolConfig| f.model.name.clone())
+            && !config.model.name.eq_ignore_ascii_case(&first)
+        {
+            return Err(ConfigError::new(
+                "pools",
+                at(i, "model"),
+                format!(
+                    "serves {} while pools[0] serves {first}: requests do not name a model, so BLIS cannot \
+                     route a fleet of several models (give every pool the same model)",
+                    config.model.name
+                ),
+            ));
+        }
+        pools.push(config);
+        derived.push(d);
+    }
+    let sizes: Vec<(u32, u32)> =
+        list.iter().zip(&derived).map(|(p, d)| (p.instances, d.total_kv_blocks)).collect();
+    check_memory(cx, catalog, &sizes, "pools")?;
+    spec.num_instances = None;
+    for key in POOL_KEYS {
+        if list.iter().all(|p| p.keys().contains_key(*key)) {
+            if cx.customized(key) {
+                cx.warn(key, "no effect: every pool sets its own");
+            }
+            clear_key(spec, key);
+        }
+    }
+    Ok((pools, derived))
 }
 
 fn slo_class(cx: &Ctx, key: &str, name: &str) -> Result<SloClass, ConfigError> {
@@ -1048,4 +1198,147 @@ fn lengths(
         return Err(cx.err(&format!("{key}-min"), format!("need 1 ≤ min ≤ max, got {}..{}", p.min, p.max)));
     }
     Ok(Some(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::layers::Layer;
+
+    const MODEL: &str = "meta-llama/llama-3.1-8b-instruct";
+
+    /// Resolves `text` as a config file `run.yaml` (plus the model), under `flags`.
+    fn resolve_yaml(text: &str, flags: RunSpec) -> Result<RunConfig, ConfigError> {
+        let spec: RunSpec = crate::yaml::parse(&format!("model: {MODEL}\n{text}"), Path::new("run.yaml"))?;
+        let mut layers = Layers::with_defaults();
+        layers.push(Layer::new(Source::ConfigFile("run.yaml".into()), &spec));
+        layers.push(Layer::new(Source::Flags, &flags));
+        resolve(&layers, &Catalog::default())
+    }
+
+    fn err(text: &str) -> String {
+        resolve_yaml(text, RunSpec::default()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn pools_inherit_flat_keys_and_derive_their_own_kv() {
+        let c = resolve_yaml(
+            "max-num-seqs: 64\ngpu-memory-utilization: 0.8\npools:\n  \
+             - {name: fast, hardware: H100, instances: 2}\n  \
+             - {name: small, hardware: L40S, instances: 3, max-num-seqs: 32, tp: 2}\n",
+            RunSpec::default(),
+        )
+        .unwrap();
+        let [fast, small] = &c.sim.pools[..] else { panic!("two pools") };
+        assert_eq!((fast.name.as_str(), fast.instances, fast.tp), ("fast", 2, 1));
+        assert_eq!((small.name.as_str(), small.instances, small.tp), ("small", 3, 2));
+        assert_eq!((fast.gpu.name.as_str(), small.gpu.name.as_str()), ("H100", "L40S"));
+        assert_eq!(fast.instance.max_running_reqs, 64, "inherited from the flat key");
+        assert_eq!(small.instance.max_running_reqs, 32, "the pool's own");
+        assert_eq!(c.sim.num_instances(), 5);
+        // KV capacity from each pool's own GPU, TP and the inherited utilization.
+        let kv = |gpu: &str, tp: u32| {
+            let model = blis_model::load_model(MODEL, None, &HubOptions::default()).unwrap();
+            let gpu = blis_model::gpu_by_name(gpu, &[]).unwrap();
+            blis_model::kv_blocks_with(&model, &gpu, tp, 0.8, 16, KvCapacityFormula::Vllm).unwrap() as u32
+        };
+        assert_eq!(fast.instance.total_kv_blocks, kv("H100", 1));
+        assert_eq!(small.instance.total_kv_blocks, kv("L40S", 2));
+        assert_ne!(fast.instance.total_kv_blocks, small.instance.total_kv_blocks);
+        assert_eq!(c.derived.total_kv_blocks, None);
+        assert_eq!(c.derived.pools.len(), 2);
+        assert_eq!(c.derived.pools[1].name, "small");
+        assert_eq!(c.derived.pools[1].total_kv_blocks, small.instance.total_kv_blocks);
+        // The resolved description: no instance count, no flat key every pool replaces.
+        assert_eq!(c.spec.num_instances, None);
+        assert_eq!(c.spec.hardware, None);
+        assert_eq!(c.spec.max_num_seqs, Some(64));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn a_flat_key_every_pool_replaces_warns() {
+        let c = resolve_yaml(
+            "hardware: A100-80\npools: [{name: a, hardware: H100, instances: 1}, {name: b, hardware: H100, instances: 1}]",
+            RunSpec::default(),
+        )
+        .unwrap();
+        assert_eq!(c.warnings, ["run.yaml: hardware: no effect: every pool sets its own"]);
+        assert_eq!(c.spec.hardware, None);
+    }
+
+    #[test]
+    fn one_pool_of_one_instance_is_single_instance_mode() {
+        let c = resolve_yaml("pools: [{name: only, instances: 1}]", RunSpec::default()).unwrap();
+        assert_eq!(c.sim.num_instances(), 1);
+        assert_eq!(c.spec.routing_policy, None, "cluster keys are dropped as with --num-instances 1");
+    }
+
+    #[test]
+    fn pool_errors_name_the_pool_and_key() {
+        let e = err("pools: [{name: a, instances: 1}, {name: b, instances: 2, tp: 3}]");
+        assert!(e.starts_with("run.yaml: pools[1].tp: 3 does not divide the 32 attention heads"), "{e}");
+        let e = err("tp: 3\npools: [{name: a, instances: 1}]");
+        assert!(
+            e.starts_with("run.yaml: pools[0].tp (inherited from run.yaml: tp): 3 does not divide"),
+            "{e}"
+        );
+        let e = err("pools: [{name: a, instances: 1, hardware: Z100}]");
+        assert!(e.starts_with("run.yaml: pools[0].hardware: unknown GPU `Z100`"), "{e}");
+        let e = err("pools: [{name: a, instances: 1, max-num-seqs: 0}]");
+        assert_eq!(e, "run.yaml: pools[0].max-num-seqs: must be at least 1");
+        let e = err("pools: [{name: a, instances: 1, total-kv-blocks: 0}]");
+        assert_eq!(e, "run.yaml: pools[0].total-kv-blocks: must be at least 1");
+        let e = err("pools: [{name: a, instances: 0}]");
+        assert_eq!(e, "run.yaml: pools[0].instances: must be at least 1");
+        let e = err("pools: [{name: a, instances: 1}, {name: a, instances: 1}]");
+        assert_eq!(e, "run.yaml: pools[1].name: \"a\" is also the name of pools[0]");
+        let e = err("pools: [{name: ' ', instances: 1}]");
+        assert_eq!(e, "run.yaml: pools[0].name: must be a non-empty name");
+        let e = err("pools: []");
+        assert!(e.starts_with("run.yaml: pools: needs at least one pool"), "{e}");
+        let e = err("block-size-in-tokens: 0\npools: [{name: a, instances: 1}]");
+        assert_eq!(e, "run.yaml: block-size-in-tokens: must be at least 1", "a fleet-wide key as it is");
+        let e = err("pools: [{name: a, instances: 1, hardware: L4, gpu-memory-utilization: 0.2}]");
+        assert!(e.starts_with("run.yaml: pools[0].hardware: KV capacity: "), "{e}");
+        let e = err("pools: [{name: a, instances: 1, latency-model: blackbox, hardware: L4}]");
+        assert!(e.starts_with("run.yaml: pools[0].latency-model: "), "{e}");
+    }
+
+    #[test]
+    fn num_instances_conflicts_with_pools() {
+        let flags = RunSpec { num_instances: Some(4), ..RunSpec::default() };
+        let e = resolve_yaml("pools: [{name: a, instances: 2}]", flags).unwrap_err().to_string();
+        assert_eq!(e, "--num-instances: conflicts with pools (each pool sets its own instances)");
+    }
+
+    #[test]
+    fn pools_of_different_models_are_refused() {
+        let e =
+            err("pools: [{name: a, instances: 1}, {name: b, instances: 1, model: qwen/qwen2.5-7b-instruct}]");
+        assert!(
+            e.starts_with("run.yaml: pools[1].model: serves qwen/qwen2.5-7b-instruct while pools[0] serves"),
+            "{e}"
+        );
+        // The same model spelled by the pool is fine.
+        let ok = format!("pools: [{{name: a, instances: 1, model: {MODEL}}}]");
+        assert!(resolve_yaml(&ok, RunSpec::default()).is_ok());
+    }
+
+    #[test]
+    fn memory_check_covers_every_pool() {
+        let spec: RunSpec = crate::yaml::parse(
+            &format!("model: {MODEL}\npools: [{{name: a, instances: 400}}, {{name: b, instances: 400}}]"),
+            Path::new("run.yaml"),
+        )
+        .unwrap();
+        let mut layers = Layers::with_defaults();
+        layers.push(Layer::new(Source::ConfigFile("run.yaml".into()), &spec));
+        // Each pool alone (400 × 28309 blocks ≈ 0.4 GiB) fits in 0.5 GiB; both do not.
+        let catalog = Catalog { memory_limit_bytes: Some(1 << 29), ..Catalog::default() };
+        let e = resolve(&layers, &catalog).unwrap_err().to_string();
+        assert!(e.starts_with("run.yaml: pools: 800 instances would need 0.9 GiB"), "{e}");
+    }
 }

@@ -3,7 +3,7 @@
 //! calibration experiments and the Python binding all come through here.
 
 use blis_sim::metrics::RequestRecord;
-use blis_sim::report::RunDoc;
+use blis_sim::report::{PoolDoc, RunDoc};
 use blis_sim::saturation;
 use blis_sim::{Progress, SimError, SimReport, Simulation};
 use blis_workload::RequestSource;
@@ -260,6 +260,24 @@ impl RunConfig {
         saturation_report: Option<&mut dyn std::io::Write>,
     ) -> std::io::Result<RunDoc> {
         let mut doc = RunDoc::from_report(report);
+        if self.spec.pools.is_some() {
+            let pools: Vec<(PoolDoc, usize)> = self
+                .sim
+                .pools
+                .iter()
+                .map(|p| {
+                    let doc = PoolDoc {
+                        pool: p.name.clone(),
+                        hardware: p.gpu.name.clone(),
+                        tp: p.tp,
+                        model: p.model.name.clone(),
+                        instances: None,
+                    };
+                    (doc, p.instances)
+                })
+                .collect();
+            doc.add_pools(report, &pools);
+        }
         if !self.analysis.summarize_trace {
             doc.trace_summary = None;
         }
@@ -295,13 +313,24 @@ impl RunConfig {
 
     /// The `--report` page of a finished run.
     pub fn page(&self, outcome: &RunOutcome) -> String {
-        let title = format!(
-            "BLIS run: {} on {} × {} (TP {})",
-            self.spec.model.as_deref().unwrap_or("?"),
-            self.sim.num_instances(),
-            self.spec.hardware.as_deref().unwrap_or("?"),
-            self.spec.tp.unwrap_or(1)
-        );
+        let model = self.sim.pools[0].model.name.clone();
+        let title = if self.spec.pools.is_some() {
+            let pools: Vec<String> = self
+                .sim
+                .pools
+                .iter()
+                .map(|p| format!("{} × {} (TP {})", p.instances, p.gpu.name, p.tp))
+                .collect();
+            format!("BLIS run: {model} on {}", pools.join(" + "))
+        } else {
+            format!(
+                "BLIS run: {} on {} × {} (TP {})",
+                self.spec.model.as_deref().unwrap_or("?"),
+                self.sim.num_instances(),
+                self.spec.hardware.as_deref().unwrap_or("?"),
+                self.spec.tp.unwrap_or(1)
+            )
+        };
         crate::html::page(&title, &crate::html::run_body(&outcome.doc, &charts(&outcome.report)))
     }
 
@@ -309,7 +338,7 @@ impl RunConfig {
     /// what the simulator derived from the model and hardware.
     pub fn recorded_config(&self) -> serde_json::Value {
         let mut map = self.spec.to_map();
-        map.insert("derived".into(), serde_json::to_value(self.derived).expect("derived serializes"));
+        map.insert("derived".into(), serde_json::to_value(&self.derived).expect("derived serializes"));
         serde_json::Value::Object(map)
     }
 }

@@ -126,6 +126,15 @@ pub struct RunSpec {
     #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub num_instances: Option<u32>,
+    /// A pool of instances with its own hardware, TP, engine limits or step-time model, "name=…,instances=…[,hardware=…,tp=…,max-num-seqs=…,…]"; repeat for each pool (in files: a list of mappings). Keys a pool leaves out take the flat flags' values; excludes --num-instances.
+    #[arg(
+        long = "pools",
+        visible_alias = "pool",
+        value_name = "name=…,instances=…,…",
+        help_heading = "Cluster"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::pools::de_pools")]
+    pub pools: Option<Vec<crate::pools::PoolSpec>>,
     /// Which requests enter the cluster.
     #[arg(long, value_enum, help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -38,6 +38,9 @@ struct Case {
     seed: u64,
     /// vLLM V1 async scheduling on or off (drawn from the seed's low bit).
     async_scheduling: bool,
+    /// Two pools (H100, and A100-80 with half the KV blocks and batch) instead of one
+    /// (drawn from the seed's second bit; only with two or more instances).
+    pools: bool,
 }
 
 fn one_of<T: ValueEnum + Clone + std::fmt::Debug + 'static>() -> impl Strategy<Value = T> {
@@ -81,10 +84,28 @@ fn case() -> impl Strategy<Value = Case> {
             horizon_us: r.0,
             seed: r.1,
             async_scheduling: r.1 & 1 == 1,
+            pools: e.0 >= 2 && r.1 & 2 == 2,
         })
 }
 
 fn spec(c: &Case, prefix_caching: bool) -> RunSpec {
+    let mut spec = flat_spec(c, prefix_caching);
+    if c.pools {
+        let fast = c.instances / 2;
+        let pools = format!(
+            "[{{name: fast, hardware: H100, instances: {fast}}}, {{name: slow, hardware: A100-80, instances: {}, \
+             total-kv-blocks: {}, max-num-seqs: {}}}]",
+            c.instances - fast,
+            (c.kv_blocks / 2).max(1),
+            (c.max_running / 2).max(1)
+        );
+        spec.pools = serde_saphyr::from_str::<RunSpec>(&format!("pools: {pools}")).unwrap().pools;
+        spec.num_instances = None;
+    }
+    spec
+}
+
+fn flat_spec(c: &Case, prefix_caching: bool) -> RunSpec {
     RunSpec {
         model: Some("meta-llama/llama-3.1-8b-instruct".into()),
         hardware: Some("H100".into()),
@@ -164,6 +185,7 @@ fn instances_run_independently_only_when_nothing_couples_them() {
         horizon_us: None,
         seed: 7,
         async_scheduling: true,
+        pools: false,
     };
     let independent = |f: &dyn Fn(&mut RunSpec)| {
         let mut s = spec(&c, true);
@@ -202,6 +224,15 @@ proptest! {
             prop_assert_eq!(m.kv_used_blocks_at_end, 0);
         }
         prop_assert!(m.kv_check.is_none(), "{:?}", m.kv_check);
+        // Pools partition the instances: their summaries add up to the cluster's.
+        let doc: serde_json::Value = serde_json::from_str(&a).unwrap();
+        let per_pool = doc["per_pool"].as_array().map_or(0, Vec::len);
+        prop_assert_eq!(per_pool, if c.pools { 2 } else { 0 });
+        if c.pools {
+            let sum = |key: &str| doc["per_pool"].as_array().unwrap().iter().map(|p| p[key].as_u64().unwrap()).sum::<u64>();
+            prop_assert_eq!(sum("completed_requests"), m.completed());
+            prop_assert_eq!(sum("injected_requests"), k.injected - k.rejected - k.in_transit);
+        }
         // Causality per request: arrival ≤ first token ≤ completion, ITL ≥ 0.
         for r in &m.records {
             if let Some(ttft) = r.ttft_ms {

@@ -104,6 +104,7 @@ mod tests {
     fn doc() -> MetricsDoc {
         MetricsDoc {
             instance_id: "cluster".into(),
+            pool: None,
             completed_requests: 10,
             injected_requests: 10,
             still_queued: 0,

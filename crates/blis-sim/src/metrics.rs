@@ -115,6 +115,12 @@ impl Metrics {
     }
 
     pub fn merge(&mut self, other: &Metrics) {
+        self.merge_figures(other);
+        self.records.extend(other.records.iter().cloned());
+    }
+
+    /// [`Metrics::merge`] without the per-request records.
+    pub fn merge_figures(&mut self, other: &Metrics) {
         self.all.merge(&other.all);
         for (class, lat) in &other.by_class {
             self.by_class.entry(*class).or_default().merge(lat);
@@ -145,7 +151,6 @@ impl Metrics {
             self.kv_check.clone_from(&other.kv_check);
         }
         self.end_us = self.end_us.max(other.end_us);
-        self.records.extend(other.records.iter().cloned());
         self.completion_times_us.extend_from_slice(&other.completion_times_us);
         for (a, b) in self.good_by_label.iter_mut().zip(&other.good_by_label) {
             a.merge(b);

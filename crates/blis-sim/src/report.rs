@@ -14,6 +14,9 @@ use crate::trace::TraceSummary;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct MetricsDoc {
     pub instance_id: String,
+    /// The pool of the instance (or the pool summarized), in runs configured with `pools:`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolDoc>,
     pub completed_requests: u64,
     pub injected_requests: u64,
     pub still_queued: u64,
@@ -72,6 +75,18 @@ impl MetricsDoc {
             _ => unreachable!("a struct serializes to an object"),
         }
     }
+}
+
+/// What a pool's instances are: in per-instance and per-pool documents of runs with `pools:`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PoolDoc {
+    pub pool: String,
+    pub hardware: String,
+    pub tp: u32,
+    pub model: String,
+    /// Instances of the pool (per-pool documents only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<usize>,
 }
 
 /// Figures of one SLO class (`per_class`, keyed by class): latencies when the run has more
@@ -219,6 +234,9 @@ pub struct RunDoc {
     /// Per-instance documents (cluster mode only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<MetricsDoc>,
+    /// One document per pool, over its instances (runs configured with `pools:`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_pool: Vec<MetricsDoc>,
     /// 90 % intervals of the headline figures (model error and seed spread).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prediction_interval: Option<PredictionInterval>,
@@ -251,6 +269,7 @@ fn metrics_doc(
     let per_s = |x: u64| if duration_s > 0.0 { x as f64 / duration_s } else { 0.0 };
     MetricsDoc {
         instance_id: id,
+        pool: None,
         completed_requests: *completed,
         injected_requests: m.injected() + rejected + in_transit,
         still_queued: m.still_queued,
@@ -362,12 +381,34 @@ impl RunDoc {
             fitness: None,
             saturation: None,
             instances,
+            per_pool: Vec::new(),
             prediction_interval: None,
             replicas: None,
             config: None,
             steady_state,
             slo: None,
             timeseries,
+        }
+    }
+
+    /// Labels each instance document with its pool and adds one document per pool.
+    /// `pools`: (what the pool is, its number of instances), in instance order.
+    pub fn add_pools(&mut self, report: &SimReport, pools: &[(PoolDoc, usize)]) {
+        let window = crate::steady::window_us(report);
+        let mut first = 0;
+        for (doc, n) in pools {
+            let range = first..(first + n).min(report.instances.len());
+            first += n;
+            for d in self.instances.get_mut(range.clone()).into_iter().flatten() {
+                d.pool = Some(doc.clone());
+            }
+            let mut merged = Metrics::default();
+            for m in &report.instances[range] {
+                merged.merge_figures(m);
+            }
+            let mut pool_doc = metrics_doc(format!("pool_{}", doc.pool), &merged, 0, 0, window);
+            pool_doc.pool = Some(PoolDoc { instances: Some(*n), ..doc.clone() });
+            self.per_pool.push(pool_doc);
         }
     }
 
