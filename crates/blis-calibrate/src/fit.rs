@@ -279,18 +279,32 @@ pub struct FitResult {
     pub evaluations: usize,
 }
 
+/// What a fit may move, beyond the data: indices into `alpha ++ beta`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Constraints {
+    /// Coefficients kept at their starting value.
+    pub frozen: Vec<usize>,
+    /// A log-normal prior around the starting point: coefficient i adds the residual
+    /// `ln(c_i / start_i) / prior_sigma[i]` (0 or missing = no prior), so a change by a factor
+    /// e^σ costs as much as a factor-e error in one figure of weight 1. This keeps what the
+    /// calibration set cannot tell apart near the physical prior instead of wherever the
+    /// training experiments push it, which is what a held-out model or TP degree needs.
+    pub prior_sigma: Vec<f64>,
+}
+
 /// Fits `alpha ++ beta` of `setup.latency_model` starting from (`alpha0`, `beta0`) by
-/// [`levenberg_marquardt`] on [`log_residuals`]; coefficients whose index (in `alpha ++ beta`) is
-/// in `frozen` keep their starting value. `log` gets a line per improvement.
+/// [`levenberg_marquardt`] on [`log_residuals`] plus the prior's residuals (see
+/// [`Constraints`]). `log` gets a line per improvement.
 pub fn fit(
     experiments: &[Experiment],
     setup: &Setup,
     alpha0: [f64; 3],
     beta0: &[f64],
-    frozen: &[usize],
+    constraints: &Constraints,
     opt: LmOptions,
     mut log: impl FnMut(&str),
 ) -> Result<FitResult, String> {
+    let frozen = &constraints.frozen;
     let base: Vec<RunConfig> = experiments.iter().map(|e| config(e, setup)).collect::<Result<_, _>>()?;
     let start: Vec<f64> = alpha0.iter().copied().chain(beta0.iter().copied()).collect();
     let free: Vec<usize> = (0..start.len()).filter(|i| !frozen.contains(i)).collect();
@@ -325,7 +339,14 @@ pub fn fit(
                 let list: Vec<String> = c.iter().map(|v| format!("{v:.4}")).collect();
                 log(&format!("eval {count}: objective {f:.3} % [{}]", list.join(", ")));
             }
-            log_residuals(&rows)
+            let mut residuals = log_residuals(&rows)?;
+            for (k, &i) in free.iter().enumerate() {
+                match constraints.prior_sigma.get(i) {
+                    Some(&sigma) if sigma > 0.0 => residuals.push((z[k] - z0[k]) / sigma),
+                    _ => {}
+                }
+            }
+            Some(residuals)
         },
         &z0,
         &lo,
@@ -392,7 +413,7 @@ pub fn leave_one_group_out(
     setup: &Setup,
     alpha0: [f64; 3],
     beta0: &[f64],
-    frozen: &[usize],
+    constraints: &Constraints,
     opt: LmOptions,
     mut log: impl FnMut(&str),
 ) -> Result<(Vec<Fold>, Vec<Comparison>), String> {
@@ -414,7 +435,7 @@ pub fn leave_one_group_out(
             return Err(format!("{}: cross-validation needs at least two groups", grouping.label()));
         }
         log(&format!("fold {group}: fitting on {} experiments", train.len()));
-        let r = fit(&train, setup, alpha0, beta0, frozen, opt, |l| log(&format!("fold {group}: {l}")))?;
+        let r = fit(&train, setup, alpha0, beta0, constraints, opt, |l| log(&format!("fold {group}: {l}")))?;
         let held_setup = Setup {
             overrides: blis_latency::LatencyOverrides {
                 alpha: Some(r.alpha.to_vec()),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use blis_calibrate::experiment::{Setup, WorkloadSemantics, run_all};
 use blis_calibrate::fit::{
-    CvGrouping, Fold, LmOptions, coefficients_yaml, comparisons, fit, leave_one_group_out,
+    Constraints, CvGrouping, Fold, LmOptions, coefficients_yaml, comparisons, fit, leave_one_group_out,
 };
 use blis_calibrate::metrics::{Comparison, Metric};
 use blis_calibrate::parity::{parity, reference_setup, render_table};
@@ -67,6 +67,11 @@ pub struct CalibrateArgs {
     /// `alpha ++ beta` (0–2 = α0–α2, 3 = β0, …).
     #[arg(long, value_delimiter = ',')]
     pub freeze: Vec<usize>,
+    /// A log-normal prior of the fit (and of every cross-validation fold) around its starting
+    /// point: σ per coefficient of `alpha ++ beta` in ln units, comma-separated (0 = none). A
+    /// factor e^σ away from the start costs as much as a factor-e error in one figure.
+    #[arg(long, value_delimiter = ',')]
+    pub prior_sigma: Vec<f64>,
     /// Cross-validation: per held-out group (see `--cv-by`), fit on the other groups' experiments
     /// (from the same starting coefficients) and predict the held-out one; adds the held-out
     /// predictions as a row of the report and a per-fold table.
@@ -174,6 +179,10 @@ fn calibrate_against_measurements(
         compat: blis_config::Compat::Blis,
         catalog: crate::run::catalog(),
     };
+    if let Some(s) = args.prior_sigma.iter().find(|s| !(s.is_finite() && **s >= 0.0)) {
+        return Err(format!("--prior-sigma: {s} is not a finite σ ≥ 0 (ln units; 0 = no prior)").into());
+    }
+    let constraints = Constraints { frozen: args.freeze.clone(), prior_sigma: args.prior_sigma.clone() };
     let mut runs = vec![reference_run(&experiments)];
     for &other in &args.compare {
         let other_cfg = Setup { latency_model: other, overrides: LatencyOverrides::default(), ..cfg.clone() };
@@ -187,7 +196,7 @@ fn calibrate_against_measurements(
         let (alpha0, beta0) = starting_point(&cfg)?;
         let opt = LmOptions { max_evals: args.max_evals, ..LmOptions::default() };
         let result =
-            fit(&experiments, &cfg, alpha0, &beta0, &args.freeze, opt, |line| eprintln!("fit: {line}"))?;
+            fit(&experiments, &cfg, alpha0, &beta0, &constraints, opt, |line| eprintln!("fit: {line}"))?;
         let names: Vec<&str> = match latency_model {
             LatencyModelKind::BlisPhysics => blis_latency::blis_physics::BETA_NAMES.to_vec(),
             LatencyModelKind::TrainedPhysics => blis_latency::BASIS_NAMES.to_vec(),
@@ -226,7 +235,7 @@ fn calibrate_against_measurements(
                 &cfg,
                 alpha0,
                 &beta0,
-                &args.freeze,
+                &constraints,
                 opt,
                 |line| eprintln!("cv {}: {line}", grouping.label()),
             )?;

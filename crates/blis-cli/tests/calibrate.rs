@@ -113,3 +113,36 @@ fn leave_one_tp_out_and_error_summary() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("--cv-by: unknown grouping `gpu` (accepted: model, tp)"), "{err}");
 }
+
+#[test]
+fn a_tight_prior_holds_the_fit_at_its_start() {
+    let prior = concat!(env!("CARGO_MANIFEST_DIR"), "/../blis-calibrate/data/blis-physics-prior.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let fit = |sigma: &str| {
+        let out_path = dir.path().join(format!("fit-{sigma}.yaml"));
+        let out = Command::new(env!("CARGO_BIN_EXE_blis"))
+            .args(["calibrate", "--measurements", MEASUREMENTS, "--only", "63", "--coefficients-file", prior])
+            .args(["--fit", out_path.to_str().unwrap(), "--max-evals", "6", "--freeze", "0,1,2,5,6,7,8,9"])
+            .args(["--prior-sigma", sigma])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read_to_string(&out_path).unwrap()
+    };
+    // Only c_mem and c_comp move; σ = 0 is no prior, σ = 1e-9 pins them to the prior's 1.0.
+    let free = fit("0");
+    let pinned = fit("0,0,0,1e-9,1e-9");
+    assert!(
+        pinned.contains("beta: [1.000000, 1.000000, 10.000000, 23.000000, 5.000000, 100.000000, 10.000000]"),
+        "{pinned}"
+    );
+    assert_ne!(free, pinned);
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_blis"))
+        .args(["calibrate", "--measurements", MEASUREMENTS, "--prior-sigma", "1,nan"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--prior-sigma: NaN is not a finite σ ≥ 0"), "{err}");
+}
