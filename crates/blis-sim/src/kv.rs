@@ -7,11 +7,17 @@
 //!
 //! The cache owns blocks; a request owns only a [`KvAlloc`] (its block table), handed in by the
 //! scheduler. That is the whole interface between the two.
+//!
+//! Optionally a CPU tier ([`KvCache::enable_cpu_tier`], see [`crate::kv_cpu`]) keeps copies of
+//! computed blocks: every block that gets its hash is written through to it, and an allocation
+//! may name leading blocks to bring back from it (`reload`), which then count as CPU hits.
 
 use std::collections::VecDeque;
 use std::hash::Hasher;
 
 use blis_workload::TokenSeq;
+
+use crate::kv_cpu::CpuTier;
 
 /// Hints the CPU to fetch `r`'s cache line (the pools of many instances do not fit in cache;
 /// issuing the misses of a batch of accesses together overlaps them).
@@ -261,6 +267,10 @@ pub struct KvCache {
     scratch_hashes: Vec<u64>,
     /// Index entries whose block was evicted (see `index`).
     dead_entries: u32,
+    /// Host-memory copies of computed blocks (off unless enabled).
+    cpu: Option<Box<CpuTier>>,
+    /// Blocks allocated as reloads from the CPU tier (CPU prefix hits).
+    reload_blocks: u64,
 }
 
 impl KvCache {
@@ -279,7 +289,34 @@ impl KvCache {
             miss_blocks: 0,
             scratch_hashes: Vec::new(),
             dead_entries: 0,
+            cpu: None,
+            reload_blocks: 0,
         }
+    }
+
+    /// Adds a CPU tier of `cpu_blocks` blocks (before any allocation).
+    pub fn enable_cpu_tier(&mut self, cpu_blocks: u32) {
+        debug_assert_eq!(self.hit_blocks + self.miss_blocks, 0, "CPU tier enabled on a used cache");
+        self.cpu = Some(Box::new(CpuTier::new(cpu_blocks)));
+    }
+
+    /// The CPU tier, if enabled.
+    pub fn cpu_tier(&self) -> Option<&CpuTier> {
+        self.cpu.as_deref()
+    }
+
+    /// Blocks brought back from the CPU tier by allocations.
+    pub fn reload_blocks(&self) -> u64 {
+        self.reload_blocks
+    }
+
+    /// How many of `hashes[from..]`, leading, the CPU tier holds (0 without a tier). A pure
+    /// query.
+    pub fn cpu_prefix_blocks(&self, hashes: &[u64], from: u32) -> u32 {
+        let Some(cpu) = &self.cpu else { return 0 };
+        hashes
+            .get(from as usize..)
+            .map_or(0, |rest| rest.iter().take_while(|&&h| cpu.contains(h)).count() as u32)
     }
 
     pub fn block_size_tokens(&self) -> u32 {
@@ -415,7 +452,26 @@ impl KvCache {
             alloc.tokens = alloc.tokens.max(end_tokens);
             return true;
         }
-        self.allocate_slow(alloc, seq, known_hashes, claim, end_tokens)
+        self.allocate_slow(alloc, seq, known_hashes, claim, 0, end_tokens)
+    }
+
+    /// [`KvCache::allocate`] for a request's first allocation that also brings `reload` blocks
+    /// back from the CPU tier: the blocks of `known_hashes[claim.len()..claim.len() + reload]`
+    /// get fresh GPU blocks holding that content (sealed at once, counted as CPU hits rather
+    /// than misses). `end_tokens` must cover them.
+    pub fn allocate_with_reload(
+        &mut self,
+        alloc: &mut KvAlloc,
+        seq: Option<&TokenSeq>,
+        known_hashes: &[u64],
+        claim: &[u64],
+        reload: u32,
+        end_tokens: u32,
+    ) -> bool {
+        debug_assert!(alloc.blocks.is_empty() && self.cpu.is_some() || reload == 0);
+        debug_assert!((claim.len() as u32 + reload) as usize <= known_hashes.len());
+        debug_assert!(end_tokens >= (claim.len() as u32 + reload) * self.block_size_tokens);
+        self.allocate_slow(alloc, seq, known_hashes, claim, reload, end_tokens)
     }
 
     #[inline(never)]
@@ -425,6 +481,7 @@ impl KvCache {
         seq: Option<&TokenSeq>,
         known_hashes: &[u64],
         claim: &[u64],
+        reload: u32,
         end_tokens: u32,
     ) -> bool {
         debug_assert!(claim.is_empty() || alloc.blocks.is_empty());
@@ -444,14 +501,22 @@ impl KvCache {
             self.blocks[id as usize].ref_count += 1;
             alloc.blocks.push(id);
             self.hit_blocks += 1;
+            if let Some(cpu) = &mut self.cpu {
+                cpu.touch(*hash);
+            }
         }
         alloc.tokens = alloc.tokens.max(claim.len() as u32 * self.block_size_tokens);
         let bs = self.block_size_tokens;
+        let reload_end = claim.len() as u32 + reload;
         while alloc.tokens < end_tokens {
             if alloc.tokens.is_multiple_of(bs) && alloc.tokens / bs == alloc.blocks.len() as u32 {
                 let id = self.pop_free();
+                if (alloc.blocks.len() as u32) < reload_end {
+                    self.reload_blocks += 1;
+                } else {
+                    self.miss_blocks += 1;
+                }
                 alloc.blocks.push(id);
-                self.miss_blocks += 1;
             }
             let block_end = (alloc.tokens / bs + 1) * bs;
             alloc.tokens = block_end.min(end_tokens);
@@ -506,6 +571,9 @@ impl KvCache {
                 }
             }
         };
+        if let Some(cpu) = &mut self.cpu {
+            cpu.store(hash); // written through (a resident copy is refreshed)
+        }
         let block = &mut self.blocks[id as usize];
         block.hash = hash;
         block.set_flag(HASHED, true);
@@ -639,6 +707,9 @@ impl KvCache {
         let dead = self.index.len() as u32 - live;
         if dead != self.dead_entries {
             return Err(format!("{dead} dead index entries but {} counted", self.dead_entries));
+        }
+        if let Some(cpu) = &self.cpu {
+            cpu.check_invariants()?;
         }
         Ok(())
     }
