@@ -811,7 +811,106 @@ mod tests {
         kv.check_invariants().unwrap();
     }
 
+    #[test]
+    fn cpu_tier_keeps_blocks_the_gpu_evicted() {
+        let mut kv = KvCache::new(4, 16);
+        kv.enable_cpu_tier(8);
+        let s1 = TokenSeq::from_source(1, 48);
+        let h1 = s1.block_hashes(16);
+        let mut a = KvAlloc::default();
+        assert!(kv.allocate(&mut a, Some(&s1), &h1, &[], 48));
+        kv.release(&mut a);
+        // Written through as they were sealed.
+        assert_eq!(kv.cpu_tier().unwrap().stored(), 3);
+        // Another request takes the whole GPU pool: s1's blocks leave the GPU, not the CPU.
+        let s2 = TokenSeq::from_source(2, 64);
+        let mut b = KvAlloc::default();
+        assert!(kv.allocate(&mut b, Some(&s2), &[], &[], 64));
+        assert_eq!(kv.cached_prefix_blocks(&h1), 0);
+        assert_eq!(kv.cpu_prefix_blocks(&h1, 0), 3);
+        kv.release(&mut b);
+        // Brought back: counted as CPU hits, sealed and indexed on the GPU again.
+        let mut c = KvAlloc::default();
+        assert!(kv.allocate_with_reload(&mut c, Some(&s1), &h1, &[], 2, 40));
+        assert_eq!((kv.reload_blocks(), kv.hit_blocks()), (2, 0));
+        assert_eq!(kv.cached_prefix_blocks(&h1), 2);
+        assert_eq!(c.num_blocks(), 3);
+        kv.check_invariants().unwrap();
+        kv.release(&mut c);
+        assert_eq!(kv.free_blocks(), 4);
+        kv.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn cpu_prefix_starts_after_the_gpu_prefix_and_stops_at_a_gap() {
+        let mut kv = KvCache::new(8, 16);
+        assert_eq!(kv.cpu_prefix_blocks(&[1, 2], 0), 0, "no tier");
+        kv.enable_cpu_tier(2);
+        let s = TokenSeq::from_source(3, 48);
+        let h = s.block_hashes(16);
+        let mut a = KvAlloc::default();
+        assert!(kv.allocate(&mut a, Some(&s), &h, &[], 48));
+        // Capacity 2: the first block was evicted from the CPU tier by the third.
+        assert_eq!(kv.cpu_prefix_blocks(&h, 0), 0);
+        assert_eq!(kv.cpu_prefix_blocks(&h, 1), 2);
+        assert_eq!(kv.cpu_tier().unwrap().evicted(), 1);
+        kv.check_invariants().unwrap();
+    }
+
     proptest! {
+        /// With a CPU tier: random allocations (reloading whatever the CPU tier offers past the
+        /// GPU prefix) and releases keep both tiers consistent — the CPU pool within capacity,
+        /// stored − evicted = resident — and every GPU block comes back.
+        #[test]
+        fn tiers_never_leak(
+            ops in proptest::collection::vec((0usize..6, 1u32..80, any::<bool>()), 1..150),
+            cpu_blocks in 1u32..40,
+        ) {
+            let mut kv = KvCache::new(20, 16);
+            kv.enable_cpu_tier(cpu_blocks);
+            let mut allocs: Vec<(KvAlloc, TokenSeq, Vec<u64>)> = (0..6)
+                .map(|i| {
+                    let s = prompt(9 + i as u64 % 2, 48, 1000 + i as u64 % 3, 100);
+                    let h = s.block_hashes(16);
+                    (KvAlloc::default(), s, h)
+                })
+                .collect();
+            let mut reloaded = 0;
+            for (slot, grow, release) in ops {
+                let (alloc, seq, hashes) = &mut allocs[slot];
+                if release {
+                    kv.release(alloc);
+                } else if alloc.is_empty() {
+                    let claim_n = kv.cached_prefix_blocks(hashes);
+                    let reload = kv.cpu_prefix_blocks(hashes, claim_n);
+                    let claim = hashes[..claim_n as usize].to_vec();
+                    let end = ((claim_n + reload) * 16 + grow).min(seq.len()).max((claim_n + reload) * 16);
+                    let before = (kv.free_blocks(), kv.reload_blocks());
+                    if kv.allocate_with_reload(alloc, Some(seq), hashes, &claim, reload, end) {
+                        reloaded += reload;
+                        prop_assert_eq!(kv.reload_blocks(), before.1 + u64::from(reload));
+                    } else {
+                        prop_assert_eq!(before, (kv.free_blocks(), kv.reload_blocks()));
+                    }
+                } else {
+                    let end = (alloc.tokens() + grow).min(seq.len());
+                    let before = kv.free_blocks();
+                    if !kv.allocate(alloc, Some(seq), hashes, &[], end) {
+                        prop_assert_eq!(before, kv.free_blocks());
+                    }
+                }
+                prop_assert!(kv.check_invariants().is_ok(), "{:?}", kv.check_invariants());
+                let cpu = kv.cpu_tier().unwrap();
+                prop_assert!(cpu.len() <= cpu_blocks);
+                prop_assert_eq!(cpu.stored() - cpu.evicted(), u64::from(cpu.len()));
+            }
+            for (alloc, _, _) in &mut allocs {
+                kv.release(alloc);
+            }
+            prop_assert_eq!(kv.free_blocks(), kv.total_blocks());
+            prop_assert_eq!(kv.reload_blocks(), u64::from(reloaded));
+        }
+
         /// Random interleavings of allocations and releases keep the pool consistent and
         /// return every block once all requests are released.
         #[test]
