@@ -523,7 +523,10 @@ fn kv_tier(
         return Ok(None);
     }
     if !(bandwidth > 0.0 && bandwidth.is_finite()) {
-        return Err(cx.err("kv-transfer-bandwidth", format!("must be > 0, got {bandwidth}")));
+        let unit = if cx.compat == Compat::Reference { "tokens per µs" } else { "GB/s" };
+        return Err(
+            cx.err("kv-transfer-bandwidth", format!("must be a positive number of {unit}, got {bandwidth}"))
+        );
     }
     let bytes_per_block = (blis_model::kv_bytes_per_token_per_gpu(model, tp) * f64::from(block_size)) as u64;
     let (bandwidth, timing) = match cx.compat {
