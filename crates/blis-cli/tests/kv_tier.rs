@@ -153,6 +153,25 @@ fn tier_flags_round_trip_and_are_validated() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // The reference's offload description: its CPU tier, sized in bytes (2 MiB blocks here).
+    let offload = dir.path().join("offload.yaml");
+    std::fs::write(&offload, "kv_offload:\n  cpu_bytes_to_use: 4294967296\n  eviction_policy: lru\n")
+        .unwrap();
+    let off = offload.to_str().unwrap();
+    let doc = run(&spec, &["--kv-offload-config", off]);
+    assert_eq!(f(&doc, "total_kv_cpu_blocks"), 2048.0);
+    assert!(f(&doc, "cpu_cache_hit_rate") > 0.2);
+    let out = blis(&["run", "--model", MODEL, "--kv-offload-config", off, "--kv-cpu-blocks", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not both"));
+    std::fs::write(
+        &offload,
+        "kv_offload:\n  cpu_bytes_to_use: 4294967296\n  secondary_tiers: [{type: fs}]\n",
+    )
+    .unwrap();
+    let out = blis(&["run", "--model", MODEL, "--kv-offload-config", off]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("secondary_tiers"));
     // A threshold has no effect on write-through offloading: said so.
     let out = blis(&[
         "run",

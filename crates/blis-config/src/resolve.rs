@@ -198,7 +198,8 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         .map_err(|e| cx.err("latency-model", e.to_string()))?;
 
     let (instance, derived) = engine(&spec, &cx, &model, &gpu, tp)?;
-    kv_tier_warnings(&mut cx, spec.kv_cpu_blocks.is_some_and(|b| b > 0), instance.prefix_caching);
+    let tier_requested = spec.kv_cpu_blocks.is_some_and(|b| b > 0) || spec.kv_offload_config.is_some();
+    kv_tier_warnings(&mut cx, tier_requested, instance.prefix_caching, instance.kv_tier.as_ref());
     let num_instances = required(&spec.num_instances, "num-instances");
     if num_instances == 0 {
         return Err(cx.err("num-instances", "must be at least 1"));
@@ -519,6 +520,18 @@ fn kv_tier(
         return Err(cx.err("kv-offload-threshold", format!("must be in [0, 1], got {threshold}")));
     }
     let bandwidth = required(&spec.kv_transfer_bandwidth, "kv-transfer-bandwidth");
+    let bytes_per_block = (blis_model::kv_bytes_per_token_per_gpu(model, tp) * f64::from(block_size)) as u64;
+    let offload = match &spec.kv_offload_config {
+        Some(_) if blocks > 0 => {
+            return Err(cx.err(
+                "kv-offload-config",
+                "set either --kv-offload-config or --kv-cpu-blocks, not both (two descriptions of the CPU tier)",
+            ));
+        }
+        Some(path) => Some(crate::kv_offload::load(path, bytes_per_block.max(1), block_size)?),
+        None => None,
+    };
+    let blocks = offload.map_or(blocks, |o| o.cpu_blocks);
     if blocks == 0 || required(&spec.no_prefix_caching, "no-prefix-caching") {
         return Ok(None);
     }
@@ -528,23 +541,39 @@ fn kv_tier(
             cx.err("kv-transfer-bandwidth", format!("must be a positive number of {unit}, got {bandwidth}"))
         );
     }
-    let bytes_per_block = (blis_model::kv_bytes_per_token_per_gpu(model, tp) * f64::from(block_size)) as u64;
+    let mut base_latency_us = required(&spec.kv_transfer_base_latency, "kv-transfer-base-latency").0;
     let (bandwidth, timing) = match cx.compat {
         // GB/s = 1000 bytes per µs.
         Compat::Blis => (bandwidth * 1000.0, ReloadTiming::Async),
+        // The reference's offload chain charges its CPU→GPU reloads nothing.
+        Compat::Reference if offload.is_some() => {
+            base_latency_us = 0;
+            (f64::INFINITY, ReloadTiming::StepStall)
+        }
         Compat::Reference => (bandwidth, ReloadTiming::StepStall),
     };
     Ok(Some(KvTierConfig {
         cpu_blocks: blocks,
         bytes_per_block: bytes_per_block.max(1),
         bandwidth,
-        base_latency_us: required(&spec.kv_transfer_base_latency, "kv-transfer-base-latency").0,
+        base_latency_us,
         timing,
+        prompt_only: offload.is_some_and(|o| o.prompt_only),
     }))
 }
 
 /// Warnings about the CPU KV tier's keys that have no effect.
-fn kv_tier_warnings(cx: &mut Ctx, on: bool, prefix_caching: bool) {
+fn kv_tier_warnings(cx: &mut Ctx, on: bool, prefix_caching: bool, tier: Option<&KvTierConfig>) {
+    if cx.explicit("kv-offload-config") && cx.compat == Compat::Reference && tier.is_some() {
+        for key in ["kv-transfer-bandwidth", "kv-transfer-base-latency"] {
+            if cx.customized(key) {
+                cx.warn(
+                    key,
+                    "no effect with --kv-offload-config under --compat reference (its reloads are free)",
+                );
+            }
+        }
+    }
     if !on {
         for key in &KV_TIER_KEYS[1..] {
             if cx.customized(key) {

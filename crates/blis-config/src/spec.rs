@@ -139,6 +139,11 @@ pub struct RunSpec {
     #[arg(long, allow_hyphen_values = true, help_heading = "Engine")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kv_transfer_base_latency: Option<Micros>,
+    /// YAML file with a `kv_offload:` block (the reference's vLLM offload description): its CPU
+    /// tier (`cpu_bytes_to_use`, LRU, `offload_prompt_only`); instead of --kv-cpu-blocks.
+    #[arg(long, help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_offload_config: Option<PathBuf>,
 
     // ── Cluster ────────────────────────────────────────────────────────────────────────
     /// Number of instances (1 = single-instance mode: no admission, no routing).

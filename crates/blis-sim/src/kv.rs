@@ -271,6 +271,8 @@ pub struct KvCache {
     cpu: Option<Box<CpuTier>>,
     /// Blocks allocated as reloads from the CPU tier (CPU prefix hits).
     reload_blocks: u64,
+    /// Only prompt blocks are written to the CPU tier.
+    cpu_prompt_only: bool,
 }
 
 impl KvCache {
@@ -291,13 +293,16 @@ impl KvCache {
             dead_entries: 0,
             cpu: None,
             reload_blocks: 0,
+            cpu_prompt_only: false,
         }
     }
 
-    /// Adds a CPU tier of `cpu_blocks` blocks (before any allocation).
-    pub fn enable_cpu_tier(&mut self, cpu_blocks: u32) {
+    /// Adds a CPU tier of `cpu_blocks` blocks (before any allocation); `prompt_only`: only blocks
+    /// of a request's prompt (its known hashes) are written to it.
+    pub fn enable_cpu_tier(&mut self, cpu_blocks: u32, prompt_only: bool) {
         debug_assert_eq!(self.hit_blocks + self.miss_blocks, 0, "CPU tier enabled on a used cache");
         self.cpu = Some(Box::new(CpuTier::new(cpu_blocks)));
+        self.cpu_prompt_only = prompt_only;
     }
 
     /// The CPU tier, if enabled.
@@ -571,7 +576,9 @@ impl KvCache {
                 }
             }
         };
-        if let Some(cpu) = &mut self.cpu {
+        if let Some(cpu) = &mut self.cpu
+            && (!self.cpu_prompt_only || (block_idx as usize) < known.len())
+        {
             cpu.store(hash); // written through (a resident copy is refreshed)
         }
         let block = &mut self.blocks[id as usize];
@@ -814,7 +821,7 @@ mod tests {
     #[test]
     fn cpu_tier_keeps_blocks_the_gpu_evicted() {
         let mut kv = KvCache::new(4, 16);
-        kv.enable_cpu_tier(8);
+        kv.enable_cpu_tier(8, false);
         let s1 = TokenSeq::from_source(1, 48);
         let h1 = s1.block_hashes(16);
         let mut a = KvAlloc::default();
@@ -842,10 +849,26 @@ mod tests {
     }
 
     #[test]
+    fn prompt_only_tier_skips_blocks_filled_during_decode() {
+        for (prompt_only, stored) in [(false, 3), (true, 2)] {
+            let mut kv = KvCache::new(8, 16);
+            kv.enable_cpu_tier(8, prompt_only);
+            // A 32-token prompt (2 known block hashes) whose output fills a third block.
+            let seq = TokenSeq::from_source(4, 48);
+            let prompt = TokenSeq::from_source(4, 32).block_hashes(16);
+            let mut a = KvAlloc::default();
+            assert!(kv.allocate(&mut a, Some(&seq), &prompt, &[], 32));
+            assert!(kv.allocate(&mut a, Some(&seq), &prompt, &[], 48));
+            assert_eq!(kv.cpu_tier().unwrap().stored(), stored, "prompt only: {prompt_only}");
+            kv.check_invariants().unwrap();
+        }
+    }
+
+    #[test]
     fn cpu_prefix_starts_after_the_gpu_prefix_and_stops_at_a_gap() {
         let mut kv = KvCache::new(8, 16);
         assert_eq!(kv.cpu_prefix_blocks(&[1, 2], 0), 0, "no tier");
-        kv.enable_cpu_tier(2);
+        kv.enable_cpu_tier(2, false);
         let s = TokenSeq::from_source(3, 48);
         let h = s.block_hashes(16);
         let mut a = KvAlloc::default();
@@ -867,7 +890,7 @@ mod tests {
             cpu_blocks in 1u32..40,
         ) {
             let mut kv = KvCache::new(20, 16);
-            kv.enable_cpu_tier(cpu_blocks);
+            kv.enable_cpu_tier(cpu_blocks, false);
             let mut allocs: Vec<(KvAlloc, TokenSeq, Vec<u64>)> = (0..6)
                 .map(|i| {
                     let s = prompt(9 + i as u64 % 2, 48, 1000 + i as u64 % 3, 100);

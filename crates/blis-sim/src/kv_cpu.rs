@@ -38,6 +38,9 @@ pub struct KvTierConfig {
     /// Fixed cost of one transfer (µs).
     pub base_latency_us: u64,
     pub timing: ReloadTiming,
+    /// Offload only blocks of the prompt, not those filled during decode (vLLM's
+    /// `offload_prompt_only`); false writes every hashed block through.
+    pub prompt_only: bool,
 }
 
 impl KvTierConfig {
@@ -253,6 +256,7 @@ mod tests {
             bandwidth: 32_000.0, // 32 GB/s
             base_latency_us: 10,
             timing: ReloadTiming::Async,
+            prompt_only: false,
         };
         // 4 blocks of 2 MiB = 8 388 608 B at 32 000 B/µs = 262.1 µs, rounded up, + 10.
         assert_eq!(c.load_us(4, 16), 10 + 263);

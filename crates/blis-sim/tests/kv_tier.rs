@@ -51,6 +51,7 @@ fn instance(tier: Option<ReloadTiming>) -> Instance {
             },
             base_latency_us: 50,
             timing,
+            prompt_only: false,
         }),
     };
     Instance::new(0, config, latency(), SchedulerKind::Fcfs.build(), PreemptionKind::Fcfs.build(), true)

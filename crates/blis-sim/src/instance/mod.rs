@@ -119,7 +119,7 @@ impl Instance {
         assert!(config.max_scheduled_tokens >= config.block_size_tokens, "budget below one block");
         let mut kv = KvCache::new(config.total_kv_blocks, config.block_size_tokens);
         if let Some(tier) = &config.kv_tier {
-            kv.enable_cpu_tier(tier.cpu_blocks);
+            kv.enable_cpu_tier(tier.cpu_blocks, tier.prompt_only);
         }
         let measure = Arc::new(Measurement::new());
         let metrics = Metrics {
