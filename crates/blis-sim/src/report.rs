@@ -117,6 +117,17 @@ impl MetricsDoc {
         metrics_doc(String::new(), &Metrics::default(), 0, 0, None)
     }
 
+    /// The fields the CPU KV tier adds to a document, in order.
+    pub fn kv_tier_field_names() -> Vec<String> {
+        let mut m = Metrics { kv_tier: Some(Default::default()), ..Metrics::default() };
+        m.kv_tier.as_mut().expect("set").cpu_blocks = 1;
+        let doc = metrics_doc(String::new(), &m, 0, 0, None);
+        match serde_json::to_value(doc.kv_tier).expect("metrics serialize") {
+            serde_json::Value::Object(m) => m.keys().cloned().collect(),
+            _ => unreachable!("a struct serializes to an object"),
+        }
+    }
+
     pub fn field_names() -> Vec<String> {
         let zero = metrics_doc(String::new(), &Metrics::default(), 0, 0, None);
         match serde_json::to_value(zero).expect("metrics serialize") {
