@@ -191,6 +191,7 @@ pub const PATH_KEYS: &[&str] = &[
     "workload-trace",
     "trace-header",
     "policy-config",
+    "kv-offload-config",
     "metrics-path",
     "results-path",
     "trace-output",

@@ -17,6 +17,7 @@ pub mod error;
 pub mod export;
 pub mod html;
 pub mod interval;
+pub mod kv_offload;
 pub mod layers;
 pub mod outputs;
 pub mod plan;

@@ -12,6 +12,7 @@ use blis_sim::EngineSemantics;
 use blis_sim::cluster::admission::{AdmissionConfig, AdmissionKind};
 use blis_sim::cluster::routing::{RoutingConfig, RoutingKind};
 use blis_sim::fitness::FitnessWeights;
+use blis_sim::instance::{KvTierConfig, ReloadTiming};
 use blis_sim::priority::PriorityKind;
 use blis_sim::priority::SloPriorities;
 use blis_sim::saturation::Detector;
@@ -224,6 +225,13 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         }
     };
     let num_instances = pools.iter().map(|p| p.instances as u32).sum::<u32>();
+    let tier_requested = spec.kv_cpu_blocks.is_some_and(|b| b > 0) || spec.kv_offload_config.is_some();
+    kv_tier_warnings(
+        &mut cx,
+        tier_requested,
+        pools[0].instance.prefix_caching,
+        pools[0].instance.kv_tier.as_ref(),
+    );
     let cluster = num_instances > 1;
     let admission = admission(&spec, &cx)?;
     // Every pool has the run's block size: prefix hashes mean the same on every instance.
@@ -289,6 +297,7 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         lockstep_decode: required(&spec.lockstep_decode, "lockstep-decode"),
         independent_instances: required(&spec.independent_instances, "independent-instances"),
     };
+    let instance_kv_tier_off = pools.iter().all(|p| p.instance.kv_tier.is_none());
     let sim = SimConfig {
         pools,
         admission,
@@ -313,6 +322,13 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     };
     if !cluster {
         for key in CLUSTER_KEYS {
+            if !cx.explicit(key) {
+                clear_key(&mut spec, key);
+            }
+        }
+    }
+    if instance_kv_tier_off {
+        for key in KV_TIER_KEYS {
             if !cx.explicit(key) {
                 clear_key(&mut spec, key);
             }
@@ -499,8 +515,106 @@ fn engine(
             Compat::Blis => EngineSemantics::BLIS,
             Compat::Reference => EngineSemantics::REFERENCE,
         },
+        kv_tier: kv_tier(spec, cx, model, tp, block_size)?,
     };
     Ok((instance, PoolDerived { name: String::new(), total_kv_blocks: blocks, max_model_len: mml }))
+}
+
+/// Keys of the CPU KV tier (left out of the resolved spec when the tier is off and unset).
+const KV_TIER_KEYS: &[&str] =
+    &["kv-cpu-blocks", "kv-offload-threshold", "kv-transfer-bandwidth", "kv-transfer-base-latency"];
+
+/// The CPU KV tier (`--kv-cpu-blocks` and friends), `None` when off.
+fn kv_tier(
+    spec: &RunSpec,
+    cx: &Ctx,
+    model: &ModelSpec,
+    tp: u32,
+    block_size: u32,
+) -> Result<Option<KvTierConfig>, ConfigError> {
+    let blocks = required(&spec.kv_cpu_blocks, "kv-cpu-blocks");
+    let blocks = u32::try_from(blocks)
+        .map_err(|_| cx.err("kv-cpu-blocks", format!("at most {}, got {blocks}", u32::MAX)))?;
+    let threshold = required(&spec.kv_offload_threshold, "kv-offload-threshold");
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(cx.err("kv-offload-threshold", format!("must be in [0, 1], got {threshold}")));
+    }
+    let bandwidth = required(&spec.kv_transfer_bandwidth, "kv-transfer-bandwidth");
+    let bytes_per_block = (blis_model::kv_bytes_per_token_per_gpu(model, tp) * f64::from(block_size)) as u64;
+    let offload = match &spec.kv_offload_config {
+        Some(_) if blocks > 0 => {
+            return Err(cx.err(
+                "kv-offload-config",
+                "set either --kv-offload-config or --kv-cpu-blocks, not both (two descriptions of the CPU tier)",
+            ));
+        }
+        Some(path) => Some(crate::kv_offload::load(path, bytes_per_block.max(1), block_size)?),
+        None => None,
+    };
+    let blocks = offload.map_or(blocks, |o| o.cpu_blocks);
+    if blocks == 0 || required(&spec.no_prefix_caching, "no-prefix-caching") {
+        return Ok(None);
+    }
+    if !(bandwidth > 0.0 && bandwidth.is_finite()) {
+        let unit = if cx.compat == Compat::Reference { "tokens per µs" } else { "GB/s" };
+        return Err(
+            cx.err("kv-transfer-bandwidth", format!("must be a positive number of {unit}, got {bandwidth}"))
+        );
+    }
+    let mut base_latency_us = required(&spec.kv_transfer_base_latency, "kv-transfer-base-latency").0;
+    let (bandwidth, timing) = match cx.compat {
+        // GB/s = 1000 bytes per µs.
+        Compat::Blis => (bandwidth * 1000.0, ReloadTiming::Async),
+        // The reference's offload chain charges its CPU→GPU reloads nothing.
+        Compat::Reference if offload.is_some() => {
+            base_latency_us = 0;
+            (f64::INFINITY, ReloadTiming::StepStall)
+        }
+        Compat::Reference => (bandwidth, ReloadTiming::StepStall),
+    };
+    Ok(Some(KvTierConfig {
+        cpu_blocks: blocks,
+        bytes_per_block: bytes_per_block.max(1),
+        bandwidth,
+        base_latency_us,
+        timing,
+        prompt_only: offload.is_some_and(|o| o.prompt_only),
+    }))
+}
+
+/// Warnings about the CPU KV tier's keys that have no effect.
+fn kv_tier_warnings(cx: &mut Ctx, on: bool, prefix_caching: bool, tier: Option<&KvTierConfig>) {
+    if cx.explicit("kv-offload-config") && cx.compat == Compat::Reference && tier.is_some() {
+        for key in ["kv-transfer-bandwidth", "kv-transfer-base-latency"] {
+            if cx.customized(key) {
+                cx.warn(
+                    key,
+                    "no effect with --kv-offload-config under --compat reference (its reloads are free)",
+                );
+            }
+        }
+    }
+    if !on {
+        for key in &KV_TIER_KEYS[1..] {
+            if cx.customized(key) {
+                cx.warn(key, "no effect without --kv-cpu-blocks > 0");
+            }
+        }
+        return;
+    }
+    if !prefix_caching {
+        cx.warn(
+            "kv-cpu-blocks",
+            "no effect with --no-prefix-caching (the CPU tier serves prefix-cache hits)",
+        );
+    }
+    if cx.customized("kv-offload-threshold") {
+        cx.warn(
+            "kv-offload-threshold",
+            "no effect: blocks are written through to the CPU tier as they are computed (as vLLM's \
+             offloading connector does), whatever the GPU utilization",
+        );
+    }
 }
 
 /// Refuses configurations whose instances alone would not fit in memory. `fleet`: (instances,

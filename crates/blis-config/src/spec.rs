@@ -120,6 +120,30 @@ pub struct RunSpec {
     #[arg(long, value_enum, help_heading = "Engine")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preemption_policy: Option<PreemptionKind>,
+    /// CPU KV tier blocks per instance (vLLM KV offloading): computed blocks are copied to
+    /// host memory and a prefix hit there is loaded back instead of recomputed; 0 = off.
+    #[arg(long, allow_hyphen_values = true, help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_cpu_blocks: Option<u64>,
+    /// Accepted for the reference simulator's commands, in [0, 1]; no effect (blocks are
+    /// written through to the CPU tier as they are computed, as vLLM does).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_offload_threshold: Option<f64>,
+    /// CPU→GPU bandwidth of the CPU KV tier in GB/s per GPU (under --compat reference: the
+    /// reference's tokens per µs).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_transfer_bandwidth: Option<f64>,
+    /// Fixed cost of one CPU→GPU KV transfer (µs, or a duration: 20us).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_transfer_base_latency: Option<Micros>,
+    /// YAML file with a `kv_offload:` block (the reference's vLLM offload description): its CPU
+    /// tier (`cpu_bytes_to_use`, LRU, `offload_prompt_only`); instead of --kv-cpu-blocks.
+    #[arg(long, help_heading = "Engine")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_offload_config: Option<PathBuf>,
 
     // ── Cluster ────────────────────────────────────────────────────────────────────────
     /// Number of instances (1 = single-instance mode: no admission, no routing).
@@ -444,6 +468,7 @@ impl Compat {
                 latency_model: Some(LatencyModelKind::TrainedPhysics),
                 async_scheduling: Some(false),
                 arrival_process: Some(ArrivalProcess::Constant),
+                kv_transfer_bandwidth: Some(100.0),
                 ..RunSpec::default()
             },
         }
@@ -479,6 +504,10 @@ impl RunSpec {
             scheduler: Some(SchedulerKind::Fcfs),
             priority_policy: Some(PriorityKind::SloBased),
             preemption_policy: Some(PreemptionKind::Fcfs),
+            kv_cpu_blocks: Some(0),
+            kv_offload_threshold: Some(0.9),
+            kv_transfer_bandwidth: Some(32.0),
+            kv_transfer_base_latency: Some(Micros(0)),
             num_instances: Some(1),
             admission_policy: Some(AdmissionKind::AlwaysAdmit),
             admission_latency: Some(Micros(0)),

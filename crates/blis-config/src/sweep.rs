@@ -293,10 +293,26 @@ pub fn to_json(rows: &[Row]) -> String {
     serde_json::to_string_pretty(&items).expect("rows serialize")
 }
 
-/// Rows as CSV: `index`, one column per axis, every cluster metric, then `error`. The columns
-/// do not depend on which rows succeeded, so shards of one grid have identical headers.
+/// Whether some row of the grid turns the CPU KV tier on (then its figures are columns too).
+fn grid_has_kv_tier(grid: &Grid) -> bool {
+    let on = |key: &str, v: &Value| match key {
+        "kv-cpu-blocks" => v.as_u64().is_some_and(|b| b > 0),
+        "kv-offload-config" => !v.is_null(),
+        _ => false,
+    };
+    grid.base.iter().any(|(k, v)| on(k, v))
+        || grid.axes.iter().any(|a| a.values.iter().any(|v| on(bare(&a.flag), v)))
+}
+
+/// Rows as CSV: `index`, one column per axis, every cluster metric (the CPU KV tier's when the
+/// grid turns it on), then `error`. The columns do not depend on which rows succeeded, so
+/// shards of one grid have identical headers.
 pub fn to_csv(grid: &Grid, rows: &[Row]) -> String {
     let mut metrics = blis_sim::report::MetricsDoc::field_names();
+    if grid_has_kv_tier(grid) {
+        metrics.extend(blis_sim::report::MetricsDoc::kv_tier_field_names());
+        metrics.sort();
+    }
     metrics.extend(["steady_state", "slo_met", "goodput_rps"].map(String::from));
     let mut w = csv::Writer::from_writer(Vec::new());
     let header: Vec<String> = std::iter::once("index".to_string())
@@ -513,6 +529,15 @@ axes:
         for bad in ["0/3", "4/3", "1/0", "x", "1-3"] {
             assert!(shard_range(bad, 10).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn kv_tier_columns_only_when_the_grid_turns_the_tier_on() {
+        let header = |g: &str| to_csv(&grid(g).unwrap(), &[]).lines().next().unwrap().to_string();
+        assert!(!header("axes:\n  - {flag: kv-cpu-blocks, values: [0]}\n").contains("cpu_cache_hit_rate"));
+        let h = header("axes:\n  - {flag: --kv-cpu-blocks, values: [0, 100]}\n");
+        assert!(h.contains(",cpu_cache_hit_rate,") && h.contains(",kv_thrashing_rate,"), "{h}");
+        assert!(header("base: {kv-offload-config: o.yaml}\n").contains("gpu_cache_hit_rate"));
     }
 
     #[test]

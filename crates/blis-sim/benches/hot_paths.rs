@@ -80,6 +80,7 @@ fn instance(latency: Arc<dyn LatencyModel>, max_running: u32) -> Instance {
         record_requests: false,
         track_classes: true,
         semantics: blis_sim::EngineSemantics::BLIS,
+        kv_tier: None,
     };
     Instance::new(0, config, latency, SchedulerKind::Fcfs.build(), PreemptionKind::Fcfs.build(), true)
 }

@@ -491,6 +491,13 @@ impl Simulation {
             }
             Event::Step { instance } => {
                 let i = instance as usize;
+                if let Some(ready_us) = self.instances[i].kv_loads_pending_until(now_us) {
+                    // All the instance has is requests waiting for CPU-tier loads: it idles until
+                    // one arrives (or a new request is queued).
+                    self.step_pending[i] = false;
+                    self.push_instance_event(i, ready_us, Event::KvLoaded { instance });
+                    return;
+                }
                 let mut finished = std::mem::take(&mut self.finished_buf);
                 let step_us = self.instances[i].step(now_us, &mut finished);
                 // Work-conserving: a busy instance always has its next step scheduled.
@@ -501,6 +508,13 @@ impl Simulation {
                 }
                 self.settle(i, &mut finished);
                 self.finished_buf = finished;
+            }
+            Event::KvLoaded { instance } => {
+                let i = instance as usize;
+                if !self.step_pending[i] && self.instances[i].has_work() {
+                    self.step_pending[i] = true;
+                    self.push_instance_event(i, now_us, Event::Step { instance });
+                }
             }
             Event::Timeout { instance, req, request_id } => {
                 let i = instance as usize;

@@ -26,6 +26,8 @@ pub enum Event {
     Step { instance: u32 },
     /// A request's deadline; ignored if the request already left.
     Timeout { instance: u32, req: ReqId, request_id: u64 },
+    /// An idle instance's CPU-tier load has arrived: it steps unless a step is pending.
+    KvLoaded { instance: u32 },
 }
 
 impl Event {
@@ -38,6 +40,7 @@ impl Event {
             Event::Queued { instance, .. } => (1, instance, 1),
             Event::Step { instance } => (1, instance, 3),
             Event::Timeout { instance, .. } => (1, instance, 6),
+            Event::KvLoaded { instance } => (1, instance, 2),
         }
     }
 }

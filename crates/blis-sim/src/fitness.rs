@@ -142,6 +142,7 @@ mod tests {
             prompt_tokens_cached: 0,
             peak_kv_blocks: 0,
             total_kv_blocks: 0,
+            kv_tier: None,
         }
     }
 

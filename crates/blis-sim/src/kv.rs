@@ -7,11 +7,17 @@
 //!
 //! The cache owns blocks; a request owns only a [`KvAlloc`] (its block table), handed in by the
 //! scheduler. That is the whole interface between the two.
+//!
+//! Optionally a CPU tier ([`KvCache::enable_cpu_tier`], see [`crate::kv_cpu`]) keeps copies of
+//! computed blocks: every block that gets its hash is written through to it, and an allocation
+//! may name leading blocks to bring back from it (`reload`), which then count as CPU hits.
 
 use std::collections::VecDeque;
 use std::hash::Hasher;
 
 use blis_workload::TokenSeq;
+
+use crate::kv_cpu::CpuTier;
 
 /// Hints the CPU to fetch `r`'s cache line (the pools of many instances do not fit in cache;
 /// issuing the misses of a batch of accesses together overlaps them).
@@ -261,6 +267,12 @@ pub struct KvCache {
     scratch_hashes: Vec<u64>,
     /// Index entries whose block was evicted (see `index`).
     dead_entries: u32,
+    /// Host-memory copies of computed blocks (off unless enabled).
+    cpu: Option<Box<CpuTier>>,
+    /// Blocks allocated as reloads from the CPU tier (CPU prefix hits).
+    reload_blocks: u64,
+    /// Only prompt blocks are written to the CPU tier.
+    cpu_prompt_only: bool,
 }
 
 impl KvCache {
@@ -279,7 +291,37 @@ impl KvCache {
             miss_blocks: 0,
             scratch_hashes: Vec::new(),
             dead_entries: 0,
+            cpu: None,
+            reload_blocks: 0,
+            cpu_prompt_only: false,
         }
+    }
+
+    /// Adds a CPU tier of `cpu_blocks` blocks (before any allocation); `prompt_only`: only blocks
+    /// of a request's prompt (its known hashes) are written to it.
+    pub fn enable_cpu_tier(&mut self, cpu_blocks: u32, prompt_only: bool) {
+        debug_assert_eq!(self.hit_blocks + self.miss_blocks, 0, "CPU tier enabled on a used cache");
+        self.cpu = Some(Box::new(CpuTier::new(cpu_blocks)));
+        self.cpu_prompt_only = prompt_only;
+    }
+
+    /// The CPU tier, if enabled.
+    pub fn cpu_tier(&self) -> Option<&CpuTier> {
+        self.cpu.as_deref()
+    }
+
+    /// Blocks brought back from the CPU tier by allocations.
+    pub fn reload_blocks(&self) -> u64 {
+        self.reload_blocks
+    }
+
+    /// How many of `hashes[from..]`, leading, the CPU tier holds (0 without a tier). A pure
+    /// query.
+    pub fn cpu_prefix_blocks(&self, hashes: &[u64], from: u32) -> u32 {
+        let Some(cpu) = &self.cpu else { return 0 };
+        hashes
+            .get(from as usize..)
+            .map_or(0, |rest| rest.iter().take_while(|&&h| cpu.contains(h)).count() as u32)
     }
 
     pub fn block_size_tokens(&self) -> u32 {
@@ -415,7 +457,26 @@ impl KvCache {
             alloc.tokens = alloc.tokens.max(end_tokens);
             return true;
         }
-        self.allocate_slow(alloc, seq, known_hashes, claim, end_tokens)
+        self.allocate_slow(alloc, seq, known_hashes, claim, 0, end_tokens)
+    }
+
+    /// [`KvCache::allocate`] for a request's first allocation that also brings `reload` blocks
+    /// back from the CPU tier: the blocks of `known_hashes[claim.len()..claim.len() + reload]`
+    /// get fresh GPU blocks holding that content (sealed at once, counted as CPU hits rather
+    /// than misses). `end_tokens` must cover them.
+    pub fn allocate_with_reload(
+        &mut self,
+        alloc: &mut KvAlloc,
+        seq: Option<&TokenSeq>,
+        known_hashes: &[u64],
+        claim: &[u64],
+        reload: u32,
+        end_tokens: u32,
+    ) -> bool {
+        debug_assert!(alloc.blocks.is_empty() && self.cpu.is_some() || reload == 0);
+        debug_assert!((claim.len() as u32 + reload) as usize <= known_hashes.len());
+        debug_assert!(end_tokens >= (claim.len() as u32 + reload) * self.block_size_tokens);
+        self.allocate_slow(alloc, seq, known_hashes, claim, reload, end_tokens)
     }
 
     #[inline(never)]
@@ -425,6 +486,7 @@ impl KvCache {
         seq: Option<&TokenSeq>,
         known_hashes: &[u64],
         claim: &[u64],
+        reload: u32,
         end_tokens: u32,
     ) -> bool {
         debug_assert!(claim.is_empty() || alloc.blocks.is_empty());
@@ -444,14 +506,22 @@ impl KvCache {
             self.blocks[id as usize].ref_count += 1;
             alloc.blocks.push(id);
             self.hit_blocks += 1;
+            if let Some(cpu) = &mut self.cpu {
+                cpu.touch(*hash);
+            }
         }
         alloc.tokens = alloc.tokens.max(claim.len() as u32 * self.block_size_tokens);
         let bs = self.block_size_tokens;
+        let reload_end = claim.len() as u32 + reload;
         while alloc.tokens < end_tokens {
             if alloc.tokens.is_multiple_of(bs) && alloc.tokens / bs == alloc.blocks.len() as u32 {
                 let id = self.pop_free();
+                if (alloc.blocks.len() as u32) < reload_end {
+                    self.reload_blocks += 1;
+                } else {
+                    self.miss_blocks += 1;
+                }
                 alloc.blocks.push(id);
-                self.miss_blocks += 1;
             }
             let block_end = (alloc.tokens / bs + 1) * bs;
             alloc.tokens = block_end.min(end_tokens);
@@ -506,6 +576,11 @@ impl KvCache {
                 }
             }
         };
+        if let Some(cpu) = &mut self.cpu
+            && (!self.cpu_prompt_only || (block_idx as usize) < known.len())
+        {
+            cpu.store(hash); // written through (a resident copy is refreshed)
+        }
         let block = &mut self.blocks[id as usize];
         block.hash = hash;
         block.set_flag(HASHED, true);
@@ -640,6 +715,9 @@ impl KvCache {
         if dead != self.dead_entries {
             return Err(format!("{dead} dead index entries but {} counted", self.dead_entries));
         }
+        if let Some(cpu) = &self.cpu {
+            cpu.check_invariants()?;
+        }
         Ok(())
     }
 }
@@ -740,7 +818,122 @@ mod tests {
         kv.check_invariants().unwrap();
     }
 
+    #[test]
+    fn cpu_tier_keeps_blocks_the_gpu_evicted() {
+        let mut kv = KvCache::new(4, 16);
+        kv.enable_cpu_tier(8, false);
+        let s1 = TokenSeq::from_source(1, 48);
+        let h1 = s1.block_hashes(16);
+        let mut a = KvAlloc::default();
+        assert!(kv.allocate(&mut a, Some(&s1), &h1, &[], 48));
+        kv.release(&mut a);
+        // Written through as they were sealed.
+        assert_eq!(kv.cpu_tier().unwrap().stored(), 3);
+        // Another request takes the whole GPU pool: s1's blocks leave the GPU, not the CPU.
+        let s2 = TokenSeq::from_source(2, 64);
+        let mut b = KvAlloc::default();
+        assert!(kv.allocate(&mut b, Some(&s2), &[], &[], 64));
+        assert_eq!(kv.cached_prefix_blocks(&h1), 0);
+        assert_eq!(kv.cpu_prefix_blocks(&h1, 0), 3);
+        kv.release(&mut b);
+        // Brought back: counted as CPU hits, sealed and indexed on the GPU again.
+        let mut c = KvAlloc::default();
+        assert!(kv.allocate_with_reload(&mut c, Some(&s1), &h1, &[], 2, 40));
+        assert_eq!((kv.reload_blocks(), kv.hit_blocks()), (2, 0));
+        assert_eq!(kv.cached_prefix_blocks(&h1), 2);
+        assert_eq!(c.num_blocks(), 3);
+        kv.check_invariants().unwrap();
+        kv.release(&mut c);
+        assert_eq!(kv.free_blocks(), 4);
+        kv.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn prompt_only_tier_skips_blocks_filled_during_decode() {
+        for (prompt_only, stored) in [(false, 3), (true, 2)] {
+            let mut kv = KvCache::new(8, 16);
+            kv.enable_cpu_tier(8, prompt_only);
+            // A 32-token prompt (2 known block hashes) whose output fills a third block.
+            let seq = TokenSeq::from_source(4, 48);
+            let prompt = TokenSeq::from_source(4, 32).block_hashes(16);
+            let mut a = KvAlloc::default();
+            assert!(kv.allocate(&mut a, Some(&seq), &prompt, &[], 32));
+            assert!(kv.allocate(&mut a, Some(&seq), &prompt, &[], 48));
+            assert_eq!(kv.cpu_tier().unwrap().stored(), stored, "prompt only: {prompt_only}");
+            kv.check_invariants().unwrap();
+        }
+    }
+
+    #[test]
+    fn cpu_prefix_starts_after_the_gpu_prefix_and_stops_at_a_gap() {
+        let mut kv = KvCache::new(8, 16);
+        assert_eq!(kv.cpu_prefix_blocks(&[1, 2], 0), 0, "no tier");
+        kv.enable_cpu_tier(2, false);
+        let s = TokenSeq::from_source(3, 48);
+        let h = s.block_hashes(16);
+        let mut a = KvAlloc::default();
+        assert!(kv.allocate(&mut a, Some(&s), &h, &[], 48));
+        // Capacity 2: the first block was evicted from the CPU tier by the third.
+        assert_eq!(kv.cpu_prefix_blocks(&h, 0), 0);
+        assert_eq!(kv.cpu_prefix_blocks(&h, 1), 2);
+        assert_eq!(kv.cpu_tier().unwrap().evicted(), 1);
+        kv.check_invariants().unwrap();
+    }
+
     proptest! {
+        /// With a CPU tier: random allocations (reloading whatever the CPU tier offers past the
+        /// GPU prefix) and releases keep both tiers consistent — the CPU pool within capacity,
+        /// stored − evicted = resident — and every GPU block comes back.
+        #[test]
+        fn tiers_never_leak(
+            ops in proptest::collection::vec((0usize..6, 1u32..80, any::<bool>()), 1..150),
+            cpu_blocks in 1u32..40,
+        ) {
+            let mut kv = KvCache::new(20, 16);
+            kv.enable_cpu_tier(cpu_blocks, false);
+            let mut allocs: Vec<(KvAlloc, TokenSeq, Vec<u64>)> = (0..6)
+                .map(|i| {
+                    let s = prompt(9 + i as u64 % 2, 48, 1000 + i as u64 % 3, 100);
+                    let h = s.block_hashes(16);
+                    (KvAlloc::default(), s, h)
+                })
+                .collect();
+            let mut reloaded = 0;
+            for (slot, grow, release) in ops {
+                let (alloc, seq, hashes) = &mut allocs[slot];
+                if release {
+                    kv.release(alloc);
+                } else if alloc.is_empty() {
+                    let claim_n = kv.cached_prefix_blocks(hashes);
+                    let reload = kv.cpu_prefix_blocks(hashes, claim_n);
+                    let claim = hashes[..claim_n as usize].to_vec();
+                    let end = ((claim_n + reload) * 16 + grow).min(seq.len()).max((claim_n + reload) * 16);
+                    let before = (kv.free_blocks(), kv.reload_blocks());
+                    if kv.allocate_with_reload(alloc, Some(seq), hashes, &claim, reload, end) {
+                        reloaded += reload;
+                        prop_assert_eq!(kv.reload_blocks(), before.1 + u64::from(reload));
+                    } else {
+                        prop_assert_eq!(before, (kv.free_blocks(), kv.reload_blocks()));
+                    }
+                } else {
+                    let end = (alloc.tokens() + grow).min(seq.len());
+                    let before = kv.free_blocks();
+                    if !kv.allocate(alloc, Some(seq), hashes, &[], end) {
+                        prop_assert_eq!(before, kv.free_blocks());
+                    }
+                }
+                prop_assert!(kv.check_invariants().is_ok(), "{:?}", kv.check_invariants());
+                let cpu = kv.cpu_tier().unwrap();
+                prop_assert!(cpu.len() <= cpu_blocks);
+                prop_assert_eq!(cpu.stored() - cpu.evicted(), u64::from(cpu.len()));
+            }
+            for (alloc, _, _) in &mut allocs {
+                kv.release(alloc);
+            }
+            prop_assert_eq!(kv.free_blocks(), kv.total_blocks());
+            prop_assert_eq!(kv.reload_blocks(), u64::from(reloaded));
+        }
+
         /// Random interleavings of allocations and releases keep the pool consistent and
         /// return every block once all requests are released.
         #[test]

@@ -8,6 +8,7 @@ pub mod events;
 pub mod fitness;
 pub mod instance;
 pub mod kv;
+pub mod kv_cpu;
 pub mod measure;
 pub mod metrics;
 pub mod preemption;

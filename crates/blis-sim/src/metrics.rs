@@ -59,6 +59,39 @@ pub struct RequestRecord {
     pub preemptions: u32,
 }
 
+/// CPU KV tier counters (`--kv-cpu-blocks`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KvTierTotals {
+    /// CPU tier capacity (summed over instances when merged).
+    pub cpu_blocks: u64,
+    /// Prompt blocks brought back from the CPU tier instead of being recomputed.
+    pub cpu_hit_blocks: u64,
+    /// Blocks written to the CPU tier.
+    pub offloaded_blocks: u64,
+    /// Blocks the CPU tier's LRU dropped.
+    pub cpu_evicted_blocks: u64,
+    /// Blocks in the CPU tier at the end of the run.
+    pub cpu_resident_blocks: u64,
+    /// CPU→GPU transfers and their summed duration (µs).
+    pub loads: u64,
+    pub transfer_us: u64,
+    /// Summed time requests spent waiting for their loads (µs; transfer plus queueing on the link).
+    pub load_wait_us: u64,
+}
+
+impl KvTierTotals {
+    fn merge(&mut self, o: &KvTierTotals) {
+        self.cpu_blocks += o.cpu_blocks;
+        self.cpu_hit_blocks += o.cpu_hit_blocks;
+        self.offloaded_blocks += o.offloaded_blocks;
+        self.cpu_evicted_blocks += o.cpu_evicted_blocks;
+        self.cpu_resident_blocks += o.cpu_resident_blocks;
+        self.loads += o.loads;
+        self.transfer_us += o.transfer_us;
+        self.load_wait_us += o.load_wait_us;
+    }
+}
+
 /// Everything an instance counts.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
@@ -97,6 +130,8 @@ pub struct Metrics {
     pub warmup_completed: u64,
     /// This instance's sampled state (not merged: the report aligns the instances' series).
     pub series: Series,
+    /// CPU KV tier counters, when the tier is on.
+    pub kv_tier: Option<KvTierTotals>,
 }
 
 impl Metrics {
@@ -109,9 +144,11 @@ impl Metrics {
         self.completed() + self.still_queued + self.still_running + self.dropped_unservable + self.timed_out
     }
 
+    /// Blocks found cached (in either tier) / blocks allocated.
     pub fn cache_hit_rate(&self) -> f64 {
-        let total = self.kv_hit_blocks + self.kv_miss_blocks;
-        if total == 0 { 0.0 } else { self.kv_hit_blocks as f64 / total as f64 }
+        let cpu = self.kv_tier.as_ref().map_or(0, |t| t.cpu_hit_blocks);
+        let total = self.kv_hit_blocks + cpu + self.kv_miss_blocks;
+        if total == 0 { 0.0 } else { (self.kv_hit_blocks + cpu) as f64 / total as f64 }
     }
 
     pub fn merge(&mut self, other: &Metrics) {
@@ -156,5 +193,8 @@ impl Metrics {
             a.merge(b);
         }
         self.warmup_completed += other.warmup_completed;
+        if let Some(o) = &other.kv_tier {
+            self.kv_tier.get_or_insert_with(KvTierTotals::default).merge(o);
+        }
     }
 }

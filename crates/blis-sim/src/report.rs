@@ -59,6 +59,58 @@ pub struct MetricsDoc {
     pub prompt_tokens_cached: u64,
     pub peak_kv_blocks: u32,
     pub total_kv_blocks: u64,
+    /// The CPU KV tier's figures, present only when it is on (`--kv-cpu-blocks` > 0).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub kv_tier: Option<KvTierDoc>,
+}
+
+/// CPU KV tier figures (flattened into [`MetricsDoc`]). Hit rates are shares of the blocks
+/// allocated (as `cache_hit_rate`, which with the tier counts hits in either tier).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct KvTierDoc {
+    pub total_kv_cpu_blocks: u64,
+    /// Blocks found in the GPU prefix cache / blocks allocated.
+    pub gpu_cache_hit_rate: f64,
+    /// Blocks brought back from the CPU tier / blocks allocated.
+    pub cpu_cache_hit_rate: f64,
+    /// Blocks written to the CPU tier.
+    pub kv_offloaded_blocks: u64,
+    /// Blocks brought back from the CPU tier (CPU prefix hits).
+    pub kv_reloaded_blocks: u64,
+    /// Blocks the CPU tier's LRU dropped.
+    pub kv_cpu_evicted_blocks: u64,
+    /// CPU→GPU transfers.
+    pub kv_transfers: u64,
+    /// Summed duration of the CPU→GPU transfers.
+    pub kv_transfer_time_ms: f64,
+    /// Mean time a request waited for its transfer (queueing on the link included; 0 when the
+    /// transfers stall steps instead, under `--compat reference`).
+    pub kv_transfer_wait_mean_ms: f64,
+    /// CPU-tier evictions / blocks offloaded (the reference's definition: how fast the CPU tier
+    /// churns; pooled over instances).
+    pub kv_thrashing_rate: f64,
+}
+
+fn kv_tier_doc(m: &Metrics) -> Option<KvTierDoc> {
+    let t = m.kv_tier.as_ref()?;
+    let allocated = m.kv_hit_blocks + t.cpu_hit_blocks + m.kv_miss_blocks;
+    let share = |x: u64| if allocated == 0 { 0.0 } else { x as f64 / allocated as f64 };
+    Some(KvTierDoc {
+        total_kv_cpu_blocks: t.cpu_blocks,
+        gpu_cache_hit_rate: share(m.kv_hit_blocks),
+        cpu_cache_hit_rate: share(t.cpu_hit_blocks),
+        kv_offloaded_blocks: t.offloaded_blocks,
+        kv_reloaded_blocks: t.cpu_hit_blocks,
+        kv_cpu_evicted_blocks: t.cpu_evicted_blocks,
+        kv_transfers: t.loads,
+        kv_transfer_time_ms: ms(t.transfer_us as f64),
+        kv_transfer_wait_mean_ms: if t.loads == 0 { 0.0 } else { ms(t.load_wait_us as f64) / t.loads as f64 },
+        kv_thrashing_rate: if t.offloaded_blocks == 0 {
+            0.0
+        } else {
+            t.cpu_evicted_blocks as f64 / t.offloaded_blocks as f64
+        },
+    })
 }
 
 impl MetricsDoc {
@@ -66,6 +118,17 @@ impl MetricsDoc {
     /// A document of no requests (a base for tests and for listing field names).
     pub fn zero() -> MetricsDoc {
         metrics_doc(String::new(), &Metrics::default(), 0, 0, None)
+    }
+
+    /// The fields the CPU KV tier adds to a document, in order.
+    pub fn kv_tier_field_names() -> Vec<String> {
+        let mut m = Metrics { kv_tier: Some(Default::default()), ..Metrics::default() };
+        m.kv_tier.as_mut().expect("set").cpu_blocks = 1;
+        let doc = metrics_doc(String::new(), &m, 0, 0, None);
+        match serde_json::to_value(doc.kv_tier).expect("metrics serialize") {
+            serde_json::Value::Object(m) => m.keys().cloned().collect(),
+            _ => unreachable!("a struct serializes to an object"),
+        }
     }
 
     pub fn field_names() -> Vec<String> {
@@ -310,6 +373,7 @@ fn metrics_doc(
         prompt_tokens_cached: m.prompt_tokens_cached,
         peak_kv_blocks: m.peak_kv_blocks,
         total_kv_blocks: m.total_kv_blocks,
+        kv_tier: kv_tier_doc(m),
     }
 }
 

@@ -10,6 +10,17 @@ use crate::kv::KvAlloc;
 /// engine's memo hands out one copy to every request carrying it.
 pub type PromptHashes = Arc<[u64]>;
 
+/// A CPU-tier load issued for a queued request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvLoad {
+    /// When the blocks have arrived on the GPU.
+    pub ready_us: u64,
+    /// Leading prompt blocks on the GPU when the load was issued.
+    pub gpu_blocks: u32,
+    /// Leading prompt blocks available once loaded (GPU-resident then, plus loaded).
+    pub upto_blocks: u32,
+}
+
 /// Where a request is in its instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -55,6 +66,8 @@ pub struct LiveRequest {
     pub seq: u64,
     /// First step (by count) whose batch may include this request (async scheduling).
     pub eligible_from_step: u64,
+    /// Its pending or arrived CPU-tier load, until it is admitted.
+    pub kv_load: Option<KvLoad>,
 }
 
 impl LiveRequest {
@@ -98,6 +111,7 @@ impl LiveRequest {
             preemptions: 0,
             seq: 0,
             eligible_from_step: 0,
+            kv_load: None,
         }
     }
 

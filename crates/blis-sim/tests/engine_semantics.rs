@@ -37,6 +37,7 @@ fn instance(latency: Arc<dyn LatencyModel>, semantics: EngineSemantics) -> Insta
         record_requests: true,
         track_classes: false,
         semantics,
+        kv_tier: None,
     };
     Instance::new(0, config, latency, SchedulerKind::Fcfs.build(), PreemptionKind::Fcfs.build(), true)
 }

@@ -4,9 +4,18 @@
 
 use blis_latency::{PrefillChunk, StepShape};
 
-use super::Instance;
-use crate::request::{LiveRequest, Phase};
+use super::{Instance, ReloadTiming};
+use crate::request::{KvLoad, LiveRequest, Phase};
 use crate::slab::ReqId;
+
+/// What the CPU tier offers a queued request.
+enum CpuHit {
+    None,
+    /// A load was issued (or is under way): the request waits for it.
+    Loading,
+    /// This many blocks past the GPU prefix are brought back as the request is admitted.
+    Reload(u32),
+}
 
 impl Instance {
     /// Adds a scheduled request to the step's shape.
@@ -97,6 +106,10 @@ impl Instance {
                 pos += 1; // not yet visible to the scheduler (async scheduling)
                 continue;
             }
+            if r.kv_load.is_some_and(|l| l.ready_us > now_us) {
+                pos += 1; // its blocks are still on their way from the CPU tier
+                continue;
+            }
             let mut cached_blocks =
                 if self.config.prefix_caching { self.kv.cached_prefix_blocks(&r.prompt_hashes) } else { 0 };
             // As vLLM: the last prompt token is always computed, to produce the first output.
@@ -104,17 +117,51 @@ impl Instance {
             if whole_prompt_cached && self.config.semantics.compute_last_prompt_token {
                 cached_blocks = (r.input_tokens - 1) / bs;
             }
-            let start = cached_blocks * bs;
-            let n = self.clamp_chunk(r.input_tokens - start, budget, start);
+            let mut reload = 0;
+            if self.config.prefix_caching && self.config.kv_tier.is_some() {
+                match self.cpu_tier_hit(id, cached_blocks, now_us) {
+                    CpuHit::None => {}
+                    CpuHit::Loading => {
+                        pos += 1;
+                        continue;
+                    }
+                    CpuHit::Reload(n) => reload = n,
+                }
+            }
+            let start = (cached_blocks + reload) * bs;
+            let input = self.requests[id].input_tokens;
+            let n = self.clamp_chunk(input - start, budget, start);
             let r = &mut self.requests[id];
             let claim = &r.prompt_hashes[..cached_blocks as usize];
             // Reference semantics: a wholly cached prompt joins with nothing to compute.
             let nothing_to_compute = start == r.input_tokens;
             if (n == 0 && !nothing_to_compute)
-                || !self.kv.allocate(&mut r.kv, r.sequence.as_ref(), &r.prompt_hashes, claim, start + n)
+                || !self.kv.allocate_with_reload(
+                    &mut r.kv,
+                    r.sequence.as_ref(),
+                    &r.prompt_hashes,
+                    claim,
+                    reload,
+                    start + n,
+                )
             {
                 break;
             }
+            if reload > 0
+                && let Some(tier) = &self.config.kv_tier
+            {
+                let totals = self.metrics.kv_tier.as_mut().expect("tier metrics");
+                match tier.timing {
+                    ReloadTiming::StepStall => {
+                        let us = tier.load_us(reload, bs);
+                        self.pending_reload_us += us;
+                        totals.loads += 1;
+                        totals.transfer_us += us;
+                    }
+                    ReloadTiming::Async => {}
+                }
+            }
+            r.kv_load = None;
             self.waiting.remove(pos);
             r.phase = Phase::Running;
             r.progress_tokens = start;
@@ -137,6 +184,50 @@ impl Instance {
             self.running.push(id);
             self.lock.note_admitted(id);
             budget -= n;
+        }
+    }
+
+    /// What the CPU tier offers queued request `id`, whose leading `gpu_blocks` prompt blocks
+    /// (already capped to what may be taken from a cache) are on the GPU.
+    fn cpu_tier_hit(&mut self, id: ReqId, gpu_blocks: u32, now_us: u64) -> CpuHit {
+        let tier = self.config.kv_tier.as_ref().expect("CPU tier on");
+        let bs = self.config.block_size_tokens;
+        let r = &self.requests[id];
+        // Blocks a cache may provide: all but the one holding the last prompt token (vLLM
+        // computes it to produce the first output token), or every full block (reference).
+        let cap = if self.config.semantics.compute_last_prompt_token {
+            (r.input_tokens - 1) / bs
+        } else {
+            r.input_tokens / bs
+        };
+        if let Some(load) = r.kv_load {
+            // Arrived. vLLM holds the request's GPU prefix while it loads the rest, so what the
+            // GPU evicted meanwhile still counts as present (as brought back).
+            return match load.upto_blocks.min(cap).saturating_sub(gpu_blocks) {
+                0 => CpuHit::None,
+                n => CpuHit::Reload(n),
+            };
+        }
+        let on_cpu =
+            self.kv.cpu_prefix_blocks(&r.prompt_hashes, gpu_blocks).min(cap.saturating_sub(gpu_blocks));
+        if on_cpu == 0 {
+            return CpuHit::None;
+        }
+        match tier.timing {
+            ReloadTiming::StepStall => CpuHit::Reload(on_cpu),
+            ReloadTiming::Async => {
+                let us = tier.load_us(on_cpu, bs);
+                let start = self.kv_link_free_us.max(now_us);
+                let ready_us = start + us;
+                self.kv_link_free_us = ready_us;
+                let totals = self.metrics.kv_tier.as_mut().expect("tier metrics");
+                totals.loads += 1;
+                totals.transfer_us += us;
+                totals.load_wait_us += ready_us - now_us;
+                self.requests[id].kv_load =
+                    Some(KvLoad { ready_us, gpu_blocks, upto_blocks: gpu_blocks + on_cpu });
+                CpuHit::Loading
+            }
         }
     }
 

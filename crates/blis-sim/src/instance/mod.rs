@@ -18,6 +18,7 @@ use blis_latency::{LatencyModel, StepShape};
 use blis_workload::{Outcome, RequestSpec};
 
 use crate::kv::KvCache;
+pub use crate::kv_cpu::{KvTierConfig, ReloadTiming};
 use crate::measure::{Measurement, Series, StateSample};
 use crate::metrics::Metrics;
 use crate::preemption::PreemptionPolicy;
@@ -55,6 +56,8 @@ pub struct InstanceConfig {
     pub track_classes: bool,
     /// Where the engine follows the reference simulator instead of vLLM (default: vLLM's way).
     pub semantics: EngineSemantics,
+    /// CPU KV tier (`--kv-cpu-blocks`); `None` = GPU blocks only.
+    pub kv_tier: Option<KvTierConfig>,
 }
 
 /// A request that left the instance.
@@ -94,6 +97,10 @@ pub struct Instance {
     lock: Lockstep,
     /// Which requests count and against which goodput targets.
     measure: Arc<Measurement>,
+    /// When the host→device link finishes the CPU-tier loads issued so far.
+    kv_link_free_us: u64,
+    /// CPU-tier reload time to add to the current step ([`ReloadTiming::StepStall`]).
+    pending_reload_us: u64,
     pub metrics: Metrics,
 }
 
@@ -110,11 +117,18 @@ impl Instance {
     ) -> Self {
         assert!(config.block_size_tokens > 0 && config.max_running_reqs > 0);
         assert!(config.max_scheduled_tokens >= config.block_size_tokens, "budget below one block");
-        let kv = KvCache::new(config.total_kv_blocks, config.block_size_tokens);
+        let mut kv = KvCache::new(config.total_kv_blocks, config.block_size_tokens);
+        if let Some(tier) = &config.kv_tier {
+            kv.enable_cpu_tier(tier.cpu_blocks, tier.prompt_only);
+        }
         let measure = Arc::new(Measurement::new());
         let metrics = Metrics {
             total_kv_blocks: u64::from(config.total_kv_blocks),
             series: Series::new(measure.sample_interval_us),
+            kv_tier: config.kv_tier.as_ref().map(|t| crate::metrics::KvTierTotals {
+                cpu_blocks: u64::from(t.cpu_blocks),
+                ..Default::default()
+            }),
             ..Metrics::default()
         };
         let lock = Lockstep::new(config.block_size_tokens, lockstep_decode);
@@ -132,6 +146,8 @@ impl Instance {
             next_seq: 0,
             lock,
             measure,
+            kv_link_free_us: 0,
+            pending_reload_us: 0,
             metrics,
         }
     }
@@ -239,7 +255,8 @@ impl Instance {
         let bs = self.config.block_size_tokens;
         let id = self.requests.insert(LiveRequest::new(spec, bs, priority, output_reusable, prompt_hashes));
         // Under async scheduling the next step's batch was fixed when the running step started.
-        if self.config.async_scheduling && self.has_work() {
+        // (An instance whose queue only waits for CPU-tier loads is idle: no step is running.)
+        if self.config.async_scheduling && self.has_work() && self.kv_loads_pending_until(now_us).is_none() {
             self.requests[id].eligible_from_step = self.metrics.steps + 2;
         }
         self.waiting.push_back(id);
@@ -265,7 +282,14 @@ impl Instance {
             // Batch formation also builds the step's shape (one pass over the batch).
             self.form_batch(now_us);
         }
-        let step_us = if self.shape.is_empty() { 1 } else { self.latency.step_time_us(&self.shape).max(1) };
+        let mut step_us =
+            if self.shape.is_empty() { 1 } else { self.latency.step_time_us(&self.shape).max(1) };
+        if self.pending_reload_us > 0 {
+            // Reference: CPU-tier reloads stall the step that admitted their requests.
+            step_us =
+                if self.shape.is_empty() { self.pending_reload_us } else { step_us + self.pending_reload_us };
+            self.pending_reload_us = 0;
+        }
         // Saturating: the engine refuses to schedule anything past its time limit, so an absurd
         // step time ends the run with an error instead of wrapping the clock.
         let end_us = now_us.saturating_add(step_us);
@@ -281,11 +305,30 @@ impl Instance {
         // A queue whose head cannot be admitted into an empty batch would spin forever; the
         // enqueue guards make this unreachable, and the assertion keeps it so.
         debug_assert!(
-            !(self.running.is_empty() && !self.waiting.is_empty() && self.shape.is_empty()),
+            !(self.running.is_empty()
+                && !self.waiting.is_empty()
+                && self.shape.is_empty()
+                && self.kv_loads_pending_until(now_us).is_none()),
             "instance {} idles with a non-empty queue",
             self.index
         );
         step_us
+    }
+
+    /// When nothing runs and every queued request waits for its CPU-tier load to arrive after
+    /// `now_us`: the earliest arrival (the engine wakes the instance then instead of stepping).
+    pub fn kv_loads_pending_until(&self, now_us: u64) -> Option<u64> {
+        if !self.running.is_empty() || self.waiting.is_empty() {
+            return None;
+        }
+        let mut earliest = u64::MAX;
+        for &id in &self.waiting {
+            match self.requests[id].kv_load {
+                Some(load) if load.ready_us > now_us => earliest = earliest.min(load.ready_us),
+                _ => return None,
+            }
+        }
+        Some(earliest)
     }
 
     /// Ends a request whose deadline passed, wherever it is.
@@ -336,6 +379,12 @@ impl Instance {
         self.observe(end.saturating_add(1));
         self.metrics.kv_hit_blocks = self.kv.hit_blocks();
         self.metrics.kv_miss_blocks = self.kv.miss_blocks();
+        if let (Some(totals), Some(cpu)) = (&mut self.metrics.kv_tier, self.kv.cpu_tier()) {
+            totals.cpu_hit_blocks = self.kv.reload_blocks();
+            totals.offloaded_blocks = cpu.stored();
+            totals.cpu_evicted_blocks = cpu.evicted();
+            totals.cpu_resident_blocks = u64::from(cpu.len());
+        }
         self.metrics.kv_used_blocks_at_end = self.kv.used_blocks();
         self.metrics.kv_check = self.kv.check_invariants().err();
     }
