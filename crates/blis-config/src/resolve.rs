@@ -24,6 +24,8 @@ use crate::error::ConfigError;
 use crate::layers::{Layers, PATH_KEYS, Source};
 use crate::spec::{ArrivalProcess, Compat, RunSpec, TraceLevel, WorkloadSpecRef};
 
+mod flow;
+
 /// Seed of the cluster's streams (and of built-in workloads) when none is given.
 pub const DEFAULT_SEED: u64 = 42;
 /// Requests of a built-in workload when `num-requests` is not given.
@@ -206,15 +208,7 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     let admission = admission(&spec, &cx)?;
     let routing = routing(&spec, &cx, instance.block_size_tokens)?;
     let tenant_budgets = tenant_budgets(&spec, &cx)?;
-    if let Some(targets) = &spec.slo_targets {
-        for class in targets.keys() {
-            slo_class(&cx, "slo-targets", class)?;
-        }
-        cx.warn(
-            "slo-targets",
-            "no effect: TTFT targets order flow-control dispatch, which BLIS does not simulate yet",
-        );
-    }
+    let flow_control = flow::flow_control(&mut spec, &mut cx, cluster, admission.slo_priorities)?;
     let trace_level = required(&spec.trace_level, "trace-level");
     let counterfactual_k = required(&spec.counterfactual_k, "counterfactual-k");
     let summarize_trace = required(&spec.summarize_trace, "summarize-trace");
@@ -282,6 +276,7 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         pools: vec![pool],
         admission,
         tenant_budgets,
+        flow_control,
         routing,
         timing,
         trace_decisions,

@@ -26,6 +26,10 @@ pub enum Event {
     Step { instance: u32 },
     /// A request's deadline; ignored if the request already left.
     Timeout { instance: u32, req: ReqId, request_id: u64 },
+    /// A request's gateway-queue TTL (`--request-ttl`); ignored if it was dispatched.
+    GatewayExpiry { pending: PendingId, request_id: u64 },
+    /// A periodic dispatch attempt of the gateway queue (`--dispatch-tick-interval`).
+    GatewayTick,
 }
 
 impl Event {
@@ -38,6 +42,8 @@ impl Event {
             Event::Queued { instance, .. } => (1, instance, 1),
             Event::Step { instance } => (1, instance, 3),
             Event::Timeout { instance, .. } => (1, instance, 6),
+            Event::GatewayExpiry { .. } => (0, 0, 6),
+            Event::GatewayTick => (0, 0, 7),
         }
     }
 }

@@ -290,6 +290,16 @@ impl Instance {
 
     /// Ends a request whose deadline passed, wherever it is.
     pub fn time_out(&mut self, now_us: u64, id: ReqId) -> Finished {
+        self.end_early(now_us, id, Outcome::TimedOut)
+    }
+
+    /// Ends a request the gateway evicts to make room (`--in-flight-eviction`), wherever it is:
+    /// its blocks are freed and it counts as neither completed nor timed out.
+    pub fn evict(&mut self, now_us: u64, id: ReqId) -> Finished {
+        self.end_early(now_us, id, Outcome::Rejected)
+    }
+
+    fn end_early(&mut self, now_us: u64, id: ReqId, outcome: Outcome) -> Finished {
         self.observe(now_us);
         match self.requests[id].phase {
             Phase::Queued => {
@@ -302,7 +312,7 @@ impl Instance {
                 self.running.remove(pos);
             }
         }
-        let f = self.retire(id, now_us, Outcome::TimedOut);
+        let f = self.retire(id, now_us, outcome);
         self.snapshot();
         f
     }

@@ -1,0 +1,183 @@
+//! Flow control (`--flow-control`, the Gateway API Inference Extension's flow controller):
+//! admitted requests wait in a gateway queue between admission and routing, and are handed to
+//! the router one at a time while a saturation detector says the cluster has room. Dispatch is
+//! tried when a request is enqueued and on a periodic tick while the queue is non-empty.
+//!
+//! The policies are small enums chosen here: [`SaturationDetectorKind`] (how full the cluster
+//! looks), [`DispatchOrder`] (which waiting request goes next), [`FairnessPolicy`] (which
+//! tenant's flow within a priority band).
+
+pub mod detector;
+pub mod eviction;
+pub mod queue;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::priority::SloPriorities;
+use crate::stats::Samples;
+use detector::SaturationDetector;
+use eviction::EvictionTracker;
+use queue::{GatewayQueue, QueueSettings};
+
+/// `--saturation-detector`: when the gateway holds requests back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SaturationDetectorKind {
+    /// Never saturated: the queue passes every request straight through.
+    Never,
+    /// Mean over instances of max(queue depth / --queue-depth-threshold, KV utilization /
+    /// --kv-cache-util-threshold).
+    Utilization,
+    /// Requests in flight / (instances × --max-concurrency).
+    Concurrency,
+}
+
+/// `--dispatch-order`: which waiting request goes next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DispatchOrder {
+    /// The earliest arrival, whatever its priority.
+    Fifo,
+    /// The highest priority band first; within it, as the fairness policy picks.
+    Priority,
+    /// As `priority`, but within a flow the earliest deadline (enqueue time + the class's
+    /// `slo-targets` TTFT target; none = last) first.
+    SloDeadline,
+}
+
+/// `--fairness-policy`: which tenant's flow of a priority band dispatches next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FairnessPolicy {
+    /// The flow whose head arrived first.
+    GlobalStrict,
+    /// Tenants in turn (name order), skipping empty flows.
+    RoundRobin,
+}
+
+/// Flow-control settings, all validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowControlConfig {
+    pub detector: SaturationDetectorKind,
+    /// `utilization`: queue depth counted as saturated (> 0).
+    pub queue_depth_threshold: f64,
+    /// `utilization`: KV utilization counted as saturated (> 0).
+    pub kv_cache_util_threshold: f64,
+    /// `concurrency`: requests in flight per instance counted as saturated (> 0).
+    pub max_concurrency: u32,
+    pub dispatch_order: DispatchOrder,
+    pub fairness: FairnessPolicy,
+    /// 0 = unlimited.
+    pub max_queue_depth: usize,
+    /// 0 = unlimited.
+    pub per_band_capacity: usize,
+    /// In (0, 1].
+    pub usage_limit_threshold: f64,
+    /// Waiting longer than this expires a request (0 = never).
+    pub request_ttl_us: u64,
+    pub queue_shedding: bool,
+    /// > 0.
+    pub dispatch_tick_us: u64,
+    pub in_flight_eviction: bool,
+    /// TTFT target per SLO class (`slo-deadline`).
+    pub slo_targets_us: [Option<u64>; 5],
+    pub slo_priorities: SloPriorities,
+}
+
+impl FlowControlConfig {
+    pub fn detector(&self) -> Box<dyn SaturationDetector> {
+        match self.detector {
+            SaturationDetectorKind::Never => Box::new(detector::Never),
+            SaturationDetectorKind::Utilization => Box::new(detector::Utilization {
+                queue_depth_threshold: self.queue_depth_threshold,
+                kv_cache_util_threshold: self.kv_cache_util_threshold,
+            }),
+            SaturationDetectorKind::Concurrency => {
+                Box::new(detector::Concurrency { max_concurrency: self.max_concurrency })
+            }
+        }
+    }
+
+    pub fn build<T: Clone>(&self) -> Gateway<T> {
+        debug_assert!(self.dispatch_tick_us > 0);
+        Gateway {
+            queue: GatewayQueue::new(QueueSettings {
+                order: self.dispatch_order,
+                fairness: self.fairness,
+                max_depth: self.max_queue_depth,
+                per_band_capacity: self.per_band_capacity,
+                usage_limit_threshold: self.usage_limit_threshold,
+                shedding: self.queue_shedding,
+                slo_targets_us: self.slo_targets_us,
+            }),
+            detector: self.detector(),
+            config: self.clone(),
+            next_seq: 0,
+            tick_pending: false,
+            eviction: self.in_flight_eviction.then(EvictionTracker::default),
+            dispatched_sheddable: BTreeMap::new(),
+            stats: GatewayStats::default(),
+        }
+    }
+}
+
+/// What the gateway counted over a run.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayStats {
+    /// Turned away by a full band or queue.
+    pub rejected: u64,
+    /// Pushed out of a full queue by a higher-priority arrival (`--queue-shedding`).
+    pub shed: u64,
+    /// Waited longer than `--request-ttl`.
+    pub expired: u64,
+    /// Ended on their instance to make room (`--in-flight-eviction`).
+    pub evicted: u64,
+    /// Still waiting when the run ended.
+    pub depth_at_end: u64,
+    pub depth_max: u64,
+    /// ∫ depth dt (request·µs) up to `last_change_us`.
+    pub depth_area: u128,
+    pub last_change_us: u64,
+    /// Time from enqueue to dispatch of each dispatched request (µs).
+    pub wait_us: Samples,
+    /// Shed, expired and evicted requests per SLO class.
+    pub shed_by_class: BTreeMap<&'static str, u64>,
+}
+
+impl GatewayStats {
+    /// Records that the depth is about to change from `depth` at `now_us`.
+    pub fn depth_changes(&mut self, now_us: u64, depth: usize) {
+        let dt = now_us.saturating_sub(self.last_change_us);
+        self.depth_area += u128::from(dt) * depth as u128;
+        self.last_change_us = now_us;
+    }
+
+    pub fn depth_now(&mut self, depth: usize) {
+        self.depth_max = self.depth_max.max(depth as u64);
+    }
+
+    /// Time-averaged depth over `[0, end_us]`.
+    pub fn depth_mean(&self, end_us: u64) -> f64 {
+        let end = end_us.max(self.last_change_us);
+        if end == 0 { 0.0 } else { self.depth_area as f64 / end as f64 }
+    }
+}
+
+/// The flow controller of one run: queue, detector, dispatch tick and counters. The engine
+/// moves requests in and out; `T` is its handle of a request.
+pub struct Gateway<T> {
+    pub queue: GatewayQueue<T>,
+    pub detector: Box<dyn SaturationDetector>,
+    pub config: FlowControlConfig,
+    pub next_seq: u64,
+    /// A dispatch tick is scheduled.
+    pub tick_pending: bool,
+    /// Sheddable requests on instances (`--in-flight-eviction` only).
+    pub eviction: Option<EvictionTracker>,
+    /// Sheddable requests dispatched and not yet on an instance: request id → dispatch time
+    /// (`--in-flight-eviction` only).
+    pub dispatched_sheddable: BTreeMap<u64, u64>,
+    pub stats: GatewayStats,
+}
