@@ -167,10 +167,11 @@ pub struct RunSpec {
     #[arg(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_budgets: Option<BTreeMap<String, f64>>,
-    /// Per-class TTFT targets (µs) ordering `--dispatch-order slo-deadline` (config files only).
-    #[arg(skip)]
+    /// Per-SLO-class TTFT targets (µs) ordering `--dispatch-order slo-deadline`, e.g.
+    /// critical=100000,standard=500000 (in files: a map).
+    #[arg(long, value_name = "CLASS=US,…", help_heading = "Flow control")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub slo_targets: Option<BTreeMap<String, u64>>,
+    pub slo_targets: Option<SloTargetMap>,
     /// Which instance an admitted request goes to.
     #[arg(long, value_enum, help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -560,7 +561,7 @@ impl RunSpec {
         use clap::CommandFactory as _;
         let mut keys: Vec<String> =
             KeyProbe::command().get_arguments().filter_map(|a| a.get_long().map(str::to_string)).collect();
-        keys.extend(["slo-priorities", "tenant-budgets", "slo-targets"].map(String::from));
+        keys.extend(["slo-priorities", "tenant-budgets"].map(String::from));
         keys
     }
 }
@@ -643,6 +644,50 @@ impl<'de> Deserialize<'de> for ScorerList {
             out.push(entry);
         }
         Ok(ScorerList(out))
+    }
+}
+
+/// `slo-targets`: SLO class → TTFT target (µs); `class=µs,…` on the command line, a map in
+/// files. Class names are checked when the spec is resolved.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SloTargetMap(pub BTreeMap<String, u64>);
+
+impl FromStr for SloTargetMap {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut out = BTreeMap::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((class, us)) = item.split_once('=') else {
+                return Err(format!("'{item}' is not class=µs"));
+            };
+            let us: u64 = us.trim().parse().map_err(|_| {
+                format!("target of '{}' is not a whole number of µs: '{}'", class.trim(), us.trim())
+            })?;
+            out.insert(class.trim().to_string(), us);
+        }
+        Ok(SloTargetMap(out))
+    }
+}
+
+impl Serialize for SloTargetMap {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SloTargetMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(t) => t.parse().map_err(D::Error::custom),
+            map @ serde_json::Value::Object(_) => {
+                serde_json::from_value(map).map(SloTargetMap).map_err(|e| D::Error::custom(e.to_string()))
+            }
+            other => {
+                Err(D::Error::custom(format!("expected a map of class → µs or \"class=µs,…\", got {other}")))
+            }
+        }
     }
 }
 

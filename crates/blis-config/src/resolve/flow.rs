@@ -55,7 +55,7 @@ pub(super) fn flow_control(
         return Err(cx.err("dispatch-tick-interval", "must be > 0 µs, got 0"));
     }
     let mut slo_targets_us = [None; 5];
-    for (name, &t) in spec.slo_targets.iter().flatten() {
+    for (name, &t) in spec.slo_targets.iter().flat_map(|m| &m.0) {
         let class = slo_class(cx, "slo-targets", name)?;
         if t == 0 {
             return Err(cx.err("slo-targets", format!("target of {name} must be > 0 µs, got 0")));

@@ -279,9 +279,13 @@ impl Instance {
         self.snapshot();
 
         // A queue whose head cannot be admitted into an empty batch would spin forever; the
-        // enqueue guards make this unreachable, and the assertion keeps it so.
+        // enqueue guards make this unreachable, and the assertion keeps it so. (Under async
+        // scheduling, requests queued behind a batch that ended early — a timeout or an
+        // eviction — only become visible a step later: an idle step, not a spin.)
         debug_assert!(
-            !(self.running.is_empty() && !self.waiting.is_empty() && self.shape.is_empty()),
+            !(self.running.is_empty()
+                && self.waiting.iter().any(|&w| self.requests[w].eligible_from_step <= self.metrics.steps)
+                && self.shape.is_empty()),
             "instance {} idles with a non-empty queue",
             self.index
         );
