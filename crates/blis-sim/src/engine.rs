@@ -755,8 +755,14 @@ impl Simulation {
             self.pending.len() as u64 - self.queue_pending_arrivals_not_injected() - waiting as u64;
         let mut cluster = Metrics::default();
         let mut instances = Vec::with_capacity(self.instances.len());
+        let waits = self.control.as_ref().and_then(|c| c.gateway.as_ref()).map(|g| &g.waits_us);
         for instance in &mut self.instances {
             instance.finalize(self.horizon_us);
+            if let Some(waits) = waits {
+                for r in &mut instance.metrics.records {
+                    r.gateway_queue_delay_ms = waits.get(&r.request_id).map(|&w| w as f64 / 1000.0);
+                }
+            }
             cluster.merge(&instance.metrics);
             instances.push(std::mem::take(&mut instance.metrics));
         }
@@ -852,6 +858,7 @@ impl Simulation {
         g.stats.depth_changes(now_us, g.queue.len());
         let Some(entry) = g.queue.dispatch(saturation) else { return };
         g.stats.wait_us.push(now_us - entry.enqueued_us);
+        g.waits_us.insert(entry.request_id, now_us - entry.enqueued_us);
         if g.eviction.is_some() && entry.priority < 0 {
             g.dispatched_sheddable.insert(entry.request_id, now_us);
         }

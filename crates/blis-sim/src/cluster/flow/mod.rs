@@ -118,6 +118,7 @@ impl FlowControlConfig {
             tick_pending: false,
             eviction: self.in_flight_eviction.then(EvictionTracker::default),
             dispatched_sheddable: BTreeMap::new(),
+            waits_us: std::collections::HashMap::new(),
             stats: GatewayStats::default(),
         }
     }
@@ -179,5 +180,7 @@ pub struct Gateway<T> {
     /// Sheddable requests dispatched and not yet on an instance: request id → dispatch time
     /// (`--in-flight-eviction` only).
     pub dispatched_sheddable: BTreeMap<u64, u64>,
+    /// Request id → gateway wait (µs) of every dispatched request, for per-request records.
+    pub waits_us: std::collections::HashMap<u64, u64>,
     pub stats: GatewayStats,
 }
