@@ -145,6 +145,9 @@ fn under_overload_flow_control_keeps_instance_queues_short_and_holds_or_sheds_at
     assert_conserved(&on);
     // Everything is still served, but the backlog waits at the gateway, not on the instances.
     assert_eq!(u(&on, "completed_requests"), 1200);
+    // The reference's inversion counter only counts under priority scheduling.
+    assert_eq!(u(&on, "priority_inversions"), 0);
+    assert!(on["hol_blocking_events"].is_u64());
     assert!(u(&on, "gateway_queue_depth_max") > 100, "{on}");
     assert!(f(&on, "gateway_queue_depth_mean") > 10.0, "{on}");
     assert!(f(&on, "gateway_queue_delay_p99_ms") >= f(&on, "gateway_queue_delay_p50_ms"));

@@ -122,7 +122,14 @@ impl SimConfig {
             let control =
                 ControlPlane::new(self.admission.build(), budgets, self.routing.build(), options, rng, n);
             match &self.flow_control {
-                Some(fc) => control.with_gateway(fc.build()),
+                Some(fc) => {
+                    let mut gateway = fc.build();
+                    // As the reference: inversions only mean something under priority scheduling.
+                    if self.pools.iter().all(|p| p.scheduler == SchedulerKind::PriorityFcfs) {
+                        gateway.completions = Some(Vec::new());
+                    }
+                    control.with_gateway(gateway)
+                }
                 None => control,
             }
         });

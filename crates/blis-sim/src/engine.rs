@@ -12,7 +12,7 @@ use crate::cluster::admission::tenant_budget::TenantBudgets;
 use crate::cluster::admission::{AdmissionPolicy, Verdict};
 use crate::cluster::flow::eviction::Placement;
 use crate::cluster::flow::queue::{EnqueueOutcome, Entry};
-use crate::cluster::flow::{Gateway, GatewayStats};
+use crate::cluster::flow::{Completion, Gateway, GatewayStats, hol_blocking_events, priority_inversions};
 use crate::cluster::routing::RoutingPolicy;
 use crate::cluster::{InstanceSignals, PrefixBoard, RouterView, RoutingRequest, SignalBoard};
 use crate::config::{ClusterTiming, ExecOptions};
@@ -548,11 +548,22 @@ impl Simulation {
                 if let Some(b) = &mut c.budgets {
                     b.on_finished(f.spec.tenant.as_deref());
                 }
-                if let Some(g) = &mut c.gateway
-                    && let Some(t) = &mut g.eviction
-                {
-                    t.untrack(f.spec.id);
-                    g.dispatched_sheddable.remove(&f.spec.id);
+                if let Some(g) = &mut c.gateway {
+                    if let Some(t) = &mut g.eviction {
+                        t.untrack(f.spec.id);
+                        g.dispatched_sheddable.remove(&f.spec.id);
+                    }
+                    if let Some(done) = &mut g.completions
+                        && f.outcome == Outcome::Completed
+                    {
+                        done.push(Completion {
+                            instance: i as u32,
+                            class: f.spec.slo_class as u8,
+                            arrival_us: f.spec.arrival_us,
+                            request_id: f.spec.id,
+                            e2e_us: f.at_us.saturating_sub(f.spec.arrival_us),
+                        });
+                    }
                 }
             }
             if let Some(next) = self.source.on_request_done(&f.spec, f.at_us, f.outcome) {
@@ -768,6 +779,18 @@ impl Simulation {
         }
         if let Some(g) = self.control.as_mut().and_then(|c| c.gateway.as_mut()) {
             let mut stats = std::mem::take(&mut g.stats);
+            if let Some(done) = g.completions.take() {
+                stats.priority_inversions = priority_inversions(done);
+            }
+            let depths: Vec<f64> = instances
+                .iter()
+                .map(|m| {
+                    let s = &m.series.samples;
+                    let sum: u64 = s.iter().map(|x| u64::from(x.queued)).sum();
+                    if s.is_empty() { 0.0 } else { sum as f64 / s.len() as f64 }
+                })
+                .collect();
+            stats.hol_blocking_events = hol_blocking_events(&depths);
             stats.depth_changes(cluster.end_us.max(stats.last_change_us), waiting);
             stats.depth_at_end = waiting as u64;
             self.counters.gateway = Some(stats);

@@ -161,6 +161,11 @@ pub struct FlowControlDoc {
     pub gateway_expired: u64,
     /// Ended on their instance to make room (`--in-flight-eviction`).
     pub gateway_evicted: u64,
+    /// Same-instance, same-class pairs where the earlier arrival's E2E exceeds twice the later
+    /// one's (counted under `priority-fcfs` scheduling only, as the reference).
+    pub priority_inversions: u64,
+    /// Instances whose mean wait-queue depth exceeds twice the mean over all instances.
+    pub hol_blocking_events: u64,
 }
 
 impl FlowControlDoc {
@@ -177,6 +182,8 @@ impl FlowControlDoc {
             gateway_queue_rejected: g.rejected,
             gateway_expired: g.expired,
             gateway_evicted: g.evicted,
+            priority_inversions: g.priority_inversions,
+            hol_blocking_events: g.hol_blocking_events,
         }
     }
 }

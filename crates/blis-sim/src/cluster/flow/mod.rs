@@ -119,6 +119,7 @@ impl FlowControlConfig {
             eviction: self.in_flight_eviction.then(EvictionTracker::default),
             dispatched_sheddable: BTreeMap::new(),
             waits_us: std::collections::HashMap::new(),
+            completions: None,
             stats: GatewayStats::default(),
         }
     }
@@ -145,6 +146,68 @@ pub struct GatewayStats {
     pub wait_us: Samples,
     /// Shed, expired and evicted requests per SLO class.
     pub shed_by_class: BTreeMap<&'static str, u64>,
+    /// The reference simulator's priority-inversion count (see [`priority_inversions`]);
+    /// counted only when every instance schedules by priority (`priority-fcfs`).
+    pub priority_inversions: u64,
+    /// The reference simulator's head-of-line blocking count (see [`hol_blocking_events`]).
+    pub hol_blocking_events: u64,
+}
+
+/// A completed request, for [`priority_inversions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    pub instance: u32,
+    pub class: u8,
+    pub arrival_us: u64,
+    pub request_id: u64,
+    pub e2e_us: u64,
+}
+
+/// Pairs of completed requests on the same instance and of the same SLO class where the
+/// earlier arrival took more than twice as long end to end as the later one (the reference
+/// simulator's heuristic). O(n log n).
+pub fn priority_inversions(mut done: Vec<Completion>) -> u64 {
+    done.sort_unstable_by_key(|c| (c.instance, c.class, c.arrival_us, c.request_id));
+    let mut total = 0;
+    for group in done.chunk_by(|a, b| (a.instance, a.class) == (b.instance, b.class)) {
+        let mut values: Vec<u64> = group.iter().map(|c| c.e2e_us).collect();
+        values.sort_unstable();
+        values.dedup();
+        // Fenwick tree over the ranks of the E2E values seen so far.
+        let mut tree = vec![0u64; values.len() + 1];
+        let (mut seen, n) = (0u64, values.len());
+        for c in group {
+            // Earlier arrivals with E2E > 2 × this one: all seen minus those ≤ 2 × E2E.
+            let le = values.partition_point(|&v| v <= c.e2e_us.saturating_mul(2));
+            let mut at_most = 0;
+            let mut i = le;
+            while i > 0 {
+                at_most += tree[i];
+                i &= i - 1;
+            }
+            total += seen - at_most;
+            let mut i = values.partition_point(|&v| v < c.e2e_us) + 1;
+            while i <= n {
+                tree[i] += 1;
+                i += i & i.wrapping_neg();
+            }
+            seen += 1;
+        }
+    }
+    total
+}
+
+/// Instances whose mean wait-queue depth exceeds twice the mean over all instances (the
+/// reference simulator's heuristic; here over the sampled time series).
+pub fn hol_blocking_events(mean_queue_depths: &[f64]) -> u64 {
+    if mean_queue_depths.len() < 2 {
+        return 0;
+    }
+    let mean = mean_queue_depths.iter().sum::<f64>() / mean_queue_depths.len() as f64;
+    if mean <= 0.0 {
+        return 0;
+    }
+    mean_queue_depths.iter().filter(|&&d| d > 2.0 * mean).count() as u64
 }
 
 impl GatewayStats {
@@ -182,5 +245,57 @@ pub struct Gateway<T> {
     pub dispatched_sheddable: BTreeMap<u64, u64>,
     /// Request id → gateway wait (µs) of every dispatched request, for per-request records.
     pub waits_us: std::collections::HashMap<u64, u64>,
+    /// Completed requests, kept when priority inversions are counted (every instance runs
+    /// `priority-fcfs`).
+    pub completions: Option<Vec<Completion>>,
     pub stats: GatewayStats,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(done: &[Completion]) -> u64 {
+        let mut n = 0;
+        for a in done {
+            for b in done {
+                let same = a.instance == b.instance && a.class == b.class;
+                let earlier = (a.arrival_us, a.request_id) < (b.arrival_us, b.request_id);
+                if same && earlier && a.e2e_us > 2 * b.e2e_us {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    #[test]
+    fn inversions_match_the_pairwise_definition() {
+        let mut x = 12345u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let done: Vec<Completion> = (0..300)
+            .map(|i| Completion {
+                instance: (next() % 3) as u32,
+                class: (next() % 2) as u8,
+                arrival_us: next() % 1000,
+                request_id: i,
+                e2e_us: next() % 50,
+            })
+            .collect();
+        assert_eq!(priority_inversions(done.clone()), naive(&done));
+        assert!(naive(&done) > 0);
+    }
+
+    #[test]
+    fn hol_counts_instances_far_above_the_mean() {
+        assert_eq!(hol_blocking_events(&[10.0, 0.0, 0.0, 0.0]), 1);
+        assert_eq!(hol_blocking_events(&[1.0, 1.0]), 0);
+        assert_eq!(hol_blocking_events(&[0.0, 0.0]), 0);
+        assert_eq!(hol_blocking_events(&[5.0]), 0);
+    }
 }
