@@ -478,7 +478,7 @@ impl Simulation {
                 }
             }
             Event::Admission(p) => self.admit(now_us, p),
-            Event::GatewayExpiry { pending, request_id } => self.gateway_expire(now_us, pending, request_id),
+            Event::GatewayExpiry { pending, seq } => self.gateway_expire(now_us, pending, seq),
             Event::GatewayTick => self.gateway_tick(now_us),
             Event::Routing(p) => self.route(now_us, p),
             Event::Queued { instance, pending } => {
@@ -812,6 +812,7 @@ impl Simulation {
         let g = c.gateway.as_mut().expect("flow control");
         let spec = &self.pending[p].spec;
         let request_id = spec.id;
+        let seq = g.next_seq;
         let entry = Entry {
             item: p,
             request_id,
@@ -840,7 +841,7 @@ impl Simulation {
             EnqueueOutcome::Enqueued => {}
         }
         if ttl > 0 && now_us.saturating_add(ttl) <= MAX_SIM_TIME_US {
-            self.queue.push(now_us + ttl, Event::GatewayExpiry { pending: p, request_id });
+            self.queue.push(now_us + ttl, Event::GatewayExpiry { pending: p, seq });
         }
         self.gateway_dispatch(now_us, true);
     }
@@ -903,10 +904,10 @@ impl Simulation {
     }
 
     /// `--request-ttl`: a request still waiting at the gateway expires.
-    fn gateway_expire(&mut self, now_us: u64, p: PendingId, request_id: u64) {
+    fn gateway_expire(&mut self, now_us: u64, p: PendingId, seq: u64) {
         let g = self.control.as_mut().and_then(|c| c.gateway.as_mut()).expect("flow control");
         let depth = g.queue.len();
-        let Some(entry) = g.queue.remove(request_id) else { return };
+        let Some(entry) = g.queue.remove(seq) else { return };
         debug_assert_eq!(entry.item, p);
         g.stats.depth_changes(now_us, depth);
         g.stats.expired += 1;

@@ -27,7 +27,7 @@ pub enum Event {
     /// A request's deadline; ignored if the request already left.
     Timeout { instance: u32, req: ReqId, request_id: u64 },
     /// A request's gateway-queue TTL (`--request-ttl`); ignored if it was dispatched.
-    GatewayExpiry { pending: PendingId, request_id: u64 },
+    GatewayExpiry { pending: PendingId, seq: u64 },
     /// A periodic dispatch attempt of the gateway queue (`--dispatch-tick-interval`).
     GatewayTick,
 }

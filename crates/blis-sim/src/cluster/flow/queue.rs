@@ -70,7 +70,7 @@ pub struct GatewayQueue<T> {
     /// Descending priority. A band, once created, stays (its position sets its ceiling).
     bands: Vec<Band<T>>,
     len: usize,
-    /// Request id → (band priority, tenant key), for removal on expiry.
+    /// Sequence number → (band priority, tenant key), for removal on expiry.
     index: HashMap<u64, (i32, Arc<str>)>,
     default_tenant: Arc<str>,
 }
@@ -139,7 +139,7 @@ impl<T: Clone> GatewayQueue<T> {
         }
         let b = self.band_index(entry.priority);
         let key = self.tenant_key(&entry.tenant);
-        self.index.insert(entry.request_id, (entry.priority, key.clone()));
+        self.index.insert(entry.seq, (entry.priority, key.clone()));
         let band = &mut self.bands[b];
         band.flows.entry(key).or_default().push_back(entry);
         band.len += 1;
@@ -179,7 +179,7 @@ impl<T: Clone> GatewayQueue<T> {
         }
         band.len -= 1;
         self.len -= 1;
-        self.index.remove(&victim.request_id);
+        self.index.remove(&victim.seq);
         Some(victim)
     }
 
@@ -218,13 +218,14 @@ impl<T: Clone> GatewayQueue<T> {
         self.bands.iter().flat_map(|b| b.flows.values().flatten())
     }
 
-    /// Removes request `request_id` if it is still waiting (its TTL expired).
-    pub fn remove(&mut self, request_id: u64) -> Option<Entry<T>> {
-        let (priority, key) = self.index.remove(&request_id)?;
+    /// Removes the entry enqueued with sequence number `seq` if it is still waiting (its TTL
+    /// expired).
+    pub fn remove(&mut self, seq: u64) -> Option<Entry<T>> {
+        let (priority, key) = self.index.remove(&seq)?;
         let bi = self.bands.iter().position(|b| b.priority == priority).expect("indexed band");
         let band = &mut self.bands[bi];
         let flow = band.flows.get_mut(&key).expect("indexed flow");
-        let pos = flow.iter().position(|e| e.request_id == request_id).expect("indexed entry");
+        let pos = flow.iter().position(|e| e.seq == seq).expect("indexed entry");
         let entry = flow.remove(pos).expect("position in range");
         if flow.is_empty() {
             band.flows.remove(&key);
@@ -297,7 +298,7 @@ impl<T: Clone> GatewayQueue<T> {
         }
         band.len -= 1;
         self.len -= 1;
-        self.index.remove(&entry.request_id);
+        self.index.remove(&entry.seq);
         entry
     }
 }
