@@ -251,8 +251,8 @@ impl SimReport {
     /// bucket, each KV pool is consistent, and a drained cluster holds no blocks.
     pub fn check_invariants(&self) -> Result<(), String> {
         let (m, k) = (&self.cluster, &self.counters);
-        let g = k.gateway.clone().unwrap_or_default();
-        let gateway = g.rejected + g.shed + g.expired + g.evicted + g.depth_at_end;
+        let gateway =
+            k.gateway.as_ref().map_or(0, |g| g.rejected + g.shed + g.expired + g.evicted + g.depth_at_end);
         let accounted = m.completed()
             + m.still_queued
             + m.still_running
@@ -501,7 +501,7 @@ impl Simulation {
                 let outcome =
                     self.instances[i].enqueue_hashed(now_us, spec, output_reusable, hashes, &mut finished);
                 if let Enqueued::Queued(req) = outcome {
-                    self.track_evictable(now_us, instance, req, request_id, class);
+                    self.track_evictable(instance, req, request_id, class);
                     if let Some(d) = deadline.filter(|&d| d <= self.horizon_us) {
                         self.push_instance_event(i, d, Event::Timeout { instance, req, request_id });
                     }
@@ -918,7 +918,6 @@ impl Simulation {
     /// Remembers a sheddable request dispatched by the gateway once it is on its instance.
     fn track_evictable(
         &mut self,
-        _now_us: u64,
         instance: u32,
         req: crate::slab::ReqId,
         request_id: u64,
