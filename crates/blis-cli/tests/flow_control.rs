@@ -244,6 +244,37 @@ fn every_dispatch_order_and_fairness_policy_serves_everything_when_unbounded() {
     }
 }
 
+#[test]
+fn the_reference_guide_example_gates_a_single_instance_too() {
+    // docs/guide/admission.md of the reference, at a rate one instance cannot serve.
+    let args = with_model(&[
+        "--flow-control",
+        "--saturation-detector",
+        "utilization",
+        "--queue-depth-threshold",
+        "5",
+        "--kv-cache-util-threshold",
+        "0.8",
+        "--per-band-capacity",
+        "100",
+        "--max-gateway-queue-depth",
+        "500",
+        "--rate",
+        "80",
+        "--num-requests",
+        "400",
+    ]);
+    let out = blis(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("no effect"), "{err}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_conserved(&doc);
+    assert!(u(&doc, "gateway_queue_depth_max") > 10, "{doc}");
+    assert!(u(&doc, "gateway_queue_depth_max") <= 100);
+    assert!(u(&doc, "gateway_queue_rejected") > 0, "the band of 100 overflows: {doc}");
+}
+
 /// Asserts a clean one-line error naming `flag`, exit code 2.
 fn assert_rejected(args: &[&str], flag: &str) {
     let out = blis(args);

@@ -208,7 +208,7 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     let admission = admission(&spec, &cx)?;
     let routing = routing(&spec, &cx, instance.block_size_tokens)?;
     let tenant_budgets = tenant_budgets(&spec, &cx)?;
-    let flow_control = flow::flow_control(&mut spec, &mut cx, cluster, admission.slo_priorities)?;
+    let flow_control = flow::flow_control(&mut spec, &mut cx, admission.slo_priorities)?;
     let trace_level = required(&spec.trace_level, "trace-level");
     let counterfactual_k = required(&spec.counterfactual_k, "counterfactual-k");
     let summarize_trace = required(&spec.summarize_trace, "summarize-trace");
@@ -223,7 +223,7 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     if cx.customized("counterfactual-k") && !trace_decisions {
         cx.warn("counterfactual-k", "no effect without --trace-level decisions");
     }
-    if !cluster {
+    if !cluster && flow_control.is_none() {
         for key in CLUSTER_KEYS {
             if cx.customized(key) {
                 cx.warn(

@@ -278,7 +278,7 @@ struct FlowCase {
 
 fn flow_case() -> impl Strategy<Value = FlowCase> {
     (
-        (2u32..5, 20.0f64..400.0, 1u64..80, 1u32..12),
+        (1u32..5, 20.0f64..400.0, 1u64..80, 1u32..12),
         (one_of::<SaturationDetectorKind>(), one_of::<DispatchOrder>(), one_of::<FairnessPolicy>()),
         (
             prop_oneof![Just(0u64), 1u64..20],

@@ -107,7 +107,8 @@ impl SimConfig {
                 ));
             }
         }
-        let control = (n > 1).then(|| {
+        // One instance needs no admission or routing, unless a gateway queue sits in front of it.
+        let control = (n > 1 || self.flow_control.is_some()).then(|| {
             let options = ClusterOptions {
                 timing: self.timing,
                 trace_decisions: self.trace_decisions,

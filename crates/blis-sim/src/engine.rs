@@ -334,8 +334,8 @@ pub struct Simulation {
 }
 
 impl Simulation {
-    /// `control` must be `Some` exactly when there is more than one instance: a single
-    /// instance skips admission and routing entirely.
+    /// `control` must be `Some` when there is more than one instance; a single instance
+    /// skips admission and routing entirely unless a gateway queue (flow control) feeds it.
     pub fn new(
         mut instances: Vec<Instance>,
         source: Box<dyn RequestSource + Send>,
@@ -343,7 +343,7 @@ impl Simulation {
         horizon_us: Option<u64>,
         exec: ExecOptions,
     ) -> Self {
-        assert_eq!(control.is_some(), instances.len() > 1, "a control plane exactly in cluster mode");
+        assert!(control.is_some() || instances.len() == 1, "a cluster needs a control plane");
         if let Some(c) = &mut control {
             // Only policies that read prompt hashes can ask the prefix oracle anything (it
             // answers 0 for an empty hash list), so the delayed copies of every instance's

@@ -25,13 +25,13 @@ const FLOW_CONTROL_KEYS: &[&str] = &[
     "in-flight-eviction",
 ];
 
-/// Flow control (the gateway queue), validated whether or not it is on; `None` when off.
+/// Flow control (the gateway queue), validated whether or not it is on; `None` when off. As
+/// in the reference, it applies to a single instance too (the queue then feeds that instance).
 /// Off, its keys leave the resolved spec unless set explicitly (so a run without flow control
 /// records the configuration it always did).
 pub(super) fn flow_control(
     spec: &mut RunSpec,
     cx: &mut Ctx,
-    cluster: bool,
     slo_priorities: SloPriorities,
 ) -> Result<Option<FlowControlConfig>, ConfigError> {
     let on = required(&spec.flow_control, "flow-control");
@@ -87,24 +87,15 @@ pub(super) fn flow_control(
         slo_targets_us,
         slo_priorities,
     };
-    let off_reason = if !on {
-        Some("no effect without --flow-control")
-    } else if !cluster {
-        Some("no effect with one instance (single-instance mode has no gateway queue)")
-    } else {
-        None
-    };
-    if let Some(reason) = off_reason {
-        for key in FLOW_CONTROL_KEYS.iter().chain(&["slo-targets"]) {
-            if cx.customized(key) && (on || *key != "flow-control") {
-                cx.warn(key, reason);
+    if !on {
+        for key in FLOW_CONTROL_KEYS.iter().skip(1).chain(&["slo-targets"]) {
+            if cx.customized(key) {
+                cx.warn(key, "no effect without --flow-control");
             }
         }
-        if !on {
-            for key in FLOW_CONTROL_KEYS {
-                if !cx.explicit(key) {
-                    clear_key(spec, key);
-                }
+        for key in FLOW_CONTROL_KEYS {
+            if !cx.explicit(key) {
+                clear_key(spec, key);
             }
         }
         return Ok(None);
