@@ -295,7 +295,7 @@ fn bad_values_are_refused_and_unused_flags_warned_about() {
         ("--max-concurrency", "0"),
         ("--queue-depth-threshold", "0"),
         ("--kv-cache-util-threshold", "-1"),
-        ("--dispatch-tick-interval", "0"),
+        ("--dispatch-tick-interval", "-1"),
         ("--dispatch-order", "lifo"),
         ("--saturation-detector", "sometimes"),
         ("--fairness-policy", "lottery"),

@@ -258,7 +258,8 @@ pub struct RunSpec {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Flow control")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_shedding: Option<bool>,
-    /// Period of the gateway's dispatch attempts while requests wait (µs or a duration, > 0).
+    /// Period of the gateway's dispatch attempts while requests wait (µs or a duration; 0 =
+    /// the default 1 ms).
     #[arg(long, allow_hyphen_values = true, help_heading = "Flow control")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dispatch_tick_interval: Option<Micros>,

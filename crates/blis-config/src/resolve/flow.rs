@@ -3,7 +3,7 @@
 use blis_sim::cluster::flow::{DispatchOrder, FlowControlConfig, SaturationDetectorKind as D};
 use blis_sim::priority::SloPriorities;
 
-use super::{Ctx, clear_key, required, slo_class};
+use super::{Ctx, clear_key, positive, required, slo_class};
 use crate::error::ConfigError;
 use crate::spec::RunSpec;
 
@@ -35,13 +35,6 @@ pub(super) fn flow_control(
     slo_priorities: SloPriorities,
 ) -> Result<Option<FlowControlConfig>, ConfigError> {
     let on = required(&spec.flow_control, "flow-control");
-    let finite_positive = |cx: &Ctx, key: &str, v: f64| {
-        if v.is_finite() && v > 0.0 {
-            Ok(v)
-        } else {
-            Err(cx.err(key, format!("must be a finite number > 0, got {v}")))
-        }
-    };
     let usage = required(&spec.usage_limit_threshold, "usage-limit-threshold");
     if !(usage > 0.0 && usage <= 1.0) {
         return Err(cx.err("usage-limit-threshold", format!("must be in (0, 1], got {usage}")));
@@ -50,10 +43,11 @@ pub(super) fn flow_control(
     if max_concurrency == 0 {
         return Err(cx.err("max-concurrency", "must be > 0, got 0"));
     }
-    let tick = required(&spec.dispatch_tick_interval, "dispatch-tick-interval").0;
-    if tick == 0 {
-        return Err(cx.err("dispatch-tick-interval", "must be > 0 µs, got 0"));
-    }
+    // As the reference: 0 means the default period (1 ms, llm-d's dispatch ticker).
+    let tick = match required(&spec.dispatch_tick_interval, "dispatch-tick-interval").0 {
+        0 => 1000,
+        t => t,
+    };
     let mut slo_targets_us = [None; 5];
     for (name, &t) in spec.slo_targets.iter().flat_map(|m| &m.0) {
         let class = slo_class(cx, "slo-targets", name)?;
@@ -64,12 +58,12 @@ pub(super) fn flow_control(
     }
     let config = FlowControlConfig {
         detector: required(&spec.saturation_detector, "saturation-detector"),
-        queue_depth_threshold: finite_positive(
+        queue_depth_threshold: positive(
             cx,
             "queue-depth-threshold",
             required(&spec.queue_depth_threshold, "queue-depth-threshold"),
         )?,
-        kv_cache_util_threshold: finite_positive(
+        kv_cache_util_threshold: positive(
             cx,
             "kv-cache-util-threshold",
             required(&spec.kv_cache_util_threshold, "kv-cache-util-threshold"),
