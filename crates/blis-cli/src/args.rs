@@ -205,7 +205,7 @@ mod tests {
         for f in &flags {
             assert!(keys.contains(f) || cli_only.contains(&f.as_str()), "--{f} is not a key");
         }
-        let file_only = ["slo-priorities", "tenant-budgets", "slo-targets"];
+        let file_only = ["slo-priorities", "tenant-budgets"];
         for k in &keys {
             assert!(flags.contains(k) || file_only.contains(&k.as_str()), "key {k} has no flag");
             let probe = format!("{k}: null\n");

@@ -27,6 +27,8 @@ use crate::layers::{Layers, PATH_KEYS, Source};
 use crate::pools::{POOL_KEYS, PoolSpec};
 use crate::spec::{ArrivalProcess, Compat, RunSpec, SessionMode, TraceLevel, WorkloadSpecRef};
 
+mod flow;
+
 /// Seed of the cluster's streams (and of built-in workloads) when none is given.
 pub const DEFAULT_SEED: u64 = 42;
 /// Requests of a built-in workload when `num-requests` is not given.
@@ -237,15 +239,7 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     // Every pool has the run's block size: prefix hashes mean the same on every instance.
     let routing = routing(&spec, &cx, pools[0].instance.block_size_tokens)?;
     let tenant_budgets = tenant_budgets(&spec, &cx)?;
-    if let Some(targets) = &spec.slo_targets {
-        for class in targets.keys() {
-            slo_class(&cx, "slo-targets", class)?;
-        }
-        cx.warn(
-            "slo-targets",
-            "no effect: TTFT targets order flow-control dispatch, which BLIS does not simulate yet",
-        );
-    }
+    let flow_control = flow::flow_control(&mut spec, &mut cx, admission.slo_priorities)?;
     let trace_level = required(&spec.trace_level, "trace-level");
     let counterfactual_k = required(&spec.counterfactual_k, "counterfactual-k");
     let summarize_trace = required(&spec.summarize_trace, "summarize-trace");
@@ -260,7 +254,7 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     if cx.customized("counterfactual-k") && !trace_decisions {
         cx.warn("counterfactual-k", "no effect without --trace-level decisions");
     }
-    if !cluster {
+    if !cluster && flow_control.is_none() {
         for key in CLUSTER_KEYS {
             if cx.customized(key) {
                 cx.warn(
@@ -302,6 +296,7 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         pools,
         admission,
         tenant_budgets,
+        flow_control,
         routing,
         timing,
         trace_decisions,

@@ -12,6 +12,7 @@ use std::str::FromStr;
 use crate::duration::{Micros, Seconds};
 use blis_latency::LatencyModelKind;
 use blis_sim::cluster::admission::AdmissionKind;
+use blis_sim::cluster::flow::{DispatchOrder, FairnessPolicy, SaturationDetectorKind};
 use blis_sim::cluster::routing::RoutingKind;
 use blis_sim::cluster::scorer::{ScorerKind, ScorerWeight};
 use blis_sim::preemption::PreemptionKind;
@@ -199,11 +200,11 @@ pub struct RunSpec {
     #[arg(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant_budgets: Option<BTreeMap<String, f64>>,
-    /// Per-class TTFT targets (µs) of flow-control dispatch; no effect without flow control
-    /// (config files only).
-    #[arg(skip)]
+    /// Per-SLO-class TTFT targets (µs) ordering `--dispatch-order slo-deadline`, e.g.
+    /// critical=100000,standard=500000 (in files: a map).
+    #[arg(long, value_name = "CLASS=US,…", help_heading = "Flow control")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub slo_targets: Option<BTreeMap<String, u64>>,
+    pub slo_targets: Option<SloTargetMap>,
     /// Which instance an admitted request goes to.
     #[arg(long, value_enum, help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -236,6 +237,70 @@ pub struct RunSpec {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summarize_trace: Option<bool>,
+
+    // ── Flow control ───────────────────────────────────────────────────────────────────
+    /// Hold admitted requests in a gateway queue and dispatch them to the router only while
+    /// the saturation detector says the cluster has room (GAIE flow control; cluster mode).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Flow control")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_control: Option<bool>,
+    /// When the gateway holds requests back (never = pass-through).
+    #[arg(long, value_enum, help_heading = "Flow control")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saturation_detector: Option<SaturationDetectorKind>,
+    /// Which waiting request the gateway dispatches next.
+    #[arg(long, value_enum, help_heading = "Flow control")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatch_order: Option<DispatchOrder>,
+    /// Gateway queue limit; arrivals beyond it are rejected (0 = unlimited).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Flow control")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_gateway_queue_depth: Option<u64>,
+    /// utilization detector: instance queue depth that counts as saturated (> 0).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Flow control")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_depth_threshold: Option<f64>,
+    /// utilization detector: KV-cache utilization that counts as saturated (> 0).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Flow control")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_cache_util_threshold: Option<f64>,
+    /// concurrency detector: requests in flight per instance that count as saturated (> 0).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Flow control")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// Limit of each priority band of the gateway queue; arrivals beyond it are rejected
+    /// (0 = unlimited).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Flow control")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_band_capacity: Option<u64>,
+    /// Saturation ceiling of the lowest priority band, in (0, 1] (bands between: linear);
+    /// below 1, lower bands stop dispatching earlier and hold back everything below them.
+    #[arg(long, allow_hyphen_values = true, help_heading = "Flow control")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_limit_threshold: Option<f64>,
+    /// Which tenant's flow of a priority band dispatches next.
+    #[arg(long, value_enum, help_heading = "Flow control")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fairness_policy: Option<FairnessPolicy>,
+    /// Requests waiting longer than this at the gateway expire (µs or a duration; 0 = never).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Flow control")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_ttl: Option<Micros>,
+    /// A full gateway queue pushes out its latest lowest-priority sheddable request for a
+    /// higher-priority arrival instead of rejecting it.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Flow control")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_shedding: Option<bool>,
+    /// Period of the gateway's dispatch attempts while requests wait (µs or a duration; 0 =
+    /// the default 1 ms).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Flow control")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatch_tick_interval: Option<Micros>,
+    /// Saturated with a non-sheddable request waiting, end one sheddable request running on an
+    /// instance (lowest priority, latest dispatched) to make room.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Flow control")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_flight_eviction: Option<bool>,
 
     // ── Workload ───────────────────────────────────────────────────────────────────────
     /// A built-in workload.
@@ -524,6 +589,20 @@ impl RunSpec {
             trace_level: Some(TraceLevel::None),
             counterfactual_k: Some(0),
             summarize_trace: Some(false),
+            flow_control: Some(false),
+            saturation_detector: Some(SaturationDetectorKind::Never),
+            dispatch_order: Some(DispatchOrder::Fifo),
+            max_gateway_queue_depth: Some(0),
+            queue_depth_threshold: Some(5.0),
+            kv_cache_util_threshold: Some(0.8),
+            max_concurrency: Some(100),
+            per_band_capacity: Some(0),
+            usage_limit_threshold: Some(1.0),
+            fairness_policy: Some(FairnessPolicy::GlobalStrict),
+            request_ttl: Some(Micros(0)),
+            queue_shedding: Some(false),
+            dispatch_tick_interval: Some(Micros(1000)),
+            in_flight_eviction: Some(false),
             workload: Some(Preset::Distribution),
             rate: Some(1.0),
             arrival_process: Some(ArrivalProcess::Poisson),
@@ -555,7 +634,7 @@ impl RunSpec {
         use clap::CommandFactory as _;
         let mut keys: Vec<String> =
             KeyProbe::command().get_arguments().filter_map(|a| a.get_long().map(str::to_string)).collect();
-        keys.extend(["slo-priorities", "tenant-budgets", "slo-targets"].map(String::from));
+        keys.extend(["slo-priorities", "tenant-budgets"].map(String::from));
         keys
     }
 }
@@ -638,6 +717,50 @@ impl<'de> Deserialize<'de> for ScorerList {
             out.push(entry);
         }
         Ok(ScorerList(out))
+    }
+}
+
+/// `slo-targets`: SLO class → TTFT target (µs); `class=µs,…` on the command line, a map in
+/// files. Class names are checked when the spec is resolved.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SloTargetMap(pub BTreeMap<String, u64>);
+
+impl FromStr for SloTargetMap {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut out = BTreeMap::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((class, us)) = item.split_once('=') else {
+                return Err(format!("'{item}' is not class=µs"));
+            };
+            let us: u64 = us.trim().parse().map_err(|_| {
+                format!("target of '{}' is not a whole number of µs: '{}'", class.trim(), us.trim())
+            })?;
+            out.insert(class.trim().to_string(), us);
+        }
+        Ok(SloTargetMap(out))
+    }
+}
+
+impl Serialize for SloTargetMap {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SloTargetMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(t) => t.parse().map_err(D::Error::custom),
+            map @ serde_json::Value::Object(_) => {
+                serde_json::from_value(map).map(SloTargetMap).map_err(|e| D::Error::custom(e.to_string()))
+            }
+            other => {
+                Err(D::Error::custom(format!("expected a map of class → µs or \"class=µs,…\", got {other}")))
+            }
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use blis_workload::RequestSource;
 
 use crate::cluster::admission::AdmissionConfig;
 use crate::cluster::admission::tenant_budget::TenantBudgets;
+use crate::cluster::flow::FlowControlConfig;
 use crate::cluster::routing::RoutingConfig;
 use crate::engine::{ClusterOptions, ControlPlane, Simulation};
 use crate::instance::{Instance, InstanceConfig};
@@ -60,6 +61,8 @@ pub struct SimConfig {
     pub admission: AdmissionConfig,
     /// Tenant → fraction of the cluster's running-batch slots (empty = no budgets).
     pub tenant_budgets: BTreeMap<String, f64>,
+    /// The gateway queue between admission and routing (`--flow-control`; cluster mode).
+    pub flow_control: Option<FlowControlConfig>,
     pub routing: RoutingConfig,
     pub timing: ClusterTiming,
     pub trace_decisions: bool,
@@ -104,7 +107,8 @@ impl SimConfig {
                 ));
             }
         }
-        let control = (n > 1).then(|| {
+        // One instance needs no admission or routing, unless a gateway queue sits in front of it.
+        let control = (n > 1 || self.flow_control.is_some()).then(|| {
             let options = ClusterOptions {
                 timing: self.timing,
                 trace_decisions: self.trace_decisions,
@@ -116,7 +120,19 @@ impl SimConfig {
             let budgets = (!self.tenant_budgets.is_empty())
                 .then(|| TenantBudgets::new(&self.tenant_budgets, capacity, self.admission.slo_priorities));
             let rng = blis_workload::rng::stream(self.seed, "router");
-            ControlPlane::new(self.admission.build(), budgets, self.routing.build(), options, rng, n)
+            let control =
+                ControlPlane::new(self.admission.build(), budgets, self.routing.build(), options, rng, n);
+            match &self.flow_control {
+                Some(fc) => {
+                    let mut gateway = fc.build();
+                    // As the reference: inversions only mean something under priority scheduling.
+                    if self.pools.iter().all(|p| p.scheduler == SchedulerKind::PriorityFcfs) {
+                        gateway.completions = Some(Vec::new());
+                    }
+                    control.with_gateway(gateway)
+                }
+                None => control,
+            }
         });
         let mut sim = Simulation::new(instances, source, control, self.horizon_us, self.exec);
         sim.set_measurement(self.measurement.clone());

@@ -10,6 +10,9 @@ use rand_pcg::Pcg64Mcg;
 
 use crate::cluster::admission::tenant_budget::TenantBudgets;
 use crate::cluster::admission::{AdmissionPolicy, Verdict};
+use crate::cluster::flow::eviction::Placement;
+use crate::cluster::flow::queue::{EnqueueOutcome, Entry};
+use crate::cluster::flow::{Completion, Gateway, GatewayStats, hol_blocking_events, priority_inversions};
 use crate::cluster::routing::RoutingPolicy;
 use crate::cluster::{InstanceSignals, PrefixBoard, RouterView, RoutingRequest, SignalBoard};
 use crate::config::{ClusterTiming, ExecOptions};
@@ -77,6 +80,8 @@ pub struct ControlPlane {
     /// What the policies see when instances run independently: they declared they never
     /// read it, and the live instances may be behind the cluster's clock.
     idle_signals: Vec<InstanceSignals>,
+    /// The gateway queue between admission and routing (`--flow-control`).
+    gateway: Option<Gateway<PendingId>>,
 }
 
 impl ControlPlane {
@@ -100,7 +105,15 @@ impl ControlPlane {
             rng,
             trace,
             idle_signals: vec![InstanceSignals::default(); num_instances],
+            gateway: None,
         }
+    }
+
+    /// Puts a gateway queue between admission and routing: it replaces the admission policy
+    /// (tenant budgets still apply first).
+    pub fn with_gateway(mut self, gateway: Gateway<PendingId>) -> Self {
+        self.gateway = Some(gateway);
+        self
     }
 
     /// Whether no admission or routing decision can depend on the instances' state.
@@ -110,6 +123,7 @@ impl ControlPlane {
             && !self.routing.reads_instance_state()
             && !self.options.trace_decisions
             && self.budgets.is_none()
+            && self.gateway.is_none()
     }
 }
 
@@ -217,6 +231,8 @@ pub struct ClusterCounters {
     /// Arrivals past the warm-up, in all and per goodput label.
     pub measured_arrivals: u64,
     pub injected_by_label: [u64; 6],
+    /// Gateway-queue counters (flow control only).
+    pub gateway: Option<GatewayStats>,
 }
 
 /// Everything a run produced.
@@ -235,17 +251,21 @@ impl SimReport {
     /// bucket, each KV pool is consistent, and a drained cluster holds no blocks.
     pub fn check_invariants(&self) -> Result<(), String> {
         let (m, k) = (&self.cluster, &self.counters);
+        let gateway =
+            k.gateway.as_ref().map_or(0, |g| g.rejected + g.shed + g.expired + g.evicted + g.depth_at_end);
         let accounted = m.completed()
             + m.still_queued
             + m.still_running
             + m.dropped_unservable
             + m.timed_out
             + k.rejected
-            + k.in_transit;
+            + k.in_transit
+            + gateway;
         if k.injected != accounted {
             return Err(format!(
                 "request conservation: {} requests arrived but {accounted} are accounted for ({} completed, \
-                 {} queued, {} running, {} dropped, {} timed out, {} rejected, {} in transit)",
+                 {} queued, {} running, {} dropped, {} timed out, {} rejected, {} in transit, {gateway} left \
+                 at the gateway)",
                 k.injected,
                 m.completed(),
                 m.still_queued,
@@ -314,8 +334,8 @@ pub struct Simulation {
 }
 
 impl Simulation {
-    /// `control` must be `Some` exactly when there is more than one instance: a single
-    /// instance skips admission and routing entirely.
+    /// `control` must be `Some` when there is more than one instance; a single instance
+    /// skips admission and routing entirely unless a gateway queue (flow control) feeds it.
     pub fn new(
         mut instances: Vec<Instance>,
         source: Box<dyn RequestSource + Send>,
@@ -323,7 +343,7 @@ impl Simulation {
         horizon_us: Option<u64>,
         exec: ExecOptions,
     ) -> Self {
-        assert_eq!(control.is_some(), instances.len() > 1, "a control plane exactly in cluster mode");
+        assert!(control.is_some() || instances.len() == 1, "a cluster needs a control plane");
         if let Some(c) = &mut control {
             // Only policies that read prompt hashes can ask the prefix oracle anything (it
             // answers 0 for an empty hash list), so the delayed copies of every instance's
@@ -458,12 +478,15 @@ impl Simulation {
                 }
             }
             Event::Admission(p) => self.admit(now_us, p),
+            Event::GatewayExpiry { pending, seq } => self.gateway_expire(now_us, pending, seq),
+            Event::GatewayTick => self.gateway_tick(now_us),
             Event::Routing(p) => self.route(now_us, p),
             Event::Queued { instance, pending } => {
                 let Pending { spec, prompt_hashes, hashed, output_reusable } = self.pending.remove(pending);
                 let i = instance as usize;
                 let deadline = spec.deadline_us;
                 let request_id = spec.id;
+                let class = spec.slo_class;
                 let mut finished = std::mem::take(&mut self.finished_buf);
                 let same_blocks =
                     self.instances[i].kv().block_size_tokens() == self.instances[0].kv().block_size_tokens();
@@ -478,6 +501,7 @@ impl Simulation {
                 let outcome =
                     self.instances[i].enqueue_hashed(now_us, spec, output_reusable, hashes, &mut finished);
                 if let Enqueued::Queued(req) = outcome {
+                    self.track_evictable(instance, req, request_id, class);
                     if let Some(d) = deadline.filter(|&d| d <= self.horizon_us) {
                         self.push_instance_event(i, d, Event::Timeout { instance, req, request_id });
                     }
@@ -537,6 +561,23 @@ impl Simulation {
                 c.in_flight[i] = c.in_flight[i].saturating_sub(1);
                 if let Some(b) = &mut c.budgets {
                     b.on_finished(f.spec.tenant.as_deref());
+                }
+                if let Some(g) = &mut c.gateway {
+                    if let Some(t) = &mut g.eviction {
+                        t.untrack(f.spec.id);
+                        g.dispatched_sheddable.remove(&f.spec.id);
+                    }
+                    if let Some(done) = &mut g.completions
+                        && f.outcome == Outcome::Completed
+                    {
+                        done.push(Completion {
+                            instance: i as u32,
+                            class: f.spec.slo_class as u8,
+                            arrival_us: f.spec.arrival_us,
+                            request_id: f.spec.id,
+                            e2e_us: f.at_us.saturating_sub(f.spec.arrival_us),
+                        });
+                    }
                 }
             }
             if let Some(next) = self.source.on_request_done(&f.spec, f.at_us, f.outcome) {
@@ -625,11 +666,15 @@ impl Simulation {
         let pending = &self.pending[p];
         let request = RoutingRequest::of(&pending.spec, &pending.prompt_hashes);
         let over_budget = c.budgets.as_ref().and_then(|b| b.check(&request));
+        let gated = c.gateway.is_some();
         let verdict = match over_budget {
             Some(reason) => Verdict::Reject(reason),
+            // The gateway queue is the admission decision under flow control.
+            None if gated => Verdict::Admit,
             None => c.admission.decide(&request, &view),
         };
         match verdict {
+            Verdict::Admit if gated => self.gateway_enqueue(now_us, p),
             Verdict::Admit => {
                 let at = now_us.saturating_add(c.options.timing.routing_latency_us);
                 self.queue.push(at, Event::Routing(p));
@@ -730,13 +775,39 @@ impl Simulation {
     }
 
     fn finish(mut self) -> SimReport {
-        self.counters.in_transit = self.pending.len() as u64 - self.queue_pending_arrivals_not_injected();
+        let waiting = self.control.as_ref().and_then(|c| c.gateway.as_ref()).map_or(0, |g| g.queue.len());
+        self.counters.in_transit =
+            self.pending.len() as u64 - self.queue_pending_arrivals_not_injected() - waiting as u64;
         let mut cluster = Metrics::default();
         let mut instances = Vec::with_capacity(self.instances.len());
+        let waits = self.control.as_ref().and_then(|c| c.gateway.as_ref()).map(|g| &g.waits_us);
         for instance in &mut self.instances {
             instance.finalize(self.horizon_us);
+            if let Some(waits) = waits {
+                for r in &mut instance.metrics.records {
+                    r.gateway_queue_delay_ms = waits.get(&r.request_id).map(|&w| w as f64 / 1000.0);
+                }
+            }
             cluster.merge(&instance.metrics);
             instances.push(std::mem::take(&mut instance.metrics));
+        }
+        if let Some(g) = self.control.as_mut().and_then(|c| c.gateway.as_mut()) {
+            let mut stats = std::mem::take(&mut g.stats);
+            if let Some(done) = g.completions.take() {
+                stats.priority_inversions = priority_inversions(done);
+            }
+            let depths: Vec<f64> = instances
+                .iter()
+                .map(|m| {
+                    let s = &m.series.samples;
+                    let sum: u64 = s.iter().map(|x| u64::from(x.queued)).sum();
+                    if s.is_empty() { 0.0 } else { sum as f64 / s.len() as f64 }
+                })
+                .collect();
+            stats.hol_blocking_events = hol_blocking_events(&depths);
+            stats.depth_changes(cluster.end_us.max(stats.last_change_us), waiting);
+            stats.depth_at_end = waiting as u64;
+            self.counters.gateway = Some(stats);
         }
         SimReport {
             instances,
@@ -746,6 +817,148 @@ impl Simulation {
             events: self.events,
             measurement: self.measure,
         }
+    }
+
+    /// Flow control: an admitted request enters the gateway queue (or is turned away, or
+    /// pushes a lower-priority one out), and dispatch is tried.
+    fn gateway_enqueue(&mut self, now_us: u64, p: PendingId) {
+        let c = self.control.as_mut().expect("cluster mode");
+        let g = c.gateway.as_mut().expect("flow control");
+        let spec = &self.pending[p].spec;
+        let request_id = spec.id;
+        let seq = g.next_seq;
+        let entry = Entry {
+            item: p,
+            request_id,
+            class: spec.slo_class,
+            tenant: spec.tenant.clone(),
+            priority: g.config.slo_priorities.admission(spec.slo_class),
+            enqueued_us: now_us,
+            seq: g.next_seq,
+        };
+        g.next_seq += 1;
+        g.stats.depth_changes(now_us, g.queue.len());
+        let outcome = g.queue.enqueue(entry);
+        g.stats.depth_now(g.queue.len());
+        let ttl = g.config.request_ttl_us;
+        match outcome {
+            EnqueueOutcome::Rejected => {
+                g.stats.rejected += 1;
+                self.gateway_leave(now_us, p, Outcome::Rejected);
+                return;
+            }
+            EnqueueOutcome::Shed(victim) => {
+                g.stats.shed += 1;
+                *g.stats.shed_by_class.entry(victim.class.as_str()).or_insert(0) += 1;
+                self.gateway_leave(now_us, victim.item, Outcome::Rejected);
+            }
+            EnqueueOutcome::Enqueued => {}
+        }
+        if ttl > 0 && now_us.saturating_add(ttl) <= MAX_SIM_TIME_US {
+            self.queue.push(now_us + ttl, Event::GatewayExpiry { pending: p, seq });
+        }
+        self.gateway_dispatch(now_us, true);
+    }
+
+    /// A request leaves from the gateway without reaching an instance.
+    fn gateway_leave(&mut self, now_us: u64, p: PendingId, outcome: Outcome) {
+        let Pending { spec, .. } = self.pending.remove(p);
+        self.finished_total += 1;
+        if let Some(next) = self.source.on_request_done(&spec, now_us, outcome) {
+            self.push_arrival(next);
+        }
+    }
+
+    /// Hands the next waiting request to the router if the saturation detector allows it (one
+    /// per attempt). Saturated with a non-sheddable request waiting, it evicts one sheddable
+    /// request in flight instead (`--in-flight-eviction`). Keeps a dispatch tick scheduled
+    /// while requests wait (`schedule_tick`; the tick itself reschedules).
+    fn gateway_dispatch(&mut self, now_us: u64, schedule_tick: bool) {
+        let c = self.control.as_mut().expect("cluster mode");
+        let g = c.gateway.as_mut().expect("flow control");
+        if g.queue.is_empty() {
+            return;
+        }
+        if schedule_tick && !g.tick_pending {
+            g.tick_pending = true;
+            self.queue.push(now_us.saturating_add(g.config.dispatch_tick_us), Event::GatewayTick);
+        }
+        let signals = c.signals.view(now_us, &self.instances, &c.in_flight);
+        let saturation = g.detector.saturation(signals);
+        assert!(saturation.is_finite(), "saturation detector returned {saturation}");
+        if saturation >= 1.0
+            && g.queue.has_non_sheddable_waiting()
+            && let Some(victim) = g.eviction.as_mut().and_then(|t| t.pop())
+        {
+            self.evict(now_us, victim);
+            return;
+        }
+        g.stats.depth_changes(now_us, g.queue.len());
+        let Some(entry) = g.queue.dispatch(saturation) else { return };
+        g.stats.wait_us.push(now_us - entry.enqueued_us);
+        g.waits_us.insert(entry.request_id, now_us - entry.enqueued_us);
+        if g.eviction.is_some() && entry.priority < 0 {
+            g.dispatched_sheddable.insert(entry.request_id, now_us);
+        }
+        let at = now_us.saturating_add(c.options.timing.routing_latency_us);
+        self.queue.push(at, Event::Routing(entry.item));
+    }
+
+    fn gateway_tick(&mut self, now_us: u64) {
+        let g = self.control.as_mut().and_then(|c| c.gateway.as_mut()).expect("flow control");
+        if !g.queue.is_empty() {
+            self.gateway_dispatch(now_us, false);
+        }
+        let g = self.control.as_mut().and_then(|c| c.gateway.as_mut()).expect("flow control");
+        if g.queue.is_empty() {
+            g.tick_pending = false;
+        } else {
+            self.queue.push(now_us.saturating_add(g.config.dispatch_tick_us), Event::GatewayTick);
+        }
+    }
+
+    /// `--request-ttl`: a request still waiting at the gateway expires.
+    fn gateway_expire(&mut self, now_us: u64, p: PendingId, seq: u64) {
+        let g = self.control.as_mut().and_then(|c| c.gateway.as_mut()).expect("flow control");
+        let depth = g.queue.len();
+        let Some(entry) = g.queue.remove(seq) else { return };
+        debug_assert_eq!(entry.item, p);
+        g.stats.depth_changes(now_us, depth);
+        g.stats.expired += 1;
+        *g.stats.shed_by_class.entry(entry.class.as_str()).or_insert(0) += 1;
+        self.gateway_leave(now_us, p, Outcome::TimedOut);
+    }
+
+    /// Remembers a sheddable request dispatched by the gateway once it is on its instance.
+    fn track_evictable(
+        &mut self,
+        instance: u32,
+        req: crate::slab::ReqId,
+        request_id: u64,
+        class: blis_workload::SloClass,
+    ) {
+        let Some(g) = self.control.as_mut().and_then(|c| c.gateway.as_mut()) else { return };
+        let Some(t) = &mut g.eviction else { return };
+        if let Some(dispatched_us) = g.dispatched_sheddable.remove(&request_id) {
+            let priority = g.config.slo_priorities.admission(class);
+            t.track(priority, dispatched_us, Placement { instance, req, request_id });
+        }
+    }
+
+    /// Ends a sheddable request on its instance to make room (`--in-flight-eviction`).
+    fn evict(&mut self, now_us: u64, at: Placement) {
+        let i = at.instance as usize;
+        if !self.instances[i].holds(at.req, at.request_id) {
+            return;
+        }
+        let mut finished = std::mem::take(&mut self.finished_buf);
+        let f = self.instances[i].evict(now_us, at.req);
+        let g = self.control.as_mut().and_then(|c| c.gateway.as_mut()).expect("flow control");
+        g.stats.evicted += 1;
+        *g.stats.shed_by_class.entry(f.spec.slo_class.as_str()).or_insert(0) += 1;
+        finished.push(f);
+        self.settle(i, &mut finished);
+        self.finished_buf = finished;
     }
 
     /// Pending entries whose arrival lies beyond the horizon never entered the system.

@@ -28,6 +28,10 @@ pub enum Event {
     Timeout { instance: u32, req: ReqId, request_id: u64 },
     /// An idle instance's CPU-tier load has arrived: it steps unless a step is pending.
     KvLoaded { instance: u32 },
+    /// A request's gateway-queue TTL (`--request-ttl`); ignored if it was dispatched.
+    GatewayExpiry { pending: PendingId, seq: u64 },
+    /// A periodic dispatch attempt of the gateway queue (`--dispatch-tick-interval`).
+    GatewayTick,
 }
 
 impl Event {
@@ -41,6 +45,8 @@ impl Event {
             Event::Step { instance } => (1, instance, 3),
             Event::Timeout { instance, .. } => (1, instance, 6),
             Event::KvLoaded { instance } => (1, instance, 2),
+            Event::GatewayExpiry { .. } => (0, 0, 6),
+            Event::GatewayTick => (0, 0, 7),
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct RequestRecord {
     pub handled_by: usize,
     pub outcome: &'static str,
     pub preemptions: u32,
+    /// Time the request waited in the gateway queue (`--flow-control` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_queue_delay_ms: Option<f64>,
 }
 
 /// CPU KV tier counters (`--kv-cpu-blocks`).

@@ -49,6 +49,11 @@ impl SloPriorities {
         self.admission(class) < 0
     }
 
+    /// Whether any class is sheddable.
+    pub fn sheddable_any(&self) -> bool {
+        self.by_class.iter().any(|&p| p < 0)
+    }
+
     /// Instance-side scheduling priority (lower = more urgent) under `kind`.
     pub fn instance(&self, kind: PriorityKind, class: SloClass) -> i32 {
         match kind {

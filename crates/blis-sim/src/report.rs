@@ -218,6 +218,54 @@ pub struct TenantDoc {
     pub output_tokens: u64,
 }
 
+/// What the gateway queue did (`--flow-control`). Counter names are the reference
+/// simulator's conservation buckets; each request lands in at most one of them.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FlowControlDoc {
+    /// Requests still waiting in the gateway queue when the run ended.
+    pub gateway_queue_depth: u64,
+    pub gateway_queue_depth_max: u64,
+    /// Time-averaged depth over the run.
+    pub gateway_queue_depth_mean: f64,
+    /// Time from enqueue to dispatch of the dispatched requests.
+    pub gateway_queue_delay_mean_ms: f64,
+    pub gateway_queue_delay_p50_ms: f64,
+    pub gateway_queue_delay_p99_ms: f64,
+    /// Pushed out of a full queue by a higher-priority arrival (`--queue-shedding`).
+    pub gateway_queue_shed: u64,
+    /// Turned away by a full band (`--per-band-capacity`) or queue (`--max-gateway-queue-depth`).
+    pub gateway_queue_rejected: u64,
+    /// Waited longer than `--request-ttl`.
+    pub gateway_expired: u64,
+    /// Ended on their instance to make room (`--in-flight-eviction`).
+    pub gateway_evicted: u64,
+    /// Same-instance, same-class pairs where the earlier arrival's E2E exceeds twice the later
+    /// one's (counted under `priority-fcfs` scheduling only, as the reference).
+    pub priority_inversions: u64,
+    /// Instances whose mean wait-queue depth exceeds twice the mean over all instances.
+    pub hol_blocking_events: u64,
+}
+
+impl FlowControlDoc {
+    fn of(g: &crate::cluster::flow::GatewayStats, end_us: u64) -> Self {
+        let wait = g.wait_us.summary();
+        FlowControlDoc {
+            gateway_queue_depth: g.depth_at_end,
+            gateway_queue_depth_max: g.depth_max,
+            gateway_queue_depth_mean: g.depth_mean(end_us),
+            gateway_queue_delay_mean_ms: ms(wait.mean_us),
+            gateway_queue_delay_p50_ms: ms(wait.p50_us),
+            gateway_queue_delay_p99_ms: ms(wait.p99_us),
+            gateway_queue_shed: g.shed,
+            gateway_queue_rejected: g.rejected,
+            gateway_expired: g.expired,
+            gateway_evicted: g.evicted,
+            priority_inversions: g.priority_inversions,
+            hol_blocking_events: g.hol_blocking_events,
+        }
+    }
+}
+
 /// One value per headline figure.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct Figures<T> {
@@ -281,6 +329,9 @@ pub struct RunDoc {
     /// Admission rejections per SLO class (cluster mode, when any).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub shed_by_tier: std::collections::BTreeMap<&'static str, u64>,
+    /// Gateway-queue figures (`--flow-control` only).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub flow_control: Option<FlowControlDoc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_summary: Option<TraceSummary>,
     /// `--fitness-weights` evaluation (outputs.md §9.3).
@@ -433,6 +484,11 @@ impl RunDoc {
             excluded_completions: report.cluster.warmup_completed,
         });
         let steady_state = crate::steady::assess(report, &timeseries, warmup, None);
+        // As the reference: gateway-shed, expired and evicted requests count as shed too.
+        let mut shed_by_tier = report.counters.rejected_by_class.clone();
+        for (class, n) in report.counters.gateway.iter().flat_map(|g| &g.shed_by_class) {
+            *shed_by_tier.entry(class).or_insert(0) += n;
+        }
         RunDoc {
             cluster,
             goodput_rps,
@@ -440,7 +496,12 @@ impl RunDoc {
             per_class,
             per_tenant,
             jain_fairness_index,
-            shed_by_tier: report.counters.rejected_by_class.clone(),
+            shed_by_tier,
+            flow_control: report
+                .counters
+                .gateway
+                .as_ref()
+                .map(|g| FlowControlDoc::of(g, report.cluster.end_us)),
             trace_summary: report.trace.clone(),
             fitness: None,
             saturation: None,

@@ -1,6 +1,7 @@
 //! The cluster control plane: admission, routing, and the (possibly stale) signals they read.
 
 pub mod admission;
+pub mod flow;
 pub mod routing;
 pub mod scorer;
 mod signals;

@@ -160,5 +160,6 @@ fn record(r: &LiveRequest, instance: usize, e2e_us: Option<u64>, outcome: Outcom
             Outcome::Rejected => "rejected",
         },
         preemptions: r.preemptions,
+        gateway_queue_delay_ms: None,
     }
 }

@@ -303,10 +303,12 @@ impl Instance {
         self.snapshot();
 
         // A queue whose head cannot be admitted into an empty batch would spin forever; the
-        // enqueue guards make this unreachable, and the assertion keeps it so.
+        // enqueue guards make this unreachable, and the assertion keeps it so. (Under async
+        // scheduling, requests queued behind a batch that ended early — a timeout or an
+        // eviction — only become visible a step later: an idle step, not a spin.)
         debug_assert!(
             !(self.running.is_empty()
-                && !self.waiting.is_empty()
+                && self.waiting.iter().any(|&w| self.requests[w].eligible_from_step <= self.metrics.steps)
                 && self.shape.is_empty()
                 && self.kv_loads_pending_until(now_us).is_none()),
             "instance {} idles with a non-empty queue",
@@ -333,6 +335,16 @@ impl Instance {
 
     /// Ends a request whose deadline passed, wherever it is.
     pub fn time_out(&mut self, now_us: u64, id: ReqId) -> Finished {
+        self.end_early(now_us, id, Outcome::TimedOut)
+    }
+
+    /// Ends a request the gateway evicts to make room (`--in-flight-eviction`), wherever it is:
+    /// its blocks are freed and it counts as neither completed nor timed out.
+    pub fn evict(&mut self, now_us: u64, id: ReqId) -> Finished {
+        self.end_early(now_us, id, Outcome::Rejected)
+    }
+
+    fn end_early(&mut self, now_us: u64, id: ReqId, outcome: Outcome) -> Finished {
         self.observe(now_us);
         match self.requests[id].phase {
             Phase::Queued => {
@@ -345,7 +357,7 @@ impl Instance {
                 self.running.remove(pos);
             }
         }
-        let f = self.retire(id, now_us, Outcome::TimedOut);
+        let f = self.retire(id, now_us, outcome);
         self.snapshot();
         f
     }
