@@ -127,10 +127,12 @@ def to_frame(rows: Sequence[Mapping[str, Any]], grid: Mapping[str, Any] | PathAr
     import pandas as pd
 
     if grid is not None:
-        axes = _blis.grid_axes(*_grid_source(grid))
+        source = _grid_source(grid)
+        axes = _blis.grid_axes(*source)
+        metrics = _blis.metric_names(*source)
     else:
         axes = list(rows[0]["config"]) if rows else []
-    metrics = _blis.metric_names()
+        metrics = _blis.metric_names()
     records = []
     for row in rows:
         values = row.get("metrics", {})

@@ -51,7 +51,7 @@ pub struct Axis {
 }
 
 /// A sweep file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grid {
     #[serde(default)]
@@ -304,16 +304,23 @@ fn grid_has_kv_tier(grid: &Grid) -> bool {
         || grid.axes.iter().any(|a| a.values.iter().any(|v| on(bare(&a.flag), v)))
 }
 
-/// Rows as CSV: `index`, one column per axis, every cluster metric (the CPU KV tier's when the
-/// grid turns it on), then `error`. The columns do not depend on which rows succeeded, so
-/// shards of one grid have identical headers.
-pub fn to_csv(grid: &Grid, rows: &[Row]) -> String {
+/// The metric columns of `grid`'s rows, in CSV order: every cluster metric (the CPU KV tier's
+/// when the grid turns it on), then the steady-state verdict and the SLO figures.
+pub fn metric_columns(grid: &Grid) -> Vec<String> {
     let mut metrics = blis_sim::report::MetricsDoc::field_names();
     if grid_has_kv_tier(grid) {
         metrics.extend(blis_sim::report::MetricsDoc::kv_tier_field_names());
         metrics.sort();
     }
     metrics.extend(["steady_state", "slo_met", "goodput_rps"].map(String::from));
+    metrics
+}
+
+/// Rows as CSV: `index`, one column per axis, every cluster metric (the CPU KV tier's when the
+/// grid turns it on), then `error`. The columns do not depend on which rows succeeded, so
+/// shards of one grid have identical headers.
+pub fn to_csv(grid: &Grid, rows: &[Row]) -> String {
+    let metrics = metric_columns(grid);
     let mut w = csv::Writer::from_writer(Vec::new());
     let header: Vec<String> = std::iter::once("index".to_string())
         .chain(grid.axes.iter().map(|a| bare(&a.flag).to_string()))

@@ -96,8 +96,9 @@ fn run(
     if records {
         config.keep_records();
     }
-    let warnings = config.warnings.clone();
+    let mut warnings = config.warnings.clone();
     let outcome = py.detach(|| config.execute(|_| {})).map_err(run_error)?;
+    warnings.extend(outcome.warnings());
     let doc = serde_json::to_string(&outcome.doc).expect("metrics serialize");
     let records = records.then(|| serde_json::to_string(&outcome.records()).expect("records serialize"));
     Ok((doc, records, warnings))
@@ -146,10 +147,16 @@ fn shard_range(k: u64, n: u64, total: u64) -> PyResult<(u64, u64)> {
     Ok((r.start, r.end))
 }
 
-/// The cluster metrics of a sweep row, in the CSV's column order.
+/// The metric columns of a sweep's rows, in the CSV's order (`blis sweep --output rows.csv`);
+/// without a grid, those of a grid that leaves the CPU KV tier off.
 #[pyfunction]
-fn metric_names() -> Vec<String> {
-    blis_sim::report::MetricsDoc::field_names()
+#[pyo3(signature = (text=None, format="yaml", name="grid"))]
+fn metric_names(text: Option<&str>, format: &str, name: &str) -> PyResult<Vec<String>> {
+    let grid = match text {
+        Some(text) => parse_grid(text, format, name)?,
+        None => Grid::default(),
+    };
+    Ok(blis_config::sweep::metric_columns(&grid))
 }
 
 /// Runs rows `start..end` of a grid on `threads` threads and returns them as the JSON array
