@@ -97,6 +97,10 @@ pub struct Metrics {
     pub warmup_completed: u64,
     /// This instance's sampled state (not merged: the report aligns the instances' series).
     pub series: Series,
+    /// Prefill legs of disaggregated requests computed here and handed to a decode instance.
+    pub pd_handoffs: u64,
+    /// TTFT components of the disaggregated requests this instance decoded.
+    pub pd: crate::pd::PdLatencies,
 }
 
 impl Metrics {
@@ -156,5 +160,7 @@ impl Metrics {
             a.merge(b);
         }
         self.warmup_completed += other.warmup_completed;
+        self.pd_handoffs += other.pd_handoffs;
+        self.pd.merge(&other.pd);
     }
 }

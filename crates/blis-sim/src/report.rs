@@ -84,6 +84,9 @@ pub struct PoolDoc {
     pub hardware: String,
     pub tp: u32,
     pub model: String,
+    /// Prefill/decode role (disaggregated fleets): prefill, decode or both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
     /// Instances of the pool (per-pool documents only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instances: Option<usize>,
@@ -237,6 +240,9 @@ pub struct RunDoc {
     /// One document per pool, over its instances (runs configured with `pools:`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_pool: Vec<MetricsDoc>,
+    /// Prefill/decode disaggregation figures (fleets whose pools have roles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pd: Option<PdDoc>,
     /// 90 % intervals of the headline figures (model error and seed spread).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prediction_interval: Option<PredictionInterval>,
@@ -382,6 +388,7 @@ impl RunDoc {
             saturation: None,
             instances,
             per_pool: Vec::new(),
+            pd: report.pd.as_ref().map(|pd| PdDoc::new(pd, &report.cluster.pd)),
             prediction_interval: None,
             replicas: None,
             config: None,
@@ -415,6 +422,69 @@ impl RunDoc {
     /// Whether the run is steady (its verdict is `stable`).
     pub fn is_steady(&self) -> bool {
         self.steady_state.verdict == SteadyVerdict::Stable
+    }
+}
+
+/// Disaggregation figures (the reference simulator's PD metrics, in ms like every latency
+/// here). The TTFT of a disaggregated request is the sum of its three components.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PdDoc {
+    /// Requests the decider split (routed to a prefill instance).
+    pub disaggregated_requests: u64,
+    /// Requests whose KV transfer completed (the reference's disaggregated count).
+    pub disaggregated_count: u64,
+    pub kv_transfers_started: u64,
+    pub kv_transfers_completed: u64,
+    /// KV bytes the started transfers move (every TP shard).
+    pub kv_transfer_bytes: u64,
+    pub transfer_duration_mean_ms: f64,
+    pub transfer_duration_p50_ms: f64,
+    pub transfer_duration_p95_ms: f64,
+    pub transfer_duration_p99_ms: f64,
+    /// Time transfers took beyond their time alone on the link (`--pd-transfer-contention`).
+    pub transfer_queueing_mean_ms: f64,
+    pub transfer_queueing_p99_ms: f64,
+    pub peak_concurrent_transfers: u64,
+    /// Transfers on the link at each start, the new one included, averaged over starts.
+    pub mean_transfer_queue_depth: f64,
+    /// TTFT components of completed disaggregated requests: arrival → prompt computed on the
+    /// prefill instance; → KV on the decode instance; → first token from the decode instance.
+    pub ttft_prefill_mean_ms: f64,
+    pub ttft_prefill_p99_ms: f64,
+    pub ttft_transfer_mean_ms: f64,
+    pub ttft_transfer_p99_ms: f64,
+    pub ttft_first_decode_mean_ms: f64,
+    pub ttft_first_decode_p99_ms: f64,
+    /// Mean TTFT of those requests (the sum of the three component means).
+    pub parent_ttft_mean_ms: f64,
+}
+
+impl PdDoc {
+    fn new(pd: &crate::pd::PdReport, lat: &crate::pd::PdLatencies) -> Self {
+        let (d, q) = (pd.transfer_duration.summary(), pd.transfer_queueing.summary());
+        let (p, t, f) = (lat.prefill.summary(), lat.transfer.summary(), lat.first_decode.summary());
+        PdDoc {
+            disaggregated_requests: pd.disaggregated,
+            disaggregated_count: pd.transfers_completed,
+            kv_transfers_started: pd.transfers_started,
+            kv_transfers_completed: pd.transfers_completed,
+            kv_transfer_bytes: pd.transfer_bytes,
+            transfer_duration_mean_ms: ms(d.mean_us),
+            transfer_duration_p50_ms: ms(d.p50_us),
+            transfer_duration_p95_ms: ms(d.p95_us),
+            transfer_duration_p99_ms: ms(d.p99_us),
+            transfer_queueing_mean_ms: ms(q.mean_us),
+            transfer_queueing_p99_ms: ms(q.p99_us),
+            peak_concurrent_transfers: pd.peak_concurrent_transfers,
+            mean_transfer_queue_depth: pd.mean_transfer_queue_depth(),
+            ttft_prefill_mean_ms: ms(p.mean_us),
+            ttft_prefill_p99_ms: ms(p.p99_us),
+            ttft_transfer_mean_ms: ms(t.mean_us),
+            ttft_transfer_p99_ms: ms(t.p99_us),
+            ttft_first_decode_mean_ms: ms(f.mean_us),
+            ttft_first_decode_p99_ms: ms(f.p99_us),
+            parent_ttft_mean_ms: ms(p.mean_us + t.mean_us + f.mean_us),
+        }
     }
 }
 

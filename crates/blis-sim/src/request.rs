@@ -55,6 +55,8 @@ pub struct LiveRequest {
     pub seq: u64,
     /// First step (by count) whose batch may include this request (async scheduling).
     pub eligible_from_step: u64,
+    /// Which part of the request this instance serves (prefill/decode disaggregation).
+    pub leg: crate::pd::Leg,
 }
 
 impl LiveRequest {
@@ -98,6 +100,7 @@ impl LiveRequest {
             preemptions: 0,
             seq: 0,
             eligible_from_step: 0,
+            leg: crate::pd::Leg::Whole,
         }
     }
 

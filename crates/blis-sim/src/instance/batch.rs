@@ -5,6 +5,7 @@
 use blis_latency::{PrefillChunk, StepShape};
 
 use super::Instance;
+use crate::pd::Leg;
 use crate::request::{LiveRequest, Phase};
 use crate::slab::ReqId;
 
@@ -104,7 +105,15 @@ impl Instance {
             if whole_prompt_cached && self.config.semantics.compute_last_prompt_token {
                 cached_blocks = (r.input_tokens - 1) / bs;
             }
-            let start = cached_blocks * bs;
+            let cached_start = cached_blocks * bs;
+            // A decode leg's prompt KV came from its prefill instance: all but the last prompt
+            // token are present (the last is computed, producing the first output token, as
+            // vLLM does on a full prefix hit). After a preemption it recomputes everything.
+            let remote = match r.leg {
+                Leg::Decode(_) if r.preemptions == 0 => r.input_tokens - 1,
+                _ => 0,
+            };
+            let start = cached_start.max(remote);
             let n = self.clamp_chunk(r.input_tokens - start, budget, start);
             let r = &mut self.requests[id];
             let claim = &r.prompt_hashes[..cached_blocks as usize];
@@ -119,11 +128,11 @@ impl Instance {
             r.phase = Phase::Running;
             r.progress_tokens = start;
             r.new_tokens = n;
-            r.cached_prompt_tokens = start;
+            r.cached_prompt_tokens = cached_start;
             r.scheduling_delay_us = Some(now_us.saturating_sub(r.spec.arrival_us));
             r.seq = self.next_seq;
             self.next_seq += 1;
-            self.metrics.prompt_tokens_cached += u64::from(start);
+            self.metrics.prompt_tokens_cached += u64::from(cached_start);
             if n > 0 && self.config.semantics.first_chunk_after_cached_prefix {
                 Self::add_to_shape(&mut self.shape, r);
             } else if n > 0 {
