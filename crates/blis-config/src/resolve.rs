@@ -234,6 +234,18 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     let num_instances = pools.iter().map(|p| p.instances as u32).sum::<u32>();
     let cluster = num_instances > 1;
     let pd = pd_config(&spec, &mut cx, &pools)?;
+    if pd.is_none() {
+        // Without disaggregation its keys describe nothing (and the resolved description
+        // stays that of a plain fleet).
+        spec.prefill_instances = None;
+        spec.decode_instances = None;
+        spec.prefill_decode_instances = None;
+        spec.pd_decider = None;
+        spec.pd_prefix_threshold = None;
+        spec.pd_transfer_bandwidth = None;
+        spec.pd_transfer_base_latency = None;
+        spec.pd_transfer_contention = None;
+    }
     let admission = admission(&spec, &cx)?;
     // Every pool has the run's block size: prefix hashes mean the same on every instance.
     let routing = routing(&spec, &cx, pools[0].instance.block_size_tokens)?;
@@ -874,10 +886,15 @@ fn pd_config(spec: &RunSpec, cx: &mut Ctx, pools: &[PoolConfig]) -> Result<Optio
     }
     let unused: Vec<&str> = pools.iter().filter(|p| p.role.is_none()).map(|p| p.name.as_str()).collect();
     if !unused.is_empty() {
-        cx.warn(
-            "pools",
-            format!("pool {} has no role: its instances receive no requests", unused.join(", ")),
-        );
+        let key = if spec.pools.is_some() { "pools" } else { "num-instances" };
+        let what = if spec.pools.is_some() {
+            format!("pool {} has no role: its instances receive no requests", unused.join(", "))
+        } else {
+            "instances beyond --prefill-instances, --decode-instances and --prefill-decode-instances \
+             receive no requests"
+                .to_string()
+        };
+        cx.warn(key, what);
     }
     Ok(Some(PdConfig {
         decider,
