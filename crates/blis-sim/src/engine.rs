@@ -758,10 +758,8 @@ impl Simulation {
                 pd.trips.remove(&f.spec.id);
             }
             self.finished_total += 1;
-            if let Some(c) = &mut self.control {
-                if let Some(b) = &mut c.budgets {
-                    b.on_finished(f.spec.tenant.as_deref());
-                }
+            if let Some(b) = self.control.as_mut().and_then(|c| c.budgets.as_mut()) {
+                b.on_finished(f.spec.tenant.as_deref());
             }
             if let Some(next) = self.source.on_request_done(&f.spec, f.at_us, f.outcome) {
                 assert!(
