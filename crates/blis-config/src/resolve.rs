@@ -209,6 +209,8 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     let (pools, derived) = match spec.pools.clone() {
         None if pd_pools.is_some() => {
             let list = pd_pools.expect("checked");
+            // The fleet's size, spelled out (it defaults to the roles' instances).
+            spec.num_instances = Some(list.iter().map(|p| p.instances).sum());
             let (pools, derived) = fleet(&mut spec, &mut cx, catalog, &list, true)?;
             (pools, Derived { total_kv_blocks: None, max_model_len: None, pools: derived })
         }
@@ -245,6 +247,8 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         spec.pd_transfer_bandwidth = None;
         spec.pd_transfer_base_latency = None;
         spec.pd_transfer_contention = None;
+        spec.prefill_routing_scorers = None;
+        spec.decode_routing_scorers = None;
     }
     let admission = admission(&spec, &cx)?;
     // Every pool has the run's block size: prefix hashes mean the same on every instance.
@@ -839,7 +843,9 @@ fn pd_fleet(
 /// The disaggregation settings when some pool has a role, checked; warnings for PD keys
 /// set without roles.
 fn pd_config(spec: &RunSpec, cx: &mut Ctx, pools: &[PoolConfig]) -> Result<Option<PdConfig>, ConfigError> {
-    const KEYS: [&str; 5] = [
+    const KEYS: [&str; 7] = [
+        "prefill-routing-scorers",
+        "decode-routing-scorers",
         "pd-decider",
         "pd-prefix-threshold",
         "pd-transfer-bandwidth",
@@ -902,6 +908,8 @@ fn pd_config(spec: &RunSpec, cx: &mut Ctx, pools: &[PoolConfig]) -> Result<Optio
         bandwidth_bytes_per_us: bandwidth * 1000.0,
         base_latency_us: base_ms * 1000.0,
         contention: required(&spec.pd_transfer_contention, "pd-transfer-contention"),
+        prefill_scorers: spec.prefill_routing_scorers.clone().map(|s| s.0).unwrap_or_default(),
+        decode_scorers: spec.decode_routing_scorers.clone().map(|s| s.0).unwrap_or_default(),
     }))
 }
 
@@ -1457,6 +1465,54 @@ mod tests {
 
     fn err(text: &str) -> String {
         resolve_yaml(text, RunSpec::default()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn disaggregation_flags_become_pools_with_roles() {
+        let c = resolve_yaml(
+            "num-instances: 6\nprefill-instances: 2\ndecode-instances: 2\nprefill-decode-instances: 1\n\
+             prefill-tp: 2\ndecode-hardware: A100-80\npd-decider: always\npd-transfer-bandwidth: 50\n\
+             pd-transfer-base-latency: 0.1",
+            RunSpec::default(),
+        )
+        .unwrap();
+        let p = &c.sim.pools;
+        let shape: Vec<(&str, usize, Option<PoolRole>, &str, u32)> =
+            p.iter().map(|p| (p.name.as_str(), p.instances, p.role, p.gpu.name.as_str(), p.tp)).collect();
+        assert_eq!(
+            shape,
+            [
+                ("prefill", 2, Some(PoolRole::Prefill), "H100", 2),
+                ("decode", 2, Some(PoolRole::Decode), "A100-80", 1),
+                ("prefill-decode", 1, Some(PoolRole::Both), "H100", 1),
+                ("default", 1, None, "H100", 1),
+            ]
+        );
+        let pd = c.sim.pd.as_ref().unwrap();
+        assert_eq!(pd.decider, PdDeciderKind::Always);
+        assert_eq!(pd.bandwidth_bytes_per_us, 50_000.0);
+        assert_eq!(pd.base_latency_us, 100.0);
+        assert!(!pd.contention);
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("receive no requests"));
+        // Without roles, nothing about disaggregation remains in the resolved description.
+        let c = resolve_yaml("num-instances: 2", RunSpec::default()).unwrap();
+        assert!(c.sim.pd.is_none());
+        assert!(c.spec.prefill_instances.is_none() && c.spec.pd_decider.is_none());
+    }
+
+    #[test]
+    fn disaggregation_errors_name_the_key() {
+        let e = err("prefill-instances: 1\ndecode-instances: 1\npd-transfer-base-latency: -1");
+        assert_eq!(e, "run.yaml: pd-transfer-base-latency: must be a finite number >= 0 (ms), got -1");
+        let e = err("prefill-instances: 1\ndecode-instances: 1\ndecode-tp: 3");
+        assert!(e.starts_with("run.yaml: decode-tp: 3 does not divide"), "{e}");
+        let e = err("prefill-instances: 1\ndecode-instances: 1\npools: [{name: a, instances: 2}]");
+        assert!(e.contains("conflicts with pools"), "{e}");
+        let e = err("pools: [{name: a, instances: 1, role: decode}, {name: b, instances: 1, role: decode}]");
+        assert!(e.contains("roles need a pool that prefills"), "{e}");
+        let e = err("prefill-decode-instances: 1");
+        assert!(e.contains("at least two instances"), "{e}");
     }
 
     #[test]

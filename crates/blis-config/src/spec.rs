@@ -254,6 +254,14 @@ pub struct RunSpec {
     #[arg(long, allow_hyphen_values = true, help_heading = "Disaggregation")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pd_prefix_threshold: Option<u32>,
+    /// Weighted-routing profile "name:weight,…" of the prefill instances [default: the run's routing policy].
+    #[arg(long, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_routing_scorers: Option<ScorerList>,
+    /// Weighted-routing profile "name:weight,…" of the decode instances [default: the run's routing policy].
+    #[arg(long, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_routing_scorers: Option<ScorerList>,
     /// KV transfer bandwidth between prefill and decode instances, GB/s (per GPU).
     #[arg(long, allow_hyphen_values = true, help_heading = "Disaggregation")]
     #[serde(skip_serializing_if = "Option::is_none")]

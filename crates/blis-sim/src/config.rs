@@ -12,7 +12,7 @@ use blis_workload::RequestSource;
 
 use crate::cluster::admission::AdmissionConfig;
 use crate::cluster::admission::tenant_budget::TenantBudgets;
-use crate::cluster::routing::RoutingConfig;
+use crate::cluster::routing::{RoutingConfig, RoutingKind, RoutingPolicy};
 use crate::engine::{ClusterOptions, ControlPlane, PdRouting, Simulation};
 use crate::instance::{Instance, InstanceConfig};
 use crate::pd::{PdConfig, PoolRole};
@@ -89,6 +89,15 @@ impl SimConfig {
         self.pools.iter().flat_map(|p| std::iter::repeat_n(p.role, p.instances)).collect()
     }
 
+    /// The run's routing policy, or weighted routing over `scorers` when given.
+    fn pool_routing(&self, scorers: &[crate::cluster::scorer::ScorerWeight]) -> Box<dyn RoutingPolicy> {
+        if scorers.is_empty() {
+            return self.routing.build();
+        }
+        RoutingConfig { kind: RoutingKind::Weighted, scorers: scorers.to_vec(), ..self.routing.clone() }
+            .build()
+    }
+
     fn pd_routing(&self, pd: &PdConfig) -> PdRouting {
         let roles = self.instance_roles();
         let with = |f: fn(PoolRole) -> bool| -> Vec<usize> {
@@ -100,8 +109,8 @@ impl SimConfig {
             block_size_tokens: self.routing.block_size_tokens,
             prefill: with(PoolRole::prefills),
             decode: with(PoolRole::decodes),
-            prefill_policy: self.routing.build(),
-            decode_policy: self.routing.build(),
+            prefill_policy: self.pool_routing(&pd.prefill_scorers),
+            decode_policy: self.pool_routing(&pd.decode_scorers),
         }
     }
 

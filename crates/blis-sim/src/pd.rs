@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::scorer::ScorerWeight;
 use crate::stats::Samples;
 
 /// What a pool's instances do in a disaggregated fleet.
@@ -69,6 +70,9 @@ pub struct PdConfig {
     pub base_latency_us: f64,
     /// Concurrent transfers share the link's bandwidth fairly (processor sharing).
     pub contention: bool,
+    /// Weighted-routing profiles of the prefill and decode pools (empty: the run's policy).
+    pub prefill_scorers: Vec<ScorerWeight>,
+    pub decode_scorers: Vec<ScorerWeight>,
 }
 
 impl PdConfig {
@@ -257,6 +261,8 @@ mod tests {
             bandwidth_bytes_per_us: 25_000.0,
             base_latency_us: 50.0,
             contention: false,
+            prefill_scorers: Vec::new(),
+            decode_scorers: Vec::new(),
         };
         assert_eq!(c.solo_us(2_500_000.0), 150);
         assert_eq!(c.solo_us(0.0), 50);
