@@ -128,6 +128,13 @@ fn contention_shares_the_link_and_the_never_decider_keeps_requests_whole() {
     assert!(u(c, "peak_concurrent_transfers") >= 2);
     assert!(f(c, "mean_transfer_queue_depth") > 1.0);
 
+    // The reference's model: a transfer keeps the share it got when it started.
+    let mut fixed = shared.clone();
+    fixed.extend_from_slice(&["--compat", "reference"]);
+    let fixed = run(&fixed);
+    assert_conserved(&fixed);
+    assert!(f(&fixed["pd"], "transfer_queueing_mean_ms") > 0.0);
+
     let never = run(&["--prefill-instances", "2", "--decode-instances", "2"]);
     assert_conserved(&never);
     assert_eq!(u(&never["pd"], "kv_transfers_started"), 0);

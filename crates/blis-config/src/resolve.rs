@@ -908,6 +908,7 @@ fn pd_config(spec: &RunSpec, cx: &mut Ctx, pools: &[PoolConfig]) -> Result<Optio
         bandwidth_bytes_per_us: bandwidth * 1000.0,
         base_latency_us: base_ms * 1000.0,
         contention: required(&spec.pd_transfer_contention, "pd-transfer-contention"),
+        share_fixed_at_start: cx.compat == Compat::Reference,
         prefill_scorers: spec.prefill_routing_scorers.clone().map(|s| s.0).unwrap_or_default(),
         decode_scorers: spec.decode_routing_scorers.clone().map(|s| s.0).unwrap_or_default(),
     }))

@@ -701,7 +701,11 @@ impl Simulation {
         r.peak_concurrent_transfers = r.peak_concurrent_transfers.max(pd.transfers_on_link);
         r.depth_sum += pd.transfers_on_link;
         r.depth_samples += 1;
-        if pd.config.contention {
+        if pd.config.contention && pd.config.share_fixed_at_start {
+            let share = pd.config.bandwidth_bytes_per_us / pd.transfers_on_link as f64;
+            let took = ((pd.config.base_latency_us + bytes_gpu / share).ceil() as u64).max(1);
+            self.queue.push(now_us.saturating_add(took), Event::TransferDone(p));
+        } else if pd.config.contention {
             // Each GPU's shard crosses its own link; the shards move in parallel.
             let next = pd.link.add(now_us, p, bytes_gpu, pd.config.bandwidth_bytes_per_us);
             self.queue.push(next, Event::LinkTick { generation: pd.link.generation });

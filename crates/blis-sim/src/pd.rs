@@ -70,6 +70,9 @@ pub struct PdConfig {
     pub base_latency_us: f64,
     /// Concurrent transfers share the link's bandwidth fairly (processor sharing).
     pub contention: bool,
+    /// The reference simulator's contention model instead: a transfer gets `bandwidth / n`
+    /// for its whole duration, `n` the transfers under way when it starts (itself included).
+    pub share_fixed_at_start: bool,
     /// Weighted-routing profiles of the prefill and decode pools (empty: the run's policy).
     pub prefill_scorers: Vec<ScorerWeight>,
     pub decode_scorers: Vec<ScorerWeight>,
@@ -261,6 +264,7 @@ mod tests {
             bandwidth_bytes_per_us: 25_000.0,
             base_latency_us: 50.0,
             contention: false,
+            share_fixed_at_start: false,
             prefill_scorers: Vec::new(),
             decode_scorers: Vec::new(),
         };
