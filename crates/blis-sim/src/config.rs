@@ -169,7 +169,7 @@ impl SimConfig {
             };
             let bytes = per_instance(&|p| blis_model::kv_bytes_per_token_per_gpu(&p.model, p.tp));
             let tp = per_instance(&|p| f64::from(p.tp)).into_iter().map(|t| t as u32).collect();
-            sim.set_pd(pd.clone(), bytes, tp);
+            sim.set_pd(pd.clone(), &self.instance_roles(), bytes, tp);
         }
         sim.set_measurement(self.measurement.clone());
         Ok(sim)

@@ -474,7 +474,13 @@ impl Simulation {
 
     /// Disaggregation: the transfer link and, per instance, KV bytes per token on one GPU
     /// and TP (the control plane must already route with [`ControlPlane::set_pd`]).
-    pub fn set_pd(&mut self, config: PdConfig, kv_bytes_per_token_gpu: Vec<f64>, tp: Vec<u32>) {
+    pub fn set_pd(
+        &mut self,
+        config: PdConfig,
+        roles: &[Option<crate::pd::PoolRole>],
+        kv_bytes_per_token_gpu: Vec<f64>,
+        tp: Vec<u32>,
+    ) {
         assert!(self.control.as_ref().is_some_and(|c| c.pd.is_some()), "PD routing first");
         assert!(!self.independent, "a disaggregated fleet couples its instances");
         assert!(config.bandwidth_bytes_per_us > 0.0 && config.base_latency_us >= 0.0);
@@ -488,7 +494,10 @@ impl Simulation {
             link: SharedLink::default(),
             transfers_on_link: 0,
             decode_legs_queued: 0,
-            report: PdReport::default(),
+            report: PdReport {
+                decodes: roles.iter().map(|r| r.is_some_and(crate::pd::PoolRole::decodes)).collect(),
+                ..PdReport::default()
+            },
             done_buf: Vec::new(),
         });
     }
@@ -931,6 +940,8 @@ impl Simulation {
             } else {
                 d
             };
+            // A shared-role instance picked for both legs serves the request whole.
+            let split = split && target != d;
             // Both instances hold the request from now on (as llm-d sends it to the decode
             // pod's sidecar, which calls the prefill pod).
             c.in_flight[target] += 1;

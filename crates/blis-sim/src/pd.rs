@@ -145,6 +145,8 @@ pub struct PdReport {
     /// included): their ratio is the reference's mean transfer queue depth.
     pub depth_sum: u64,
     pub depth_samples: u64,
+    /// Whether each instance decodes (decode and shared roles).
+    pub decodes: Vec<bool>,
 }
 
 impl PdReport {

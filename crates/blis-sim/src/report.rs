@@ -27,6 +27,10 @@ pub struct MetricsDoc {
     pub length_capped_requests: u64,
     /// Requests between arrival and a wait queue when the horizon cut the run.
     pub in_transit_requests: u64,
+    /// Disaggregated fleets: prompts computed here and handed to a decode instance (these
+    /// requests complete, and count, on their decode instance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefilled_requests: Option<u64>,
     pub total_input_tokens: u64,
     pub total_output_tokens: u64,
     pub vllm_estimated_duration_s: f64,
@@ -285,6 +289,7 @@ fn metrics_doc(
         timed_out_requests: m.timed_out,
         length_capped_requests: m.length_capped,
         in_transit_requests: in_transit,
+        prefilled_requests: None,
         total_input_tokens: m.total_input_tokens,
         total_output_tokens: *output_tokens,
         vllm_estimated_duration_s: duration_s,
@@ -388,7 +393,7 @@ impl RunDoc {
             saturation: None,
             instances,
             per_pool: Vec::new(),
-            pd: report.pd.as_ref().map(|pd| PdDoc::new(pd, &report.cluster.pd)),
+            pd: report.pd.as_ref().map(|pd| PdDoc::new(pd, report)),
             prediction_interval: None,
             replicas: None,
             config: None,
@@ -406,8 +411,17 @@ impl RunDoc {
         for (doc, n) in pools {
             let range = first..(first + n).min(report.instances.len());
             first += n;
-            for d in self.instances.get_mut(range.clone()).into_iter().flatten() {
+            for (d, m) in self
+                .instances
+                .get_mut(range.clone())
+                .into_iter()
+                .flatten()
+                .zip(&report.instances[range.clone()])
+            {
                 d.pool = Some(doc.clone());
+                if doc.role.is_some() {
+                    d.prefilled_requests = Some(m.pd_handoffs);
+                }
             }
             let mut merged = Metrics::default();
             for m in &report.instances[range] {
@@ -415,6 +429,9 @@ impl RunDoc {
             }
             let mut pool_doc = metrics_doc(format!("pool_{}", doc.pool), &merged, 0, 0, window);
             pool_doc.pool = Some(PoolDoc { instances: Some(*n), ..doc.clone() });
+            if doc.role.is_some() {
+                pool_doc.prefilled_requests = Some(merged.pd_handoffs);
+            }
             self.per_pool.push(pool_doc);
         }
     }
@@ -457,10 +474,27 @@ pub struct PdDoc {
     pub ttft_first_decode_p99_ms: f64,
     /// Mean TTFT of those requests (the sum of the three component means).
     pub parent_ttft_mean_ms: f64,
+    /// Prompts handed over by prefill instances, and requests completed by decode-capable
+    /// instances, per second of the run; the larger over the smaller (absent when one is 0).
+    pub prefill_throughput: f64,
+    pub decode_throughput: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_imbalance_ratio: Option<f64>,
 }
 
 impl PdDoc {
-    fn new(pd: &crate::pd::PdReport, lat: &crate::pd::PdLatencies) -> Self {
+    fn new(pd: &crate::pd::PdReport, report: &SimReport) -> Self {
+        let lat = &report.cluster.pd;
+        let duration_s = report.cluster.end_us as f64 / 1e6;
+        let per_s = |x: u64| if duration_s > 0.0 { x as f64 / duration_s } else { 0.0 };
+        let decoded: u64 =
+            report.instances.iter().zip(&pd.decodes).filter(|(_, d)| **d).map(|(m, _)| m.completed()).sum();
+        let (prefill_throughput, decode_throughput) = (per_s(report.cluster.pd_handoffs), per_s(decoded));
+        let (lo, hi) = if prefill_throughput < decode_throughput {
+            (prefill_throughput, decode_throughput)
+        } else {
+            (decode_throughput, prefill_throughput)
+        };
         let (d, q) = (pd.transfer_duration.summary(), pd.transfer_queueing.summary());
         let (p, t, f) = (lat.prefill.summary(), lat.transfer.summary(), lat.first_decode.summary());
         PdDoc {
@@ -484,6 +518,9 @@ impl PdDoc {
             ttft_first_decode_mean_ms: ms(f.mean_us),
             ttft_first_decode_p99_ms: ms(f.p99_us),
             parent_ttft_mean_ms: ms(p.mean_us + t.mean_us + f.mean_us),
+            prefill_throughput,
+            decode_throughput,
+            load_imbalance_ratio: (lo > 0.0).then(|| hi / lo),
         }
     }
 }
