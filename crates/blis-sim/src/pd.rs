@@ -155,18 +155,18 @@ impl PdReport {
     }
 }
 
-/// One transfer on a shared link.
-#[derive(Debug, Clone, Copy)]
-struct Active {
-    key: u32,
-    remaining_bytes: f64,
-}
-
 /// A link whose bandwidth concurrent transfers share equally (processor sharing): each of
-/// `n` active transfers progresses at `bandwidth / n` until one finishes.
+/// `n` active transfers progresses at `bandwidth / n` until one finishes. Kept in virtual
+/// time: every active transfer has received the same bytes since `virtual_bytes` was 0, so a
+/// transfer starting at virtual `v` with `b` bytes ends when `virtual_bytes` reaches `v + b`
+/// (O(log n) per event however many transfers share the link).
 #[derive(Debug, Default)]
 pub struct SharedLink {
-    active: Vec<Active>,
+    /// Bytes each active transfer has received since the link was created.
+    virtual_bytes: f64,
+    /// (virtual finish tag as ordered bits, start order, key); tags are non-negative.
+    active: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u64, u32)>>,
+    started: u64,
     last_us: u64,
     /// Bumped whenever the next completion time changes; older ticks are stale.
     pub generation: u64,
@@ -183,10 +183,7 @@ impl SharedLink {
 
     fn advance(&mut self, now_us: u64, bandwidth: f64) {
         if !self.active.is_empty() && now_us > self.last_us {
-            let each = (now_us - self.last_us) as f64 * bandwidth / self.active.len() as f64;
-            for a in &mut self.active {
-                a.remaining_bytes -= each;
-            }
+            self.virtual_bytes += (now_us - self.last_us) as f64 * bandwidth / self.active.len() as f64;
         }
         self.last_us = now_us;
     }
@@ -194,33 +191,34 @@ impl SharedLink {
     /// Puts a transfer on the link; returns when the next one finishes (for a tick).
     pub fn add(&mut self, now_us: u64, key: u32, bytes: f64, bandwidth: f64) -> u64 {
         self.advance(now_us, bandwidth);
-        self.active.push(Active { key, remaining_bytes: bytes });
+        let tag = self.virtual_bytes + bytes.max(0.0);
+        self.active.push(std::cmp::Reverse((tag.to_bits(), self.started, key)));
+        self.started += 1;
         self.next_completion(now_us, bandwidth).expect("a transfer is active")
     }
 
-    /// At a (current) tick: the transfers whose bytes have all crossed, removed in the order
-    /// they started, and when the next one finishes.
+    /// At a (current) tick: the transfers whose bytes have all crossed, removed (earliest
+    /// finishing first, then in the order they started), and when the next one finishes.
     pub fn tick(&mut self, now_us: u64, bandwidth: f64, done: &mut Vec<u32>) -> Option<u64> {
         self.advance(now_us, bandwidth);
         // Anything within a nanosecond's worth of bytes is done (the tick was rounded up).
-        let eps = bandwidth * 1e-3;
-        self.active.retain(|a| {
-            let finished = a.remaining_bytes <= eps;
-            if finished {
-                done.push(a.key);
+        let limit = self.virtual_bytes + bandwidth * 1e-3;
+        while let Some(std::cmp::Reverse((tag, _, key))) = self.active.peek().copied() {
+            if f64::from_bits(tag) > limit {
+                break;
             }
-            !finished
-        });
+            self.active.pop();
+            done.push(key);
+        }
         self.next_completion(now_us, bandwidth)
     }
 
     fn next_completion(&mut self, now_us: u64, bandwidth: f64) -> Option<u64> {
         self.generation += 1;
-        let min = self.active.iter().map(|a| a.remaining_bytes).fold(f64::INFINITY, f64::min);
-        (min.is_finite()).then(|| {
-            let us = (min.max(0.0) * self.active.len() as f64 / bandwidth).ceil() as u64;
-            now_us.saturating_add(us.max(1))
-        })
+        let std::cmp::Reverse((tag, _, _)) = self.active.peek()?;
+        let remaining = (f64::from_bits(*tag) - self.virtual_bytes).max(0.0);
+        let us = (remaining * self.active.len() as f64 / bandwidth).ceil() as u64;
+        Some(now_us.saturating_add(us.max(1)))
     }
 }
 
