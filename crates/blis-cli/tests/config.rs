@@ -158,6 +158,57 @@ fn pools_round_trip_byte_identical() {
 }
 
 #[test]
+fn disaggregation_round_trips_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_round_trip(
+        d,
+        "run",
+        &[
+            "--model",
+            MODEL,
+            "--num-requests",
+            "60",
+            "--rate",
+            "10",
+            "--routing-policy",
+            "least-loaded",
+            "--prefill-instances",
+            "2",
+            "--decode-instances",
+            "1",
+            "--prefill-decode-instances",
+            "1",
+            "--decode-tp",
+            "2",
+            "--pd-decider",
+            "prefix-threshold",
+            "--pd-prefix-threshold",
+            "64",
+            "--pd-transfer-bandwidth",
+            "5",
+            "--pd-transfer-base-latency",
+            "0.2",
+            "--pd-transfer-contention",
+            "--prefill-routing-scorers",
+            "queue-depth:2,kv-utilization:1",
+        ],
+    );
+    // Roles on `pools:` entries.
+    let file = d.join("pd.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "model: {MODEL}\nnum-requests: 60\nrate: 10\npd-decider: always\npools:\n  \
+             - {{name: p, role: prefill, hardware: H100, instances: 1}}\n  \
+             - {{name: d, role: decode, hardware: A100-80, tp: 2, instances: 2}}\n"
+        ),
+    )
+    .unwrap();
+    assert_round_trip(d, "run", &["--config", s(&file)]);
+}
+
+#[test]
 fn an_exported_trace_replays_alone_on_the_cluster_it_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("t");

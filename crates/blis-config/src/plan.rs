@@ -350,6 +350,16 @@ pub fn plan(req: &PlanRequest, catalog: &Catalog) -> Result<PlanDoc, ConfigError
             "blis plan searches fleets of one GPU type and TP; leave pools out of its --config",
         ));
     }
+    if [req.base.prefill_instances, req.base.decode_instances, req.base.prefill_decode_instances]
+        .iter()
+        .any(|n| n.is_some_and(|n| n > 0))
+    {
+        return Err(ConfigError::new(
+            "prefill-instances",
+            "prefill-instances",
+            "blis plan searches aggregated fleets; leave disaggregation out of its --config",
+        ));
+    }
     if req.max_gpus == 0 {
         return Err(ConfigError::new("max-gpus", "--max-gpus", "must be at least 1"));
     }

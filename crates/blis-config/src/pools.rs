@@ -24,6 +24,9 @@ pub struct PoolSpec {
     pub name: String,
     /// Instances of the pool (at least 1).
     pub instances: u32,
+    /// Prefill/decode role (`prefill`, `decode`, `both`): a fleet with roles is disaggregated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<blis_sim::PoolRole>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,6 +78,7 @@ impl PoolSpec {
         };
         map.remove("name");
         map.remove("instances");
+        map.remove("role");
         map
     }
 }
@@ -103,7 +107,7 @@ impl FromStr for PoolSpec {
                 }
             };
             let json = match key {
-                "name" | "hardware" | "model" | "latency-model" => value.into(),
+                "name" | "role" | "hardware" | "model" | "latency-model" => value.into(),
                 "alpha-coeffs" | "beta-coeffs" => {
                     let items: Result<Vec<f64>, String> = value
                         .split(':')
@@ -130,7 +134,7 @@ fn from_json(value: serde_json::Value) -> Result<PoolSpec, String> {
         let text = e.to_string();
         match text.find(", expected one of") {
             Some(i) => format!(
-                "{} (a pool accepts name, instances, {})",
+                "{} (a pool accepts name, instances, role, {})",
                 text[..i].replace('`', "'"),
                 POOL_KEYS.join(", ")
             ),
@@ -198,7 +202,7 @@ mod tests {
             "name=a,instances=1,tpp=2"
                 .parse::<PoolSpec>()
                 .unwrap_err()
-                .contains("unknown field 'tpp' (a pool accepts name, instances, hardware")
+                .contains("unknown field 'tpp' (a pool accepts name, instances, role, hardware")
         );
         assert!("name=a".parse::<PoolSpec>().unwrap_err().contains("missing field 'instances'"));
         assert!("name=a,instances=1,name=b".parse::<PoolSpec>().unwrap_err().contains("twice"));

@@ -16,7 +16,9 @@ use blis_sim::instance::{KvTierConfig, ReloadTiming};
 use blis_sim::priority::PriorityKind;
 use blis_sim::priority::SloPriorities;
 use blis_sim::saturation::Detector;
-use blis_sim::{ClusterTiming, ExecOptions, InstanceConfig, PoolConfig, SimConfig};
+use blis_sim::{
+    ClusterTiming, ExecOptions, InstanceConfig, PdConfig, PdDeciderKind, PoolConfig, PoolRole, SimConfig,
+};
 use blis_workload::{
     GenerationSemantics, Overrides, Preset, SloClass, SyntheticParams, ThinkTime, TraceHeader, TraceRecord,
     VirtualUsers, WorkloadSpec,
@@ -206,7 +208,15 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     spec.policy_config = None;
 
     check_paths(&spec, &cx)?;
+    let pd_pools = pd_pools(&spec, &cx)?;
     let (pools, derived) = match spec.pools.clone() {
+        None if pd_pools.is_some() => {
+            let list = pd_pools.expect("checked");
+            // The fleet's size, spelled out (it defaults to the roles' instances).
+            spec.num_instances = Some(list.iter().map(|p| p.instances).sum());
+            let (pools, derived) = fleet(&mut spec, &mut cx, catalog, &list, true)?;
+            (pools, Derived { total_kv_blocks: None, max_model_len: None, pools: derived })
+        }
         None => {
             let num_instances = required(&spec.num_instances, "num-instances");
             let (pool, derived) = build_pool(&spec, &cx, catalog, "default", num_instances)?;
@@ -222,7 +232,7 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
             (vec![pool], derived)
         }
         Some(list) => {
-            let (pools, derived) = fleet(&mut spec, &mut cx, catalog, &list)?;
+            let (pools, derived) = fleet(&mut spec, &mut cx, catalog, &list, false)?;
             (pools, Derived { total_kv_blocks: None, max_model_len: None, pools: derived })
         }
     };
@@ -235,6 +245,21 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         pools[0].instance.kv_tier.as_ref(),
     );
     let cluster = num_instances > 1;
+    let pd = pd_config(&spec, &mut cx, &pools)?;
+    if pd.is_none() {
+        // Without disaggregation its keys describe nothing (and the resolved description
+        // stays that of a plain fleet).
+        spec.prefill_instances = None;
+        spec.decode_instances = None;
+        spec.prefill_decode_instances = None;
+        spec.pd_decider = None;
+        spec.pd_prefix_threshold = None;
+        spec.pd_transfer_bandwidth = None;
+        spec.pd_transfer_base_latency = None;
+        spec.pd_transfer_contention = None;
+        spec.prefill_routing_scorers = None;
+        spec.decode_routing_scorers = None;
+    }
     let admission = admission(&spec, &cx)?;
     // Every pool has the run's block size: prefix hashes mean the same on every instance.
     let routing = routing(&spec, &cx, pools[0].instance.block_size_tokens)?;
@@ -293,6 +318,7 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     };
     let instance_kv_tier_off = pools.iter().all(|p| p.instance.kv_tier.is_none());
     let sim = SimConfig {
+        pd,
         pools,
         admission,
         tenant_budgets,
@@ -672,6 +698,7 @@ fn build_pool(
         instance,
         scheduler: required(&spec.scheduler, "scheduler"),
         preemption: required(&spec.preemption_policy, "preemption-policy"),
+        role: None,
     };
     Ok((pool, derived))
 }
@@ -683,12 +710,16 @@ fn fleet(
     cx: &mut Ctx,
     catalog: &Catalog,
     list: &[PoolSpec],
+    from_pd_flags: bool,
 ) -> Result<(Vec<PoolConfig>, Vec<PoolDerived>), ConfigError> {
     let pools_origin = cx.layers.describe("pools");
     let at = |i: usize, field: &str| match field {
         "" => format!("{pools_origin}[{i}]"),
         f => format!("{pools_origin}[{i}].{f}"),
     };
+    if from_pd_flags {
+        return pd_fleet(spec, cx, catalog, list);
+    }
     if cx.explicit("num-instances") {
         return Err(cx.err("num-instances", "conflicts with pools (each pool sets its own instances)"));
     }
@@ -759,7 +790,7 @@ fn fleet(
                 ),
             ));
         }
-        pools.push(config);
+        pools.push(PoolConfig { role: p.role, ..config });
         derived.push(d);
     }
     let sizes: Vec<(u32, u32)> =
@@ -775,6 +806,221 @@ fn fleet(
         }
     }
     Ok((pools, derived))
+}
+
+/// The pools `--prefill-instances`, `--decode-instances` and `--prefill-decode-instances`
+/// describe (the rest of `--num-instances` forms a pool without a role), or `None`.
+fn pd_pools(spec: &RunSpec, cx: &Ctx) -> Result<Option<Vec<PoolSpec>>, ConfigError> {
+    let prefill = required(&spec.prefill_instances, "prefill-instances");
+    let decode = required(&spec.decode_instances, "decode-instances");
+    let shared = required(&spec.prefill_decode_instances, "prefill-decode-instances");
+    const OVERRIDES: [&str; 8] = [
+        "prefill-hardware",
+        "decode-hardware",
+        "prefill-tp",
+        "decode-tp",
+        "prefill-latency-model",
+        "decode-latency-model",
+        "prefill-max-model-len",
+        "decode-max-model-len",
+    ];
+    if prefill == 0 && decode == 0 && shared == 0 {
+        for key in OVERRIDES {
+            if cx.explicit(key) {
+                return Err(
+                    cx.err(key, "needs --prefill-instances and --decode-instances (no disaggregation)")
+                );
+            }
+        }
+        return Ok(None);
+    }
+    let key = ["prefill-instances", "decode-instances", "prefill-decode-instances"]
+        .into_iter()
+        .find(|k| cx.explicit(k))
+        .unwrap_or("prefill-instances");
+    if spec.pools.is_some() {
+        return Err(cx.err(key, "conflicts with pools (give the pools a role: prefill, decode or both)"));
+    }
+    if shared == 0 && (prefill == 0 || decode == 0) {
+        return Err(cx.err(
+            key,
+            format!(
+                "--prefill-instances and --decode-instances must both be > 0 without shared-role \
+                 instances (got prefill={prefill}, decode={decode})"
+            ),
+        ));
+    }
+    let sum = u64::from(prefill) + u64::from(decode) + u64::from(shared);
+    let total = if cx.explicit("num-instances") {
+        u64::from(required(&spec.num_instances, "num-instances"))
+    } else {
+        sum
+    };
+    if sum > total {
+        return Err(cx.err(
+            "num-instances",
+            format!(
+                "{total} is fewer than --prefill-instances + --decode-instances + --prefill-decode-instances \
+                 = {sum}"
+            ),
+        ));
+    }
+    if sum < 2 {
+        return Err(cx.err(key, "disaggregation needs at least two instances"));
+    }
+    let pool = |name: &str, instances: u64, role: Option<PoolRole>, side: &str| PoolSpec {
+        name: name.to_string(),
+        instances: instances as u32,
+        role,
+        hardware: if side == "prefill" {
+            spec.prefill_hardware.clone()
+        } else {
+            spec.decode_hardware.clone()
+        },
+        tp: if side == "prefill" { spec.prefill_tp } else { spec.decode_tp },
+        model: None,
+        latency_model: if side == "prefill" { spec.prefill_latency_model } else { spec.decode_latency_model },
+        alpha_coeffs: None,
+        beta_coeffs: None,
+        max_num_seqs: None,
+        max_num_batched_tokens: None,
+        long_prefill_token_threshold: None,
+        max_model_len: if side == "prefill" { spec.prefill_max_model_len } else { spec.decode_max_model_len },
+        total_kv_blocks: None,
+        gpu_memory_utilization: None,
+    };
+    let plain = |name: &str, instances: u64, role: Option<PoolRole>| PoolSpec {
+        hardware: None,
+        tp: None,
+        latency_model: None,
+        max_model_len: None,
+        ..pool(name, instances, role, "")
+    };
+    let mut list = Vec::new();
+    if prefill > 0 {
+        list.push(pool("prefill", prefill.into(), Some(PoolRole::Prefill), "prefill"));
+    }
+    if decode > 0 {
+        list.push(pool("decode", decode.into(), Some(PoolRole::Decode), "decode"));
+    }
+    if shared > 0 {
+        list.push(plain("prefill-decode", shared.into(), Some(PoolRole::Both)));
+    }
+    if total > sum {
+        list.push(plain("default", total - sum, None));
+    }
+    Ok(Some(list))
+}
+
+/// [`fleet`] for the pools of the disaggregation flags: errors name those flags.
+fn pd_fleet(
+    spec: &mut RunSpec,
+    cx: &mut Ctx,
+    catalog: &Catalog,
+    list: &[PoolSpec],
+) -> Result<(Vec<PoolConfig>, Vec<PoolDerived>), ConfigError> {
+    let flat = spec.to_map();
+    let mut pools = Vec::with_capacity(list.len());
+    let mut derived = Vec::with_capacity(list.len());
+    for p in list {
+        let own = p.keys();
+        let mut map = flat.clone();
+        map.extend(own.clone());
+        let pool_spec = RunSpec::from_map(map).map_err(|e| ConfigError::new("", p.name.clone(), e))?;
+        let side = if p.role == Some(PoolRole::Decode) { "decode" } else { "prefill" };
+        let (config, d) = build_pool(&pool_spec, cx, catalog, &p.name, p.instances).map_err(|e| {
+            let key = match e.key.as_str() {
+                "total-kv-blocks" if e.origin == cx.layers.describe("hardware") => "hardware",
+                k => k,
+            };
+            if own.contains_key(key) {
+                let flag = format!("{side}-{key}");
+                ConfigError::new(flag.clone(), cx.layers.describe(&flag), e.message)
+            } else {
+                e
+            }
+        })?;
+        pools.push(PoolConfig { role: p.role, ..config });
+        derived.push(d);
+    }
+    let sizes: Vec<(u32, u32)> =
+        list.iter().zip(&derived).map(|(p, d)| (p.instances, d.total_kv_blocks)).collect();
+    check_memory(cx, catalog, &sizes, "num-instances")?;
+    Ok((pools, derived))
+}
+
+/// The disaggregation settings when some pool has a role, checked; warnings for PD keys
+/// set without roles.
+fn pd_config(spec: &RunSpec, cx: &mut Ctx, pools: &[PoolConfig]) -> Result<Option<PdConfig>, ConfigError> {
+    const KEYS: [&str; 7] = [
+        "prefill-routing-scorers",
+        "decode-routing-scorers",
+        "pd-decider",
+        "pd-prefix-threshold",
+        "pd-transfer-bandwidth",
+        "pd-transfer-base-latency",
+        "pd-transfer-contention",
+    ];
+    let decider = required(&spec.pd_decider, "pd-decider");
+    if pools.iter().all(|p| p.role.is_none()) {
+        for key in KEYS {
+            if cx.customized(key) {
+                cx.warn(
+                    key,
+                    "no effect without disaggregation (--prefill-instances and --decode-instances, or pool roles)",
+                );
+            }
+        }
+        return Ok(None);
+    }
+    if !pools.iter().any(|p| p.role.is_some_and(PoolRole::prefills))
+        || !pools.iter().any(|p| p.role.is_some_and(PoolRole::decodes))
+    {
+        return Err(cx.err(
+            "pools",
+            "roles need a pool that prefills (prefill or both) and one that decodes (decode or both)",
+        ));
+    }
+    if pools.iter().map(|p| p.instances).sum::<usize>() < 2 {
+        return Err(cx.err("pools", "disaggregation needs at least two instances"));
+    }
+    let bandwidth = required(&spec.pd_transfer_bandwidth, "pd-transfer-bandwidth");
+    if !(bandwidth.is_finite() && bandwidth > 0.0) {
+        return Err(
+            cx.err("pd-transfer-bandwidth", format!("must be a finite number > 0 (GB/s), got {bandwidth}"))
+        );
+    }
+    let base_ms = required(&spec.pd_transfer_base_latency, "pd-transfer-base-latency");
+    if !(base_ms.is_finite() && base_ms >= 0.0) {
+        return Err(
+            cx.err("pd-transfer-base-latency", format!("must be a finite number >= 0 (ms), got {base_ms}"))
+        );
+    }
+    if decider != PdDeciderKind::PrefixThreshold && cx.customized("pd-prefix-threshold") {
+        cx.warn("pd-prefix-threshold", "no effect without --pd-decider prefix-threshold");
+    }
+    let unused: Vec<&str> = pools.iter().filter(|p| p.role.is_none()).map(|p| p.name.as_str()).collect();
+    if !unused.is_empty() {
+        let key = if spec.pools.is_some() { "pools" } else { "num-instances" };
+        let what = if spec.pools.is_some() {
+            format!("pool {} has no role: its instances receive no requests", unused.join(", "))
+        } else {
+            "instances beyond --prefill-instances, --decode-instances and --prefill-decode-instances \
+             receive no requests"
+                .to_string()
+        };
+        cx.warn(key, what);
+    }
+    Ok(Some(PdConfig {
+        decider,
+        prefix_threshold_tokens: required(&spec.pd_prefix_threshold, "pd-prefix-threshold"),
+        bandwidth_bytes_per_us: bandwidth * 1000.0,
+        base_latency_us: base_ms * 1000.0,
+        contention: required(&spec.pd_transfer_contention, "pd-transfer-contention"),
+        share_fixed_at_start: cx.compat == Compat::Reference,
+        prefill_scorers: spec.prefill_routing_scorers.clone().map(|s| s.0).unwrap_or_default(),
+        decode_scorers: spec.decode_routing_scorers.clone().map(|s| s.0).unwrap_or_default(),
+    }))
 }
 
 fn slo_class(cx: &Ctx, key: &str, name: &str) -> Result<SloClass, ConfigError> {
@@ -1329,6 +1575,54 @@ mod tests {
 
     fn err(text: &str) -> String {
         resolve_yaml(text, RunSpec::default()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn disaggregation_flags_become_pools_with_roles() {
+        let c = resolve_yaml(
+            "num-instances: 6\nprefill-instances: 2\ndecode-instances: 2\nprefill-decode-instances: 1\n\
+             prefill-tp: 2\ndecode-hardware: A100-80\npd-decider: always\npd-transfer-bandwidth: 50\n\
+             pd-transfer-base-latency: 0.1",
+            RunSpec::default(),
+        )
+        .unwrap();
+        let p = &c.sim.pools;
+        let shape: Vec<(&str, usize, Option<PoolRole>, &str, u32)> =
+            p.iter().map(|p| (p.name.as_str(), p.instances, p.role, p.gpu.name.as_str(), p.tp)).collect();
+        assert_eq!(
+            shape,
+            [
+                ("prefill", 2, Some(PoolRole::Prefill), "H100", 2),
+                ("decode", 2, Some(PoolRole::Decode), "A100-80", 1),
+                ("prefill-decode", 1, Some(PoolRole::Both), "H100", 1),
+                ("default", 1, None, "H100", 1),
+            ]
+        );
+        let pd = c.sim.pd.as_ref().unwrap();
+        assert_eq!(pd.decider, PdDeciderKind::Always);
+        assert_eq!(pd.bandwidth_bytes_per_us, 50_000.0);
+        assert_eq!(pd.base_latency_us, 100.0);
+        assert!(!pd.contention);
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("receive no requests"));
+        // Without roles, nothing about disaggregation remains in the resolved description.
+        let c = resolve_yaml("num-instances: 2", RunSpec::default()).unwrap();
+        assert!(c.sim.pd.is_none());
+        assert!(c.spec.prefill_instances.is_none() && c.spec.pd_decider.is_none());
+    }
+
+    #[test]
+    fn disaggregation_errors_name_the_key() {
+        let e = err("prefill-instances: 1\ndecode-instances: 1\npd-transfer-base-latency: -1");
+        assert_eq!(e, "run.yaml: pd-transfer-base-latency: must be a finite number >= 0 (ms), got -1");
+        let e = err("prefill-instances: 1\ndecode-instances: 1\ndecode-tp: 3");
+        assert!(e.starts_with("run.yaml: decode-tp: 3 does not divide"), "{e}");
+        let e = err("prefill-instances: 1\ndecode-instances: 1\npools: [{name: a, instances: 2}]");
+        assert!(e.contains("conflicts with pools"), "{e}");
+        let e = err("pools: [{name: a, instances: 1, role: decode}, {name: b, instances: 1, role: decode}]");
+        assert!(e.contains("roles need a pool that prefills"), "{e}");
+        let e = err("prefill-decode-instances: 1");
+        assert!(e.contains("at least two instances"), "{e}");
     }
 
     #[test]

@@ -260,7 +260,7 @@ impl RunConfig {
         saturation_report: Option<&mut dyn std::io::Write>,
     ) -> std::io::Result<RunDoc> {
         let mut doc = RunDoc::from_report(report);
-        if self.spec.pools.is_some() {
+        if self.spec.pools.is_some() || self.sim.pd.is_some() {
             let pools: Vec<(PoolDoc, usize)> = self
                 .sim
                 .pools
@@ -271,6 +271,7 @@ impl RunConfig {
                         hardware: p.gpu.name.clone(),
                         tp: p.tp,
                         model: p.model.name.clone(),
+                        role: p.role.map(blis_sim::PoolRole::as_str),
                         instances: None,
                     };
                     (doc, p.instances)

@@ -225,6 +225,81 @@ pub struct RunSpec {
     #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_signal_delay: Option<Micros>,
+
+    // ── Prefill/decode disaggregation ──────────────────────────────────────────────────
+    /// Instances dedicated to prefill (0 = no disaggregation); with --decode-instances and --prefill-decode-instances at most --num-instances (all of them when --num-instances is left out).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_instances: Option<u32>,
+    /// Instances dedicated to decode (0 = no disaggregation).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_instances: Option<u32>,
+    /// Shared-role instances serving both prefill and decode (llm-d's "prefill-decode" role).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_decode_instances: Option<u32>,
+    /// GPU of the prefill instances [default: --hardware].
+    #[arg(long, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_hardware: Option<String>,
+    /// GPU of the decode instances [default: --hardware].
+    #[arg(long, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_hardware: Option<String>,
+    /// Tensor parallelism of the prefill instances [default: --tp].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_tp: Option<u32>,
+    /// Tensor parallelism of the decode instances [default: --tp].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_tp: Option<u32>,
+    /// Step-time model of the prefill instances [default: --latency-model].
+    #[arg(long, value_enum, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_latency_model: Option<LatencyModelKind>,
+    /// Step-time model of the decode instances [default: --latency-model].
+    #[arg(long, value_enum, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_latency_model: Option<LatencyModelKind>,
+    /// Context limit of the prefill instances [default: --max-model-len].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_max_model_len: Option<u64>,
+    /// Context limit of the decode instances [default: --max-model-len].
+    #[arg(long, allow_hyphen_values = true, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_max_model_len: Option<u64>,
+    /// Which requests are disaggregated (prefill on a prefill instance, KV transfer, decode on a decode instance).
+    #[arg(long, value_enum, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pd_decider: Option<blis_sim::PdDeciderKind>,
+    /// prefix-threshold: disaggregate when the prompt tokens not cached on the chosen decode instance exceed this.
+    #[arg(long, allow_hyphen_values = true, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pd_prefix_threshold: Option<u32>,
+    /// Weighted-routing profile "name:weight,…" of the prefill instances [default: the run's routing policy].
+    #[arg(long, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_routing_scorers: Option<ScorerList>,
+    /// Weighted-routing profile "name:weight,…" of the decode instances [default: the run's routing policy].
+    #[arg(long, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_routing_scorers: Option<ScorerList>,
+    /// KV transfer bandwidth between prefill and decode instances, GB/s (per GPU).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pd_transfer_bandwidth: Option<f64>,
+    /// Fixed latency of each KV transfer, ms.
+    #[arg(long, allow_hyphen_values = true, help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pd_transfer_base_latency: Option<f64>,
+    /// Concurrent KV transfers share the link's bandwidth fairly (otherwise each gets all of it).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Disaggregation")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pd_transfer_contention: Option<bool>,
+
     /// Record routing decisions.
     #[arg(long, value_enum, help_heading = "Cluster")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -583,6 +658,14 @@ impl RunSpec {
             gaie_qd_threshold: Some(5.0),
             gaie_kv_threshold: Some(0.8),
             routing_policy: Some(RoutingKind::RoundRobin),
+            prefill_instances: Some(0),
+            decode_instances: Some(0),
+            prefill_decode_instances: Some(0),
+            pd_decider: Some(blis_sim::PdDeciderKind::Never),
+            pd_prefix_threshold: Some(16),
+            pd_transfer_bandwidth: Some(25.0),
+            pd_transfer_base_latency: Some(0.05),
+            pd_transfer_contention: Some(false),
             routing_latency: Some(Micros(0)),
             snapshot_refresh_interval: Some(Micros(50_000)),
             cache_signal_delay: Some(Micros(50_000)),

@@ -7,13 +7,13 @@
 
 use blis_config::{Catalog, RunConfig, RunSpec, ScorerList};
 use blis_latency::LatencyModelKind;
-use blis_sim::SimReport;
 use blis_sim::cluster::admission::AdmissionKind;
 use blis_sim::cluster::flow::{DispatchOrder, FairnessPolicy, SaturationDetectorKind};
 use blis_sim::cluster::routing::RoutingKind;
 use blis_sim::preemption::PreemptionKind;
 use blis_sim::priority::PriorityKind;
 use blis_sim::scheduler::SchedulerKind;
+use blis_sim::{PdDeciderKind, SimReport};
 use clap::ValueEnum;
 use proptest::prelude::*;
 
@@ -44,6 +44,10 @@ struct Case {
     pools: bool,
     /// CPU KV tier blocks per instance (0 = off).
     kv_cpu_blocks: u64,
+    /// Prefill/decode disaggregation: half the instances prefill, the rest decode, with this
+    /// decider and link contention or not (drawn from the seed's higher bits; only with two or
+    /// more instances and one pool).
+    pd: Option<(PdDeciderKind, bool)>,
 }
 
 fn one_of<T: ValueEnum + Clone + std::fmt::Debug + 'static>() -> impl Strategy<Value = T> {
@@ -93,6 +97,11 @@ fn case() -> impl Strategy<Value = Case> {
             async_scheduling: r.1 & 1 == 1,
             pools: e.0 >= 2 && r.1 & 2 == 2,
             kv_cpu_blocks: r.2,
+            pd: (e.0 >= 2 && r.1 & 2 == 0 && r.1 & 16 == 16).then(|| {
+                let decider = [PdDeciderKind::Always, PdDeciderKind::PrefixThreshold, PdDeciderKind::Never]
+                    [(r.1 >> 5) as usize % 3];
+                (decider, r.1 & 128 == 128)
+            }),
         })
 }
 
@@ -109,6 +118,15 @@ fn spec(c: &Case, prefix_caching: bool) -> RunSpec {
         );
         spec.pools = serde_saphyr::from_str::<RunSpec>(&format!("pools: {pools}")).unwrap().pools;
         spec.num_instances = None;
+    }
+    if let Some((decider, contention)) = c.pd {
+        spec.prefill_instances = Some(c.instances / 2);
+        spec.decode_instances = Some(c.instances - c.instances / 2);
+        spec.pd_decider = Some(decider);
+        spec.pd_prefix_threshold = Some(32);
+        // A slow link, so that transfers overlap and matter.
+        spec.pd_transfer_bandwidth = Some(0.5);
+        spec.pd_transfer_contention = Some(contention);
     }
     spec
 }
@@ -196,6 +214,7 @@ fn instances_run_independently_only_when_nothing_couples_them() {
         async_scheduling: true,
         pools: false,
         kv_cpu_blocks: 0,
+        pd: None,
     };
     let independent = |f: &dyn Fn(&mut RunSpec)| {
         let mut s = spec(&c, true);
@@ -237,11 +256,34 @@ proptest! {
         // Pools partition the instances: their summaries add up to the cluster's.
         let doc: serde_json::Value = serde_json::from_str(&a).unwrap();
         let per_pool = doc["per_pool"].as_array().map_or(0, Vec::len);
-        prop_assert_eq!(per_pool, if c.pools { 2 } else { 0 });
-        if c.pools {
+        prop_assert_eq!(per_pool, if c.pools || c.pd.is_some() { 2 } else { 0 });
+        if c.pools || c.pd.is_some() {
             let sum = |key: &str| doc["per_pool"].as_array().unwrap().iter().map(|p| p[key].as_u64().unwrap()).sum::<u64>();
             prop_assert_eq!(sum("completed_requests"), m.completed());
             prop_assert_eq!(sum("injected_requests"), k.injected - k.rejected - k.in_transit);
+        }
+        // Disaggregation: every prefill leg that finished was transferred; drained, every
+        // transfer ended on a decode instance; prefill-only instances complete nothing.
+        prop_assert_eq!(report.pd.is_some(), c.pd.is_some());
+        if let Some(pd) = &report.pd {
+            prop_assert_eq!(pd.handoffs, m.pd_handoffs);
+            prop_assert_eq!(pd.handoffs, pd.transfers_completed + k.in_transfer);
+            prop_assert!(pd.handoffs <= pd.disaggregated);
+            if c.horizon_us.is_none() {
+                prop_assert_eq!(pd.transfers_completed, pd.handoffs);
+            }
+            if c.pd.is_some_and(|(d, _)| d == PdDeciderKind::Never) {
+                prop_assert_eq!(pd.disaggregated, 0);
+            }
+            if c.pd.is_some_and(|(_, contention)| !contention) {
+                prop_assert!(pd.transfer_queueing.summary().mean_us == 0.0);
+            }
+            for inst in &report.instances[..(c.instances / 2) as usize] {
+                prop_assert_eq!(inst.completed(), 0);
+            }
+            let d = &m.pd;
+            prop_assert_eq!(d.prefill.len(), d.transfer.len());
+            prop_assert_eq!(d.prefill.len(), d.first_decode.len());
         }
         // Causality per request: arrival ≤ first token ≤ completion, ITL ≥ 0.
         for r in &m.records {

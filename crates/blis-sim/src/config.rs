@@ -13,9 +13,10 @@ use blis_workload::RequestSource;
 use crate::cluster::admission::AdmissionConfig;
 use crate::cluster::admission::tenant_budget::TenantBudgets;
 use crate::cluster::flow::FlowControlConfig;
-use crate::cluster::routing::RoutingConfig;
-use crate::engine::{ClusterOptions, ControlPlane, Simulation};
+use crate::cluster::routing::{RoutingConfig, RoutingKind, RoutingPolicy};
+use crate::engine::{ClusterOptions, ControlPlane, PdRouting, Simulation};
 use crate::instance::{Instance, InstanceConfig};
+use crate::pd::{PdConfig, PoolRole};
 use crate::preemption::PreemptionKind;
 use crate::scheduler::SchedulerKind;
 
@@ -42,6 +43,9 @@ pub struct PoolConfig {
     pub instance: InstanceConfig,
     pub scheduler: SchedulerKind,
     pub preemption: PreemptionKind,
+    /// Prefill/decode role in a disaggregated fleet (`None`: no role; such instances get no
+    /// requests when other pools have roles, as in the reference simulator).
+    pub role: Option<PoolRole>,
 }
 
 /// Control-plane timing and tracing (cluster mode only).
@@ -74,11 +78,43 @@ pub struct SimConfig {
     pub exec: ExecOptions,
     /// Warm-up exclusion, goodput targets, time-series sampling.
     pub measurement: crate::measure::Measurement,
+    /// Disaggregation settings; required exactly when some pool has a role.
+    pub pd: Option<PdConfig>,
 }
 
 impl SimConfig {
     pub fn num_instances(&self) -> usize {
         self.pools.iter().map(|p| p.instances).sum()
+    }
+
+    /// The role of each instance (in index order).
+    pub fn instance_roles(&self) -> Vec<Option<PoolRole>> {
+        self.pools.iter().flat_map(|p| std::iter::repeat_n(p.role, p.instances)).collect()
+    }
+
+    /// The run's routing policy, or weighted routing over `scorers` when given.
+    fn pool_routing(&self, scorers: &[crate::cluster::scorer::ScorerWeight]) -> Box<dyn RoutingPolicy> {
+        if scorers.is_empty() {
+            return self.routing.build();
+        }
+        RoutingConfig { kind: RoutingKind::Weighted, scorers: scorers.to_vec(), ..self.routing.clone() }
+            .build()
+    }
+
+    fn pd_routing(&self, pd: &PdConfig) -> PdRouting {
+        let roles = self.instance_roles();
+        let with = |f: fn(PoolRole) -> bool| -> Vec<usize> {
+            roles.iter().enumerate().filter(|(_, r)| r.is_some_and(f)).map(|(i, _)| i).collect()
+        };
+        PdRouting {
+            decider: pd.decider,
+            prefix_threshold_tokens: pd.prefix_threshold_tokens,
+            block_size_tokens: self.routing.block_size_tokens,
+            prefill: with(PoolRole::prefills),
+            decode: with(PoolRole::decodes),
+            prefill_policy: self.pool_routing(&pd.prefill_scorers),
+            decode_policy: self.pool_routing(&pd.decode_scorers),
+        }
     }
 
     /// Builds the simulator over `source`. Decision records go to `trace_sink` when given.
@@ -120,8 +156,11 @@ impl SimConfig {
             let budgets = (!self.tenant_budgets.is_empty())
                 .then(|| TenantBudgets::new(&self.tenant_budgets, capacity, self.admission.slo_priorities));
             let rng = blis_workload::rng::stream(self.seed, "router");
-            let control =
+            let mut control =
                 ControlPlane::new(self.admission.build(), budgets, self.routing.build(), options, rng, n);
+            if let Some(pd) = &self.pd {
+                control.set_pd(self.pd_routing(pd));
+            }
             match &self.flow_control {
                 Some(fc) => {
                     let mut gateway = fc.build();
@@ -134,7 +173,18 @@ impl SimConfig {
                 None => control,
             }
         });
+        if self.pd.is_some() && control.is_none() {
+            return Err("prefill/decode disaggregation needs at least two instances".into());
+        }
         let mut sim = Simulation::new(instances, source, control, self.horizon_us, self.exec);
+        if let Some(pd) = &self.pd {
+            let per_instance = |f: &dyn Fn(&PoolConfig) -> f64| -> Vec<f64> {
+                self.pools.iter().flat_map(|p| std::iter::repeat_n(f(p), p.instances)).collect()
+            };
+            let bytes = per_instance(&|p| blis_model::kv_bytes_per_token_per_gpu(&p.model, p.tp));
+            let tp = per_instance(&|p| f64::from(p.tp)).into_iter().map(|t| t as u32).collect();
+            sim.set_pd(pd.clone(), &self.instance_roles(), bytes, tp);
+        }
         sim.set_measurement(self.measurement.clone());
         Ok(sim)
     }

@@ -14,11 +14,12 @@ use crate::cluster::flow::eviction::Placement;
 use crate::cluster::flow::queue::{EnqueueOutcome, Entry};
 use crate::cluster::flow::{Completion, Gateway, GatewayStats, hol_blocking_events, priority_inversions};
 use crate::cluster::routing::RoutingPolicy;
-use crate::cluster::{InstanceSignals, PrefixBoard, RouterView, RoutingRequest, SignalBoard};
+use crate::cluster::{InstanceSignals, PrefixBoard, PrefixOracle, RouterView, RoutingRequest, SignalBoard};
 use crate::config::{ClusterTiming, ExecOptions};
 use crate::events::{Event, EventQueue, PendingId};
 use crate::instance::{Enqueued, Finished, Instance};
 use crate::metrics::Metrics;
+use crate::pd::{Leg, PdConfig, PdDeciderKind, PdReport, PdStamps, SharedLink};
 use crate::request::PromptHashes;
 use crate::slab::Slab;
 use crate::trace::{Candidate, DecisionRecord, TraceSummary, counterfactual};
@@ -82,6 +83,48 @@ pub struct ControlPlane {
     idle_signals: Vec<InstanceSignals>,
     /// The gateway queue between admission and routing (`--flow-control`).
     gateway: Option<Gateway<PendingId>>,
+    /// Routing of a disaggregated fleet (pools with roles).
+    pd: Option<PdRouting>,
+}
+
+/// Routing of a fleet whose pools have prefill/decode roles: every request is routed among
+/// the decode-capable instances; the ones the decider splits also among the prefill-capable.
+pub struct PdRouting {
+    pub decider: PdDeciderKind,
+    pub prefix_threshold_tokens: u32,
+    pub block_size_tokens: u32,
+    /// Instances of prefill / decode / shared-role pools that prefill, and that decode.
+    pub prefill: Vec<usize>,
+    pub decode: Vec<usize>,
+    pub prefill_policy: Box<dyn RoutingPolicy>,
+    pub decode_policy: Box<dyn RoutingPolicy>,
+}
+
+/// A routing policy deciding among `candidates` only (it sees them as instances 0..n).
+fn route_among(
+    policy: &mut dyn RoutingPolicy,
+    candidates: &[usize],
+    request: &RoutingRequest,
+    now_us: u64,
+    signals: &[InstanceSignals],
+    prefix: &dyn PrefixOracle,
+    rng: &mut Pcg64Mcg,
+) -> usize {
+    struct Sub<'a> {
+        inner: &'a dyn PrefixOracle,
+        map: &'a [usize],
+    }
+    impl PrefixOracle for Sub<'_> {
+        fn cached_blocks(&self, instance: usize, prompt_hashes: &[u64]) -> u32 {
+            self.inner.cached_blocks(self.map[instance], prompt_hashes)
+        }
+    }
+    let sub: Vec<InstanceSignals> = candidates.iter().map(|&i| signals[i]).collect();
+    let oracle = Sub { inner: prefix, map: candidates };
+    let view = RouterView { now_us, signals: &sub, prefix: &oracle };
+    let k = policy.route(request, &view, rng).target;
+    assert!(k < candidates.len(), "router chose candidate {k} of {}", candidates.len());
+    candidates[k]
 }
 
 impl ControlPlane {
@@ -106,7 +149,24 @@ impl ControlPlane {
             trace,
             idle_signals: vec![InstanceSignals::default(); num_instances],
             gateway: None,
+            pd: None,
         }
+    }
+
+    /// Makes the fleet disaggregated (before the simulation is built over it).
+    pub fn set_pd(&mut self, pd: PdRouting) {
+        assert!(!pd.prefill.is_empty() && !pd.decode.is_empty(), "both roles need instances");
+        self.pd = Some(pd);
+    }
+
+    /// Whether a decision reads prompt block hashes.
+    fn needs_prompt_hashes(&self) -> bool {
+        self.routing.needs_prompt_hashes()
+            || self.pd.as_ref().is_some_and(|p| {
+                p.decider == PdDeciderKind::PrefixThreshold
+                    || p.prefill_policy.needs_prompt_hashes()
+                    || p.decode_policy.needs_prompt_hashes()
+            })
     }
 
     /// Puts a gateway queue between admission and routing: it replaces the admission policy
@@ -124,6 +184,7 @@ impl ControlPlane {
             && !self.options.trace_decisions
             && self.budgets.is_none()
             && self.gateway.is_none()
+            && self.pd.is_none()
     }
 }
 
@@ -139,6 +200,35 @@ struct Pending {
     hashed: bool,
     /// [`RequestSource::output_reusable`], asked when the source handed the request over.
     output_reusable: bool,
+    /// A disaggregated request: where it goes, and how far it got.
+    pd: Option<PdTrip>,
+}
+
+/// The journey of a disaggregated request.
+#[derive(Debug, Clone, Copy)]
+struct PdTrip {
+    prefill: u32,
+    decode: u32,
+    /// Set once the prefill instance handed the request over.
+    stamps: Option<PdStamps>,
+    transfer_start_us: u64,
+    solo_us: u64,
+}
+
+/// The cluster's disaggregation state: requests between their legs and the KV link.
+struct PdState {
+    config: PdConfig,
+    /// KV bytes per token on one GPU, TP and block size of each instance.
+    kv_bytes_per_token_gpu: Vec<f64>,
+    tp: Vec<u32>,
+    block_size: Vec<u32>,
+    /// Prefill legs in instances, by request id.
+    trips: HashMap<u64, PdTrip>,
+    link: SharedLink,
+    transfers_on_link: u64,
+    decode_legs_queued: u64,
+    report: PdReport,
+    done_buf: Vec<u32>,
 }
 
 /// Prompt block hashes by prompt (at the block size of instance 0). Workloads resend the same
@@ -224,6 +314,9 @@ pub struct ClusterCounters {
     pub rejected_by_class: std::collections::BTreeMap<&'static str, u64>,
     /// Requests still between arrival and a wait queue when the run ended.
     pub in_transit: u64,
+    /// Disaggregated requests between their prefill and decode legs when the run ended
+    /// (included in `in_transit`).
+    pub in_transfer: u64,
     /// Arrival times of the first and last request, and of the first past the warm-up.
     pub first_arrival_us: Option<u64>,
     pub last_arrival_us: u64,
@@ -244,6 +337,8 @@ pub struct SimReport {
     pub events: u64,
     /// What the run measured (warm-up, goodput targets, sampling).
     pub measurement: std::sync::Arc<crate::measure::Measurement>,
+    /// Disaggregation figures (fleets whose pools have roles).
+    pub pd: Option<PdReport>,
 }
 
 impl SimReport {
@@ -275,6 +370,22 @@ impl SimReport {
                 k.rejected,
                 k.in_transit
             ));
+        }
+        if let Some(pd) = &self.pd {
+            // Each prefill leg that finished became a transfer, finished or not.
+            if pd.handoffs != m.pd_handoffs || pd.handoffs != pd.transfers_completed + k.in_transfer {
+                return Err(format!(
+                    "disaggregation: {} prefill legs handed over ({} counted by instances) but {} transfers \
+                     completed and {} are under way",
+                    pd.handoffs, m.pd_handoffs, pd.transfers_completed, k.in_transfer
+                ));
+            }
+            if pd.transfers_started > pd.handoffs || pd.transfers_completed > pd.transfers_started {
+                return Err(format!(
+                    "disaggregation: {} hand-offs, {} transfers started, {} completed",
+                    pd.handoffs, pd.transfers_started, pd.transfers_completed
+                ));
+            }
         }
         for (i, instance) in self.instances.iter().enumerate() {
             if let Some(e) = &instance.kv_check {
@@ -331,6 +442,7 @@ pub struct Simulation {
     /// Set when something was scheduled past [`MAX_SIM_TIME_US`]; ends the run.
     time_error: Option<SimError>,
     measure: std::sync::Arc<crate::measure::Measurement>,
+    pd: Option<PdState>,
 }
 
 impl Simulation {
@@ -348,8 +460,7 @@ impl Simulation {
             // Only policies that read prompt hashes can ask the prefix oracle anything (it
             // answers 0 for an empty hash list), so the delayed copies of every instance's
             // index, and the change logs that feed them, are kept only for those.
-            let delay_us =
-                if c.routing.needs_prompt_hashes() { c.options.timing.cache_signal_delay_us } else { 0 };
+            let delay_us = if c.needs_prompt_hashes() { c.options.timing.cache_signal_delay_us } else { 0 };
             c.prefix = Some(PrefixBoard::new(&mut instances, delay_us));
         }
         let n = instances.len();
@@ -377,7 +488,38 @@ impl Simulation {
             prompt_memo: PromptHashMemo::default(),
             time_error: None,
             measure: std::sync::Arc::new(crate::measure::Measurement::new()),
+            pd: None,
         }
+    }
+
+    /// Disaggregation: the transfer link and, per instance, KV bytes per token on one GPU
+    /// and TP (the control plane must already route with [`ControlPlane::set_pd`]).
+    pub fn set_pd(
+        &mut self,
+        config: PdConfig,
+        roles: &[Option<crate::pd::PoolRole>],
+        kv_bytes_per_token_gpu: Vec<f64>,
+        tp: Vec<u32>,
+    ) {
+        assert!(self.control.as_ref().is_some_and(|c| c.pd.is_some()), "PD routing first");
+        assert!(!self.independent, "a disaggregated fleet couples its instances");
+        assert!(config.bandwidth_bytes_per_us > 0.0 && config.base_latency_us >= 0.0);
+        let block_size = self.instances.iter().map(|i| i.kv().block_size_tokens()).collect();
+        self.pd = Some(PdState {
+            config,
+            kv_bytes_per_token_gpu,
+            tp,
+            block_size,
+            trips: HashMap::new(),
+            link: SharedLink::default(),
+            transfers_on_link: 0,
+            decode_legs_queued: 0,
+            report: PdReport {
+                decodes: roles.iter().map(|r| r.is_some_and(crate::pd::PoolRole::decodes)).collect(),
+                ..PdReport::default()
+            },
+            done_buf: Vec::new(),
+        });
     }
 
     /// Whether the instances run independently of each other (see `independent`).
@@ -482,8 +624,23 @@ impl Simulation {
             Event::GatewayTick => self.gateway_tick(now_us),
             Event::Routing(p) => self.route(now_us, p),
             Event::Queued { instance, pending } => {
-                let Pending { spec, prompt_hashes, hashed, output_reusable } = self.pending.remove(pending);
+                let Pending { spec, prompt_hashes, hashed, output_reusable, pd } =
+                    self.pending.remove(pending);
                 let i = instance as usize;
+                let leg = match pd {
+                    None => Leg::Whole,
+                    Some(trip) => match trip.stamps {
+                        None => {
+                            let pd = self.pd.as_mut().expect("disaggregation is on");
+                            pd.trips.insert(spec.id, trip);
+                            Leg::Prefill
+                        }
+                        Some(stamps) => {
+                            self.pd.as_mut().expect("disaggregation is on").decode_legs_queued += 1;
+                            Leg::Decode(stamps)
+                        }
+                    },
+                };
                 let deadline = spec.deadline_us;
                 let request_id = spec.id;
                 let class = spec.slo_class;
@@ -499,7 +656,7 @@ impl Simulation {
                     None
                 };
                 let outcome =
-                    self.instances[i].enqueue_hashed(now_us, spec, output_reusable, hashes, &mut finished);
+                    self.instances[i].enqueue_leg(now_us, spec, output_reusable, hashes, leg, &mut finished);
                 if let Enqueued::Queued(req) = outcome {
                     self.track_evictable(instance, req, request_id, class);
                     if let Some(d) = deadline.filter(|&d| d <= self.horizon_us) {
@@ -550,15 +707,109 @@ impl Simulation {
                 self.settle(i, &mut finished);
                 self.finished_buf = finished;
             }
+            Event::TransferStart(p) => self.start_transfer(now_us, p),
+            Event::LinkTick { generation } => self.link_tick(now_us, generation),
+            Event::TransferDone(p) => self.end_transfer(now_us, p),
         }
+    }
+
+    /// A prefill leg is done: its request waits for its KV transfer, which starts when the
+    /// step that computed the prompt ends.
+    fn hand_off(&mut self, f: Finished) {
+        let pd = self.pd.as_mut().expect("only disaggregated requests hand off");
+        let mut trip = pd.trips.remove(&f.spec.id).expect("a prefill leg has its trip");
+        trip.stamps = Some(PdStamps { prefill_done_us: f.at_us, transfer_done_us: 0 });
+        pd.report.handoffs += 1;
+        let output_reusable = self.source.output_reusable(&f.spec);
+        let p = self.pending.insert(Pending {
+            spec: f.spec,
+            prompt_hashes: PromptHashes::default(),
+            hashed: false,
+            output_reusable,
+            pd: Some(trip),
+        });
+        self.queue.push(f.at_us, Event::TransferStart(p));
+    }
+
+    fn start_transfer(&mut self, now_us: u64, p: PendingId) {
+        let pd = self.pd.as_mut().expect("disaggregation is on");
+        let pending = &mut self.pending[p];
+        let trip = pending.pd.as_mut().expect("a transfer belongs to a disaggregated request");
+        let i = trip.prefill as usize;
+        // Whole blocks move (the prompt's, partial last block included).
+        let tokens = pending.spec.input.len().div_ceil(pd.block_size[i]) * pd.block_size[i];
+        let bytes_gpu = f64::from(tokens) * pd.kv_bytes_per_token_gpu[i];
+        trip.transfer_start_us = now_us;
+        trip.solo_us = pd.config.solo_us(bytes_gpu);
+        let r = &mut pd.report;
+        r.transfers_started += 1;
+        r.transfer_bytes += (bytes_gpu * f64::from(pd.tp[i])).round() as u64;
+        pd.transfers_on_link += 1;
+        r.peak_concurrent_transfers = r.peak_concurrent_transfers.max(pd.transfers_on_link);
+        r.depth_sum += pd.transfers_on_link;
+        r.depth_samples += 1;
+        if pd.config.contention && pd.config.share_fixed_at_start {
+            let share = pd.config.bandwidth_bytes_per_us / pd.transfers_on_link as f64;
+            let took = ((pd.config.base_latency_us + bytes_gpu / share).ceil() as u64).max(1);
+            self.queue.push(now_us.saturating_add(took), Event::TransferDone(p));
+        } else if pd.config.contention {
+            // Each GPU's shard crosses its own link; the shards move in parallel.
+            let next = pd.link.add(now_us, p, bytes_gpu, pd.config.bandwidth_bytes_per_us);
+            self.queue.push(next, Event::LinkTick { generation: pd.link.generation });
+        } else {
+            let at = now_us.saturating_add(trip.solo_us);
+            self.queue.push(at, Event::TransferDone(p));
+        }
+    }
+
+    fn link_tick(&mut self, now_us: u64, generation: u64) {
+        let pd = self.pd.as_mut().expect("disaggregation is on");
+        if generation != pd.link.generation {
+            return; // the link's schedule changed since
+        }
+        let mut done = std::mem::take(&mut pd.done_buf);
+        let next = pd.link.tick(now_us, pd.config.bandwidth_bytes_per_us, &mut done);
+        let base = pd.config.base_latency_us.ceil() as u64;
+        for p in done.drain(..) {
+            self.queue.push(now_us.saturating_add(base), Event::TransferDone(p));
+        }
+        if let Some(at) = next {
+            self.queue.push(at, Event::LinkTick { generation: pd.link.generation });
+        }
+        pd.done_buf = done;
+    }
+
+    /// The KV is on the decode instance: the request joins its wait queue.
+    fn end_transfer(&mut self, now_us: u64, p: PendingId) {
+        let pd = self.pd.as_mut().expect("disaggregation is on");
+        let trip = self.pending[p].pd.as_mut().expect("a transfer belongs to a disaggregated request");
+        let stamps = trip.stamps.as_mut().expect("handed off");
+        stamps.transfer_done_us = now_us;
+        pd.transfers_on_link -= 1;
+        let r = &mut pd.report;
+        r.transfers_completed += 1;
+        let took = now_us - trip.transfer_start_us;
+        r.transfer_duration.push(took);
+        r.transfer_queueing.push(took.saturating_sub(trip.solo_us));
+        let decode = trip.decode;
+        self.push_instance_event(decode as usize, now_us, Event::Queued { instance: decode, pending: p });
     }
 
     /// Reports requests that left instance `i` to the router and to their source.
     fn settle(&mut self, i: usize, finished: &mut Vec<Finished>) {
         for f in finished.drain(..) {
-            self.finished_total += 1;
             if let Some(c) = &mut self.control {
                 c.in_flight[i] = c.in_flight[i].saturating_sub(1);
+            }
+            if f.handoff {
+                self.hand_off(f);
+                continue;
+            }
+            if let Some(pd) = &mut self.pd {
+                pd.trips.remove(&f.spec.id);
+            }
+            self.finished_total += 1;
+            if let Some(c) = &mut self.control {
                 if let Some(b) = &mut c.budgets {
                     b.on_finished(f.spec.tenant.as_deref());
                 }
@@ -628,6 +879,7 @@ impl Simulation {
             prompt_hashes: PromptHashes::default(),
             hashed: false,
             output_reusable,
+            pd: None,
         });
         self.queue.push(at, Event::Arrival(p));
     }
@@ -647,7 +899,7 @@ impl Simulation {
 
     fn admit(&mut self, now_us: u64, p: PendingId) {
         let c = self.control.as_mut().expect("admission runs only in cluster mode");
-        if c.routing.needs_prompt_hashes() && !self.pending[p].hashed {
+        if c.needs_prompt_hashes() && !self.pending[p].hashed {
             let bs = self.instances[0].kv().block_size_tokens();
             let hashes = self.prompt_memo.hashes(&self.pending[p].spec.input, bs);
             self.pending[p].prompt_hashes = hashes;
@@ -718,6 +970,75 @@ impl Simulation {
         let view = RouterView { now_us, signals, prefix: &prefix };
         let pending = &self.pending[p];
         let request = RoutingRequest::of(&pending.spec, &pending.prompt_hashes);
+        if let Some(pdr) = &mut c.pd {
+            let d = route_among(
+                pdr.decode_policy.as_mut(),
+                &pdr.decode,
+                &request,
+                now_us,
+                signals,
+                &prefix,
+                &mut c.rng,
+            );
+            let split = match pdr.decider {
+                PdDeciderKind::Never => false,
+                PdDeciderKind::Always => true,
+                PdDeciderKind::PrefixThreshold => {
+                    let cached = prefix.cached_blocks(d, request.prompt_hashes) * pdr.block_size_tokens;
+                    request.input_tokens.saturating_sub(cached) > pdr.prefix_threshold_tokens
+                }
+            };
+            let target = if split {
+                route_among(
+                    pdr.prefill_policy.as_mut(),
+                    &pdr.prefill,
+                    &request,
+                    now_us,
+                    signals,
+                    &prefix,
+                    &mut c.rng,
+                )
+            } else {
+                d
+            };
+            // A shared-role instance picked for both legs serves the request whole.
+            let split = split && target != d;
+            // Both instances hold the request from now on (as llm-d sends it to the decode
+            // pod's sidecar, which calls the prefill pod).
+            c.in_flight[target] += 1;
+            if split {
+                c.in_flight[d] += 1;
+            }
+            if let Some(b) = &mut c.budgets {
+                b.on_routed(request.tenant);
+            }
+            let record = c.trace.is_some().then(|| DecisionRecord {
+                time_us: now_us,
+                request_id: pending.spec.id,
+                admitted: true,
+                reason: None,
+                chosen: Some(target),
+                chosen_score: None,
+                scores: None,
+                candidates: Vec::new(),
+                regret: 0.0,
+            });
+            if let Some(record) = record {
+                self.trace(record);
+            }
+            if split {
+                self.pd.as_mut().expect("set with PD routing").report.disaggregated += 1;
+                self.pending[p].pd = Some(PdTrip {
+                    prefill: target as u32,
+                    decode: d as u32,
+                    stamps: None,
+                    transfer_start_us: 0,
+                    solo_us: 0,
+                });
+            }
+            self.send_to_instance(now_us, target, p);
+            return;
+        }
         let decision = c.routing.route(&request, &view, &mut c.rng);
         let target = decision.target;
         assert!(target < self.instances.len(), "router chose instance {target} of {}", self.instances.len());
@@ -778,6 +1099,11 @@ impl Simulation {
         let waiting = self.control.as_ref().and_then(|c| c.gateway.as_ref()).map_or(0, |g| g.queue.len());
         self.counters.in_transit =
             self.pending.len() as u64 - self.queue_pending_arrivals_not_injected() - waiting as u64;
+        self.counters.in_transfer = self
+            .pending
+            .values()
+            .filter(|p| p.pd.is_some_and(|t| t.stamps.is_some_and(|s| s.transfer_done_us == 0)))
+            .count() as u64;
         let mut cluster = Metrics::default();
         let mut instances = Vec::with_capacity(self.instances.len());
         let waits = self.control.as_ref().and_then(|c| c.gateway.as_ref()).map(|g| &g.waits_us);
@@ -816,6 +1142,7 @@ impl Simulation {
             trace: self.control.and_then(|c| c.trace),
             events: self.events,
             measurement: self.measure,
+            pd: self.pd.map(|p| p.report),
         }
     }
 

@@ -32,6 +32,13 @@ pub enum Event {
     GatewayExpiry { pending: PendingId, seq: u64 },
     /// A periodic dispatch attempt of the gateway queue (`--dispatch-tick-interval`).
     GatewayTick,
+    /// A disaggregated request's prompt is computed: its KV transfer starts.
+    TransferStart(PendingId),
+    /// A disaggregated request's KV reached its decode instance.
+    TransferDone(PendingId),
+    /// The shared KV link's next transfer may have finished (stale unless `generation` is
+    /// the link's current one).
+    LinkTick { generation: u64 },
 }
 
 impl Event {
@@ -41,6 +48,9 @@ impl Event {
             Event::Arrival(_) => (0, 0, 0),
             Event::Admission(_) => (0, 0, 1),
             Event::Routing(_) => (0, 0, 2),
+            Event::TransferStart(_) => (0, 0, 3),
+            Event::LinkTick { .. } => (0, 0, 4),
+            Event::TransferDone(_) => (0, 0, 5),
             Event::Queued { instance, .. } => (1, instance, 1),
             Event::Step { instance } => (1, instance, 3),
             Event::Timeout { instance, .. } => (1, instance, 6),

@@ -114,6 +114,7 @@ mod tests {
             timed_out_requests: 0,
             length_capped_requests: 0,
             in_transit_requests: 0,
+            prefilled_requests: None,
             total_input_tokens: 0,
             total_output_tokens: 0,
             vllm_estimated_duration_s: 1.0,

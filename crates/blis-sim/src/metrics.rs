@@ -135,6 +135,10 @@ pub struct Metrics {
     pub series: Series,
     /// CPU KV tier counters, when the tier is on.
     pub kv_tier: Option<KvTierTotals>,
+    /// Prefill legs of disaggregated requests computed here and handed to a decode instance.
+    pub pd_handoffs: u64,
+    /// TTFT components of the disaggregated requests this instance decoded.
+    pub pd: crate::pd::PdLatencies,
 }
 
 impl Metrics {
@@ -199,5 +203,7 @@ impl Metrics {
         if let Some(o) = &other.kv_tier {
             self.kv_tier.get_or_insert_with(KvTierTotals::default).merge(o);
         }
+        self.pd_handoffs += other.pd_handoffs;
+        self.pd.merge(&other.pd);
     }
 }

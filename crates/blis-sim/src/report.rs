@@ -27,6 +27,10 @@ pub struct MetricsDoc {
     pub length_capped_requests: u64,
     /// Requests between arrival and a wait queue when the horizon cut the run.
     pub in_transit_requests: u64,
+    /// Disaggregated fleets: prompts computed here and handed to a decode instance (these
+    /// requests complete, and count, on their decode instance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefilled_requests: Option<u64>,
     pub total_input_tokens: u64,
     pub total_output_tokens: u64,
     pub vllm_estimated_duration_s: f64,
@@ -147,6 +151,9 @@ pub struct PoolDoc {
     pub hardware: String,
     pub tp: u32,
     pub model: String,
+    /// Prefill/decode role (disaggregated fleets): prefill, decode or both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
     /// Instances of the pool (per-pool documents only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instances: Option<usize>,
@@ -351,6 +358,9 @@ pub struct RunDoc {
     /// One document per pool, over its instances (runs configured with `pools:`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_pool: Vec<MetricsDoc>,
+    /// Prefill/decode disaggregation figures (fleets whose pools have roles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pd: Option<PdDoc>,
     /// 90 % intervals of the headline figures (model error and seed spread).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prediction_interval: Option<PredictionInterval>,
@@ -393,6 +403,7 @@ fn metrics_doc(
         timed_out_requests: m.timed_out,
         length_capped_requests: m.length_capped,
         in_transit_requests: in_transit,
+        prefilled_requests: None,
         total_input_tokens: m.total_input_tokens,
         total_output_tokens: *output_tokens,
         vllm_estimated_duration_s: duration_s,
@@ -507,6 +518,7 @@ impl RunDoc {
             saturation: None,
             instances,
             per_pool: Vec::new(),
+            pd: report.pd.as_ref().map(|pd| PdDoc::new(pd, report)),
             prediction_interval: None,
             replicas: None,
             config: None,
@@ -524,8 +536,17 @@ impl RunDoc {
         for (doc, n) in pools {
             let range = first..(first + n).min(report.instances.len());
             first += n;
-            for d in self.instances.get_mut(range.clone()).into_iter().flatten() {
+            for (d, m) in self
+                .instances
+                .get_mut(range.clone())
+                .into_iter()
+                .flatten()
+                .zip(&report.instances[range.clone()])
+            {
                 d.pool = Some(doc.clone());
+                if doc.role.is_some() {
+                    d.prefilled_requests = Some(m.pd_handoffs);
+                }
             }
             let mut merged = Metrics::default();
             for m in &report.instances[range] {
@@ -533,6 +554,9 @@ impl RunDoc {
             }
             let mut pool_doc = metrics_doc(format!("pool_{}", doc.pool), &merged, 0, 0, window);
             pool_doc.pool = Some(PoolDoc { instances: Some(*n), ..doc.clone() });
+            if doc.role.is_some() {
+                pool_doc.prefilled_requests = Some(merged.pd_handoffs);
+            }
             self.per_pool.push(pool_doc);
         }
     }
@@ -540,6 +564,89 @@ impl RunDoc {
     /// Whether the run is steady (its verdict is `stable`).
     pub fn is_steady(&self) -> bool {
         self.steady_state.verdict == SteadyVerdict::Stable
+    }
+}
+
+/// Disaggregation figures (the reference simulator's PD metrics, in ms like every latency
+/// here). The TTFT of a disaggregated request is the sum of its three components.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PdDoc {
+    /// Requests the decider split (routed to a prefill instance).
+    pub disaggregated_requests: u64,
+    /// Requests whose KV transfer completed (the reference's disaggregated count).
+    pub disaggregated_count: u64,
+    pub kv_transfers_started: u64,
+    pub kv_transfers_completed: u64,
+    /// KV bytes the started transfers move (every TP shard).
+    pub kv_transfer_bytes: u64,
+    pub transfer_duration_mean_ms: f64,
+    pub transfer_duration_p50_ms: f64,
+    pub transfer_duration_p95_ms: f64,
+    pub transfer_duration_p99_ms: f64,
+    /// Time transfers took beyond their time alone on the link (`--pd-transfer-contention`).
+    pub transfer_queueing_mean_ms: f64,
+    pub transfer_queueing_p99_ms: f64,
+    pub peak_concurrent_transfers: u64,
+    /// Transfers on the link at each start, the new one included, averaged over starts.
+    pub mean_transfer_queue_depth: f64,
+    /// TTFT components of completed disaggregated requests: arrival → prompt computed on the
+    /// prefill instance; → KV on the decode instance; → first token from the decode instance.
+    pub ttft_prefill_mean_ms: f64,
+    pub ttft_prefill_p99_ms: f64,
+    pub ttft_transfer_mean_ms: f64,
+    pub ttft_transfer_p99_ms: f64,
+    pub ttft_first_decode_mean_ms: f64,
+    pub ttft_first_decode_p99_ms: f64,
+    /// Mean TTFT of those requests (the sum of the three component means).
+    pub parent_ttft_mean_ms: f64,
+    /// Prompts handed over by prefill instances, and requests completed by decode-capable
+    /// instances, per second of the run; the larger over the smaller (absent when one is 0).
+    pub prefill_throughput: f64,
+    pub decode_throughput: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_imbalance_ratio: Option<f64>,
+}
+
+impl PdDoc {
+    fn new(pd: &crate::pd::PdReport, report: &SimReport) -> Self {
+        let lat = &report.cluster.pd;
+        let duration_s = report.cluster.end_us as f64 / 1e6;
+        let per_s = |x: u64| if duration_s > 0.0 { x as f64 / duration_s } else { 0.0 };
+        let decoded: u64 =
+            report.instances.iter().zip(&pd.decodes).filter(|(_, d)| **d).map(|(m, _)| m.completed()).sum();
+        let (prefill_throughput, decode_throughput) = (per_s(report.cluster.pd_handoffs), per_s(decoded));
+        let (lo, hi) = if prefill_throughput < decode_throughput {
+            (prefill_throughput, decode_throughput)
+        } else {
+            (decode_throughput, prefill_throughput)
+        };
+        let (d, q) = (pd.transfer_duration.summary(), pd.transfer_queueing.summary());
+        let (p, t, f) = (lat.prefill.summary(), lat.transfer.summary(), lat.first_decode.summary());
+        PdDoc {
+            disaggregated_requests: pd.disaggregated,
+            disaggregated_count: pd.transfers_completed,
+            kv_transfers_started: pd.transfers_started,
+            kv_transfers_completed: pd.transfers_completed,
+            kv_transfer_bytes: pd.transfer_bytes,
+            transfer_duration_mean_ms: ms(d.mean_us),
+            transfer_duration_p50_ms: ms(d.p50_us),
+            transfer_duration_p95_ms: ms(d.p95_us),
+            transfer_duration_p99_ms: ms(d.p99_us),
+            transfer_queueing_mean_ms: ms(q.mean_us),
+            transfer_queueing_p99_ms: ms(q.p99_us),
+            peak_concurrent_transfers: pd.peak_concurrent_transfers,
+            mean_transfer_queue_depth: pd.mean_transfer_queue_depth(),
+            ttft_prefill_mean_ms: ms(p.mean_us),
+            ttft_prefill_p99_ms: ms(p.p99_us),
+            ttft_transfer_mean_ms: ms(t.mean_us),
+            ttft_transfer_p99_ms: ms(t.p99_us),
+            ttft_first_decode_mean_ms: ms(f.mean_us),
+            ttft_first_decode_p99_ms: ms(f.p99_us),
+            parent_ttft_mean_ms: ms(p.mean_us + t.mean_us + f.mean_us),
+            prefill_throughput,
+            decode_throughput,
+            load_imbalance_ratio: (lo > 0.0).then(|| hi / lo),
+        }
     }
 }
 

@@ -68,6 +68,8 @@ pub struct LiveRequest {
     pub eligible_from_step: u64,
     /// Its pending or arrived CPU-tier load, until it is admitted.
     pub kv_load: Option<KvLoad>,
+    /// Which part of the request this instance serves (prefill/decode disaggregation).
+    pub leg: crate::pd::Leg,
 }
 
 impl LiveRequest {
@@ -112,6 +114,7 @@ impl LiveRequest {
             seq: 0,
             eligible_from_step: 0,
             kv_load: None,
+            leg: crate::pd::Leg::Whole,
         }
     }
 

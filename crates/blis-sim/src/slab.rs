@@ -35,6 +35,11 @@ impl<T> Slab<T> {
         value
     }
 
+    /// The values held, in slot order.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().filter_map(Option::as_ref)
+    }
+
     pub fn get(&self, id: ReqId) -> Option<&T> {
         self.slots.get(id as usize).and_then(Option::as_ref)
     }

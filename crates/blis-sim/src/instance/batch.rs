@@ -5,6 +5,7 @@
 use blis_latency::{PrefillChunk, StepShape};
 
 use super::{Instance, ReloadTiming};
+use crate::pd::Leg;
 use crate::request::{KvLoad, LiveRequest, Phase};
 use crate::slab::ReqId;
 
@@ -128,9 +129,18 @@ impl Instance {
                     CpuHit::Reload(n) => reload = n,
                 }
             }
-            let start = (cached_blocks + reload) * bs;
-            let input = self.requests[id].input_tokens;
-            let n = self.clamp_chunk(input - start, budget, start);
+            // Blocks found on this instance, in either tier.
+            let cached_start = (cached_blocks + reload) * bs;
+            let r = &self.requests[id];
+            // A decode leg's prompt KV came from its prefill instance: all but the last prompt
+            // token are present (the last is computed, producing the first output token, as
+            // vLLM does on a full prefix hit). After a preemption it recomputes everything.
+            let remote = match r.leg {
+                Leg::Decode(_) if r.preemptions == 0 => r.input_tokens - 1,
+                _ => 0,
+            };
+            let start = cached_start.max(remote);
+            let n = self.clamp_chunk(r.input_tokens - start, budget, start);
             let r = &mut self.requests[id];
             let claim = &r.prompt_hashes[..cached_blocks as usize];
             // Reference semantics: a wholly cached prompt joins with nothing to compute.
@@ -166,11 +176,11 @@ impl Instance {
             r.phase = Phase::Running;
             r.progress_tokens = start;
             r.new_tokens = n;
-            r.cached_prompt_tokens = start;
+            r.cached_prompt_tokens = cached_start;
             r.scheduling_delay_us = Some(now_us.saturating_sub(r.spec.arrival_us));
             r.seq = self.next_seq;
             self.next_seq += 1;
-            self.metrics.prompt_tokens_cached += u64::from(start);
+            self.metrics.prompt_tokens_cached += u64::from(cached_start);
             if n > 0 && self.config.semantics.first_chunk_after_cached_prefix {
                 Self::add_to_shape(&mut self.shape, r);
             } else if n > 0 {

@@ -5,6 +5,7 @@ use blis_workload::Outcome;
 
 use super::{Finished, Instance};
 use crate::metrics::RequestRecord;
+use crate::pd::Leg;
 use crate::request::LiveRequest;
 use crate::slab::ReqId;
 
@@ -77,6 +78,11 @@ impl Instance {
         let mut r = self.requests.remove(id);
         self.kv.release(&mut r.kv);
         let completed = outcome == Outcome::Completed;
+        if completed && r.leg == Leg::Prefill {
+            // The prompt is computed: the request continues on a decode instance.
+            self.metrics.pd_handoffs += 1;
+            return Finished { spec: r.spec, outcome, at_us, handoff: true };
+        }
         let generated = if r.in_prefill() { 0 } else { r.progress_tokens - r.input_tokens + 1 };
         let output_tokens = if completed { generated.min(r.output_tokens.max(1)) } else { 0 };
         let e2e_us = r.ttft_us.filter(|_| completed).map(|ttft| {
@@ -117,6 +123,13 @@ impl Instance {
                 lat.scheduling_delay.push(d);
             }
         }
+        if let (Leg::Decode(st), Some(ttft), true, true) = (r.leg, r.ttft_us, completed, measured) {
+            let arrival = r.spec.arrival_us;
+            let pd = &mut self.metrics.pd;
+            pd.prefill.push(st.prefill_done_us.saturating_sub(arrival));
+            pd.transfer.push(st.transfer_done_us.saturating_sub(st.prefill_done_us));
+            pd.first_decode.push(ttft.saturating_sub(st.transfer_done_us.saturating_sub(arrival)));
+        }
         if completed && let Some(tenant) = &r.spec.tenant {
             let t = self.metrics.by_tenant.entry(tenant.clone()).or_default();
             t.completed += 1;
@@ -134,7 +147,7 @@ impl Instance {
         }
         let at_us =
             if self.config.semantics.follow_up_from_step_end { at_us } else { finished_at.max(at_us) };
-        Finished { spec: r.spec, outcome, at_us }
+        Finished { spec: r.spec, outcome, at_us, handoff: false }
     }
 }
 

@@ -21,6 +21,7 @@ use crate::kv::KvCache;
 pub use crate::kv_cpu::{KvTierConfig, ReloadTiming};
 use crate::measure::{Measurement, Series, StateSample};
 use crate::metrics::Metrics;
+pub use crate::pd::Leg;
 use crate::preemption::PreemptionPolicy;
 use crate::priority::{PriorityKind, SloPriorities};
 use crate::request::{LiveRequest, Phase, PromptHashes};
@@ -67,6 +68,9 @@ pub struct Finished {
     pub outcome: Outcome,
     /// When the client sees the request end ([`EngineSemantics::follow_up_from_step_end`]).
     pub at_us: u64,
+    /// A prefill leg whose prompt is computed (at `at_us`): the request is not finished, its
+    /// KV goes on to a decode instance.
+    pub handoff: bool,
 }
 
 /// What `enqueue` did with a request.
@@ -224,11 +228,28 @@ impl Instance {
         prompt_hashes: Option<PromptHashes>,
         finished: &mut Vec<Finished>,
     ) -> Enqueued {
+        self.enqueue_leg(now_us, spec, output_reusable, prompt_hashes, Leg::Whole, finished)
+    }
+
+    /// The narrow entry point of disaggregation: [`Instance::enqueue_hashed`] for one leg of a
+    /// request. A [`Leg::Prefill`] computes the prompt and leaves as a hand-off
+    /// ([`Finished::handoff`]); a [`Leg::Decode`] is admitted with its prompt's KV present
+    /// (allocated on admission, not recomputed) and produces every output token.
+    pub fn enqueue_leg(
+        &mut self,
+        now_us: u64,
+        spec: RequestSpec,
+        output_reusable: bool,
+        prompt_hashes: Option<PromptHashes>,
+        leg: Leg,
+        finished: &mut Vec<Finished>,
+    ) -> Enqueued {
         self.observe(now_us);
         let input = u64::from(spec.input.len());
         // Token counts in u64: prompt + budget can exceed u32 for absurd requests, which are
         // then dropped as unservable instead of wrapping into small ones.
-        let context = input + u64::from(spec.max_output_tokens.max(spec.output_tokens));
+        let output = if leg == Leg::Prefill { 1 } else { spec.max_output_tokens.max(spec.output_tokens) };
+        let context = input + u64::from(output);
         let mml = u64::from(self.config.max_model_len);
         let bs = u64::from(self.config.block_size_tokens);
         let too_long = mml > 0 && (input >= mml || context > mml);
@@ -238,22 +259,30 @@ impl Instance {
             context.div_ceil(bs) > u64::from(self.config.total_kv_blocks) || context >= u64::from(u32::MAX);
         if too_long || too_big || input == 0 {
             self.metrics.dropped_unservable += 1;
-            finished.push(Finished { spec, outcome: Outcome::Dropped, at_us: now_us });
+            finished.push(Finished { spec, outcome: Outcome::Dropped, at_us: now_us, handoff: false });
             return Enqueued::Dropped;
         }
-        self.metrics.total_input_tokens += input;
-        if let Some(tenant) = &spec.tenant {
-            self.metrics.by_tenant.entry(tenant.clone()).or_default().requests += 1;
+        // A decode leg's prompt was counted where it was computed.
+        if !matches!(leg, Leg::Decode(_)) {
+            self.metrics.total_input_tokens += input;
+            if let Some(tenant) = &spec.tenant {
+                self.metrics.by_tenant.entry(tenant.clone()).or_default().requests += 1;
+            }
         }
         if spec.deadline_us.is_some_and(|d| now_us >= d) {
             self.metrics.timed_out += 1;
-            finished.push(Finished { spec, outcome: Outcome::TimedOut, at_us: now_us });
+            finished.push(Finished { spec, outcome: Outcome::TimedOut, at_us: now_us, handoff: false });
             return Enqueued::TimedOut;
         }
         self.metrics.enqueued += 1;
         let priority = self.config.slo_priorities.instance(self.config.priority, spec.slo_class);
         let bs = self.config.block_size_tokens;
-        let id = self.requests.insert(LiveRequest::new(spec, bs, priority, output_reusable, prompt_hashes));
+        let mut live = LiveRequest::new(spec, bs, priority, output_reusable, prompt_hashes);
+        live.leg = leg;
+        if leg == Leg::Prefill {
+            live.output_tokens = 1;
+        }
+        let id = self.requests.insert(live);
         // Under async scheduling the next step's batch was fixed when the running step started.
         // (An instance whose queue only waits for CPU-tier loads is idle: no step is running.)
         if self.config.async_scheduling && self.has_work() && self.kv_loads_pending_until(now_us).is_none() {
