@@ -167,6 +167,9 @@ pub fn observe(args: &ObserveArgs, argv: &[String]) -> CliResult<()> {
     header_file.commit().map_err(|e| io(&header_path, &e))?;
     data_file.commit().map_err(|e| io(&data_path, &e))?;
 
+    if let Some(n) = observed.interrupted {
+        eprintln!("interrupted: nothing more was sent; {n} requests in flight then are not in the trace");
+    }
     let (sent, failed) = (observed.records.len(), observed.failed());
     eprintln!(
         "observed {sent} requests ({failed} failed); trace: {} + {}",
@@ -179,6 +182,9 @@ pub fn observe(args: &ObserveArgs, argv: &[String]) -> CliResult<()> {
             message: format!("every request failed (first: {}: {})", first.status, first.error_message),
             code: 1,
         });
+    }
+    if observed.interrupted.is_some() {
+        return Err(CliError { message: "interrupted".into(), code: 130 });
     }
     Ok(())
 }

@@ -152,6 +152,20 @@ fn observe_errors() {
     let out = blis(&["observe", "--server-url", "http://127.0.0.1:1", "--model", "m"]);
     one_line(&out, 2, "--trace-header: required");
 
+    // A server slower than the requests' deadline (--timeout): rows with status timeout.
+    let slow =
+        MockServer::start(MockConfig { chunk_delay: Duration::from_millis(200), fail_every: None }).unwrap();
+    let mut flags = vec!["--rate", "1000", "--num-requests", "2", "--timeout", "0.03"];
+    flags.extend_from_slice(&SMALL);
+    let (out, paths) = observe(&slow.url(), dir.path(), &flags);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = read_trace_records(&paths[1]).unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!(r.status, "timeout", "{r:?}");
+        assert_eq!(r.deadline_us, r.arrival_time_us + 30_000, "{r:?}");
+    }
+
     // A refused connection: every row records the error, and the command fails (status 1).
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
@@ -164,4 +178,36 @@ fn observe_errors() {
     let rows = read_trace_records(&paths[1]).unwrap();
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r.status == "error" && r.num_chunks == 0), "{rows:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn observe_ctrl_c_keeps_the_rows_so_far() {
+    let server = mock(None);
+    let dir = tempfile::tempdir().unwrap();
+    let (h, d) = (dir.path().join("i.yaml"), dir.path().join("i.csv"));
+    let mut args =
+        vec!["observe", "--server-url", &*Box::leak(server.url().into_boxed_str()), "--model", "m"];
+    args.extend_from_slice(&["--trace-header", h.to_str().unwrap(), "--trace-data", d.to_str().unwrap()]);
+    args.extend_from_slice(&["--rate", "20", "--arrival-process", "constant", "--num-requests", "1000"]);
+    args.extend_from_slice(&SMALL);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_blis"))
+        .args(&args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while server.requests() < 2 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted: nothing more was sent"), "{stderr}");
+    let rows = read_trace_records(&d).unwrap();
+    assert!(!rows.is_empty() && rows.len() < 1000, "{}", rows.len());
+    assert!(rows.iter().all(|r| r.status == "ok"));
+    assert!(read_trace_header(&h).is_ok());
 }

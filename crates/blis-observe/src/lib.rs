@@ -52,6 +52,8 @@ pub struct Observation {
     pub records: Vec<TraceRecord>,
     /// Wall-clock time of the origin of every `*_time_us` column.
     pub started_at: SystemTime,
+    /// Interrupted (Ctrl-C): how many requests were in flight then (they have no row).
+    pub interrupted: Option<usize>,
 }
 
 impl Observation {
@@ -129,9 +131,12 @@ async fn drive(
     // Sources emit in nondecreasing arrival order: the first one past the horizon ends them.
     let mut scheduled = source.next_request().filter(within);
     let mut follow_ups: Vec<RequestSpec> = Vec::new();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
-    let mut in_flight = 0usize;
+    let mut in_flight = tokio::task::JoinSet::<Done>::new();
     let mut records = Vec::new();
+    let mut interrupted = None;
+    let mut listening = true;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         // The earliest request due: the source's next one or a follow-up.
         let earliest_follow_up = follow_ups
@@ -145,13 +150,13 @@ async fn drive(
             (None, Some((_, f))) => Some(f),
             (None, None) => None,
         };
-        if next_at.is_none() && in_flight == 0 {
+        if next_at.is_none() && in_flight.is_empty() {
             break;
         }
         let now_us = t0.elapsed().as_micros() as u64;
         if let Some(at) = next_at
             && at <= now_us
-            && in_flight < max_concurrency
+            && in_flight.len() < max_concurrency
         {
             let request = match earliest_follow_up {
                 Some((i, f)) if scheduled.as_ref().is_none_or(|s| f < s.arrival_us) => {
@@ -163,20 +168,21 @@ async fn drive(
                     r
                 }
             };
-            in_flight += 1;
-            let (tx, sender) = (tx.clone(), sender.clone());
-            tokio::spawn(async move {
+            let sender = sender.clone();
+            in_flight.spawn(async move {
                 let record = sender.send(&request, t0).await;
-                let _ = tx.send(Done { request, record });
+                Done { request, record }
             });
             continue;
         }
         let wait_until =
-            next_at.filter(|_| in_flight < max_concurrency).map(|at| t0 + Duration::from_micros(at));
+            next_at.filter(|_| in_flight.len() < max_concurrency).map(|at| t0 + Duration::from_micros(at));
         tokio::select! {
-            done = rx.recv(), if in_flight > 0 => {
-                let Done { request, record } = done.expect("a sender is kept");
-                in_flight -= 1;
+            done = in_flight.join_next(), if !in_flight.is_empty() => {
+                let Done { request, record } = match done.expect("the set is not empty") {
+                    Ok(done) => done,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                };
                 let outcome = match record.status.as_str() {
                     "ok" => Outcome::Completed,
                     "timeout" => Outcome::TimedOut,
@@ -189,8 +195,18 @@ async fn drive(
                 records.push(record);
             }
             _ = tokio::time::sleep_until(wait_until.unwrap_or(t0).into()), if wait_until.is_some() => {}
+            // Ctrl-C: send nothing more, give up on the requests in flight, keep the rows so far.
+            signal = &mut ctrl_c, if listening => {
+                if signal.is_err() {
+                    listening = false; // no signal handling here: run to the end
+                    continue;
+                }
+                interrupted = Some(in_flight.len());
+                in_flight.abort_all();
+                break;
+            }
         }
     }
     records.sort_by_key(|r: &TraceRecord| (r.send_time_us, r.request_id));
-    Observation { records, started_at }
+    Observation { records, started_at, interrupted }
 }
