@@ -104,6 +104,35 @@ fn observe_open_loop_records_a_trace_that_replays() {
     assert_eq!(doc["completed_requests"], 20, "{doc}");
 }
 
+/// A workload spec with prefix groups: requests of one group share their leading text.
+#[test]
+fn observe_workload_spec_prefix_groups() {
+    let server = mock(None);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("w.yaml");
+    let mut text = String::from("version: \"2\"\nseed: 5\naggregate_rate: 500\nnum_requests: 10\nclients:\n");
+    for g in 0..2 {
+        text.push_str(&format!(
+            "  - id: c{g}\n    rate_fraction: 1\n    prefix_group: g{g}\n    prefix_length: 8\n    \
+             input_distribution: {{type: constant, params: {{value: 4}}}}\n    \
+             output_distribution: {{type: constant, params: {{value: 3}}}}\n"
+        ));
+    }
+    std::fs::write(&spec, text).unwrap();
+    let (out, paths) = observe(&server.url(), dir.path(), &["--workload-spec", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = read_trace_records(&paths[1]).unwrap();
+    assert_eq!(rows.len(), 10);
+    ok_rows_are_consistent(&rows);
+    assert!(rows.iter().all(|r| r.prefix_length == 8 && r.input_tokens == 4 && r.server_input_tokens == 12));
+    let prompts = server.prompts();
+    let mut prefixes: Vec<String> =
+        prompts.iter().map(|p| p.split(' ').take(8).collect::<Vec<_>>().join(" ")).collect();
+    prefixes.sort();
+    prefixes.dedup();
+    assert_eq!(prefixes.len(), 2, "one prompt prefix per group: {prompts:?}");
+}
+
 #[test]
 fn observe_closed_loop_and_max_concurrency() {
     let server = mock(None);

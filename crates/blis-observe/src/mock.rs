@@ -5,8 +5,8 @@
 //! answered `500` instead.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +26,7 @@ pub struct MockConfig {
 pub struct MockServer {
     pub addr: SocketAddr,
     requests: Arc<AtomicU64>,
+    prompts: Arc<Mutex<Vec<String>>>,
 }
 
 impl MockServer {
@@ -35,20 +36,21 @@ impl MockServer {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let requests = Arc::new(AtomicU64::new(0));
-        let count = requests.clone();
+        let prompts = Arc::new(Mutex::new(Vec::new()));
+        let (count, seen) = (requests.clone(), prompts.clone());
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         std::thread::spawn(move || {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
                 while let Ok((stream, _)) = listener.accept().await {
-                    let (config, count) = (config.clone(), count.clone());
+                    let (config, count, seen) = (config.clone(), count.clone(), seen.clone());
                     tokio::spawn(async move {
-                        let _ = serve(stream, &config, &count).await;
+                        let _ = serve(stream, &config, &count, &seen).await;
                     });
                 }
             });
         });
-        Ok(MockServer { addr, requests })
+        Ok(MockServer { addr, requests, prompts })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -60,9 +62,19 @@ impl MockServer {
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// The prompts received so far, in arrival order.
+    pub fn prompts(&self) -> Vec<String> {
+        self.prompts.lock().expect("not poisoned").clone()
+    }
 }
 
-async fn serve(mut stream: TcpStream, config: &MockConfig, count: &AtomicU64) -> std::io::Result<()> {
+async fn serve(
+    mut stream: TcpStream,
+    config: &MockConfig,
+    count: &AtomicU64,
+    seen: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
     // Headers, then Content-Length bytes of body.
     let mut buf = Vec::new();
     let mut tmp = [0u8; 4096];
@@ -91,6 +103,8 @@ async fn serve(mut stream: TcpStream, config: &MockConfig, count: &AtomicU64) ->
         buf.extend_from_slice(&tmp[..n]);
     }
     let body: serde_json::Value = serde_json::from_slice(&buf[head_end..]).unwrap_or_default();
+    let prompt = body.get("prompt").and_then(|p| p.as_str()).unwrap_or_default().to_string();
+    seen.lock().expect("not poisoned").push(prompt);
     let n = count.fetch_add(1, Ordering::SeqCst) + 1;
     if config.fail_every.is_some_and(|k| k > 0 && n.is_multiple_of(k)) {
         let msg = r#"{"error":{"message":"mock failure","code":500}}"#;
