@@ -171,6 +171,12 @@ pub fn observe(args: &ObserveArgs, argv: &[String]) -> CliResult<()> {
         eprintln!("interrupted: nothing more was sent; {n} requests in flight then are not in the trace");
     }
     let (sent, failed) = (observed.records.len(), observed.failed());
+    let no_usage = observed.records.iter().filter(|r| r.status == "ok" && r.server_input_tokens == 0).count();
+    if no_usage > 0 {
+        eprintln!(
+            "warning: {no_usage} responses reported no token usage (does the server support stream_options.include_usage?); their server_input_tokens is 0 and output_tokens the requested length"
+        );
+    }
     eprintln!(
         "observed {sent} requests ({failed} failed); trace: {} + {}",
         header_path.display(),
