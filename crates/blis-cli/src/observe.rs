@@ -2,10 +2,11 @@
 //! OpenAI-compatible server; the responses' timings are written as a TraceV2 trace that
 //! `blis replay` reads.
 
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use blis_config::RunSpec;
 use blis_config::outputs::PendingFile;
+use blis_config::{RunSpec, WorkloadSpecRef};
 use blis_workload::trace::{ServerInfo, TraceHeader, header_yaml, write_records};
 use clap::Args;
 
@@ -119,6 +120,24 @@ pub fn observe(args: &ObserveArgs, argv: &[String]) -> CliResult<()> {
             )
             .into());
         }
+    }
+    let same = |a: &Path, b: &Path| {
+        let abs = |p: &Path| {
+            p.canonicalize().or_else(|_| std::path::absolute(p)).unwrap_or_else(|_| p.to_path_buf())
+        };
+        abs(a) == abs(b)
+    };
+    if same(&header_path, &data_path) {
+        return Err(format!("--trace-data: {} is also --trace-header", data_path.display()).into());
+    }
+    if let Some(WorkloadSpecRef::Path(input)) = &spec.workload_spec
+        && let Some(out) = [&header_path, &data_path].into_iter().find(|out| same(input, out))
+    {
+        return Err(format!(
+            "--workload-spec: {} is also an output of blis observe; refusing to overwrite it",
+            out.display()
+        )
+        .into());
     }
     if let Err(e) = blis_observe::endpoint(&args.server_url) {
         return Err(format!("--server-url: {e}").into());

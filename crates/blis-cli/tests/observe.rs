@@ -178,6 +178,12 @@ fn observe_errors() {
     one_line(&out, 2, "--max-concurrency: must be at least 1");
     let (out, _) = observe("http://127.0.0.1:1", dir.path(), &["--concurrency", "2", "--rate", "3"]);
     one_line(&out, 2, "--concurrency");
+    let spec = dir.path().join("obs.yaml");
+    std::fs::write(&spec, "version: \"2\"\n").unwrap();
+    let (out, _) = observe("http://127.0.0.1:1", dir.path(), &["--workload-spec", spec.to_str().unwrap()]);
+    one_line(&out, 2, "--workload-spec: ");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to overwrite it"));
+    assert_eq!(std::fs::read_to_string(&spec).unwrap(), "version: \"2\"\n");
     let out = blis(&["observe", "--server-url", "http://127.0.0.1:1", "--model", "m"]);
     one_line(&out, 2, "--trace-header: required");
 
