@@ -102,6 +102,29 @@ fn observe_open_loop_records_a_trace_that_replays() {
     assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
     assert_eq!(doc["completed_requests"], 20, "{doc}");
+
+    // The trace as a calibration experiment: the server's configuration from the file, the
+    // workload and the measured latencies from the trace (paths relative to the file).
+    let measurements = dir.path().join("m.json");
+    let experiment = serde_json::json!({"experiments": [{
+        "id": "obs", "model": MODEL, "hardware": "H100", "tp": 1, "max_num_seqs": 64,
+        "max_num_batched_tokens": 2048, "block_size": 16, "total_kv_blocks_gpu": 5000,
+        "trace": {"header": "obs.yaml", "data": "obs.csv"},
+    }]});
+    std::fs::write(&measurements, experiment.to_string()).unwrap();
+    let report = dir.path().join("r.md");
+    let cal = blis(&[
+        "calibrate",
+        "--measurements",
+        measurements.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&cal.stdout);
+    assert!(cal.status.success(), "{}", String::from_utf8_lossy(&cal.stderr));
+    assert!(stdout.contains("MAPE"), "{stdout}");
+    let report = std::fs::read_to_string(report).unwrap();
+    assert!(report.contains("observed trace"), "{report}");
 }
 
 /// A workload spec with prefix groups: requests of one group share their leading text.
