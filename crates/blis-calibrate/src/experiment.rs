@@ -13,7 +13,7 @@ use blis_sim::report::RunDoc;
 use blis_workload::spec::{InferencePerfSpec, SharedPrefixSpec, StageSpec, WorkloadSpec};
 use rayon::prelude::*;
 
-use crate::measurements::{Experiment, LatencyStats};
+use crate::measurements::{Experiment, LatencyStats, WorkloadDesc};
 
 /// The seed every calibration run uses (`--seed 42`).
 pub const SEED: u64 = 42;
@@ -75,8 +75,7 @@ pub struct SimStats {
 }
 
 /// The workload-spec v2 equivalent to the experiment's inference-perf workload.
-pub fn workload_spec(e: &Experiment, ws: &WorkloadSemantics) -> WorkloadSpec {
-    let w = &e.workload;
+pub fn workload_spec(w: &WorkloadDesc, ws: &WorkloadSemantics) -> WorkloadSpec {
     let sp = &w.shared_prefix;
     WorkloadSpec {
         version: Some("2".into()),
@@ -115,7 +114,12 @@ pub fn run_spec(e: &Experiment, setup: &Setup) -> RunSpec {
         coefficients_file: setup.overrides.coefficients_file.clone(),
         model_config_folder: setup.model_config_folder.clone(),
         async_scheduling: Some(setup.async_scheduling),
-        workload_spec: Some(WorkloadSpecRef::Inline(Box::new(workload_spec(e, &setup.workload)))),
+        workload_spec: e
+            .workload
+            .as_ref()
+            .map(|w| WorkloadSpecRef::Inline(Box::new(workload_spec(w, &setup.workload)))),
+        workload_trace: e.trace.as_ref().map(|t| t.data.clone()),
+        trace_header: e.trace.as_ref().map(|t| t.header.clone()),
         seed: Some(SEED),
         compat: Some(setup.compat),
         ..RunSpec::default()
@@ -136,11 +140,11 @@ pub fn run_experiment(e: &Experiment, setup: &Setup) -> Result<SimStats, String>
 /// Simulates one experiment on an already-resolved run (lets a fitter reuse model loading).
 pub fn run_config(e: &Experiment, config: &RunConfig) -> Result<SimStats, String> {
     let outcome = config.simulate().map_err(|err| format!("experiment {}: {err}", e.id))?;
-    Ok(sim_stats(outcome.doc, e.workload.shared_prefix.output_len))
+    Ok(sim_stats(outcome.doc, e.mean_output_tokens))
 }
 
 /// Extracts the compared figures from a metrics document.
-pub fn sim_stats(doc: RunDoc, output_len: u32) -> SimStats {
+pub fn sim_stats(doc: RunDoc, mean_output_tokens: f64) -> SimStats {
     let c = &doc.cluster;
     let stats = LatencyStats {
         ttft_mean_ms: c.ttft_mean_ms,
@@ -149,7 +153,7 @@ pub fn sim_stats(doc: RunDoc, output_len: u32) -> SimStats {
         e2e_mean_ms: c.e2e_mean_ms,
         e2e_p90_ms: c.e2e_p90_ms,
         e2e_p99_ms: c.e2e_p99_ms,
-        itl_mean_ms: (c.e2e_mean_ms - c.ttft_mean_ms) / f64::from(output_len.max(2) - 1),
+        itl_mean_ms: (c.e2e_mean_ms - c.ttft_mean_ms) / (mean_output_tokens.max(2.0) - 1.0),
     };
     SimStats {
         stats,

@@ -21,7 +21,8 @@ fn check(text: &str) {
         assert!((1..=u64::from(u32::MAX)).contains(&e.total_kv_blocks_gpu));
         assert!(e.measured_summary().fields().iter().all(|(_, v)| v.is_finite() && *v > 0.0));
         let ws = WorkloadSemantics { question_reuse: None, user_order: None };
-        let spec = workload_spec(e, &ws);
+        let Some(w) = &e.workload else { continue };
+        let spec = workload_spec(w, &ws);
         blis_workload::validate::validate(&spec)
             .unwrap_or_else(|err| panic!("accepted experiment {} gives a refused workload: {err}", e.id));
         let ov = blis_workload::Overrides { num_requests: Some(50), ..Default::default() };

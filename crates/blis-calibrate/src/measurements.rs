@@ -1,8 +1,11 @@
-//! The measurements file: real vLLM runs with the exact configuration and workload.
+//! The measurements file: real vLLM runs with the exact configuration and workload. The
+//! workload is an inference-perf description (`workload`), or a trace `blis observe` recorded
+//! (`trace`), whose rows are then also the measurements.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use blis_sim::stats::Samples;
 use serde::{Deserialize, Serialize};
 
 /// The whole file.
@@ -31,11 +34,29 @@ pub struct Experiment {
     /// CPU offload blocks (not modelled).
     #[serde(default)]
     pub cpu_kv_blocks: u64,
-    pub workload: WorkloadDesc,
+    /// The inference-perf workload (or `trace`).
+    #[serde(default)]
+    pub workload: Option<WorkloadDesc>,
+    /// An observed trace (`blis observe`) instead of `workload`: replayed as the workload, and
+    /// its successful rows give `measured.summary` unless the file states it.
+    #[serde(default)]
+    pub trace: Option<TraceRef>,
     /// `summary` (all requests) and `stage_k` (requests arriving in load stage k).
+    #[serde(default)]
     pub measured: BTreeMap<String, LatencyStats>,
     #[serde(default)]
     pub reference_simulator_predictions: BTreeMap<String, LatencyStats>,
+    /// Mean output length of the requests measured (ITL = (E2E − TTFT)/(this − 1)).
+    #[serde(skip)]
+    pub mean_output_tokens: f64,
+}
+
+/// The two files of a TraceV2 trace; relative paths are relative to the measurements file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceRef {
+    pub header: PathBuf,
+    pub data: PathBuf,
 }
 
 /// The inference-perf workload of an experiment.
@@ -98,7 +119,16 @@ impl Measurements {
     /// `blis run` applies to the equivalent flags and workload spec, so a replay can neither
     /// hang (no running slots, no token budget) nor divide by a zero measurement.
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let m: Self = serde_json::from_str(text).map_err(|e| format!("invalid measurements JSON: {e}"))?;
+        Self::from_json_in(text, Path::new(""))
+    }
+
+    /// [`Measurements::from_json`] with trace paths relative to `dir`.
+    pub fn from_json_in(text: &str, dir: &Path) -> Result<Self, String> {
+        let mut m: Self =
+            serde_json::from_str(text).map_err(|e| format!("invalid measurements JSON: {e}"))?;
+        for (i, e) in m.experiments.iter_mut().enumerate() {
+            e.read_trace(dir).map_err(|msg| format!("experiment {} (experiments[{i}]): {msg}", e.id))?;
+        }
         if m.experiments.is_empty() {
             return Err("experiments: the file lists no experiment".into());
         }
@@ -120,7 +150,8 @@ impl Measurements {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Self::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let dir = path.parent().unwrap_or(Path::new(""));
+        Self::from_json_in(&text, dir).map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 
@@ -157,7 +188,14 @@ impl Experiment {
                 self.total_kv_blocks_gpu
             ));
         }
-        let w = &self.workload;
+        let w = match (&self.workload, &self.trace) {
+            (Some(_), Some(_)) => {
+                return Err("trace: an experiment has a workload or a trace, not both".into());
+            }
+            (None, None) => return Err("workload: required (or trace, an observed trace)".into()),
+            (None, Some(_)) => return self.validate_stats(),
+            (Some(w), None) => w,
+        };
         let sp = &w.shared_prefix;
         let lengths = [
             ("num_unique_system_prompts", sp.num_unique_system_prompts, 1, u32::MAX),
@@ -208,6 +246,10 @@ impl Experiment {
         if w.num_requests as f64 > MAX_STAGE_REQUESTS {
             return Err(format!("workload.num_requests: must be ≤ 2^53, got {}", w.num_requests));
         }
+        self.validate_stats()
+    }
+
+    fn validate_stats(&self) -> Result<(), String> {
         let stats = |name: &str, s: &LatencyStats, positive: bool| -> Result<(), String> {
             for (field, v) in s.fields() {
                 if !(v.is_finite() && (v > 0.0 || (!positive && v == 0.0))) {
@@ -239,10 +281,60 @@ impl Experiment {
         self.reference_simulator_predictions.get("trained_physics").copied()
     }
 
-    /// A short label: model name after the organisation, TP, preset.
+    /// A short label: model name after the organisation, TP, preset (or "trace").
     pub fn label(&self) -> String {
         let short = self.model.rsplit('/').next().unwrap_or(&self.model);
-        format!("{short} TP{} {}", self.tp, self.workload.preset)
+        let workload = self.workload.as_ref().map_or("trace", |w| w.preset.as_str());
+        format!("{short} TP{} {workload}", self.tp)
+    }
+
+    /// Resolves the trace paths against `dir`, and fills `measured.summary` (unless given) and
+    /// the mean output length from its rows with status `ok`.
+    fn read_trace(&mut self, dir: &Path) -> Result<(), String> {
+        let Some(t) = &mut self.trace else {
+            if let Some(w) = &self.workload {
+                self.mean_output_tokens = f64::from(w.shared_prefix.output_len);
+            }
+            return Ok(());
+        };
+        t.header = dir.join(&t.header);
+        t.data = dir.join(&t.data);
+        blis_workload::trace::read_trace_header(&t.header).map_err(|e| format!("trace.header: {e}"))?;
+        let rows =
+            blis_workload::trace::read_trace_records(&t.data).map_err(|e| format!("trace.data: {e}"))?;
+        let ok: Vec<_> = rows.iter().filter(|r| r.status == "ok" && r.num_chunks > 0).collect();
+        if ok.is_empty() {
+            return Err(format!("trace.data: {}: no request with status ok", t.data.display()));
+        }
+        let (mut ttft, mut e2e) = (Samples::default(), Samples::default());
+        for r in &ok {
+            ttft.push(r.first_chunk_time_us.saturating_sub(r.send_time_us));
+            e2e.push(r.last_chunk_time_us.saturating_sub(r.send_time_us));
+        }
+        let out = ok.iter().map(|r| f64::from(r.output_tokens)).sum::<f64>() / ok.len() as f64;
+        if out < 2.0 {
+            return Err(format!(
+                "trace.data: the successful requests average {out} output tokens; ITL needs more than one"
+            ));
+        }
+        self.mean_output_tokens = out;
+        if !self.measured.contains_key("summary") {
+            let (t, e) = (ttft.summary(), e2e.summary());
+            let ms = |us: f64| us / 1000.0;
+            self.measured.insert(
+                "summary".into(),
+                LatencyStats {
+                    ttft_mean_ms: ms(t.mean_us),
+                    ttft_p90_ms: ms(t.p90_us),
+                    ttft_p99_ms: ms(t.p99_us),
+                    e2e_mean_ms: ms(e.mean_us),
+                    e2e_p90_ms: ms(e.p90_us),
+                    e2e_p99_ms: ms(e.p99_us),
+                    itl_mean_ms: ms(e.mean_us - t.mean_us) / (out - 1.0),
+                },
+            );
+        }
+        Ok(())
     }
 }
 
@@ -258,16 +350,19 @@ mod tests {
         assert_eq!(m.experiments.len(), 15);
         let e = m.experiments.iter().find(|e| e.id == "62").unwrap();
         assert_eq!((e.tp, e.max_num_batched_tokens, e.total_kv_blocks_gpu), (2, 1024, 48009));
-        assert_eq!(e.workload.stages.len(), 2);
-        assert_eq!(e.workload.shared_prefix.question_len, 447);
+        let w = e.workload.as_ref().unwrap();
+        assert_eq!(w.stages.len(), 2);
+        assert_eq!(w.shared_prefix.question_len, 447);
         assert!((e.measured_summary().itl_mean_ms - 6.123).abs() < 1e-9);
         assert!(e.reference_trained_physics().is_some());
         for e in &m.experiments {
             let s = e.measured_summary();
-            let itl = (s.e2e_mean_ms - s.ttft_mean_ms) / f64::from(e.workload.shared_prefix.output_len - 1);
+            let w = e.workload.as_ref().unwrap();
+            let itl = (s.e2e_mean_ms - s.ttft_mean_ms) / f64::from(w.shared_prefix.output_len - 1);
             assert!((itl - s.itl_mean_ms).abs() < 0.01, "{}: {itl} vs {}", e.id, s.itl_mean_ms);
-            let total: f64 = e.workload.stages.iter().map(|s| s.rate * s.duration_s).sum();
-            assert_eq!(total.round() as u64, e.workload.num_requests, "{}", e.id);
+            assert_eq!(e.mean_output_tokens, f64::from(w.shared_prefix.output_len));
+            let total: f64 = w.stages.iter().map(|s| s.rate * s.duration_s).sum();
+            assert_eq!(total.round() as u64, w.num_requests, "{}", e.id);
         }
     }
 
@@ -309,7 +404,7 @@ mod tests {
                 .contains("total_kv_blocks_gpu: must be ≤ 4294967295")
         );
         assert!(err(with("tp", &first.tp.to_string(), "0")).contains("tp: must be ≥ 1"));
-        let sp = &first.workload.shared_prefix;
+        let sp = &first.workload.as_ref().unwrap().shared_prefix;
         assert!(
             err(with("system_prompt_len", &sp.system_prompt_len.to_string(), "4294967295")).contains(
                 "workload.shared_prefix.system_prompt_len: must be in 0..=16777216, got 4294967295"
@@ -319,7 +414,7 @@ mod tests {
             err(with("output_len", &sp.output_len.to_string(), "1"))
                 .contains("output_len: must be in 2..=16777216, got 1")
         );
-        let st = &first.workload.stages[0];
+        let st = &first.workload.as_ref().unwrap().stages[0];
         assert!(
             err(with("rate", &st.rate.to_string(), "1e-300"))
                 .contains("workload.stages[0].rate: must be ≥ 3.1688e-10 req/s")
@@ -340,10 +435,66 @@ mod tests {
         );
         assert!(err(dup).contains("id: duplicate experiment id"));
         assert!(err(r#"{"experiments": []}"#.into()).contains("lists no experiment"));
-        let n = first.workload.num_requests.to_string();
+        let n = first.workload.as_ref().unwrap().num_requests.to_string();
         assert!(
             err(with("num_requests", &n, "18446744073709551615"))
                 .contains("workload.num_requests: must be ≤ 2^53")
         );
+    }
+
+    /// An experiment whose workload and measurements are an observed trace.
+    #[test]
+    fn trace_experiments() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("t.yaml"),
+            "trace_version: \"2\"\ntime_unit: microseconds\nmode: real\n",
+        )
+        .unwrap();
+        let csv = "request_id,input_tokens,output_tokens,arrival_time_us,send_time_us,first_chunk_time_us,last_chunk_time_us,num_chunks,status\n\
+                   0,10,3,0,0,1000,3000,3,ok\n\
+                   1,10,5,500,500,2500,9500,5,ok\n\
+                   2,10,4,900,900,0,0,0,error\n";
+        std::fs::write(dir.path().join("t.csv"), csv).unwrap();
+        let experiment = |extra: &str| {
+            format!(
+                r#"{{"experiments": [{{"id": "o", "model": "m", "hardware": "H100", "tp": 1, "max_num_seqs": 8,
+                "max_num_batched_tokens": 256, "block_size": 16, "total_kv_blocks_gpu": 100{extra}}}]}}"#
+            )
+        };
+        let trace = r#", "trace": {"header": "t.yaml", "data": "t.csv"}"#;
+        let m = Measurements::from_json_in(&experiment(trace), dir.path()).unwrap();
+        let e = &m.experiments[0];
+        assert_eq!(e.trace.as_ref().unwrap().data, dir.path().join("t.csv"));
+        assert_eq!(e.mean_output_tokens, 4.0, "the error row is not measured");
+        let s = e.measured_summary();
+        assert_eq!((s.ttft_mean_ms, s.e2e_mean_ms), (1.5, 6.0));
+        assert!((s.ttft_p90_ms - 1.9).abs() < 1e-9 && (s.e2e_p99_ms - 8.94).abs() < 1e-9, "{s:?}");
+        assert_eq!(s.itl_mean_ms, 1.5);
+        assert!(e.label().ends_with("TP1 trace"));
+
+        let err = |extra: &str| Measurements::from_json_in(&experiment(extra), dir.path()).unwrap_err();
+        assert!(err("").contains("workload: required (or trace, an observed trace)"));
+        let first = Measurements::from_json(SHIPPED).unwrap();
+        let w = serde_json::to_string(
+            &serde_json::from_str::<serde_json::Value>(SHIPPED).unwrap()["experiments"][0]["workload"],
+        )
+        .unwrap();
+        assert!(first.experiments[0].workload.is_some());
+        assert!(
+            err(&format!("{trace}, \"workload\": {w}"))
+                .contains("trace: an experiment has a workload or a trace, not both")
+        );
+        assert!(
+            err(r#", "trace": {"header": "t.yaml", "data": "nope.csv"}"#)
+                .starts_with("experiment o (experiments[0]): trace.data: ")
+        );
+        std::fs::write(
+            dir.path().join("bad.csv"),
+            "request_id,arrival_time_us,input_tokens,output_tokens,num_chunks,status\n0,0,3,4,0,error\n",
+        )
+        .unwrap();
+        let e = err(r#", "trace": {"header": "t.yaml", "data": "bad.csv"}"#);
+        assert!(e.contains("no request with status ok"), "{e}");
     }
 }

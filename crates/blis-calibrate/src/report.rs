@@ -144,13 +144,28 @@ pub fn render(title: &str, preamble: &str, experiments: &[Experiment], runs: &[M
         eh.push("err %".into());
     }
     for e in experiments {
-        let w = &e.workload;
-        let sp = &w.shared_prefix;
-        let stages: Vec<String> =
-            w.stages.iter().map(|st| format!("{}×{}s", st.rate, st.duration_s)).collect();
+        let workload = match (&e.workload, &e.trace) {
+            (Some(w), _) => {
+                let sp = &w.shared_prefix;
+                let stages: Vec<String> =
+                    w.stages.iter().map(|st| format!("{}×{}s", st.rate, st.duration_s)).collect();
+                format!(
+                    "{} ({} groups × {} users, {}+{} → {} tokens), stages {} req/s, {} requests",
+                    w.preset,
+                    sp.num_unique_system_prompts,
+                    sp.num_users_per_system_prompt,
+                    sp.system_prompt_len,
+                    sp.question_len,
+                    sp.output_len,
+                    stages.join(", "),
+                    w.num_requests
+                )
+            }
+            (None, Some(t)) => format!("observed trace {}", t.data.display()),
+            (None, None) => String::new(),
+        };
         s.push_str(&format!(
-            "\n### {} — {}\n\n{} on {} TP{} ({}), max_num_seqs {}, max_num_batched_tokens {}, {} KV blocks; \
-             {} ({} groups × {} users, {}+{} → {} tokens), stages {} req/s, {} requests\n\n",
+            "\n### {} — {}\n\n{} on {} TP{} ({}), max_num_seqs {}, max_num_batched_tokens {}, {} KV blocks; {workload}\n\n",
             e.id,
             e.label(),
             e.model,
@@ -160,14 +175,6 @@ pub fn render(title: &str, preamble: &str, experiments: &[Experiment], runs: &[M
             e.max_num_seqs,
             e.max_num_batched_tokens,
             e.total_kv_blocks_gpu,
-            w.preset,
-            sp.num_unique_system_prompts,
-            sp.num_users_per_system_prompt,
-            sp.system_prompt_len,
-            sp.question_len,
-            sp.output_len,
-            stages.join(", "),
-            w.num_requests
         ));
         s.push_str(&table(&eh, &experiment_rows(&e.id, runs)));
     }

@@ -36,6 +36,9 @@ pub enum Command {
     Plan(Box<crate::plan::PlanArgs>),
     /// What a run can name: `blis list models|gpus|policies`.
     List(crate::list::ListArgs),
+    /// Send a workload (the workload flags of `run`) to a real OpenAI-compatible server and
+    /// record its timings as a TraceV2 trace for `blis replay`.
+    Observe(Box<crate::observe::ObserveArgs>),
 }
 
 /// Flags of `blis run` and `blis replay`.
@@ -109,7 +112,10 @@ pub fn command() -> clap::Command {
         }
         cmd
     };
-    Cli::command().mut_subcommand("run", annotate).mut_subcommand("replay", annotate)
+    Cli::command()
+        .mut_subcommand("run", annotate)
+        .mut_subcommand("replay", annotate)
+        .mut_subcommand("observe", |c| crate::observe::annotate(annotate(c)))
 }
 
 /// Flag aliases a user may have typed, and the key each sets.

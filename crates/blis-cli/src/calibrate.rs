@@ -183,7 +183,9 @@ fn calibrate_against_measurements(
         return Err(format!("--prior-sigma: {s} is not a finite σ ≥ 0 (ln units; 0 = no prior)").into());
     }
     let constraints = Constraints { frozen: args.freeze.clone(), prior_sigma: args.prior_sigma.clone() };
-    let mut runs = vec![reference_run(&experiments)];
+    // The reference simulator's predictions, when the file has some (an observed trace has none).
+    let mut runs: Vec<ModelRun> =
+        Some(reference_run(&experiments)).filter(|r| !r.rows.is_empty()).into_iter().collect();
     for &other in &args.compare {
         let other_cfg = Setup { latency_model: other, overrides: LatencyOverrides::default(), ..cfg.clone() };
         runs.push(simulate(&experiments, other.name(), &other_cfg)?);

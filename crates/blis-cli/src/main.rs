@@ -6,6 +6,7 @@ mod calibrate;
 mod compose;
 mod convert;
 mod list;
+mod observe;
 mod plan;
 mod run;
 mod sweep;
@@ -36,6 +37,7 @@ fn main() {
         Command::Compose(a) => compose::compose(a),
         Command::Plan(a) => plan::plan(a),
         Command::List(a) => list::list(a),
+        Command::Observe(a) => observe::observe(a, &argv),
     };
     if let Err(e) = result {
         eprintln!("error: {}", e.message);

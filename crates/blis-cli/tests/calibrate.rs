@@ -30,7 +30,7 @@ fn an_experiment_is_the_run_its_keys_describe() {
         let tool = run_experiment(e, &setup).unwrap();
         let from_tool = serde_json::to_value(&tool.doc).unwrap();
         assert_same(&from_cli, &from_tool, &format!("experiment {id} with {}", model.name()));
-        assert_eq!(tool.completed, e.workload.num_requests);
+        assert_eq!(tool.completed, e.workload.as_ref().unwrap().num_requests);
     }
 }
 

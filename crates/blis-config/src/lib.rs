@@ -38,7 +38,7 @@ use std::path::Path;
 pub use error::{ConfigError, RunError};
 pub use layers::{Layer, Layers, Source};
 pub use pools::PoolSpec;
-pub use resolve::{Analysis, Catalog, Derived, Outputs, RunConfig, WorkloadPlan, resolve};
+pub use resolve::{Analysis, Catalog, Derived, Outputs, RunConfig, WorkloadPlan, resolve, resolve_workload};
 pub use run::RunOutcome;
 pub use spec::{ArrivalProcess, Compat, RunSpec, ScorerList, SessionMode, TraceLevel, WorkloadSpecRef};
 

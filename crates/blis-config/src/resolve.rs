@@ -362,6 +362,19 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     Ok(RunConfig { spec, sim, workload, outputs, analysis, warnings: cx.warnings, derived, replicas })
 }
 
+/// The workload of a run description alone: the request stream [`resolve`] would build from
+/// the same layers, its seed, and the warnings about workload keys. `blis observe` sends this
+/// stream to a real server, so it needs neither a known model nor hardware.
+pub fn resolve_workload(layers: &Layers) -> Result<(WorkloadPlan, u64, Vec<String>), ConfigError> {
+    layers.check_finite()?;
+    let compat = layers.merged()?.compat.unwrap_or(Compat::Blis);
+    let layers = &layers.with_compat_defaults(compat);
+    let mut spec = layers.merged()?;
+    let mut cx = Ctx { layers, warnings: Vec::new(), compat };
+    let (plan, seed) = workload(&mut spec, &mut cx)?;
+    Ok((plan, seed, cx.warnings))
+}
+
 /// Unsets `key` in `spec`.
 fn clear_key(spec: &mut RunSpec, key: &str) {
     let mut map = spec.to_map();

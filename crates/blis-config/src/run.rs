@@ -46,10 +46,10 @@ impl RunOutcome {
     }
 }
 
-impl RunConfig {
-    /// A fresh request source for this run.
+impl WorkloadPlan {
+    /// A fresh request source of this workload.
     pub fn source(&self) -> Result<Box<dyn RequestSource + Send>, ConfigError> {
-        match &self.workload {
+        match self {
             WorkloadPlan::Spec { spec, overrides, generation } => {
                 blis_workload::build_source_with(spec, overrides, *generation)
                     .map_err(|e| ConfigError::new("workload-spec", "workload", e.to_string()))
@@ -60,6 +60,13 @@ impl RunConfig {
                     .map_err(|e| ConfigError::new("workload-trace", "--workload-trace", e.to_string()))
             }
         }
+    }
+}
+
+impl RunConfig {
+    /// A fresh request source for this run.
+    pub fn source(&self) -> Result<Box<dyn RequestSource + Send>, ConfigError> {
+        self.workload.source()
     }
 
     /// How many requests the workload will send, when it is known up front.
