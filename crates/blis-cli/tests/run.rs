@@ -166,6 +166,7 @@ fn bad_input_is_one_clear_line() {
     assert_rejected(&m(&["--latency-model", "magic"]), "magic");
     assert_rejected(&m(&["--timeout", "0"]), "--timeout");
     assert_rejected(&m(&["--arrival-process", "bursty"]), "--arrival-process");
+    assert_rejected(&m(&["--timeseries-path", "ts.parquet"]), "--timeseries-path");
     assert_rejected(&["run", "--model", "nobody/unknown-model-xyz", "--rate", "1"], "--model");
 }
 

@@ -385,6 +385,17 @@ fn clear_key(spec: &mut RunSpec, key: &str) {
 
 /// Outputs must not overwrite inputs or each other.
 fn check_paths(spec: &RunSpec, cx: &Ctx) -> Result<(), ConfigError> {
+    if let Some(p) = &spec.timeseries_path
+        && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+    {
+        return Err(cx.err(
+            "timeseries-path",
+            format!(
+                "{}: only CSV is written (give a .csv path; pandas.read_csv(path).to_parquet(...) converts it)",
+                p.display()
+            ),
+        ));
+    }
     let map = spec.to_map();
     let mut inputs: Vec<(&str, PathBuf)> = Vec::new();
     let mut outputs: Vec<(&str, PathBuf)> = Vec::new();
