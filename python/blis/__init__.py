@@ -22,7 +22,7 @@ from . import _blis
 from ._blis import ConfigError, RunError
 from ._progress import Progress, ProgressArg
 
-__all__ = ["run", "sweep", "to_frame", "ConfigError", "RunError", "BlisWarning", "__version__"]
+__all__ = ["run", "sweep", "plan", "to_frame", "ConfigError", "RunError", "BlisWarning", "__version__"]
 __version__: str = _blis.__version__
 
 PathArg = Union[str, "os.PathLike[str]"]
@@ -115,6 +115,51 @@ def sweep(
         return json.loads(_blis.sweep_rows(text, fmt, name, start, end, threads, report.update))
     finally:
         report.close()
+
+
+def plan(
+    *,
+    slo: str,
+    hardware: Sequence[str] | str = ("H100",),
+    tp: Sequence[int] | None = None,
+    max_gpus: int = 16,
+    routing_policy: Sequence[str] | str = (),
+    gpu_cost: Mapping[str, float] | str | None = None,
+    seeds: int = 2,
+    seed: int = 42,
+    num_requests: int | None = None,
+    warmup_fraction: float = 0.1,
+    threads: int | None = None,
+    **keys: Any,
+) -> dict:
+    """The cheapest configuration that meets `slo`, as `blis plan` finds it; returns its JSON
+    document (``recommended`` with ``run_args``, ``candidates``, ``lines``, ``frontier``).
+
+    The other keywords are run keys as in `run` (``model=``, ``workload=`` (default
+    ``"chatbot"`` unless ``workload_spec=``), ``rate=``, engine settings, ...). Lists may be
+    given as comma-separated strings, as on the command line; `gpu_cost` as
+    ``{"H100": 2.5}`` or ``"H100=2.5"``.
+    """
+    if "workload_spec" not in keys and "workload-spec" not in keys:
+        keys.setdefault("workload", "chatbot")
+    split = lambda v: [s for s in v.split(",") if s.strip()] if isinstance(v, str) else list(v)  # noqa: E731
+    if isinstance(gpu_cost, Mapping):
+        gpu_cost = ",".join(f"{k}={v}" for k, v in gpu_cost.items())
+    doc = _blis.plan(
+        _keys_json(keys),
+        slo,
+        split(hardware),
+        None if tp is None else [int(t) for t in tp],
+        max_gpus,
+        split(routing_policy),
+        gpu_cost,
+        seeds,
+        seed,
+        num_requests,
+        warmup_fraction,
+        threads,
+    )
+    return json.loads(doc)
 
 
 def to_frame(rows: Sequence[Mapping[str, Any]], grid: Mapping[str, Any] | PathArg | None = None) -> Any:

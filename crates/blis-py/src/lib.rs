@@ -247,6 +247,77 @@ fn run_rows(
     })
 }
 
+/// `blis.plan`: the search `blis plan` runs, over the run keys in `keys_json` (model, workload,
+/// rate, engine settings, …). Returns the plan document as JSON; the GIL is released meanwhile.
+#[pyfunction]
+#[pyo3(signature = (keys_json, slo, hardware, tp, max_gpus, routing, gpu_cost, seeds, seed, num_requests, warmup_fraction, threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    py: Python<'_>,
+    keys_json: &str,
+    slo: String,
+    hardware: Vec<String>,
+    tp: Option<Vec<u32>>,
+    max_gpus: u32,
+    routing: Vec<String>,
+    gpu_cost: Option<String>,
+    seeds: u64,
+    seed: u64,
+    num_requests: Option<u64>,
+    warmup_fraction: f64,
+    threads: Option<usize>,
+) -> PyResult<String> {
+    use clap::ValueEnum;
+    let value_error = |flag: &str, m: String| py_errors::ConfigError::new_err(format!("{flag}: {m}"));
+    let layer = keywords_layer(keys_json).map_err(config_error)?;
+    let base = RunSpec::from_map(layer.values).map_err(|e| value_error("keywords", e))?;
+    if !(0.0..1.0).contains(&warmup_fraction) {
+        return Err(value_error("--warmup-fraction", format!("must be in [0, 1), got {warmup_fraction}")));
+    }
+    if seeds == 0 {
+        return Err(value_error("--seeds", "must be at least 1".into()));
+    }
+    let routing = routing
+        .iter()
+        .map(|name| {
+            blis_sim::cluster::routing::RoutingKind::from_str(name, true).map_err(|_| {
+                value_error(
+                    "--routing-policy",
+                    format!(
+                        "unknown policy {name:?}; accepted: {}",
+                        blis_config::accepted::<blis_sim::cluster::routing::RoutingKind>()
+                    ),
+                )
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let gpu_cost = match gpu_cost {
+        Some(t) => blis_config::plan::parse_costs(&t).map_err(|e| value_error("--gpu-cost", e))?,
+        None => Default::default(),
+    };
+    let req = blis_config::plan::PlanRequest {
+        base,
+        slo,
+        hardware: hardware.iter().map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect(),
+        tp,
+        routing,
+        max_gpus,
+        gpu_cost,
+        seeds: (0..seeds).map(|i| seed.wrapping_add(i)).collect(),
+        num_requests,
+        warmup_fraction,
+    };
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start {threads} threads: {e}")))?;
+    let doc = py
+        .detach(|| pool.install(|| blis_config::plan::plan(&req, &Catalog::from_env())))
+        .map_err(config_error)?;
+    Ok(serde_json::to_string(&doc).expect("plan serializes"))
+}
+
 /// Waits up to `timeout` for `worker` to finish; whether it has.
 fn wait_for<T>(worker: &std::thread::ScopedJoinHandle<'_, T>, timeout: Duration) -> bool {
     let step = Duration::from_millis(5);
@@ -268,6 +339,7 @@ fn _blis(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shard_range, m)?)?;
     m.add_function(wrap_pyfunction!(metric_names, m)?)?;
     m.add_function(wrap_pyfunction!(sweep_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add("ConfigError", m.py().get_type::<py_errors::ConfigError>())?;
     m.add("RunError", m.py().get_type::<py_errors::RunError>())?;
     Ok(())
