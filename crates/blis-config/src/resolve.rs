@@ -1819,9 +1819,14 @@ mod tests {
     }
 
     #[test]
-    fn pools_of_different_models_are_refused() {
+    fn pools_of_different_models_need_models_on_requests() {
+        // The built-in workload's requests name no model.
         let e =
             err("pools: [{name: a, instances: 1}, {name: b, instances: 1, model: qwen/qwen2.5-7b-instruct}]");
+        assert!(e.contains("names no model, and the pools serve several"), "{e}");
+        // A disaggregated fleet serves one model.
+        let e = err("pools: [{name: a, instances: 1, role: prefill}, \
+                     {name: b, instances: 1, role: decode, model: qwen/qwen2.5-7b-instruct}]");
         assert!(
             e.starts_with("run.yaml: pools[1].model: serves qwen/qwen2.5-7b-instruct while pools[0] serves"),
             "{e}"
