@@ -359,7 +359,7 @@ pub struct RunDoc {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_pool: Vec<MetricsDoc>,
     /// One document per served model, over the instances serving it (fleets of several
-    /// models only), keyed by the model's name.
+    /// models only), keyed by the model's lower-case name without its organisation.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub per_model: BTreeMap<String, MetricsDoc>,
     /// Requests rejected because no pool serves the model they name, or they name none
