@@ -122,7 +122,7 @@ fn a_single_model_fleet_ignores_request_models() {
     // The same spec against one model: no per_model section, names are not checked.
     let dir = tempfile::tempdir().unwrap();
     let workload = write(dir.path(), "w.yaml", &spec(&[("something-else", 1.0)]));
-    let doc = run_ok(&[
+    let out = blis(&[
         "run",
         "--model",
         MODEL,
@@ -133,6 +133,10 @@ fn a_single_model_fleet_ignores_request_models() {
         "--progress",
         "never",
     ]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("clients[0].model something-else: the fleet serves only"), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(u(&doc, "completed_requests"), 300);
     assert!(doc.get("per_model").is_none() && doc.get("unserved_model_rejections").is_none());
 }

@@ -341,6 +341,25 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
             "workload"
         };
         check_models(&models, key, &workload, &mut cx)?;
+    } else if let WorkloadPlan::Spec { spec: w, .. } = &workload {
+        // One model: requests are not checked against it, but say when they name another.
+        let served = &sim.pools[0].model.name;
+        let paths =
+            w.clients.iter().enumerate().map(|(i, c)| (format!("clients[{i}]"), c.model.as_deref())).chain(
+                w.cohorts.iter().enumerate().map(|(i, c)| (format!("cohorts[{i}]"), c.model.as_deref())),
+            );
+        for (path, model) in paths {
+            if let Some(m) = model.map(str::trim).filter(|m| !m.is_empty())
+                && blis_model::registry_key(m) != blis_model::registry_key(served)
+            {
+                cx.warn(
+                    "workload-spec",
+                    format!(
+                        "{path}.model {m}: the fleet serves only {served}, which serves these requests too"
+                    ),
+                );
+            }
+        }
     }
     let outputs = Outputs {
         metrics_path: spec.metrics_path.clone(),
