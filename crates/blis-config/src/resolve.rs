@@ -332,6 +332,35 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         exec,
         measurement,
     };
+    if let Some(models) = sim.model_routing() {
+        let key = if matches!(workload, WorkloadPlan::Trace { .. }) {
+            "workload-trace"
+        } else if spec.workload_spec.is_some() {
+            "workload-spec"
+        } else {
+            "workload"
+        };
+        check_models(&models, key, &workload, &mut cx)?;
+    } else if let WorkloadPlan::Spec { spec: w, .. } = &workload {
+        // One model: requests are not checked against it, but say when they name another.
+        let served = &sim.pools[0].model.name;
+        let paths =
+            w.clients.iter().enumerate().map(|(i, c)| (format!("clients[{i}]"), c.model.as_deref())).chain(
+                w.cohorts.iter().enumerate().map(|(i, c)| (format!("cohorts[{i}]"), c.model.as_deref())),
+            );
+        for (path, model) in paths {
+            if let Some(m) = model.map(str::trim).filter(|m| !m.is_empty())
+                && blis_model::registry_key(m) != blis_model::registry_key(served)
+            {
+                cx.warn(
+                    "workload-spec",
+                    format!(
+                        "{path}.model {m}: the fleet serves only {served}, which serves these requests too"
+                    ),
+                );
+            }
+        }
+    }
     let outputs = Outputs {
         metrics_path: spec.metrics_path.clone(),
         results_path: spec.results_path.clone(),
@@ -727,6 +756,83 @@ fn build_pool(
     Ok((pool, derived))
 }
 
+/// A fleet of several models: every request must name one (refused when the workload's
+/// clients do not; trace rows that do not are rejected at run time, with a warning), and a
+/// model no pool serves is warned about (its requests are rejected and counted).
+fn check_models(
+    models: &blis_sim::models::ModelRouting,
+    key: &str,
+    workload: &WorkloadPlan,
+    cx: &mut Ctx,
+) -> Result<(), ConfigError> {
+    let served = models.models().iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>().join(", ");
+    fn named(m: Option<&str>) -> Option<&str> {
+        m.map(str::trim).filter(|m| !m.is_empty())
+    }
+    match workload {
+        WorkloadPlan::Spec { spec, .. } => {
+            let sources = spec
+                .clients
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("clients[{i}]"), c.model.as_deref()))
+                .chain(
+                    spec.cohorts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (format!("cohorts[{i}]"), c.model.as_deref())),
+                );
+            let mut any = false;
+            for (path, model) in sources {
+                any = true;
+                match named(model) {
+                    None => {
+                        return Err(cx.err(
+                            key,
+                            format!(
+                                "{path} names no model, and the pools serve several ({served}): give every \
+                                 client a model"
+                            ),
+                        ));
+                    }
+                    Some(m) if models.index(Some(m)).is_none() => {
+                        cx.warn(key, format!("{path}.model {m}: no pool serves it (served: {served}); its requests are rejected"));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if !any || spec.inference_perf.is_some() || spec.servegen_data.is_some() {
+                return Err(cx.err(
+                    key,
+                    format!("the workload names no model, and the pools serve several ({served}): give every client a model"),
+                ));
+            }
+        }
+        WorkloadPlan::Trace { records, .. } => {
+            let unnamed = records.iter().filter(|r| named(Some(&r.model)).is_none()).count();
+            if unnamed == records.len() {
+                return Err(cx.err(
+                    key,
+                    format!("the trace names no model (its model column is empty), and the pools serve several ({served})"),
+                ));
+            }
+            let unserved = records
+                .iter()
+                .filter(|r| named(Some(&r.model)).is_some_and(|m| models.index(Some(m)).is_none()))
+                .count();
+            if unnamed + unserved > 0 {
+                cx.warn(
+                    key,
+                    format!(
+                        "{unnamed} rows name no model and {unserved} name one no pool serves (served: {served}); they are rejected"
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The pools of `pools:`, each the flat keys overlaid with its own. Flat keys that every pool
 /// sets are removed from `spec` (they describe nothing), with a warning when the user set them.
 fn fleet(
@@ -802,14 +908,15 @@ fn fleet(
             }
         })?;
         if let Some(first) = pools.first().map(|f: &PoolConfig| f.model.name.clone())
-            && !config.model.name.eq_ignore_ascii_case(&first)
+            && blis_model::registry_key(&config.model.name) != blis_model::registry_key(&first)
+            && list.iter().any(|p| p.role.is_some())
         {
             return Err(ConfigError::new(
                 "pools",
                 at(i, "model"),
                 format!(
-                    "serves {} while pools[0] serves {first}: requests do not name a model, so BLIS cannot \
-                     route a fleet of several models (give every pool the same model)",
+                    "serves {} while pools[0] serves {first}: a disaggregated fleet serves one model \
+                     (give every pool the same model)",
                     config.model.name
                 ),
             ));
@@ -1742,9 +1849,14 @@ mod tests {
     }
 
     #[test]
-    fn pools_of_different_models_are_refused() {
+    fn pools_of_different_models_need_models_on_requests() {
+        // The built-in workload's requests name no model.
         let e =
             err("pools: [{name: a, instances: 1}, {name: b, instances: 1, model: qwen/qwen2.5-7b-instruct}]");
+        assert!(e.contains("names no model, and the pools serve several"), "{e}");
+        // A disaggregated fleet serves one model.
+        let e = err("pools: [{name: a, instances: 1, role: prefill}, \
+                     {name: b, instances: 1, role: decode, model: qwen/qwen2.5-7b-instruct}]");
         assert!(
             e.starts_with("run.yaml: pools[1].model: serves qwen/qwen2.5-7b-instruct while pools[0] serves"),
             "{e}"

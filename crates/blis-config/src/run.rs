@@ -286,6 +286,9 @@ impl RunConfig {
                 .collect();
             doc.add_pools(report, &pools);
         }
+        if let Some(models) = self.sim.model_routing() {
+            doc.add_models(report, models.models());
+        }
         if !self.analysis.summarize_trace {
             doc.trace_summary = None;
         }

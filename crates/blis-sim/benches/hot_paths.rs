@@ -52,6 +52,7 @@ fn spec(i: u64, arrival_us: u64) -> RequestSpec {
         client: None,
         deadline_us: None,
         session: None,
+        model: None,
         prefix_group: None,
         meta: None,
     }

@@ -92,6 +92,13 @@ impl SimConfig {
         self.pools.iter().flat_map(|p| std::iter::repeat_n(p.role, p.instances)).collect()
     }
 
+    /// Routing by model when the pools serve several models (`None`: one model).
+    pub fn model_routing(&self) -> Option<crate::models::ModelRouting> {
+        crate::models::ModelRouting::new(
+            self.pools.iter().flat_map(|p| std::iter::repeat_n(p.model.name.as_str(), p.instances)),
+        )
+    }
+
     /// The run's routing policy, or weighted routing over `scorers` when given.
     fn pool_routing(&self, scorers: &[crate::cluster::scorer::ScorerWeight]) -> Box<dyn RoutingPolicy> {
         if scorers.is_empty() {
@@ -161,6 +168,9 @@ impl SimConfig {
             if let Some(pd) = &self.pd {
                 control.set_pd(self.pd_routing(pd));
             }
+            if let Some(models) = self.model_routing() {
+                control.set_models(models);
+            }
             match &self.flow_control {
                 Some(fc) => {
                     let mut gateway = fc.build();
@@ -173,6 +183,9 @@ impl SimConfig {
                 None => control,
             }
         });
+        if self.pd.is_some() && self.model_routing().is_some() {
+            return Err("prefill/decode disaggregation needs every pool to serve the same model".into());
+        }
         if self.pd.is_some() && control.is_none() {
             return Err("prefill/decode disaggregation needs at least two instances".into());
         }

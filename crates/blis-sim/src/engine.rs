@@ -85,6 +85,8 @@ pub struct ControlPlane {
     gateway: Option<Gateway<PendingId>>,
     /// Routing of a disaggregated fleet (pools with roles).
     pd: Option<PdRouting>,
+    /// Routing of a fleet serving several models.
+    models: Option<crate::models::ModelRouting>,
 }
 
 /// Routing of a fleet whose pools have prefill/decode roles: every request is routed among
@@ -150,7 +152,15 @@ impl ControlPlane {
             idle_signals: vec![InstanceSignals::default(); num_instances],
             gateway: None,
             pd: None,
+            models: None,
         }
+    }
+
+    /// Routes each request among the instances serving the model it names (a fleet of
+    /// several models); a request naming none, or one no pool serves, is rejected.
+    pub fn set_models(&mut self, models: crate::models::ModelRouting) {
+        assert!(self.pd.is_none(), "a disaggregated fleet serves one model");
+        self.models = Some(models);
     }
 
     /// Makes the fleet disaggregated (before the simulation is built over it).
@@ -326,6 +336,9 @@ pub struct ClusterCounters {
     pub injected_by_label: [u64; 6],
     /// Gateway-queue counters (flow control only).
     pub gateway: Option<GatewayStats>,
+    /// Requests rejected because no pool serves the model they name (or they name none in a
+    /// fleet of several models); included in `rejected`.
+    pub unserved_model: u64,
 }
 
 /// Everything a run produced.
@@ -899,6 +912,12 @@ impl Simulation {
 
     fn admit(&mut self, now_us: u64, p: PendingId) {
         let c = self.control.as_mut().expect("admission runs only in cluster mode");
+        if let Some(models) = &c.models
+            && models.index(self.pending[p].spec.model.as_deref()).is_none()
+        {
+            self.reject_unserved(now_us, p);
+            return;
+        }
         if c.needs_prompt_hashes() && !self.pending[p].hashed {
             let bs = self.instances[0].kv().block_size_tokens();
             let hashes = self.prompt_memo.hashes(&self.pending[p].spec.input, bs);
@@ -953,6 +972,30 @@ impl Simulation {
                     self.push_arrival(next);
                 }
             }
+        }
+    }
+
+    /// Rejects a request no pool's model serves (before admission, as the reference rejects
+    /// it at routing: no instance is a candidate).
+    fn reject_unserved(&mut self, now_us: u64, p: PendingId) {
+        let id = self.pending[p].spec.id;
+        self.trace(DecisionRecord {
+            time_us: now_us,
+            request_id: id,
+            admitted: false,
+            reason: Some("no pool serves the request's model"),
+            chosen: None,
+            chosen_score: None,
+            scores: None,
+            candidates: Vec::new(),
+            regret: 0.0,
+        });
+        self.counters.rejected += 1;
+        self.counters.unserved_model += 1;
+        let Pending { spec, .. } = self.pending.remove(p);
+        self.finished_total += 1;
+        if let Some(next) = self.source.on_request_done(&spec, now_us, Outcome::Rejected) {
+            self.push_arrival(next);
         }
     }
 
@@ -1035,6 +1078,38 @@ impl Simulation {
                     transfer_start_us: 0,
                     solo_us: 0,
                 });
+            }
+            self.send_to_instance(now_us, target, p);
+            return;
+        }
+        if let Some(models) = &c.models {
+            let k = models.index(pending.spec.model.as_deref()).expect("admission rejected unserved models");
+            let target = route_among(
+                c.routing.as_mut(),
+                models.instances(k),
+                &request,
+                now_us,
+                signals,
+                &prefix,
+                &mut c.rng,
+            );
+            c.in_flight[target] += 1;
+            if let Some(b) = &mut c.budgets {
+                b.on_routed(request.tenant);
+            }
+            let record = c.trace.is_some().then(|| DecisionRecord {
+                time_us: now_us,
+                request_id: pending.spec.id,
+                admitted: true,
+                reason: None,
+                chosen: Some(target),
+                chosen_score: None,
+                scores: None,
+                candidates: Vec::new(),
+                regret: 0.0,
+            });
+            if let Some(record) = record {
+                self.trace(record);
             }
             self.send_to_instance(now_us, target, p);
             return;

@@ -11,6 +11,7 @@ pub mod kv;
 pub mod kv_cpu;
 pub mod measure;
 pub mod metrics;
+pub mod models;
 pub mod pd;
 pub mod preemption;
 pub mod priority;

@@ -358,6 +358,14 @@ pub struct RunDoc {
     /// One document per pool, over its instances (runs configured with `pools:`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_pool: Vec<MetricsDoc>,
+    /// One document per served model, over the instances serving it (fleets of several
+    /// models only), keyed by the model's lower-case name without its organisation.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_model: BTreeMap<String, MetricsDoc>,
+    /// Requests rejected because no pool serves the model they name, or they name none
+    /// (fleets of several models only; included in `rejected_requests`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unserved_model_rejections: Option<u64>,
     /// Prefill/decode disaggregation figures (fleets whose pools have roles).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pd: Option<PdDoc>,
@@ -518,6 +526,8 @@ impl RunDoc {
             saturation: None,
             instances,
             per_pool: Vec::new(),
+            per_model: BTreeMap::new(),
+            unserved_model_rejections: None,
             pd: report.pd.as_ref().map(|pd| PdDoc::new(pd, report)),
             prediction_interval: None,
             replicas: None,
@@ -559,6 +569,21 @@ impl RunDoc {
             }
             self.per_pool.push(pool_doc);
         }
+    }
+
+    /// Adds one document per served model (fleets of several models). `models`: each model's
+    /// name and the instances serving it.
+    pub fn add_models(&mut self, report: &SimReport, models: &[(String, Vec<usize>)]) {
+        let window = crate::steady::window_us(report);
+        for (name, instances) in models {
+            let mut merged = Metrics::default();
+            for &i in instances {
+                merged.merge_figures(&report.instances[i]);
+            }
+            let doc = metrics_doc(format!("model_{name}"), &merged, 0, 0, window);
+            self.per_model.insert(name.clone(), doc);
+        }
+        self.unserved_model_rejections = Some(report.counters.unserved_model);
     }
 
     /// Whether the run is steady (its verdict is `stable`).

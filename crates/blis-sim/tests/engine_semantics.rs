@@ -56,6 +56,7 @@ fn request(id: u64, arrival_us: u64, input: TokenSeq, output_tokens: u32) -> Req
         client: None,
         deadline_us: None,
         session: None,
+        model: None,
         prefix_group: None,
         meta: None,
     }

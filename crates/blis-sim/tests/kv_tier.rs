@@ -71,6 +71,7 @@ fn request(id: u64, arrival_us: u64, source: u64) -> RequestSpec {
         client: None,
         deadline_us: None,
         session: None,
+        model: None,
         prefix_group: None,
         meta: None,
     }

@@ -56,6 +56,7 @@ fn request(id: u64, input_tokens: u32, output_tokens: u32) -> RequestSpec {
         client: None,
         deadline_us: None,
         session: None,
+        model: None,
         prefix_group: None,
         meta: None,
     }

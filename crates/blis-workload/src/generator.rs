@@ -593,6 +593,7 @@ impl SpecSource {
             slo_class_named: p.slo_named,
             tenant: p.tenant.clone(),
             client: Some(p.id.clone()),
+            model: p.model.clone(),
             deadline_us: p.timeout_us.map(|t| arrival_us.saturating_add(t)),
             session: None,
             prefix_group: p.prefix.as_ref().map(|g| g.group.clone()),

@@ -546,6 +546,7 @@ impl RequestSource for InferencePerfSource {
             slo_class_named: false,
             tenant: Some(group.clone()),
             client: Some(user.client),
+            model: None,
             deadline_us: self.timeout_us.map(|t| arrival_us.saturating_add(t)),
             session: None,
             prefix_group: Some(group.clone()),

@@ -94,6 +94,9 @@ pub struct RequestSpec {
     pub slo_class_named: bool,
     pub tenant: Option<Arc<str>>,
     pub client: Option<Arc<str>>,
+    /// The model the request names (`None`: the fleet's only model). Only a fleet whose pools
+    /// serve several models reads it.
+    pub model: Option<Arc<str>>,
     /// Absolute deadline; the request times out if not completed by then.
     pub deadline_us: Option<u64>,
     pub session: Option<SessionRef>,

@@ -121,6 +121,7 @@ impl SessionManager {
             slo_class_named: prev.slo_class_named,
             tenant: prev.tenant.clone(),
             client: prev.client.clone(),
+            model: prev.model.clone(),
             deadline_us: plan.timeout_us.map(|t| arrival_us.saturating_add(t)),
             session: Some(SessionRef { session_id: sref.session_id, round: sref.round + 1 }),
             prefix_group: prev.prefix_group.clone(),

@@ -57,7 +57,8 @@ pub struct ClientSpec {
     pub tenant_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_class: Option<String>,
-    /// Accepted and carried for documentation; the simulator serves one model per pool.
+    /// The model the client's requests name: a fleet whose pools serve several models routes
+    /// each request among the pools serving its model (a single-model fleet ignores it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -48,6 +48,8 @@ const SLO_CLASSES: &str = "critical, standard, batch, sheddable, background (or 
 pub(crate) struct ClientPlan {
     pub id: Arc<str>,
     pub tenant: Option<Arc<str>>,
+    /// The model the client's requests name.
+    pub model: Option<Arc<str>>,
     pub slo_class: SloClass,
     pub slo_named: bool,
     pub arrival: ArrivalProcess,
@@ -77,6 +79,7 @@ impl ClientPlan {
         ClientPlan {
             id: Arc::from(id),
             tenant: None,
+            model: None,
             slo_class: SloClass::Standard,
             slo_named: false,
             arrival,
@@ -1017,6 +1020,7 @@ fn compile_client(
     Ok(ClientPlan {
         id: Arc::from(c.id.clone().unwrap_or_else(|| default_id(path)).as_str()),
         tenant: c.tenant_id.as_deref().filter(|t| !t.is_empty()).map(Arc::from),
+        model: c.model.as_deref().map(str::trim).filter(|m| !m.is_empty()).map(Arc::from),
         slo_class,
         slo_named: !slo_name.is_empty(),
         arrival,

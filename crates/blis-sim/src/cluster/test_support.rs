@@ -21,6 +21,7 @@ pub fn spec(id: u64, input_len: u32, class: SloClass) -> RequestSpec {
         client: None,
         deadline_us: None,
         session: None,
+        model: None,
         prefix_group: None,
         meta: None,
     }
