@@ -246,6 +246,9 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         pools[0].instance.kv_tier.as_ref(),
     );
     let autoscale = autoscale::autoscale(&spec, &cx, &pools)?;
+    // Off, its key describes nothing (the resolved description stays that of a fixed fleet);
+    // on, it spells the interval in effect.
+    spec.model_autoscaler_interval_us = autoscale.as_ref().map(|a| a.interval_us);
     let cluster = num_instances > 1 || autoscale.is_some();
     let pd = pd_config(&spec, &mut cx, &pools)?;
     if pd.is_none() {
