@@ -115,6 +115,8 @@ pub struct AutoscaleReport {
     pub final_instances: usize,
     /// GPU-hours of the pool: every instance's GPUs from placement until it left (or the end).
     pub gpu_hours: f64,
+    /// The time GPU-hours are integrated to (the run's last event).
+    pub end_us: u64,
     /// Node cost of those GPU-hours (`cost_per_hour` per node, pro rata per GPU).
     pub cost: f64,
     pub timeline: Vec<ScaleEvent>,
@@ -207,6 +209,7 @@ impl Autoscaler {
             peak_instances: initial,
             final_instances: initial,
             gpu_hours: 0.0,
+            end_us: 0,
             cost: 0.0,
             timeline: Vec::new(),
             left_busy: Vec::new(),
@@ -400,6 +403,7 @@ impl Autoscaler {
         let held: u64 = self.held_us.iter().sum();
         let gpus = f64::from(self.config.gpus_per_instance);
         let r = &mut self.report;
+        r.end_us = end_us;
         r.gpu_hours = held as f64 / 3.6e9 * gpus;
         r.cost = r.gpu_hours * self.config.cost_per_node_hour / f64::from(self.config.gpus_per_node.max(1));
         r.final_instances = self.life.iter().filter(|l| matches!(l, Life::Active | Life::Draining)).count();
