@@ -104,7 +104,8 @@ fn a_burst_grows_the_fleet_which_drains_back_for_fewer_gpu_hours() {
     assert!(first("scale-down") > 60_000_000, "scale-in only after the burst");
     // A draining instance leaves once its requests are done: no earlier than its scale-down.
     for e in timeline.iter().filter(|e| e["action"] == "drained") {
-        let down = timeline.iter().find(|d| d["action"] == "scale-down" && d["instance"] == e["instance"]).unwrap();
+        let down =
+            timeline.iter().find(|d| d["action"] == "scale-down" && d["instance"] == e["instance"]).unwrap();
         assert!(u(e, "time_us") >= u(down, "time_us"));
     }
     // GPU-hours: below a fleet fixed at the pool's 8 instances for the same run.
@@ -142,9 +143,21 @@ fn a_burst_grows_the_fleet_which_drains_back_for_fewer_gpu_hours() {
 fn what_is_not_simulated_is_refused_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        (POLICY.replace("interval_us: 5000000", "interval_us: 5000000\n  hpa_scrape_delay: {mean: 15}"), "hpa_scrape_delay"),
-        (POLICY.replace("warm_start_initial_instances: true", "warm_start_initial_instances: false"), "warm_start"),
-        (POLICY.replace("warm_start_initial_instances: true", "warm_start_initial_instances: true\n  drain_policy: IMMEDIATE"), "drain_policy"),
+        (
+            POLICY.replace("interval_us: 5000000", "interval_us: 5000000\n  hpa_scrape_delay: {mean: 15}"),
+            "hpa_scrape_delay",
+        ),
+        (
+            POLICY.replace("warm_start_initial_instances: true", "warm_start_initial_instances: false"),
+            "warm_start",
+        ),
+        (
+            POLICY.replace(
+                "warm_start_initial_instances: true",
+                "warm_start_initial_instances: true\n  drain_policy: IMMEDIATE",
+            ),
+            "drain_policy",
+        ),
         (POLICY.replace("gpu_type: H100", "gpu_type: A100-80"), "gpu_type"),
         (POLICY.replace("max_nodes: 8", "max_nodes: 8\n    spot: true"), "spot"),
         (POLICY.replace("interval_us: 5000000", "interval_us: 0"), "node_pools"),
@@ -152,7 +165,8 @@ fn what_is_not_simulated_is_refused_in_one_line() {
     ];
     for (i, (text, word)) in cases.iter().enumerate() {
         let policy = write(dir.path(), &format!("p{i}.yaml"), text);
-        let out = blis(&with_model(&["--num-instances", "1", "--num-requests", "5", "--policy-config", &policy]));
+        let out =
+            blis(&with_model(&["--num-instances", "1", "--num-requests", "5", "--policy-config", &policy]));
         assert_eq!(out.status.code(), Some(2), "{word}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(word), "{word}: {err}");
@@ -161,13 +175,25 @@ fn what_is_not_simulated_is_refused_in_one_line() {
     // The flag switches autoscaling on or off over the block's interval.
     let policy = write(dir.path(), "p.yaml", POLICY);
     let off = blis(&with_model(&[
-        "--num-instances", "1", "--num-requests", "5", "--policy-config", &policy,
-        "--model-autoscaler-interval-us", "0",
+        "--num-instances",
+        "1",
+        "--num-requests",
+        "5",
+        "--policy-config",
+        &policy,
+        "--model-autoscaler-interval-us",
+        "0",
     ]));
     assert_eq!(off.status.code(), Some(2));
     let on = run_ok(&with_model(&[
-        "--num-instances", "1", "--num-requests", "5", "--policy-config", &policy,
-        "--model-autoscaler-interval-us", "1000000",
+        "--num-instances",
+        "1",
+        "--num-requests",
+        "5",
+        "--policy-config",
+        &policy,
+        "--model-autoscaler-interval-us",
+        "1000000",
     ]));
     assert!(on["autoscaling"]["pools"][0]["ticks"].as_u64().unwrap() >= 1);
 }

@@ -577,26 +577,34 @@ fn scale_case() -> impl Strategy<Value = ScaleCase> {
         (5.0f64..150.0, 1u64..300, 60u64..600, one_of::<RoutingKind>()),
         (prop_oneof![Just(None), (2_000_000u64..20_000_000).prop_map(Some)], any::<u64>()),
     )
-        .prop_map(|((initial, max_nodes, gpn, tp), (interval_us, up, down), (l, p, th), (rate, n, kv, routing), (h, seed))| {
-            ScaleCase {
-                initial,
-                max_nodes,
-                gpus_per_node: gpn.max(tp),
-                tp,
-                interval_us,
-                up_window_us: up,
-                down_window_us: down,
-                loading_s: l,
-                provisioning_s: p,
-                thresholds: th,
-                rate,
-                requests: n,
-                kv_blocks: kv,
-                routing,
-                horizon_us: h,
-                seed,
-            }
-        })
+        .prop_map(
+            |(
+                (initial, max_nodes, gpn, tp),
+                (interval_us, up, down),
+                (l, p, th),
+                (rate, n, kv, routing),
+                (h, seed),
+            )| {
+                ScaleCase {
+                    initial,
+                    max_nodes,
+                    gpus_per_node: gpn.max(tp),
+                    tp,
+                    interval_us,
+                    up_window_us: up,
+                    down_window_us: down,
+                    loading_s: l,
+                    provisioning_s: p,
+                    thresholds: th,
+                    rate,
+                    requests: n,
+                    kv_blocks: kv,
+                    routing,
+                    horizon_us: h,
+                    seed,
+                }
+            },
+        )
 }
 
 fn scale_spec(c: &ScaleCase) -> RunSpec {

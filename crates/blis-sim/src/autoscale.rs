@@ -155,14 +155,20 @@ impl AutoscaleReport {
             ));
         }
         if self.misrouted != 0 {
-            return Err(format!("autoscaling: {} requests routed to an instance outside routing", self.misrouted));
+            return Err(format!(
+                "autoscaling: {} requests routed to an instance outside routing",
+                self.misrouted
+            ));
         }
         if let Some(&i) = self.left_busy.first() {
             return Err(format!("autoscaling: instance {i} left while holding requests"));
         }
         for &i in &self.left {
             if still_held(i) != 0 {
-                return Err(format!("autoscaling: instance {i} left but still holds {} requests", still_held(i)));
+                return Err(format!(
+                    "autoscaling: instance {i} left but still holds {} requests",
+                    still_held(i)
+                ));
             }
         }
         Ok(())
@@ -261,7 +267,12 @@ impl Autoscaler {
 
     /// One tick: decides and acts. Returns the instances placed, with the time each becomes
     /// routable, and the draining instances that are already empty (`in_flight` per instance).
-    pub fn tick(&mut self, now_us: u64, read: impl Fn(usize) -> Reading, in_flight: &[u32]) -> Vec<(usize, u64)> {
+    pub fn tick(
+        &mut self,
+        now_us: u64,
+        read: impl Fn(usize) -> Reading,
+        in_flight: &[u32],
+    ) -> Vec<(usize, u64)> {
         self.report.ticks += 1;
         let c = &self.config;
         let (mut supply, mut demand, mut pending) = (0.0, 0.0, 0.0);
@@ -458,7 +469,10 @@ mod tests {
         assert_eq!(a.routable(), &[0]);
         a.on_settled(8_000_000, 2, 0);
         let r = a.finish(10_000_000);
-        assert_eq!((r.instances_added, r.instances_removed, r.peak_instances, r.final_instances), (2, 2, 3, 1));
+        assert_eq!(
+            (r.instances_added, r.instances_removed, r.peak_instances, r.final_instances),
+            (2, 2, 3, 1)
+        );
         // 10 s + (7 - 0) s + (8 - 0) s of one GPU each.
         assert!((r.gpu_hours - 25.0 / 3600.0).abs() < 1e-12, "{}", r.gpu_hours);
         assert!((r.cost - r.gpu_hours).abs() < 1e-12);
@@ -466,8 +480,16 @@ mod tests {
         let actions: Vec<_> = r.timeline.iter().map(|e| (e.action, e.instance)).collect();
         assert_eq!(
             actions,
-            [("scale-up", 1), ("scale-up", 2), ("ready", 1), ("ready", 2), ("scale-down", 1), ("drained", 1),
-             ("scale-down", 2), ("drained", 2)]
+            [
+                ("scale-up", 1),
+                ("scale-up", 2),
+                ("ready", 1),
+                ("ready", 2),
+                ("scale-down", 1),
+                ("drained", 1),
+                ("scale-down", 2),
+                ("drained", 2)
+            ]
         );
     }
 

@@ -12,7 +12,9 @@ use crate::spec::RunSpec;
 fn delay(cx: &Ctx, key: &str, what: &str, d: DelaySpec) -> Result<Delay, ConfigError> {
     for (field, v) in [("mean", d.mean), ("stddev", d.stddev)] {
         if !v.is_finite() || v < 0.0 {
-            return Err(cx.err(key, format!("{what}.{field} must be a finite number of seconds >= 0, got {v}")));
+            return Err(
+                cx.err(key, format!("{what}.{field} must be a finite number of seconds >= 0, got {v}"))
+            );
         }
     }
     Ok(Delay { mean_us: d.mean * 1e6, stddev_us: d.stddev * 1e6 })
@@ -54,7 +56,8 @@ pub(super) fn autoscale(
     if !(kv > 0.0 && kv <= 1.0) {
         return Err(cx.err("autoscaler", format!("analyzer.kv_cache_threshold must be in (0, 1], got {kv}")));
     }
-    for (name, v) in [("scale_up_threshold", up), ("scale_down_boundary", down), ("avg_input_tokens", avg_in)] {
+    for (name, v) in [("scale_up_threshold", up), ("scale_down_boundary", down), ("avg_input_tokens", avg_in)]
+    {
         if !(v.is_finite() && v > 0.0) {
             return Err(cx.err("autoscaler", format!("analyzer.{name} must be a finite number > 0, got {v}")));
         }
@@ -83,7 +86,10 @@ pub(super) fn autoscale(
     }
     // What BLIS does not simulate (yet) is refused rather than ignored.
     if scrape != Delay::default() {
-        return Err(cx.err("autoscaler", "hpa_scrape_delay is not simulated yet (decisions act at their tick); set it to 0"));
+        return Err(cx.err(
+            "autoscaler",
+            "hpa_scrape_delay is not simulated yet (decisions act at their tick); set it to 0",
+        ));
     }
     if lifecycle.warm_up_request_count != 0 || lifecycle.warm_up_ttft_factor != 0.0 {
         return Err(cx.err(
@@ -107,25 +113,36 @@ pub(super) fn autoscale(
     let [np] = node_pools.as_slice() else {
         return Err(cx.err(
             "node-pools",
-            format!("autoscaling needs exactly one node pool (it bounds the fleet), got {}", node_pools.len()),
+            format!(
+                "autoscaling needs exactly one node pool (it bounds the fleet), got {}",
+                node_pools.len()
+            ),
         ));
     };
     let [pool] = pools else {
         return Err(cx.err("node-pools", "autoscaling needs a single pool of instances (no --pools)"));
     };
     if pool.role.is_some() {
-        return Err(cx.err("node-pools", "autoscaling a disaggregated (prefill/decode) fleet is not simulated"));
+        return Err(
+            cx.err("node-pools", "autoscaling a disaggregated (prefill/decode) fleet is not simulated")
+        );
     }
     if !np.gpu_type.eq_ignore_ascii_case(&pool.gpu.name) {
         return Err(cx.err(
             "node-pools",
-            format!("node pool {} has gpu_type {} but the instances run on {}", np.name, np.gpu_type, pool.gpu.name),
+            format!(
+                "node pool {} has gpu_type {} but the instances run on {}",
+                np.name, np.gpu_type, pool.gpu.name
+            ),
         ));
     }
     if np.gpus_per_node < pool.tp {
         return Err(cx.err(
             "node-pools",
-            format!("node pool {}: gpus_per_node {} < the instances' TP {}", np.name, np.gpus_per_node, pool.tp),
+            format!(
+                "node pool {}: gpus_per_node {} < the instances' TP {}",
+                np.name, np.gpus_per_node, pool.tp
+            ),
         ));
     }
     if np.max_nodes == 0 || np.initial_nodes > np.max_nodes || np.min_nodes > np.initial_nodes {
