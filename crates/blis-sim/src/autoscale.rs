@@ -106,6 +106,7 @@ pub struct ScaleEvent {
 pub struct AutoscaleReport {
     pub pool: String,
     pub ticks: u64,
+    /// Decisions that acted (a scale-up that found the pool full is not counted).
     pub scale_up_decisions: u64,
     pub scale_down_decisions: u64,
     pub instances_added: u64,
@@ -186,7 +187,8 @@ pub struct Autoscaler {
     /// Creation order of added instances (drained first, oldest first).
     added_seq: Vec<Option<u64>>,
     next_seq: u64,
-    node_up: Vec<bool>,
+    /// Per node: when it is (or will be) ready, while it is up or being provisioned.
+    node_ready_at: Vec<Option<u64>>,
     routable: Vec<usize>,
     up_since: Option<u64>,
     down_since: Option<u64>,
@@ -200,10 +202,9 @@ impl Autoscaler {
         let n = config.capacity();
         assert!(initial >= 1 && initial <= n, "initial instances within the pool's capacity");
         let per_node = config.instances_per_node();
-        let mut node_up = vec![false; config.max_nodes];
-        for (k, up) in node_up.iter_mut().enumerate() {
-            *up = k < config.initial_nodes || k * per_node < initial;
-        }
+        let node_ready_at = (0..config.max_nodes)
+            .map(|k| (k < config.initial_nodes || k * per_node < initial).then_some(0))
+            .collect();
         let report = AutoscaleReport {
             pool: config.pool_name.clone(),
             ticks: 0,
@@ -230,7 +231,7 @@ impl Autoscaler {
             held_us: vec![0; n],
             added_seq: vec![None; n],
             next_seq: 0,
-            node_up,
+            node_ready_at,
             routable: (0..initial).collect(),
             up_since: None,
             down_since: None,
@@ -323,16 +324,19 @@ impl Autoscaler {
         let down = passes(&mut self.down_since, c.scale_down_window_us, delta < 0);
         let mut placed = Vec::new();
         if up {
-            self.report.scale_up_decisions += 1;
             for _ in 0..delta {
                 let Some(i) = self.life.iter().position(|l| *l == Life::Off) else { break };
                 let node = i / self.config.instances_per_node();
-                let mut delay = 0;
-                if !self.node_up[node] {
-                    self.node_up[node] = true;
-                    delay += self.config.provisioning_delay.sample(&mut self.rng);
-                }
-                delay += self.config.loading_delay.sample(&mut self.rng);
+                // Loading starts once the node is ready (provisioned now if it is not up).
+                let node_ready = match self.node_ready_at[node] {
+                    Some(t) => t.max(now_us),
+                    None => {
+                        let t = now_us.saturating_add(self.config.provisioning_delay.sample(&mut self.rng));
+                        self.node_ready_at[node] = Some(t);
+                        t
+                    }
+                };
+                let delay = node_ready - now_us + self.config.loading_delay.sample(&mut self.rng);
                 self.life[i] = Life::Loading;
                 self.held_since[i] = Some(now_us);
                 self.added_seq[i] = Some(self.next_seq);
@@ -340,6 +344,9 @@ impl Autoscaler {
                 self.report.instances_added += 1;
                 self.event(now_us, "scale-up", i);
                 placed.push((i, now_us.saturating_add(delay)));
+            }
+            if !placed.is_empty() {
+                self.report.scale_up_decisions += 1;
             }
             let alive = self.life.iter().filter(|l| matches!(l, Life::Loading | Life::Active)).count();
             self.report.peak_instances = self.report.peak_instances.max(alive);
@@ -400,7 +407,7 @@ impl Autoscaler {
         if node >= self.config.initial_nodes
             && (node * per_node..(node + 1) * per_node).all(|k| self.life[k] == Life::Off)
         {
-            self.node_up[node] = false;
+            self.node_ready_at[node] = None;
         }
     }
 
@@ -501,6 +508,15 @@ mod tests {
         let mut b = Autoscaler::new(config(), 1, Pcg64Mcg::seed_from_u64(1));
         assert_eq!(b.tick(0, |_| reading(800, 2), &[0; 6]).len(), 1);
         assert!(b.tick(1, |_| reading(800, 2), &[0; 6]).is_empty(), "the loading instance covers it");
+    }
+
+    #[test]
+    fn an_instance_on_a_node_being_provisioned_waits_for_it() {
+        let mut a = Autoscaler::new(config(), 2, Pcg64Mcg::seed_from_u64(1));
+        // Node 1 is provisioned for instance 2 at t = 0 (ready at 1 s, loaded at 6 s).
+        assert_eq!(a.tick(0, |_| reading(800, 1), &[0; 6]), vec![(2, 6_000_000)]);
+        // Instance 3 shares node 1, still being provisioned at 0.5 s: it loads from 1 s.
+        assert_eq!(a.tick(500_000, |_| reading(1000, 40), &[0; 6])[0], (3, 6_000_000));
     }
 
     #[test]

@@ -100,6 +100,18 @@ pub struct PdRouting {
     pub decode_policy: Box<dyn RoutingPolicy>,
 }
 
+/// What admission and saturation detection see: the instances requests may be routed to (all of
+/// them without an autoscaler; with one, not those off, loading or draining).
+fn routable_signals<'a>(
+    autoscale: Option<&crate::autoscale::Autoscaler>,
+    signals: &'a [InstanceSignals],
+) -> std::borrow::Cow<'a, [InstanceSignals]> {
+    match autoscale {
+        None => std::borrow::Cow::Borrowed(signals),
+        Some(a) => std::borrow::Cow::Owned(a.routable().iter().map(|&i| signals[i]).collect()),
+    }
+}
+
 /// A routing policy deciding among `candidates` only (it sees them as instances 0..n).
 fn route_among(
     policy: &mut dyn RoutingPolicy,
@@ -937,7 +949,8 @@ impl Simulation {
             c.signals.view(now_us, &self.instances, &c.in_flight)
         };
         let prefix = c.prefix.as_ref().expect("set in new").oracle(&self.instances);
-        let view = RouterView { now_us, signals, prefix: &prefix };
+        let routable = routable_signals(self.autoscale.as_ref(), signals);
+        let view = RouterView { now_us, signals: &routable, prefix: &prefix };
         let pending = &self.pending[p];
         let request = RoutingRequest::of(&pending.spec, &pending.prompt_hashes);
         let over_budget = c.budgets.as_ref().and_then(|b| b.check(&request));
@@ -1274,7 +1287,7 @@ impl Simulation {
             self.queue.push(now_us.saturating_add(g.config.dispatch_tick_us), Event::GatewayTick);
         }
         let signals = c.signals.view(now_us, &self.instances, &c.in_flight);
-        let saturation = g.detector.saturation(signals);
+        let saturation = g.detector.saturation(&routable_signals(self.autoscale.as_ref(), signals));
         assert!(saturation.is_finite(), "saturation detector returned {saturation}");
         if saturation >= 1.0
             && g.queue.has_non_sheddable_waiting()
