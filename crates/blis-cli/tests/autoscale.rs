@@ -144,10 +144,6 @@ fn what_is_not_simulated_is_refused_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         (
-            POLICY.replace("interval_us: 5000000", "interval_us: 5000000\n  hpa_scrape_delay: {mean: 15}"),
-            "hpa_scrape_delay",
-        ),
-        (
             POLICY.replace("warm_start_initial_instances: true", "warm_start_initial_instances: false"),
             "warm_start",
         ),
@@ -196,4 +192,32 @@ fn what_is_not_simulated_is_refused_in_one_line() {
         "1000000",
     ]));
     assert!(on["autoscaling"]["pools"][0]["ticks"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn a_scrape_delay_postpones_scale_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let workload = write(dir.path(), "w.yaml", WORKLOAD);
+    let first_scale_up = |policy: &str| {
+        let policy = write(dir.path(), "p.yaml", policy);
+        let doc = run_ok(&with_model(&[
+            "--num-instances",
+            "1",
+            "--total-kv-blocks",
+            "3000",
+            "--workload-spec",
+            &workload,
+            "--horizon",
+            "120000000",
+            "--policy-config",
+            &policy,
+        ]));
+        let timeline = doc["autoscaling"]["pools"][0]["timeline"].as_array().unwrap().clone();
+        u(timeline.iter().find(|e| e["action"] == "scale-up").unwrap(), "time_us")
+    };
+    let now = first_scale_up(POLICY);
+    let later = first_scale_up(
+        &POLICY.replace("interval_us: 5000000", "interval_us: 5000000\n  hpa_scrape_delay: {mean: 15}"),
+    );
+    assert_eq!(later, now + 15_000_000);
 }

@@ -641,7 +641,10 @@ fn scale_spec(c: &ScaleCase) -> RunSpec {
             interval_us: c.interval_us as f64,
             scale_up_stabilization_window_us: c.up_window_us,
             scale_down_stabilization_window_us: c.down_window_us,
-            hpa_scrape_delay: DelaySpec::default(),
+            hpa_scrape_delay: DelaySpec {
+                mean: (c.seed % 4) as f64 * 0.5,
+                stddev: (c.seed % 3) as f64 * 0.2,
+            },
             analyzer: AnalyzerSpec {
                 kv_cache_threshold: 0.8,
                 scale_up_threshold: c.thresholds.1,

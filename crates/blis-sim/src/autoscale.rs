@@ -52,6 +52,8 @@ pub struct AutoscaleConfig {
     pub avg_input_tokens: f64,
     /// Instance loading (model download and start-up) before it is routable.
     pub loading_delay: Delay,
+    /// Between a decision and its actuation (the HPA's metrics-scrape delay).
+    pub scrape_delay: Delay,
     /// Node pool name, and its shape.
     pub pool_name: String,
     pub gpus_per_node: u32,
@@ -176,6 +178,26 @@ impl AutoscaleReport {
     }
 }
 
+/// What a tick did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tick {
+    Nothing,
+    /// Acted: the instances placed, with the time each becomes routable.
+    Placed(Vec<(usize, u64)>),
+    /// Decided; [`Autoscaler::actuate`] acts at this time.
+    Deferred(u64),
+}
+
+impl Tick {
+    /// The instances placed now (none unless `Placed`).
+    pub fn placed(self) -> Vec<(usize, u64)> {
+        match self {
+            Tick::Placed(p) => p,
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// The autoscaler's state during a run.
 #[derive(Debug)]
 pub struct Autoscaler {
@@ -193,6 +215,8 @@ pub struct Autoscaler {
     up_since: Option<u64>,
     down_since: Option<u64>,
     rng: Pcg64Mcg,
+    /// Decisions waiting for their scrape delay (oldest first).
+    deferred: std::collections::VecDeque<i64>,
     report: AutoscaleReport,
 }
 
@@ -236,6 +260,7 @@ impl Autoscaler {
             up_since: None,
             down_since: None,
             rng,
+            deferred: Default::default(),
             report,
             config,
         }
@@ -266,14 +291,8 @@ impl Autoscaler {
         self.report.timeline.push(ScaleEvent { time_us, action, instance, routable });
     }
 
-    /// One tick: decides and acts. Returns the instances placed, with the time each becomes
-    /// routable, and the draining instances that are already empty (`in_flight` per instance).
-    pub fn tick(
-        &mut self,
-        now_us: u64,
-        read: impl Fn(usize) -> Reading,
-        in_flight: &[u32],
-    ) -> Vec<(usize, u64)> {
+    /// One tick: decides, and acts now or after the scrape delay (`in_flight`: per instance).
+    pub fn tick(&mut self, now_us: u64, read: impl Fn(usize) -> Reading, in_flight: &[u32]) -> Tick {
         self.report.ticks += 1;
         let c = &self.config;
         let (mut supply, mut demand, mut pending) = (0.0, 0.0, 0.0);
@@ -322,6 +341,27 @@ impl Autoscaler {
         };
         let up = passes(&mut self.up_since, c.scale_up_window_us, delta > 0);
         let down = passes(&mut self.down_since, c.scale_down_window_us, delta < 0);
+        if !(up || down) {
+            return Tick::Nothing;
+        }
+        if self.config.scrape_delay == Delay::default() {
+            return Tick::Placed(self.act(now_us, delta, in_flight));
+        }
+        // The decision acts after the metrics-scrape delay (sampled only for decisions that pass).
+        let at = now_us.saturating_add(self.config.scrape_delay.sample(&mut self.rng));
+        self.deferred.push_back(delta);
+        Tick::Deferred(at)
+    }
+
+    /// A deferred decision acts now (deferred decisions act in the order they were taken).
+    pub fn actuate(&mut self, now_us: u64, in_flight: &[u32]) -> Vec<(usize, u64)> {
+        let delta = self.deferred.pop_front().expect("a deferred decision");
+        self.act(now_us, delta, in_flight)
+    }
+
+    /// Places `delta` instances (> 0) or drains `-delta` (< 0).
+    fn act(&mut self, now_us: u64, delta: i64, in_flight: &[u32]) -> Vec<(usize, u64)> {
+        let (up, down) = (delta > 0, delta < 0);
         let mut placed = Vec::new();
         if up {
             for _ in 0..delta {
@@ -446,6 +486,7 @@ mod tests {
             scale_down_boundary: 0.4,
             avg_input_tokens: 100.0,
             loading_delay: Delay { mean_us: 5_000_000.0, stddev_us: 0.0 },
+            scrape_delay: Delay::default(),
             pool_name: "p".into(),
             gpus_per_node: 2,
             gpus_per_instance: 1,
@@ -456,6 +497,26 @@ mod tests {
         }
     }
 
+    impl Autoscaler {
+        fn tick_placed(
+            &mut self,
+            now_us: u64,
+            read: impl Fn(usize) -> Reading,
+            in_flight: &[u32],
+        ) -> Vec<(usize, u64)> {
+            self.tick(now_us, read, in_flight).placed()
+        }
+    }
+
+    #[test]
+    fn a_scrape_delay_defers_the_decision() {
+        let mut c = config();
+        c.scrape_delay = Delay { mean_us: 3_000_000.0, stddev_us: 0.0 };
+        let mut a = Autoscaler::new(c, 1, Pcg64Mcg::seed_from_u64(1));
+        assert_eq!(a.tick(0, |_| reading(800, 1), &[0; 6]), Tick::Deferred(3_000_000));
+        assert_eq!(a.actuate(3_000_000, &[0; 6]), vec![(1, 8_000_000)]);
+    }
+
     fn reading(used: u64, queue: u32) -> Reading {
         Reading { kv_total_tokens: 1000, kv_used_tokens: used, queue_depth: queue }
     }
@@ -464,14 +525,14 @@ mod tests {
     fn scales_out_by_the_shortfall_and_in_by_draining() {
         let mut a = Autoscaler::new(config(), 1, Pcg64Mcg::seed_from_u64(1));
         // Demand 800 + 10 × 100 = 1800 tokens; supply 800; needs 1800/0.8 = 2250 → 2 more.
-        let placed = a.tick(0, |_| reading(800, 10), &[0; 6]);
+        let placed = a.tick_placed(0, |_| reading(800, 10), &[0; 6]);
         assert_eq!(placed, vec![(1, 5_000_000), (2, 6_000_000)], "instance 2 needs a new node");
         assert_eq!(a.routable(), &[0]);
         a.ready(5_000_000, 1);
         a.ready(6_000_000, 2);
         assert_eq!(a.routable(), &[0, 1, 2]);
         // Idle: scale in as far as one instance; the added ones drain first.
-        let placed = a.tick(7_000_000, |_| reading(0, 0), &[0, 0, 3, 0, 0, 0]);
+        let placed = a.tick_placed(7_000_000, |_| reading(0, 0), &[0, 0, 3, 0, 0, 0]);
         assert!(placed.is_empty());
         assert_eq!(a.routable(), &[0]);
         a.on_settled(8_000_000, 2, 0);
@@ -503,20 +564,20 @@ mod tests {
     #[test]
     fn the_pool_bounds_growth_and_pending_supply_holds_it_back() {
         let mut a = Autoscaler::new(config(), 1, Pcg64Mcg::seed_from_u64(1));
-        assert_eq!(a.tick(0, |_| reading(1000, 1000), &[0; 6]).len(), 5, "capacity 3 nodes × 2");
-        assert!(a.tick(1, |_| reading(1000, 1000), &[0; 6]).is_empty());
+        assert_eq!(a.tick_placed(0, |_| reading(1000, 1000), &[0; 6]).len(), 5, "capacity 3 nodes × 2");
+        assert!(a.tick_placed(1, |_| reading(1000, 1000), &[0; 6]).is_empty());
         let mut b = Autoscaler::new(config(), 1, Pcg64Mcg::seed_from_u64(1));
-        assert_eq!(b.tick(0, |_| reading(800, 2), &[0; 6]).len(), 1);
-        assert!(b.tick(1, |_| reading(800, 2), &[0; 6]).is_empty(), "the loading instance covers it");
+        assert_eq!(b.tick_placed(0, |_| reading(800, 2), &[0; 6]).len(), 1);
+        assert!(b.tick_placed(1, |_| reading(800, 2), &[0; 6]).is_empty(), "the loading instance covers it");
     }
 
     #[test]
     fn an_instance_on_a_node_being_provisioned_waits_for_it() {
         let mut a = Autoscaler::new(config(), 2, Pcg64Mcg::seed_from_u64(1));
         // Node 1 is provisioned for instance 2 at t = 0 (ready at 1 s, loaded at 6 s).
-        assert_eq!(a.tick(0, |_| reading(800, 1), &[0; 6]), vec![(2, 6_000_000)]);
+        assert_eq!(a.tick_placed(0, |_| reading(800, 1), &[0; 6]), vec![(2, 6_000_000)]);
         // Instance 3 shares node 1, still being provisioned at 0.5 s: it loads from 1 s.
-        assert_eq!(a.tick(500_000, |_| reading(1000, 40), &[0; 6])[0], (3, 6_000_000));
+        assert_eq!(a.tick_placed(500_000, |_| reading(1000, 40), &[0; 6])[0], (3, 6_000_000));
     }
 
     #[test]
@@ -524,16 +585,16 @@ mod tests {
         let mut c = config();
         c.scale_up_window_us = 2_000_000;
         let mut a = Autoscaler::new(c, 1, Pcg64Mcg::seed_from_u64(1));
-        assert!(a.tick(0, |_| reading(800, 10), &[0; 6]).is_empty());
-        assert!(a.tick(1_000_000, |_| reading(800, 10), &[0; 6]).is_empty());
-        assert!(!a.tick(2_000_000, |_| reading(800, 10), &[0; 6]).is_empty());
+        assert!(a.tick_placed(0, |_| reading(800, 10), &[0; 6]).is_empty());
+        assert!(a.tick_placed(1_000_000, |_| reading(800, 10), &[0; 6]).is_empty());
+        assert!(!a.tick_placed(2_000_000, |_| reading(800, 10), &[0; 6]).is_empty());
         // A lost signal restarts the window.
         let mut c = config();
         c.scale_up_window_us = 2_000_000;
         let mut a = Autoscaler::new(c, 1, Pcg64Mcg::seed_from_u64(1));
-        a.tick(0, |_| reading(800, 10), &[0; 6]);
-        a.tick(1_000_000, |_| reading(100, 0), &[0; 6]);
-        assert!(a.tick(2_000_000, |_| reading(800, 10), &[0; 6]).is_empty());
+        a.tick_placed(0, |_| reading(800, 10), &[0; 6]);
+        a.tick_placed(1_000_000, |_| reading(100, 0), &[0; 6]);
+        assert!(a.tick_placed(2_000_000, |_| reading(800, 10), &[0; 6]).is_empty());
     }
 
     #[test]

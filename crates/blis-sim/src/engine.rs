@@ -735,6 +735,13 @@ impl Simulation {
                 self.finished_buf = finished;
             }
             Event::AutoscaleTick => self.autoscale_tick(now_us),
+            Event::AutoscaleActuate => {
+                let a = self.autoscale.as_mut().expect("autoscaling");
+                let in_flight = &self.control.as_ref().expect("autoscaling needs a cluster").in_flight;
+                for (i, at) in a.actuate(now_us, in_flight) {
+                    self.queue.push(at, Event::InstanceReady { instance: i as u32 });
+                }
+            }
             Event::InstanceReady { instance } => {
                 self.autoscale.as_mut().expect("autoscaling").ready(now_us, instance as usize);
             }
@@ -1213,8 +1220,14 @@ impl Simulation {
             }
         };
         let in_flight = &self.control.as_ref().expect("autoscaling needs a cluster").in_flight;
-        for (i, at) in a.tick(now_us, read, in_flight) {
-            self.queue.push(at, Event::InstanceReady { instance: i as u32 });
+        match a.tick(now_us, read, in_flight) {
+            crate::autoscale::Tick::Nothing => {}
+            crate::autoscale::Tick::Placed(placed) => {
+                for (i, at) in placed {
+                    self.queue.push(at, Event::InstanceReady { instance: i as u32 });
+                }
+            }
+            crate::autoscale::Tick::Deferred(at) => self.queue.push(at, Event::AutoscaleActuate),
         }
         if !self.queue.is_empty() {
             let next = now_us.saturating_add(a.interval_us());

@@ -41,6 +41,8 @@ pub enum Event {
     LinkTick { generation: u64 },
     /// A periodic autoscaler tick (`--model-autoscaler-interval-us`).
     AutoscaleTick,
+    /// An autoscaler decision acts, after the metrics-scrape delay.
+    AutoscaleActuate,
     /// An instance the autoscaler placed finished provisioning and loading: it joins routing.
     InstanceReady { instance: u32 },
 }
@@ -63,6 +65,7 @@ impl Event {
             Event::GatewayTick => (0, 0, 7),
             Event::InstanceReady { .. } => (0, 0, 8),
             Event::AutoscaleTick => (0, 0, 9),
+            Event::AutoscaleActuate => (0, 0, 10),
         }
     }
 }

@@ -85,12 +85,6 @@ pub(super) fn autoscale(
         return Ok(None);
     }
     // What BLIS does not simulate (yet) is refused rather than ignored.
-    if scrape != Delay::default() {
-        return Err(cx.err(
-            "autoscaler",
-            "hpa_scrape_delay is not simulated yet (decisions act at their tick); set it to 0",
-        ));
-    }
     if lifecycle.warm_up_request_count != 0 || lifecycle.warm_up_ttft_factor != 0.0 {
         return Err(cx.err(
             "instance-lifecycle",
@@ -167,6 +161,7 @@ pub(super) fn autoscale(
         scale_down_boundary: down,
         avg_input_tokens: avg_in,
         loading_delay: loading,
+        scrape_delay: scrape,
         pool_name: np.name.clone(),
         gpus_per_node: np.gpus_per_node,
         gpus_per_instance: pool.tp,
