@@ -11,6 +11,7 @@
 //! - [`sweep`]: grids of run descriptions; [`policy_file`]: the reference simulator's policy
 //!   bundles.
 
+pub mod autoscale;
 pub mod duration;
 pub mod environment;
 pub mod error;

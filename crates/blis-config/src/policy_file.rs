@@ -22,9 +22,10 @@
 //! ```
 //!
 //! Earlier BLIS spellings are still read: `preemption: priority` and `priority_policy: constant`.
-//! The reference's infrastructure blocks (`node_pools`, `autoscaler`, `instance_lifecycle`,
-//! `hw_config_by_gpu`) describe features BLIS does not simulate yet; a file using them is refused
-//! rather than run without them.
+//! The reference's autoscaling blocks (`node_pools`, `autoscaler`, `instance_lifecycle`) become
+//! the keys `node-pools`, `autoscaler` and `instance-lifecycle` (see [`crate::autoscale`]).
+//! `hw_config_by_gpu` describes a feature BLIS does not simulate yet; a file using it is
+//! refused rather than run without it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -127,13 +128,9 @@ fn translate(b: Bundle, path: &Path) -> Result<Layer, ConfigError> {
         Some(_) => Err(ConfigError::new(
             key,
             format!("{file}: {key}"),
-            "node pools, autoscaling, instance lifecycles and per-GPU calibration overrides are not \
-             simulated by BLIS yet; remove this block",
+            "per-GPU calibration overrides are not simulated by BLIS yet; remove this block",
         )),
     };
-    unsupported("node_pools", &b.node_pools)?;
-    unsupported("autoscaler", &b.autoscaler)?;
-    unsupported("instance_lifecycle", &b.instance_lifecycle)?;
     unsupported("hw_config_by_gpu", &b.hw_config_by_gpu)?;
 
     let mut out = Translation::default();
@@ -161,6 +158,9 @@ fn translate(b: Bundle, path: &Path) -> Result<Layer, ConfigError> {
         None => {}
     }
     out.set("tenant-budgets", "tenant_budgets", b.tenant_budgets);
+    out.set("node-pools", "node_pools", b.node_pools);
+    out.set("autoscaler", "autoscaler", b.autoscaler);
+    out.set("instance-lifecycle", "instance_lifecycle", b.instance_lifecycle);
 
     // Type-check every value now, so an error names the file's key, not a flag.
     let layer =
@@ -239,7 +239,9 @@ mod tests {
             ("scheduler: lifo\n", "scheduler"),
             ("bogus: {}\n", "bogus"),
             ("node_pools:\n  - name: a\n", "node_pools"),
-            ("autoscaler: {interval_us: 5}\n", "autoscaler"),
+            ("autoscaler: {interval_us: 5, scale_up_window: 1}\n", "autoscaler"),
+            ("instance_lifecycle: {loading_delay: {mean: 1, sigma: 2}}\n", "instance_lifecycle"),
+            ("hw_config_by_gpu: {H100: {}}\n", "hw_config_by_gpu"),
         ];
         for (text, key) in cases {
             let e = layer(text).err().unwrap_or_else(|| panic!("{text} parsed")).to_string();

@@ -29,6 +29,7 @@ use crate::layers::{Layers, PATH_KEYS, Source};
 use crate::pools::{POOL_KEYS, PoolSpec};
 use crate::spec::{ArrivalProcess, Compat, RunSpec, SessionMode, TraceLevel, WorkloadSpecRef};
 
+mod autoscale;
 mod flow;
 
 /// Seed of the cluster's streams (and of built-in workloads) when none is given.
@@ -244,7 +245,11 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         pools[0].instance.prefix_caching,
         pools[0].instance.kv_tier.as_ref(),
     );
-    let cluster = num_instances > 1;
+    let autoscale = autoscale::autoscale(&spec, &cx, &pools)?;
+    // Off, its key describes nothing (the resolved description stays that of a fixed fleet);
+    // on, it spells the interval in effect.
+    spec.model_autoscaler_interval_us = autoscale.as_ref().map(|a| a.interval_us);
+    let cluster = num_instances > 1 || autoscale.is_some();
     let pd = pd_config(&spec, &mut cx, &pools)?;
     if pd.is_none() {
         // Without disaggregation its keys describe nothing (and the resolved description
@@ -331,6 +336,7 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         seed,
         exec,
         measurement,
+        autoscale,
     };
     if let Some(models) = sim.model_routing() {
         let key = if matches!(workload, WorkloadPlan::Trace { .. }) {

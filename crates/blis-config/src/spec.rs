@@ -313,6 +313,25 @@ pub struct RunSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summarize_trace: Option<bool>,
 
+    // ── Autoscaling ────────────────────────────────────────────────────────────────────
+    /// Model autoscaler tick interval in µs (0 = off); overrides the `autoscaler` block's
+    /// interval_us. Needs a `node-pools` block (one pool) bounding the fleet.
+    #[arg(long, value_name = "US", help_heading = "Autoscaling")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_autoscaler_interval_us: Option<u64>,
+    /// Node pools the fleet's instances are placed on (config files only).
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_pools: Option<Vec<crate::autoscale::NodePoolSpec>>,
+    /// The model autoscaler's interval, stabilization windows and analyzer (config files only).
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<crate::autoscale::AutoscalerSpec>,
+    /// Instance loading delay and drain policy (config files only).
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_lifecycle: Option<crate::autoscale::LifecycleSpec>,
+
     // ── Flow control ───────────────────────────────────────────────────────────────────
     /// Hold admitted requests in a gateway queue and dispatch them to the router only while
     /// the saturation detector says the cluster has room (GAIE flow control; cluster mode).
@@ -671,6 +690,7 @@ impl RunSpec {
             cache_signal_delay: Some(Micros(50_000)),
             trace_level: Some(TraceLevel::None),
             counterfactual_k: Some(0),
+            model_autoscaler_interval_us: Some(0),
             summarize_trace: Some(false),
             flow_control: Some(false),
             saturation_detector: Some(SaturationDetectorKind::Never),

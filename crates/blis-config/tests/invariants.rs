@@ -548,3 +548,161 @@ proptest! {
         prop_assert_eq!(strip(&doc), strip(&run_spec(&plain).0));
     }
 }
+
+#[derive(Debug, Clone)]
+struct ScaleCase {
+    initial: u32,
+    max_nodes: usize,
+    gpus_per_node: u32,
+    tp: u32,
+    interval_us: u64,
+    up_window_us: f64,
+    down_window_us: f64,
+    loading_s: (f64, f64),
+    provisioning_s: (f64, f64),
+    thresholds: (f64, f64),
+    rate: f64,
+    requests: u64,
+    kv_blocks: u64,
+    routing: RoutingKind,
+    horizon_us: Option<u64>,
+    seed: u64,
+}
+
+fn scale_case() -> impl Strategy<Value = ScaleCase> {
+    (
+        (1u32..3, 1usize..5, prop_oneof![Just(1u32), Just(2), Just(4)], prop_oneof![Just(1u32), Just(2)]),
+        (200_000u64..5_000_000, prop_oneof![Just(0.0f64), 1e5..4e6], prop_oneof![Just(0.0f64), 1e5..4e6]),
+        ((0.0f64..3.0, 0.0f64..1.0), (0.0f64..3.0, 0.0f64..1.0), (0.05f64..0.5, 0.55f64..1.0)),
+        (5.0f64..150.0, 1u64..300, 60u64..600, one_of::<RoutingKind>()),
+        (prop_oneof![Just(None), (2_000_000u64..20_000_000).prop_map(Some)], any::<u64>()),
+    )
+        .prop_map(
+            |(
+                (initial, max_nodes, gpn, tp),
+                (interval_us, up, down),
+                (l, p, th),
+                (rate, n, kv, routing),
+                (h, seed),
+            )| {
+                ScaleCase {
+                    initial,
+                    max_nodes,
+                    gpus_per_node: gpn.max(tp),
+                    tp,
+                    interval_us,
+                    up_window_us: up,
+                    down_window_us: down,
+                    loading_s: l,
+                    provisioning_s: p,
+                    thresholds: th,
+                    rate,
+                    requests: n,
+                    kv_blocks: kv,
+                    routing,
+                    horizon_us: h,
+                    seed,
+                }
+            },
+        )
+}
+
+fn scale_spec(c: &ScaleCase) -> RunSpec {
+    use blis_config::autoscale::{AnalyzerSpec, AutoscalerSpec, DelaySpec, LifecycleSpec, NodePoolSpec};
+    let per_node = (c.gpus_per_node / c.tp) as usize;
+    let initial_nodes = (c.initial as usize).div_ceil(per_node).min(c.max_nodes);
+    let initial = (c.initial as usize).min(initial_nodes * per_node) as u32;
+    let delay = |(mean, stddev): (f64, f64)| DelaySpec { mean, stddev };
+    RunSpec {
+        model: Some("meta-llama/llama-3.1-8b-instruct".into()),
+        hardware: Some("H100".into()),
+        tp: Some(c.tp),
+        latency_model: Some(LatencyModelKind::TrainedPhysics),
+        total_kv_blocks: Some(c.kv_blocks),
+        max_num_seqs: Some(8),
+        num_instances: Some(initial),
+        routing_policy: Some(c.routing),
+        rate: Some(c.rate),
+        num_requests: Some(c.requests),
+        horizon: c.horizon_us.map(blis_config::duration::Micros),
+        seed: Some(c.seed),
+        node_pools: Some(vec![NodePoolSpec {
+            name: "p".into(),
+            gpu_type: "H100".into(),
+            gpus_per_node: c.gpus_per_node,
+            gpu_memory_gib: 80.0,
+            initial_nodes,
+            min_nodes: 0,
+            max_nodes: c.max_nodes,
+            provisioning_delay: delay(c.provisioning_s),
+            cost_per_hour: 1.0,
+        }]),
+        autoscaler: Some(AutoscalerSpec {
+            interval_us: c.interval_us as f64,
+            scale_up_stabilization_window_us: c.up_window_us,
+            scale_down_stabilization_window_us: c.down_window_us,
+            hpa_scrape_delay: DelaySpec {
+                mean: (c.seed % 4) as f64 * 0.5,
+                stddev: (c.seed % 3) as f64 * 0.2,
+            },
+            analyzer: AnalyzerSpec {
+                kv_cache_threshold: 0.8,
+                scale_up_threshold: c.thresholds.1,
+                scale_down_boundary: c.thresholds.0,
+                avg_input_tokens: 200.0,
+            },
+        }),
+        instance_lifecycle: Some(LifecycleSpec {
+            loading_delay: delay(c.loading_s),
+            warm_start_initial_instances: true,
+            ..LifecycleSpec::default()
+        }),
+        ..RunSpec::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// With instances coming and going under random scaling settings: every request is
+    /// accounted for exactly once, instances that left held nothing, every instance added
+    /// became ready or is still loading, the fleet stays within the node pool, GPU-hours are
+    /// the instances' lifetimes, and the run is deterministic.
+    #[test]
+    fn autoscaling_conserves_requests(c in scale_case()) {
+        let spec = scale_spec(&c);
+        let (doc, report) = run_spec(&spec);
+        let m = &report.cluster;
+        let k = &report.counters;
+        prop_assert_eq!(
+            k.injected,
+            m.completed() + m.still_queued + m.still_running + m.dropped_unservable + m.timed_out
+                + k.rejected + k.in_transit
+        );
+        let a = report.autoscale.clone().expect("autoscaling on");
+        a.check(|i| report.instances[i].still_queued + report.instances[i].still_running)
+            .map_err(TestCaseError::fail)?;
+        let capacity = (c.gpus_per_node / c.tp) as usize * c.max_nodes;
+        prop_assert!(a.peak_instances <= capacity);
+        prop_assert!(a.final_instances >= 1);
+        // The fleet never had fewer than one routable instance.
+        prop_assert!(a.timeline.iter().all(|e| e.routable >= 1));
+        // Never more GPU time than the whole pool for the whole run, never less than one instance.
+        let hours = a.end_us as f64 / 3.6e9;
+        prop_assert!(a.gpu_hours <= hours * (capacity as u32 * c.tp) as f64 + 1e-9);
+        prop_assert!(a.gpu_hours + 1e-9 >= hours * c.tp as f64);
+        if c.horizon_us.is_none() {
+            prop_assert_eq!(k.injected, c.requests);
+            prop_assert_eq!(m.still_queued + m.still_running + k.in_transit, 0);
+        }
+        // Requests reached only instances that had been made ready (or the initial ones).
+        let initial = a.initial_instances;
+        for (i, inst) in report.instances.iter().enumerate() {
+            if i >= initial && inst.records.len() as u64 + inst.still_queued + inst.still_running > 0 {
+                prop_assert!(a.timeline.iter().any(|e| e.action == "ready" && e.instance == i));
+            }
+        }
+        let (again, _) = run_spec(&spec);
+        prop_assert_eq!(&doc, &again);
+    }
+}

@@ -80,6 +80,9 @@ pub struct SimConfig {
     pub measurement: crate::measure::Measurement,
     /// Disaggregation settings; required exactly when some pool has a role.
     pub pd: Option<PdConfig>,
+    /// Model autoscaling of the only pool: its `instances` serve from the start, and the
+    /// fleet holds as many as the node pool can (the rest off until placed).
+    pub autoscale: Option<crate::autoscale::AutoscaleConfig>,
 }
 
 impl SimConfig {
@@ -130,7 +133,13 @@ impl SimConfig {
         source: Box<dyn RequestSource + Send>,
         trace_sink: Option<Box<dyn Write + Send>>,
     ) -> Result<Simulation, String> {
-        let n = self.num_instances();
+        if self.autoscale.is_some() && (self.pools.len() != 1 || self.pd.is_some()) {
+            return Err("autoscaling needs exactly one pool, without disaggregation".into());
+        }
+        let n = match &self.autoscale {
+            Some(a) => a.capacity(),
+            None => self.num_instances(),
+        };
         assert!(n > 0, "a simulation needs at least one instance");
         let mut instances = Vec::with_capacity(n);
         for pool in &self.pools {
@@ -139,7 +148,8 @@ impl SimConfig {
                     .build(&pool.model, &pool.gpu, pool.tp, &pool.latency_overrides)
                     .map_err(|e| e.to_string())?,
             );
-            for _ in 0..pool.instances {
+            let count = if self.autoscale.is_some() { n } else { pool.instances };
+            for _ in 0..count {
                 instances.push(Instance::new(
                     instances.len(),
                     pool.instance.clone(),
@@ -151,7 +161,7 @@ impl SimConfig {
             }
         }
         // One instance needs no admission or routing, unless a gateway queue sits in front of it.
-        let control = (n > 1 || self.flow_control.is_some()).then(|| {
+        let control = (n > 1 || self.flow_control.is_some() || self.autoscale.is_some()).then(|| {
             let options = ClusterOptions {
                 timing: self.timing,
                 trace_decisions: self.trace_decisions,
@@ -189,7 +199,19 @@ impl SimConfig {
         if self.pd.is_some() && control.is_none() {
             return Err("prefill/decode disaggregation needs at least two instances".into());
         }
-        let mut sim = Simulation::new(instances, source, control, self.horizon_us, self.exec);
+        let mut exec = self.exec;
+        if self.autoscale.is_some() {
+            exec.independent_instances = false;
+        }
+        let mut sim = Simulation::new(instances, source, control, self.horizon_us, exec);
+        if let Some(a) = &self.autoscale {
+            let initial = self.pools[0].instances;
+            if initial == 0 || initial > n {
+                return Err(format!("autoscaling: {initial} initial instances do not fit the pool's {n}"));
+            }
+            let rng = blis_workload::rng::stream(self.seed, "autoscaler");
+            sim.set_autoscale(crate::autoscale::Autoscaler::new(a.clone(), initial, rng));
+        }
         if let Some(pd) = &self.pd {
             let per_instance = |f: &dyn Fn(&PoolConfig) -> f64| -> Vec<f64> {
                 self.pools.iter().flat_map(|p| std::iter::repeat_n(f(p), p.instances)).collect()

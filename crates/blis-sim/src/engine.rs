@@ -102,6 +102,18 @@ pub struct PdRouting {
     pub decode_policy: Box<dyn RoutingPolicy>,
 }
 
+/// What admission and saturation detection see: the instances requests may be routed to (all of
+/// them without an autoscaler; with one, not those off, loading or draining).
+fn routable_signals<'a>(
+    autoscale: Option<&crate::autoscale::Autoscaler>,
+    signals: &'a [InstanceSignals],
+) -> std::borrow::Cow<'a, [InstanceSignals]> {
+    match autoscale {
+        None => std::borrow::Cow::Borrowed(signals),
+        Some(a) => std::borrow::Cow::Owned(a.routable().iter().map(|&i| signals[i]).collect()),
+    }
+}
+
 /// A routing policy deciding among `candidates` only (it sees them as instances 0..n).
 fn route_among(
     policy: &mut dyn RoutingPolicy,
@@ -352,6 +364,8 @@ pub struct SimReport {
     pub measurement: std::sync::Arc<crate::measure::Measurement>,
     /// Disaggregation figures (fleets whose pools have roles).
     pub pd: Option<PdReport>,
+    /// Autoscaling figures (runs with an autoscaler).
+    pub autoscale: Option<crate::autoscale::AutoscaleReport>,
 }
 
 impl SimReport {
@@ -399,6 +413,9 @@ impl SimReport {
                     pd.handoffs, pd.transfers_started, pd.transfers_completed
                 ));
             }
+        }
+        if let Some(a) = &self.autoscale {
+            a.check(|i| self.instances[i].still_queued + self.instances[i].still_running)?;
         }
         for (i, instance) in self.instances.iter().enumerate() {
             if let Some(e) = &instance.kv_check {
@@ -456,6 +473,7 @@ pub struct Simulation {
     time_error: Option<SimError>,
     measure: std::sync::Arc<crate::measure::Measurement>,
     pd: Option<PdState>,
+    autoscale: Option<crate::autoscale::Autoscaler>,
 }
 
 impl Simulation {
@@ -502,7 +520,16 @@ impl Simulation {
             time_error: None,
             measure: std::sync::Arc::new(crate::measure::Measurement::new()),
             pd: None,
+            autoscale: None,
         }
+    }
+
+    /// Puts an autoscaler over the fleet (whose instances must not run independently): only
+    /// its routable instances get requests; it ticks from time 0.
+    pub fn set_autoscale(&mut self, autoscaler: crate::autoscale::Autoscaler) {
+        assert!(self.control.is_some() && !self.independent, "autoscaling needs a coupled cluster");
+        self.queue.push(0, Event::AutoscaleTick);
+        self.autoscale = Some(autoscaler);
     }
 
     /// Disaggregation: the transfer link and, per instance, KV bytes per token on one GPU
@@ -720,6 +747,17 @@ impl Simulation {
                 self.settle(i, &mut finished);
                 self.finished_buf = finished;
             }
+            Event::AutoscaleTick => self.autoscale_tick(now_us),
+            Event::AutoscaleActuate => {
+                let a = self.autoscale.as_mut().expect("autoscaling");
+                let in_flight = &self.control.as_ref().expect("autoscaling needs a cluster").in_flight;
+                for (i, at) in a.actuate(now_us, in_flight) {
+                    self.queue.push(at, Event::InstanceReady { instance: i as u32 });
+                }
+            }
+            Event::InstanceReady { instance } => {
+                self.autoscale.as_mut().expect("autoscaling").ready(now_us, instance as usize);
+            }
             Event::TransferStart(p) => self.start_transfer(now_us, p),
             Event::LinkTick { generation } => self.link_tick(now_us, generation),
             Event::TransferDone(p) => self.end_transfer(now_us, p),
@@ -810,6 +848,7 @@ impl Simulation {
 
     /// Reports requests that left instance `i` to the router and to their source.
     fn settle(&mut self, i: usize, finished: &mut Vec<Finished>) {
+        let last_us = finished.last().map(|f| f.at_us);
         for f in finished.drain(..) {
             if let Some(c) = &mut self.control {
                 c.in_flight[i] = c.in_flight[i].saturating_sub(1);
@@ -851,6 +890,9 @@ impl Simulation {
                 );
                 self.push_arrival(next);
             }
+        }
+        if let (Some(a), Some(at), Some(c)) = (&mut self.autoscale, last_us, &self.control) {
+            a.on_settled(at, i, c.in_flight[i]);
         }
     }
 
@@ -933,7 +975,8 @@ impl Simulation {
             c.signals.view(now_us, &self.instances, &c.in_flight)
         };
         let prefix = c.prefix.as_ref().expect("set in new").oracle(&self.instances);
-        let view = RouterView { now_us, signals, prefix: &prefix };
+        let routable = routable_signals(self.autoscale.as_ref(), signals);
+        let view = RouterView { now_us, signals: &routable, prefix: &prefix };
         let pending = &self.pending[p];
         let request = RoutingRequest::of(&pending.spec, &pending.prompt_hashes);
         let over_budget = c.budgets.as_ref().and_then(|b| b.check(&request));
@@ -1082,6 +1125,7 @@ impl Simulation {
             self.send_to_instance(now_us, target, p);
             return;
         }
+        // Multi-model fleets (several pools) and autoscaling (one pool) exclude each other.
         if let Some(models) = &c.models {
             let k = models.index(pending.spec.model.as_deref()).expect("admission rejected unserved models");
             let target = route_among(
@@ -1114,7 +1158,22 @@ impl Simulation {
             self.send_to_instance(now_us, target, p);
             return;
         }
-        let decision = c.routing.route(&request, &view, &mut c.rng);
+        let decision = match &mut self.autoscale {
+            None => c.routing.route(&request, &view, &mut c.rng),
+            Some(a) => {
+                let target = route_among(
+                    c.routing.as_mut(),
+                    a.routable(),
+                    &request,
+                    now_us,
+                    signals,
+                    &prefix,
+                    &mut c.rng,
+                );
+                a.on_routed(target);
+                crate::cluster::routing::RouteDecision { target, scores: None }
+            }
+        };
         let target = decision.target;
         assert!(target < self.instances.len(), "router chose instance {target} of {}", self.instances.len());
         let record = c.trace.is_some().then(|| {
@@ -1218,6 +1277,37 @@ impl Simulation {
             events: self.events,
             measurement: self.measure,
             pd: self.pd.map(|p| p.report),
+            autoscale: self.autoscale.map(|a| a.finish(self.progress_us)),
+        }
+    }
+
+    /// An autoscaler tick: it reads the routable and loading instances, places or drains
+    /// instances, and ticks again while anything is left to happen.
+    fn autoscale_tick(&mut self, now_us: u64) {
+        let Some(a) = &mut self.autoscale else { return };
+        let instances = &self.instances;
+        let read = |i: usize| {
+            let kv = instances[i].kv();
+            let bs = u64::from(kv.block_size_tokens());
+            crate::autoscale::Reading {
+                kv_total_tokens: u64::from(kv.total_blocks()) * bs,
+                kv_used_tokens: u64::from(kv.used_blocks()) * bs,
+                queue_depth: instances[i].queue_depth(),
+            }
+        };
+        let in_flight = &self.control.as_ref().expect("autoscaling needs a cluster").in_flight;
+        match a.tick(now_us, read, in_flight) {
+            crate::autoscale::Tick::Nothing => {}
+            crate::autoscale::Tick::Placed(placed) => {
+                for (i, at) in placed {
+                    self.queue.push(at, Event::InstanceReady { instance: i as u32 });
+                }
+            }
+            crate::autoscale::Tick::Deferred(at) => self.queue.push(at, Event::AutoscaleActuate),
+        }
+        if !self.queue.is_empty() {
+            let next = now_us.saturating_add(a.interval_us());
+            self.queue.push(next, Event::AutoscaleTick);
         }
     }
 
@@ -1286,7 +1376,7 @@ impl Simulation {
             self.queue.push(now_us.saturating_add(g.config.dispatch_tick_us), Event::GatewayTick);
         }
         let signals = c.signals.view(now_us, &self.instances, &c.in_flight);
-        let saturation = g.detector.saturation(signals);
+        let saturation = g.detector.saturation(&routable_signals(self.autoscale.as_ref(), signals));
         assert!(saturation.is_finite(), "saturation detector returned {saturation}");
         if saturation >= 1.0
             && g.queue.has_non_sheddable_waiting()

@@ -39,6 +39,12 @@ pub enum Event {
     /// The shared KV link's next transfer may have finished (stale unless `generation` is
     /// the link's current one).
     LinkTick { generation: u64 },
+    /// A periodic autoscaler tick (`--model-autoscaler-interval-us`).
+    AutoscaleTick,
+    /// An autoscaler decision acts, after the metrics-scrape delay.
+    AutoscaleActuate,
+    /// An instance the autoscaler placed finished provisioning and loading: it joins routing.
+    InstanceReady { instance: u32 },
 }
 
 impl Event {
@@ -57,6 +63,9 @@ impl Event {
             Event::KvLoaded { instance } => (1, instance, 2),
             Event::GatewayExpiry { .. } => (0, 0, 6),
             Event::GatewayTick => (0, 0, 7),
+            Event::InstanceReady { .. } => (0, 0, 8),
+            Event::AutoscaleTick => (0, 0, 9),
+            Event::AutoscaleActuate => (0, 0, 10),
         }
     }
 }

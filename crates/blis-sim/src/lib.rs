@@ -1,6 +1,7 @@
 //! The BLIS discrete-event engine: instances with vLLM-style batch formation over a paged KV
 //! cache, a cluster control plane (admission, routing), and the metrics they produce.
 
+pub mod autoscale;
 pub mod cluster;
 pub mod config;
 pub mod engine;

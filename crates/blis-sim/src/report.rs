@@ -369,6 +369,9 @@ pub struct RunDoc {
     /// Prefill/decode disaggregation figures (fleets whose pools have roles).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pd: Option<PdDoc>,
+    /// Model autoscaling: fleet changes and GPU-hours (runs with an autoscaler).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingDoc>,
     /// 90 % intervals of the headline figures (model error and seed spread).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prediction_interval: Option<PredictionInterval>,
@@ -529,6 +532,11 @@ impl RunDoc {
             per_model: BTreeMap::new(),
             unserved_model_rejections: None,
             pd: report.pd.as_ref().map(|pd| PdDoc::new(pd, report)),
+            autoscaling: report.autoscale.as_ref().map(|a| AutoscalingDoc {
+                gpu_hours_total: a.gpu_hours,
+                cost_total: a.cost,
+                pools: vec![a.clone()],
+            }),
             prediction_interval: None,
             replicas: None,
             config: None,
@@ -590,6 +598,16 @@ impl RunDoc {
     pub fn is_steady(&self) -> bool {
         self.steady_state.verdict == SteadyVerdict::Stable
     }
+}
+
+/// Autoscaling figures: per node pool, its fleet changes (ticks, decisions, instances added
+/// and removed, the timeline) and GPU-hours (every instance's GPUs from placement until it
+/// left or the run ended), and the totals over pools.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AutoscalingDoc {
+    pub gpu_hours_total: f64,
+    pub cost_total: f64,
+    pub pools: Vec<crate::autoscale::AutoscaleReport>,
 }
 
 /// Disaggregation figures (the reference simulator's PD metrics, in ms like every latency
