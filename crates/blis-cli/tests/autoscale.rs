@@ -4,10 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{blis, run_ok, with_model};
-use serde_json::Value;
+use common::{blis, run_ok, u, with_model, write};
 
 const POLICY: &str = "\
 node_pools:
@@ -46,16 +43,6 @@ clients:
     input_distribution: {type: gaussian, params: {mean: 512, std_dev: 100, min: 64, max: 1024}}
     output_distribution: {type: gaussian, params: {mean: 256, std_dev: 50, min: 16, max: 512}}
 ";
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_str().unwrap().to_string()
-}
-
-fn u(doc: &Value, key: &str) -> u64 {
-    doc[key].as_u64().unwrap_or_else(|| panic!("{key} in {doc}"))
-}
 
 #[test]
 fn a_burst_grows_the_fleet_which_drains_back_for_fewer_gpu_hours() {

@@ -3,9 +3,7 @@
 
 mod common;
 
-use common::{blis, run_ok, with_model};
-
-use std::path::Path;
+use common::{assert_conserved, blis, f, run_ok, u, with_model, write};
 
 use serde_json::Value;
 
@@ -30,31 +28,6 @@ fn seed_example(extra: &[&'static str]) -> Vec<&'static str> {
     v
 }
 
-fn u(doc: &Value, field: &str) -> u64 {
-    doc[field].as_u64().unwrap_or_else(|| panic!("{field} is not an integer in {doc}"))
-}
-
-fn f(doc: &Value, field: &str) -> f64 {
-    doc[field].as_f64().unwrap_or_else(|| panic!("{field} is not a number in {doc}"))
-}
-
-/// injected = completed + queued + running + rejected + dropped + timed out + in transit.
-fn assert_conserved(doc: &Value) {
-    let accounted: u64 = [
-        "completed_requests",
-        "still_queued",
-        "still_running",
-        "rejected_requests",
-        "dropped_unservable",
-        "timed_out_requests",
-        "in_transit_requests",
-    ]
-    .iter()
-    .map(|k| u(doc, k))
-    .sum();
-    assert_eq!(u(doc, "injected_requests"), accounted, "conservation broken: {doc}");
-}
-
 /// Asserts a clean one-line error naming `flag`, exit code 2, and no panic.
 fn assert_rejected(args: &[&str], flag: &str) {
     let out = blis(args);
@@ -65,12 +38,6 @@ fn assert_rejected(args: &[&str], flag: &str) {
     assert_eq!(error_lines.len(), 1, "expected one error line for {args:?}, got: {stderr}");
     assert!(error_lines[0].contains(flag), "error for {args:?} should name {flag}: {stderr}");
     assert!(out.stdout.is_empty(), "nothing on stdout when failing");
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
 }
 
 /// 16 clients, each with its own 2048-token system prompt and a short question.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{blis, run_ok, with_model};
+use common::{blis, f, run_ok, u, with_model};
 
 use std::path::Path;
 
@@ -38,14 +38,6 @@ clients:
     output_distribution: {type: gaussian, params: {mean: 256, std_dev: 64, min: 8, max: 1024}}
 "#;
 
-fn u(doc: &Value, field: &str) -> u64 {
-    doc[field].as_u64().unwrap_or_else(|| panic!("{field} is not an integer in {doc}"))
-}
-
-fn f(doc: &Value, field: &str) -> f64 {
-    doc[field].as_f64().unwrap_or_else(|| panic!("{field} is not a number in {doc}"))
-}
-
 const GATEWAY_COUNTERS: [&str; 5] = [
     "gateway_queue_depth",
     "gateway_queue_shed",
@@ -57,20 +49,7 @@ const GATEWAY_COUNTERS: [&str; 5] = [
 /// injected = completed + queued + running + rejected + dropped + timed out + in transit +
 /// every gateway bucket.
 fn assert_conserved(doc: &Value) {
-    let accounted: u64 = [
-        "completed_requests",
-        "still_queued",
-        "still_running",
-        "rejected_requests",
-        "dropped_unservable",
-        "timed_out_requests",
-        "in_transit_requests",
-    ]
-    .iter()
-    .chain(GATEWAY_COUNTERS.iter())
-    .map(|k| u(doc, k))
-    .sum();
-    assert_eq!(u(doc, "injected_requests"), accounted, "conservation broken: {doc}");
+    common::assert_conserved_with(doc, &GATEWAY_COUNTERS);
 }
 
 fn class_ttft_p99(doc: &Value, class: &str) -> f64 {

@@ -4,20 +4,8 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{MODEL, blis, run_ok};
+use common::{MODEL, blis, run_ok, u, write};
 use serde_json::Value;
-
-fn u(doc: &Value, key: &str) -> u64 {
-    doc[key].as_u64().unwrap_or_else(|| panic!("{key} in {doc}"))
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
-}
 
 const FLEET: &str = "pools: [{name: llama, model: meta-llama/llama-3.1-8b-instruct, instances: 2}, \
                      {name: qwen, model: Qwen/Qwen2.5-7B-Instruct, instances: 1}]\n\

@@ -3,32 +3,8 @@
 
 mod common;
 
-use common::{MODEL, blis, run_ok};
+use common::{MODEL, assert_conserved, blis, f, run_ok, u};
 use serde_json::Value;
-
-fn u(doc: &Value, key: &str) -> u64 {
-    doc[key].as_u64().unwrap_or_else(|| panic!("{key} in {doc}"))
-}
-
-fn f(doc: &Value, key: &str) -> f64 {
-    doc[key].as_f64().unwrap_or_else(|| panic!("{key} in {doc}"))
-}
-
-fn assert_conserved(doc: &Value) {
-    let accounted: u64 = [
-        "completed_requests",
-        "still_queued",
-        "still_running",
-        "rejected_requests",
-        "dropped_unservable",
-        "timed_out_requests",
-        "in_transit_requests",
-    ]
-    .iter()
-    .map(|k| u(doc, k))
-    .sum();
-    assert_eq!(u(doc, "injected_requests"), accounted, "conservation broken: {doc}");
-}
 
 /// Long prompts, moderate outputs: prefill chunks interfere with decodes on shared instances.
 const PREFILL_HEAVY: &[&str] = &[

@@ -3,42 +3,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::{MODEL, blis, run_ok};
+use common::{MODEL, assert_conserved, blis, f, run_ok, u, write};
 use serde_json::Value;
-
-fn u(doc: &Value, key: &str) -> u64 {
-    doc[key].as_u64().unwrap_or_else(|| panic!("{key} in {doc}"))
-}
-
-fn f(doc: &Value, key: &str) -> f64 {
-    doc[key].as_f64().unwrap_or_else(|| panic!("{key} in {doc}"))
-}
-
-/// injected = completed + every way a request can be left unfinished.
-fn assert_conserved(doc: &Value) {
-    let accounted: u64 = [
-        "completed_requests",
-        "still_queued",
-        "still_running",
-        "rejected_requests",
-        "dropped_unservable",
-        "timed_out_requests",
-        "in_transit_requests",
-    ]
-    .iter()
-    .map(|k| u(doc, k))
-    .sum();
-    assert_eq!(u(doc, "injected_requests"), accounted, "conservation broken: {doc}");
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
-}
 
 const FLEET: &str = "pools: [{name: fast, hardware: H100, tp: 1, instances: 2}, \
                      {name: slow, hardware: A100-80, tp: 1, instances: 2}]\n";

@@ -994,17 +994,7 @@ impl Simulation {
                 self.queue.push(at, Event::Routing(p));
             }
             Verdict::Reject(reason) => {
-                let record = DecisionRecord {
-                    time_us: now_us,
-                    request_id: pending.spec.id,
-                    admitted: false,
-                    reason: Some(reason),
-                    chosen: None,
-                    chosen_score: None,
-                    scores: None,
-                    candidates: Vec::new(),
-                    regret: 0.0,
-                };
+                let record = DecisionRecord::rejected(now_us, pending.spec.id, reason);
                 let class = pending.spec.slo_class.as_str();
                 self.trace(record);
                 self.counters.rejected += 1;
@@ -1022,17 +1012,7 @@ impl Simulation {
     /// it at routing: no instance is a candidate).
     fn reject_unserved(&mut self, now_us: u64, p: PendingId) {
         let id = self.pending[p].spec.id;
-        self.trace(DecisionRecord {
-            time_us: now_us,
-            request_id: id,
-            admitted: false,
-            reason: Some("no pool serves the request's model"),
-            chosen: None,
-            chosen_score: None,
-            scores: None,
-            candidates: Vec::new(),
-            regret: 0.0,
-        });
+        self.trace(DecisionRecord::rejected(now_us, id, "no pool serves the request's model"));
         self.counters.rejected += 1;
         self.counters.unserved_model += 1;
         let Pending { spec, .. } = self.pending.remove(p);
@@ -1098,17 +1078,8 @@ impl Simulation {
             if let Some(b) = &mut c.budgets {
                 b.on_routed(request.tenant);
             }
-            let record = c.trace.is_some().then(|| DecisionRecord {
-                time_us: now_us,
-                request_id: pending.spec.id,
-                admitted: true,
-                reason: None,
-                chosen: Some(target),
-                chosen_score: None,
-                scores: None,
-                candidates: Vec::new(),
-                regret: 0.0,
-            });
+            let record =
+                c.trace.is_some().then(|| DecisionRecord::routed_unscored(now_us, pending.spec.id, target));
             if let Some(record) = record {
                 self.trace(record);
             }
@@ -1141,17 +1112,8 @@ impl Simulation {
             if let Some(b) = &mut c.budgets {
                 b.on_routed(request.tenant);
             }
-            let record = c.trace.is_some().then(|| DecisionRecord {
-                time_us: now_us,
-                request_id: pending.spec.id,
-                admitted: true,
-                reason: None,
-                chosen: Some(target),
-                chosen_score: None,
-                scores: None,
-                candidates: Vec::new(),
-                regret: 0.0,
-            });
+            let record =
+                c.trace.is_some().then(|| DecisionRecord::routed_unscored(now_us, pending.spec.id, target));
             if let Some(record) = record {
                 self.trace(record);
             }

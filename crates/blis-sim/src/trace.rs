@@ -35,6 +35,34 @@ pub struct DecisionRecord {
     pub regret: f64,
 }
 
+impl DecisionRecord {
+    /// A request refused before routing, for `reason`.
+    pub fn rejected(time_us: u64, request_id: u64, reason: &'static str) -> Self {
+        DecisionRecord {
+            time_us,
+            request_id,
+            admitted: false,
+            reason: Some(reason),
+            chosen: None,
+            chosen_score: None,
+            scores: None,
+            candidates: Vec::new(),
+            regret: 0.0,
+        }
+    }
+
+    /// A request routed to `chosen` by a decision without scores to record (routing within a
+    /// subset of the fleet: a model's pools, a prefill/decode role).
+    pub fn routed_unscored(time_us: u64, request_id: u64, chosen: usize) -> Self {
+        DecisionRecord {
+            admitted: true,
+            reason: None,
+            chosen: Some(chosen),
+            ..Self::rejected(time_us, request_id, "")
+        }
+    }
+}
+
 /// Aggregates over all decisions (always kept, even when records are streamed to a file).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct TraceSummary {

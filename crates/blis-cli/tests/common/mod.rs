@@ -32,3 +32,43 @@ pub fn metrics(mut doc: Value) -> Value {
     doc.as_object_mut().expect("a document").remove("config");
     doc
 }
+
+/// An integer field of a document (panics naming the field when absent).
+pub fn u(doc: &Value, field: &str) -> u64 {
+    doc[field].as_u64().unwrap_or_else(|| panic!("{field} is not an integer in {doc}"))
+}
+
+/// A number field of a document (panics naming the field when absent).
+pub fn f(doc: &Value, field: &str) -> f64 {
+    doc[field].as_f64().unwrap_or_else(|| panic!("{field} is not a number in {doc}"))
+}
+
+/// Writes `text` to `dir/name` and returns the path as a string (for argument lists).
+pub fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Every injected request is accounted for exactly once: by the document's own buckets, plus
+/// `extra` counters (e.g. the gateway's).
+pub fn assert_conserved_with(doc: &Value, extra: &[&str]) {
+    let accounted: u64 = [
+        "completed_requests",
+        "still_queued",
+        "still_running",
+        "rejected_requests",
+        "dropped_unservable",
+        "timed_out_requests",
+        "in_transit_requests",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|k| u(doc, k))
+    .sum();
+    assert_eq!(u(doc, "injected_requests"), accounted, "conservation broken: {doc}");
+}
+
+pub fn assert_conserved(doc: &Value) {
+    assert_conserved_with(doc, &[]);
+}
