@@ -2,26 +2,15 @@
 //! brought back instead of recomputed — after an asynchronous load the request waits for
 //! (vLLM), or stalling the admitting step (the reference simulator).
 
-use std::sync::Arc;
-
-use blis_latency::{LatencyModel, LatencyOverrides};
 use blis_sim::EngineSemantics;
 use blis_sim::instance::{Enqueued, Finished, Instance, InstanceConfig, KvTierConfig, ReloadTiming};
-use blis_sim::preemption::PreemptionKind;
-use blis_sim::priority::{PriorityKind, SloPriorities};
-use blis_sim::scheduler::SchedulerKind;
-use blis_workload::{RequestSpec, SloClass, TokenSeq};
+use blis_workload::{RequestSpec, TokenSeq};
 
-const BLOCK: u32 = 16;
+mod common;
+
+use common::BLOCK;
+
 const MIB2: u64 = 2 << 20;
-
-fn latency() -> Arc<dyn LatencyModel> {
-    let model =
-        blis_model::load_model("meta-llama/llama-3.1-8b-instruct", None, &blis_model::HubOptions::default())
-            .expect("bundled model");
-    let gpu = blis_model::gpu_by_name("H100", &[]).expect("builtin gpu");
-    Arc::from(blis_latency::build("blis-physics", &model, &gpu, 1, &LatencyOverrides::default()).unwrap())
-}
 
 fn instance(tier: Option<ReloadTiming>) -> Instance {
     let semantics = match tier {
@@ -29,19 +18,7 @@ fn instance(tier: Option<ReloadTiming>) -> Instance {
         _ => EngineSemantics::BLIS,
     };
     let config = InstanceConfig {
-        max_running_reqs: 16,
-        max_scheduled_tokens: 2048,
-        long_prefill_token_threshold: 0,
-        max_model_len: 0,
-        block_size_tokens: BLOCK,
         total_kv_blocks: 40,
-        prefix_caching: true,
-        async_scheduling: false,
-        priority: PriorityKind::SloBased,
-        slo_priorities: SloPriorities::GAIE,
-        record_requests: true,
-        track_classes: false,
-        semantics,
         kv_tier: tier.map(|timing| KvTierConfig {
             cpu_blocks: 100,
             bytes_per_block: MIB2,
@@ -53,28 +30,13 @@ fn instance(tier: Option<ReloadTiming>) -> Instance {
             timing,
             prompt_only: false,
         }),
+        ..common::config(semantics)
     };
-    Instance::new(0, config, latency(), SchedulerKind::Fcfs.build(), PreemptionKind::Fcfs.build(), true)
+    common::instance(config, common::latency("blis-physics"))
 }
 
 fn request(id: u64, arrival_us: u64, source: u64) -> RequestSpec {
-    RequestSpec {
-        id,
-        arrival_us,
-        input: TokenSeq::from_source(source, 480),
-        output_tokens: 2,
-        max_output_tokens: 2,
-        output_source: 1_000 + id,
-        slo_class: SloClass::Standard,
-        slo_class_named: false,
-        tenant: None,
-        client: None,
-        deadline_us: None,
-        session: None,
-        model: None,
-        prefix_group: None,
-        meta: None,
-    }
+    common::request(id, arrival_us, TokenSeq::from_source(source, 480), 2)
 }
 
 /// Serves three 30-block prompts one after the other on a 40-block GPU pool: A, then B (which

@@ -2,64 +2,19 @@
 //! leaves as a hand-off; a decode leg is admitted with its prompt's KV present, computes only
 //! the last prompt token (its first output token) and then decodes.
 
-use std::sync::Arc;
-
-use blis_latency::{LatencyModel, LatencyOverrides};
 use blis_sim::EngineSemantics;
-use blis_sim::instance::{Enqueued, Finished, Instance, InstanceConfig, Leg};
+use blis_sim::instance::{Enqueued, Finished, Instance, Leg};
 use blis_sim::pd::PdStamps;
-use blis_sim::preemption::PreemptionKind;
-use blis_sim::priority::{PriorityKind, SloPriorities};
-use blis_sim::scheduler::SchedulerKind;
-use blis_workload::{Outcome, RequestSpec, SloClass, TokenSeq};
+use blis_workload::{Outcome, RequestSpec, TokenSeq};
 
-const BLOCK: u32 = 16;
+mod common;
 
 fn instance() -> Instance {
-    let model =
-        blis_model::load_model("meta-llama/llama-3.1-8b-instruct", None, &blis_model::HubOptions::default())
-            .expect("bundled model");
-    let gpu = blis_model::gpu_by_name("H100", &[]).expect("builtin gpu");
-    let latency: Arc<dyn LatencyModel> = Arc::from(
-        blis_latency::build("trained-physics", &model, &gpu, 1, &LatencyOverrides::default()).unwrap(),
-    );
-    let config = InstanceConfig {
-        max_running_reqs: 16,
-        max_scheduled_tokens: 2048,
-        long_prefill_token_threshold: 0,
-        max_model_len: 0,
-        block_size_tokens: BLOCK,
-        total_kv_blocks: 1_000,
-        prefix_caching: true,
-        async_scheduling: false,
-        priority: PriorityKind::SloBased,
-        slo_priorities: SloPriorities::GAIE,
-        record_requests: true,
-        track_classes: false,
-        semantics: EngineSemantics::BLIS,
-        kv_tier: None,
-    };
-    Instance::new(0, config, latency, SchedulerKind::Fcfs.build(), PreemptionKind::Fcfs.build(), true)
+    common::instance(common::config(EngineSemantics::BLIS), common::latency("trained-physics"))
 }
 
 fn request(id: u64, input_tokens: u32, output_tokens: u32) -> RequestSpec {
-    RequestSpec {
-        id,
-        arrival_us: 0,
-        input: TokenSeq::from_source(9, input_tokens),
-        output_tokens,
-        max_output_tokens: output_tokens,
-        output_source: 1_000 + id,
-        slo_class: SloClass::Standard,
-        slo_class_named: false,
-        tenant: None,
-        client: None,
-        deadline_us: None,
-        session: None,
-        model: None,
-        prefix_group: None,
-        meta: None,
-    }
+    common::request(id, 0, TokenSeq::from_source(9, input_tokens), output_tokens)
 }
 
 /// Enqueues one leg at `now` and steps until idle; returns what left and the step count.
