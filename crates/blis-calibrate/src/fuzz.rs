@@ -50,3 +50,59 @@ fn corpus_and_shipped_files_are_valid() {
     check(FILES[0]);
     check(include_str!("../data/vllm-h100-measurements.json"));
 }
+
+/// The inputs of trace-mode `blis calibrate`: sim results and ITL CSV.
+mod trace_inputs {
+    use blis_fuzz::{assert_one_line, config, mutated};
+    use proptest::prelude::*;
+
+    use crate::trace::{parse_itl_csv, parse_sim_results};
+
+    static RESULTS: &[&str] = &[
+        include_str!("../fuzz-corpus/sim-results-blis.json"),
+        include_str!("../fuzz-corpus/sim-results-reference.json"),
+    ];
+    static ITL: &[&str] = &[include_str!("../fuzz-corpus/itl.csv")];
+
+    fn check_results(text: &str) {
+        match parse_sim_results(text) {
+            Ok(rs) => {
+                let mut ids: Vec<u64> = rs.iter().map(|r| r.request_id).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                assert_eq!(ids.len(), rs.len(), "ids are unique");
+                for r in &rs {
+                    assert!(r.ttft_us.is_finite() && r.ttft_us >= 0.0 && r.e2e_us >= r.ttft_us, "{r:?}");
+                }
+            }
+            Err(e) => assert_one_line(&e),
+        }
+    }
+
+    fn check_itl(text: &str) {
+        if let Err(e) = parse_itl_csv(text.as_bytes()) {
+            assert_one_line(&e);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config(64))]
+
+        #[test]
+        fn fuzz_sim_results_mutations(text in mutated(RESULTS)) {
+            check_results(&text);
+        }
+
+        #[test]
+        fn fuzz_itl_csv_mutations(text in mutated(ITL)) {
+            check_itl(&text);
+        }
+    }
+
+    #[test]
+    fn corpus_is_valid() {
+        assert_eq!(parse_sim_results(RESULTS[0]).unwrap().len(), 1);
+        assert_eq!(parse_sim_results(RESULTS[1]).unwrap().len(), 2);
+        assert_eq!(parse_itl_csv(ITL[0].as_bytes()).unwrap().len(), 5);
+    }
+}

@@ -9,6 +9,8 @@
 //!   leave-one-TP-out cross-validation.
 //! - [`cv_errors`]: the held-out error summary behind blis-latency's error bars.
 //! - [`report`]: the markdown accuracy report.
+//! - [`trace`]: an observed trace against the simulator's per-request results (trace-mode
+//!   `blis calibrate`).
 
 pub mod cv_errors;
 pub mod experiment;
@@ -17,6 +19,7 @@ pub mod measurements;
 pub mod metrics;
 pub mod parity;
 pub mod report;
+pub mod trace;
 
 #[cfg(test)]
 mod fuzz;
