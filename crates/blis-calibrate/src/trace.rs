@@ -128,8 +128,8 @@ pub struct Normalization {
     pub warm_up_requests: u64,
     /// Added to every simulated TTFT and E2E (the server's latencies seen from the client).
     pub network_rtt_us: u64,
-    /// > 0: add the time to upload the prompt (to TTFT and E2E) and download the output (to
-    /// E2E) at 4 bytes per token.
+    /// Above 0: add the time to upload the prompt (to TTFT and E2E) and download the output
+    /// (to E2E) at 4 bytes per token.
     pub bandwidth_mbps: f64,
 }
 

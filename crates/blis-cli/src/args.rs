@@ -26,7 +26,8 @@ pub enum Command {
     Replay(Box<RunArgs>),
     /// Run a grid of `run` configurations in parallel; one result row per configuration.
     Sweep(crate::sweep::SweepArgs),
-    /// Simulate measured vLLM experiments, report the error (MAPE), optionally refit coefficients.
+    /// Simulate measured vLLM experiments, report the error (MAPE), optionally refit coefficients;
+    /// or compare an observed trace with `replay --results-path` of it, request by request.
     Calibrate(Box<crate::calibrate::CalibrateArgs>),
     /// Write a built-in workload, a ServeGen directory or an inference-perf spec as workload-spec v2 YAML.
     Convert(crate::convert::ConvertArgs),

@@ -1,6 +1,6 @@
 //! `blis calibrate`: simulate the measured vLLM experiments, compare, report, optionally refit.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use blis_calibrate::experiment::{Setup, WorkloadSemantics, run_all};
 use blis_calibrate::fit::{
@@ -13,91 +13,253 @@ use blis_calibrate::{Experiment, Measurements};
 use blis_latency::{LatencyModelKind, LatencyOverrides};
 use clap::Args;
 
-use crate::run::{CliResult, write_file};
+use crate::run::{CliError, CliResult, write_file};
 
 #[derive(Args, Debug, Clone)]
 pub struct CalibrateArgs {
     /// Measurements JSON (e.g. crates/blis-calibrate/data/vllm-h100-measurements.json, the 15 real vLLM runs on H100).
-    #[arg(long)]
-    pub measurements: PathBuf,
+    #[arg(long, required_unless_present = "trace_header", conflicts_with = "trace_header")]
+    pub measurements: Option<PathBuf>,
     /// Step-time model to evaluate (and fit) [default: blis-physics; trained-physics with
     /// --compat reference].
-    #[arg(long, value_enum)]
+    #[arg(long, conflicts_with = "trace_header", value_enum)]
     pub latency_model: Option<LatencyModelKind>,
     /// `reference`: simulate every experiment as `blis run --compat reference` and compare with
     /// the reference simulator's own predictions of it (not with the measurements).
-    #[arg(long, value_enum)]
+    #[arg(long, conflicts_with = "trace_header", value_enum)]
     pub compat: Option<blis_config::Compat>,
     /// YAML file with coefficient sets (as `blis run --coefficients-file`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trace_header")]
     pub coefficients_file: Option<PathBuf>,
     /// Three α coefficients (µs), comma-separated.
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    #[arg(long, conflicts_with = "trace_header", value_delimiter = ',', allow_hyphen_values = true)]
     pub alpha_coeffs: Option<Vec<f64>>,
     /// β coefficients, comma-separated.
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    #[arg(long, conflicts_with = "trace_header", value_delimiter = ',', allow_hyphen_values = true)]
     pub beta_coeffs: Option<Vec<f64>>,
     /// Read every experiment's config.json from this directory instead of the bundled config.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trace_header")]
     pub model_config_folder: Option<PathBuf>,
     /// Also evaluate these latency models (their default coefficients) in the report.
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, conflicts_with = "trace_header", value_enum, value_delimiter = ',')]
     pub compare: Vec<LatencyModelKind>,
     /// Only these experiment ids (comma-separated).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, conflicts_with = "trace_header", value_delimiter = ',')]
     pub only: Vec<String>,
-    /// Write the markdown report here.
+    /// Write the report here: markdown with --measurements, the calibration report JSON with
+    /// --trace-header (required there).
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// Refit the model's α and β (Levenberg–Marquardt on every experiment's log errors) and write
     /// them as YAML here.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trace_header")]
     pub fit: Option<PathBuf>,
     /// Workload semantics: `inference_perf.shared_prefix.question_reuse` (per_user | per_request)
     /// written into every experiment's spec; unset = the generator default (per_user).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trace_header")]
     pub question_reuse: Option<String>,
     /// `inference_perf.shared_prefix.user_order` (random | round_robin); unset = generator default.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trace_header")]
     pub user_order: Option<String>,
     /// Simulate vLLM V1 async scheduling (as `blis run --async-scheduling`).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, conflicts_with = "trace_header", default_value_t = true, action = clap::ArgAction::Set)]
     pub async_scheduling: bool,
     /// Coefficients the fit (and cross-validation) keeps at their starting value: indices into
     /// `alpha ++ beta` (0–2 = α0–α2, 3 = β0, …).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, conflicts_with = "trace_header", value_delimiter = ',')]
     pub freeze: Vec<usize>,
     /// A log-normal prior of the fit (and of every cross-validation fold) around its starting
     /// point: σ per coefficient of `alpha ++ beta` in ln units, comma-separated (0 = none). A
     /// factor e^σ away from the start costs as much as a factor-e error in one figure.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, conflicts_with = "trace_header", value_delimiter = ',')]
     pub prior_sigma: Vec<f64>,
     /// Cross-validation: per held-out group (see `--cv-by`), fit on the other groups' experiments
     /// (from the same starting coefficients) and predict the held-out one; adds the held-out
     /// predictions as a row of the report and a per-fold table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trace_header")]
     pub cross_validate: bool,
     /// What `--cross-validate` holds out, comma-separated: `model` (leave-one-model-out) and/or
     /// `tp` (leave-one-TP-degree-out).
-    #[arg(long, value_delimiter = ',', default_value = "model")]
+    #[arg(long, conflicts_with = "trace_header", value_delimiter = ',', default_value = "model")]
     pub cv_by: Vec<String>,
     /// Write the held-out error per figure (signed-error quantiles, 90 % half-width) and the
     /// calibration envelope (GPUs, TP degrees, architectures) as YAML here; needs
     /// `--cross-validate`. blis-latency's `uncertainty` module reads this format.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trace_header")]
     pub cv_errors: Option<PathBuf>,
     /// Evaluation budget of each cross-validation fold.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, conflicts_with = "trace_header", default_value_t = 300)]
     pub cv_max_evals: usize,
     /// Coefficient file (as `--coefficients-file`) every cross-validation fold starts from,
     /// instead of the evaluated coefficients. Starting from a fit to all experiments lets the
     /// held-out model shape its own prediction; a prior that no experiment informed (e.g.
     /// crates/blis-calibrate/data/blis-physics-prior.yaml) keeps the folds out of sample.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trace_header")]
     pub cv_start: Option<PathBuf>,
     /// Evaluation budget of the fit (each evaluation simulates every experiment).
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, conflicts_with = "trace_header", default_value_t = 600)]
     pub max_evals: usize,
+    #[command(flatten)]
+    pub trace: TraceArgs,
+}
+
+/// Trace mode: an observed trace (`blis observe`) against `blis replay --results-path` of it.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Trace comparison (blis observe → blis replay → blis calibrate)")]
+pub struct TraceArgs {
+    /// TraceV2 header YAML of the observed trace; selects trace mode (needs --trace-data,
+    /// --sim-results and --report).
+    #[arg(long, requires_all = ["trace_data", "sim_results", "report"])]
+    pub trace_header: Option<PathBuf>,
+    /// TraceV2 data CSV of the observed trace.
+    #[arg(long, requires = "trace_header")]
+    pub trace_data: Option<PathBuf>,
+    /// Per-request simulated results: `blis replay --results-path` of the same trace (the
+    /// reference simulator's SimResult JSON is read too).
+    #[arg(long, requires = "trace_header")]
+    pub sim_results: Option<PathBuf>,
+    /// Leave out requests with an id below N (warm-up) [default: the header's
+    /// warm_up_requests; -1 = the same; 0 = include all].
+    #[arg(long, value_name = "N", allow_hyphen_values = true, requires = "trace_header")]
+    pub warmup_requests: Option<i64>,
+    /// Network round trip added to every simulated TTFT and E2E (µs) [default: the header's
+    /// network.measured_rtt_ms; -1 = the same].
+    #[arg(long, value_name = "US", allow_hyphen_values = true, requires = "trace_header")]
+    pub network_rtt_us: Option<i64>,
+    /// Client–server bandwidth: adds the time to send the prompt and receive the output at 4
+    /// bytes per token to the simulated latencies (0 = none).
+    #[arg(long, value_name = "MBPS", default_value_t = 0.0, requires = "trace_header")]
+    pub network_bandwidth_mbps: f64,
+    /// Per-chunk arrival times (`request_id,chunk_index,timestamp_us`, the reference's
+    /// `observe --record-itl` output): adds the ITL metric.
+    #[arg(long, value_name = "FILE", requires = "trace_header")]
+    pub itl_data: Option<PathBuf>,
+    /// TTFT MAPE (a fraction) the report's ttft_tolerance verdict tests against.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.15, requires = "trace_header")]
+    pub ttft_mape_threshold: f64,
+}
+
+/// Trace mode of `blis calibrate`.
+fn calibrate_trace(args: &CalibrateArgs, header_path: &Path) -> CliResult<()> {
+    use blis_calibrate::trace::{Normalization, match_requests, parse_itl_csv, parse_sim_results, report};
+    let t = &args.trace;
+    let (data_path, sim_path, report_path) = match (&t.trace_data, &t.sim_results, &args.report) {
+        (Some(d), Some(s), Some(r)) => (d, s, r),
+        _ => return Err("--trace-header: needs --trace-data, --sim-results and --report".into()),
+    };
+    let header =
+        blis_workload::trace::read_trace_header(header_path).map_err(|e| format!("--trace-header: {e}"))?;
+    let records =
+        blis_workload::trace::read_trace_records(data_path).map_err(|e| format!("--trace-data: {e}"))?;
+    let mut ids = std::collections::HashSet::new();
+    if let Some(r) = records.iter().find(|r| !ids.insert(r.request_id)) {
+        return Err(format!(
+            "--trace-data: {}: request_id {} appears twice",
+            data_path.display(),
+            r.request_id
+        )
+        .into());
+    }
+    let text = std::fs::read_to_string(sim_path)
+        .map_err(|e| format!("--sim-results: cannot read {}: {e}", sim_path.display()))?;
+    let sims = parse_sim_results(&text).map_err(|e| format!("--sim-results: {}: {e}", sim_path.display()))?;
+    if sims.is_empty() {
+        return Err(format!("--sim-results: {}: no completed request to compare", sim_path.display()).into());
+    }
+    let itl = match &t.itl_data {
+        Some(p) => {
+            let f = std::fs::File::open(p)
+                .map_err(|e| format!("--itl-data: cannot read {}: {e}", p.display()))?;
+            Some(parse_itl_csv(f).map_err(|e| format!("--itl-data: {}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    let warm_up_requests = match t.warmup_requests {
+        None | Some(-1) => header.warm_up_requests,
+        Some(n) if n >= 0 => n as u64,
+        Some(n) => {
+            return Err(
+                format!("--warmup-requests: must be >= 0 (or -1 for the trace header's), got {n}").into()
+            );
+        }
+    };
+    let network_rtt_us = match t.network_rtt_us {
+        None | Some(-1) => {
+            let ms = header.network.as_ref().and_then(|n| n.measured_rtt_ms).unwrap_or(0.0);
+            if !(ms.is_finite() && ms >= 0.0) {
+                return Err(format!(
+                    "--trace-header: network.measured_rtt_ms must be a finite number >= 0, got {ms}"
+                )
+                .into());
+            }
+            (ms * 1e3).round() as u64
+        }
+        Some(n) if n >= 0 => n as u64,
+        Some(n) => {
+            return Err(
+                format!("--network-rtt-us: must be >= 0 (or -1 for the trace header's), got {n}").into()
+            );
+        }
+    };
+    let bw = t.network_bandwidth_mbps;
+    if !(bw.is_finite() && bw >= 0.0) {
+        return Err(format!("--network-bandwidth-mbps: must be a finite number >= 0, got {bw}").into());
+    }
+    let threshold = t.ttft_mape_threshold;
+    if !(threshold.is_finite() && threshold >= 0.0) {
+        return Err(format!("--ttft-mape-threshold: must be a finite fraction >= 0, got {threshold}").into());
+    }
+    let norm = Normalization { warm_up_requests, network_rtt_us, bandwidth_mbps: bw };
+    let matched = match_requests(&records, &sims, itl.as_deref(), &norm);
+    if t.itl_data.is_some() && matched.itl.real.is_empty() {
+        eprintln!(
+            "warning: --itl-data: no matched request has two or more chunk times; the report has no itl metric"
+        );
+    }
+    let Some(rep) = report(&matched, &norm, threshold) else {
+        return Err(CliError {
+            message: format!(
+                "no request to compare: {} trace rows ({} warm-up, {} without a successful simulated counterpart), {} simulated results; do both files come from the same trace?",
+                records.len(),
+                matched.warm_up_excluded,
+                matched.unmatched_real,
+                sims.len()
+            ),
+            code: 1,
+        });
+    };
+    let json = serde_json::to_string_pretty(&rep).expect("report serializes");
+    write_file(report_path, &format!("{json}\n"), "report")?;
+    let i = &rep.trace_info;
+    println!(
+        "matched {} requests ({} warm-up excluded, {} trace rows and {} simulated results unmatched, {} token mismatches); network RTT {} µs",
+        i.matched_pairs,
+        i.warm_up_excluded,
+        i.unmatched_real,
+        i.unmatched_sim,
+        i.token_mismatches,
+        i.network_rtt_us
+    );
+    println!(
+        "{:<5} {:>12} {:>12} {:>13} {:>8} {:>8}  quality",
+        "", "real mean", "sim mean", "mean error", "MAPE", "r"
+    );
+    for (name, c) in &rep.metrics {
+        let (w, r) = (&c.workload_level, &c.request_level);
+        println!(
+            "{:<5} {:>9.0} µs {:>9.0} µs {:>+10.0} µs {:>7.1}% {:>8.3}  {} ({})",
+            name.to_uppercase(),
+            w.real_mean,
+            w.sim_mean,
+            w.mean_error,
+            r.mape * 100.0,
+            r.pearson_r,
+            r.quality,
+            r.bias_direction
+        );
+    }
+    println!("report: {}", report_path.display());
+    Ok(())
 }
 
 fn print_run(experiments: &[Experiment], run: &ModelRun) {
@@ -127,7 +289,11 @@ fn simulate(experiments: &[Experiment], name: &str, cfg: &Setup) -> CliResult<Mo
 }
 
 pub fn calibrate(args: &CalibrateArgs) -> CliResult<()> {
-    let m = Measurements::load(&args.measurements)?;
+    if let Some(header) = &args.trace.trace_header {
+        return calibrate_trace(args, header);
+    }
+    let path = args.measurements.as_ref().ok_or("--measurements or --trace-header: one is required")?;
+    let m = Measurements::load(path)?;
     let experiments: Vec<Experiment> = if args.only.is_empty() {
         m.experiments
     } else {

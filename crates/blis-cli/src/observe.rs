@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use blis_config::outputs::PendingFile;
 use blis_config::{RunSpec, WorkloadSpecRef};
-use blis_workload::trace::{ServerInfo, TraceHeader, header_yaml, write_records};
+use blis_workload::trace::{ServerInfo, TraceHeader, TraceNetwork, header_yaml, write_records};
 use clap::Args;
 
 use crate::run::{CliError, CliResult};
@@ -26,6 +26,10 @@ pub struct ObserveArgs {
     /// --timeout) gives up at its deadline.
     #[arg(long, value_name = "S", default_value_t = 300.0, help_heading = "Server")]
     pub request_timeout: f64,
+    /// Measured network round trip to the server (ms), recorded in the trace header
+    /// (network.measured_rtt_ms); `blis calibrate` adds it to the simulated latencies.
+    #[arg(long, value_name = "MS", allow_hyphen_values = true, help_heading = "Server")]
+    pub rtt_ms: Option<f64>,
     #[command(flatten)]
     pub spec: RunSpec,
 }
@@ -34,8 +38,9 @@ pub struct ObserveArgs {
 const DEFAULT_MAX_CONCURRENCY: u32 = 256;
 
 /// Run keys `blis observe` reads besides the "Workload" ones: the model name it sends, the
-/// workload seed, the end of the observation, and the compatibility mode's workload defaults.
-const OTHER_KEYS: [&str; 4] = ["model", "seed", "horizon", "compat"];
+/// workload seed, the end of the observation, the compatibility mode's workload defaults, and
+/// the warm-up count it records in the trace header.
+const OTHER_KEYS: [&str; 5] = ["model", "seed", "horizon", "compat", "warmup-requests"];
 
 /// Whether run flag `long` (of help heading `heading`) means something to `blis observe`.
 pub fn accepts(long: &str, heading: Option<&str>) -> bool {
@@ -88,6 +93,10 @@ pub fn annotate(cmd: clap::Command) -> clap::Command {
             "model" => cmd.mut_arg(id, |a| {
                 a.help("Model name sent in every request (required)").help_heading("Server")
             }),
+            "warmup-requests" => cmd.mut_arg(id, |a| {
+                a.help("The requests with an id below N are warm-up: sent and recorded like the others (so a replay reproduces their load), and named in the trace header (warm_up_requests) so that blis calibrate leaves them out [default: 0]")
+                    .help_heading("Server")
+            }),
             "horizon" => cmd.mut_arg(id, |a| {
                 a.help("Send no request arriving later than this (µs after the start, or a duration: 10s) [default: none]")
             }),
@@ -105,6 +114,12 @@ pub fn observe(args: &ObserveArgs, argv: &[String]) -> CliResult<()> {
     let data_path =
         spec.workload_trace.take().ok_or("--trace-data: required (the trace data CSV to write)")?;
     let max_concurrency = spec.max_concurrency.take().unwrap_or(DEFAULT_MAX_CONCURRENCY);
+    let warm_up_requests = spec.warmup_requests.take().unwrap_or(0);
+    if let Some(ms) = args.rtt_ms
+        && !(ms.is_finite() && ms >= 0.0)
+    {
+        return Err(format!("--rtt-ms: must be a finite number of milliseconds >= 0, got {ms}").into());
+    }
     let model = spec.model.clone().ok_or("--model: required (the model name the server serves)")?;
     let headings: Vec<(String, Option<String>)> = crate::args::command()
         .find_subcommand("observe")
@@ -116,7 +131,7 @@ pub fn observe(args: &ObserveArgs, argv: &[String]) -> CliResult<()> {
         let heading = headings.iter().find(|(l, _)| l == key).and_then(|(_, h)| h.as_deref());
         if !accepts(key, heading) || key == "session-mode" {
             return Err(format!(
-                "--{key}: not used by blis observe (it sends the workload to a real server; accepted: the workload flags, --model, --seed, --horizon, --compat)"
+                "--{key}: not used by blis observe (it sends the workload to a real server; accepted: the workload flags, --model, --seed, --horizon, --compat, --warmup-requests)"
             )
             .into());
         }
@@ -176,6 +191,8 @@ pub fn observe(args: &ObserveArgs, argv: &[String]) -> CliResult<()> {
     header.mode = "real".into();
     header.created_at = rfc3339(observed.started_at);
     header.server = Some(ServerInfo { kind: "openai-compatible".into(), model, ..ServerInfo::default() });
+    header.warm_up_requests = warm_up_requests;
+    header.network = args.rtt_ms.map(|ms| TraceNetwork { measured_rtt_ms: Some(ms) });
     let io = |path: &std::path::Path, e: &dyn std::fmt::Display| CliError {
         message: format!("cannot write {}: {e}", path.display()),
         code: 1,

@@ -146,3 +146,77 @@ fn a_tight_prior_holds_the_fit_at_its_start() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("--prior-sigma: NaN is not a finite σ ≥ 0"), "{err}");
 }
+
+/// Trace mode: unreadable or malformed inputs and out-of-range flags are one line, exit 2.
+#[test]
+fn trace_mode_refuses_bad_inputs_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let header = p("t.yaml", "trace_version: \"2\"\ntime_unit: microseconds\nmode: real\n");
+    let data = p(
+        "t.csv",
+        "request_id,input_tokens,output_tokens,server_input_tokens,arrival_time_us,send_time_us,first_chunk_time_us,last_chunk_time_us,num_chunks,status\n\
+         0,10,5,10,0,10,1010,5010,5,ok\n1,10,5,10,100,110,1110,5110,5,ok\n2,10,5,10,200,210,1210,6210,5,ok\n",
+    );
+    let good = p(
+        "r.json",
+        r#"[{"request_id":0,"ttft_us":1000,"e2e_us":5000,"input_tokens":10,"output_tokens":5},
+            {"request_id":1,"ttft_us":1100,"e2e_us":5000,"input_tokens":10,"output_tokens":5},
+            {"request_id":2,"ttft_us":1000,"e2e_us":5500,"input_tokens":10,"output_tokens":5}]"#,
+    );
+    let report = dir.path().join("report.json").display().to_string();
+    let run = |sim: &str, extra: &[&str]| {
+        let mut args = vec![
+            "calibrate",
+            "--trace-header",
+            &header,
+            "--trace-data",
+            &data,
+            "--sim-results",
+            sim,
+            "--report",
+            &report,
+        ];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_blis")).args(&args).output().unwrap()
+    };
+    let ok = run(&good, &[]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let rep: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let ttft = &rep["metrics"]["ttft"];
+    // Real TTFTs are all 1000 µs; simulated 1000, 1100, 1000: MAPE 1/30, bias over.
+    assert!((ttft["request_level"]["mape"].as_f64().unwrap() - 1.0 / 30.0).abs() < 1e-12, "{rep}");
+    assert_eq!(ttft["request_level"]["bias_direction"], "over-predict");
+    assert_eq!(rep["trace_info"]["matched_pairs"], 3);
+
+    let not_json = p("bad.json", "request_id: 0\n");
+    let no_match =
+        p("other.json", r#"[{"request_id":7,"ttft_us":1,"e2e_us":2,"input_tokens":1,"output_tokens":1}]"#);
+    let missing = dir.path().join("nope.json").display().to_string();
+    for (sim, extra, says, code) in [
+        (not_json.as_str(), &[][..], "--sim-results: ", 2),
+        (missing.as_str(), &[][..], "--sim-results: cannot read", 2),
+        (good.as_str(), &["--warmup-requests", "-3"][..], "--warmup-requests: must be >= 0", 2),
+        (
+            good.as_str(),
+            &["--network-bandwidth-mbps", "NaN"][..],
+            "--network-bandwidth-mbps: must be a finite",
+            2,
+        ),
+        (good.as_str(), &["--itl-data", header.as_str()][..], "--itl-data: ", 2),
+        (no_match.as_str(), &[][..], "no request to compare", 1),
+    ] {
+        let out = run(sim, extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{extra:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    // A measurements-mode flag in trace mode is refused by the parser.
+    let out = run(&good, &["--latency-model", "roofline"]);
+    assert_eq!(out.status.code(), Some(2));
+}

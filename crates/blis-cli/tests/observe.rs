@@ -199,6 +199,8 @@ fn observe_errors() {
     one_line(&out, 2, "--num-instances: not used by blis observe");
     let (out, _) = observe("http://127.0.0.1:1", dir.path(), &["--max-concurrency", "0"]);
     one_line(&out, 2, "--max-concurrency: must be at least 1");
+    let (out, _) = observe("http://127.0.0.1:1", dir.path(), &["--rtt-ms", "-1"]);
+    one_line(&out, 2, "--rtt-ms: must be a finite number of milliseconds >= 0, got -1");
     let (out, _) = observe("http://127.0.0.1:1", dir.path(), &["--concurrency", "2", "--rate", "3"]);
     one_line(&out, 2, "--concurrency");
     let spec = dir.path().join("obs.yaml");
@@ -268,4 +270,123 @@ fn observe_ctrl_c_keeps_the_rows_so_far() {
     assert!(!rows.is_empty() && rows.len() < 1000, "{}", rows.len());
     assert!(rows.iter().all(|r| r.status == "ok"));
     assert!(read_trace_header(&h).is_ok());
+}
+
+/// The chain of the issue: `blis observe` against the mock server records a trace (warm-up
+/// count and round trip in its header), `blis replay` of it writes per-request results, and
+/// `blis calibrate` compares the two request by request.
+#[test]
+fn observe_replay_calibrate_end_to_end() {
+    let server = mock(None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut flags =
+        vec!["--rate", "200", "--num-requests", "24", "--warmup-requests", "4", "--rtt-ms", "0.25"];
+    flags.extend_from_slice(&SMALL);
+    let (out, paths) = observe(&server.url(), dir.path(), &flags);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let header = read_trace_header(&paths[0]).unwrap();
+    assert_eq!(header.warm_up_requests, 4);
+    assert_eq!(header.network.as_ref().and_then(|n| n.measured_rtt_ms), Some(0.25));
+    let rows = read_trace_records(&paths[1]).unwrap();
+    assert_eq!(rows.len(), 24, "warm-up requests are in the trace too");
+
+    let results = dir.path().join("results.json");
+    let replay = blis(&[
+        "replay",
+        "--model",
+        MODEL,
+        "--hardware",
+        "H100",
+        "--tp",
+        "1",
+        "--trace-header",
+        &paths[0],
+        "--trace-data",
+        &paths[1],
+        "--results-path",
+        results.to_str().unwrap(),
+    ]);
+    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+
+    let calibrate = |extra: &[&str], name: &str| -> serde_json::Value {
+        let report = dir.path().join(name);
+        let mut args = vec![
+            "calibrate",
+            "--trace-header",
+            &paths[0],
+            "--trace-data",
+            &paths[1],
+            "--sim-results",
+            results.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = blis(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("matched 20 requests (4 warm-up excluded"), "{stdout}");
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap()
+    };
+    let rep = calibrate(&[], "from-header.json");
+    let info = &rep["trace_info"];
+    assert_eq!(info["num_requests"], 24, "{rep}");
+    assert_eq!(info["warm_up_excluded"], 4);
+    assert_eq!(info["matched_pairs"], 20);
+    assert_eq!(info["unmatched_sim"], 4, "the warm-up requests' simulated results");
+    assert_eq!(info["network_rtt_us"], 250);
+    assert_eq!(info["token_mismatches"], 0, "the mock reports the prompt it was sent");
+    for metric in ["ttft", "e2e"] {
+        let m = &rep["metrics"][metric];
+        assert_eq!(m["count"], 20, "{metric}");
+        let (real, sim) = (
+            m["workload_level"]["real_mean"].as_f64().unwrap(),
+            m["workload_level"]["sim_mean"].as_f64().unwrap(),
+        );
+        assert!(real > 0.0 && sim > 0.0, "{metric}: {m}");
+        let mape = m["request_level"]["mape"].as_f64().unwrap();
+        assert!(mape.is_finite() && mape >= 0.0, "{metric}: {m}");
+        let r = m["request_level"]["pearson_r"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&r), "{metric}: {m}");
+        assert!(
+            ["over-predict", "under-predict", "neutral"]
+                .contains(&m["request_level"]["bias_direction"].as_str().unwrap())
+        );
+        assert!((m["workload_level"]["mean_error"].as_f64().unwrap() - (sim - real)).abs() < 1e-6);
+    }
+    assert_eq!(rep["ttft_tolerance"]["threshold"], 0.15);
+    assert!(!rep["known_limitations"].as_array().unwrap().is_empty());
+
+    // Flags override the header: no round trip lowers every simulated latency by 250 µs, and
+    // no warm-up compares all 24.
+    let bare = calibrate(&["--network-rtt-us", "0"], "no-rtt.json");
+    for metric in ["ttft", "e2e"] {
+        let with = rep["metrics"][metric]["workload_level"]["sim_mean"].as_f64().unwrap();
+        let without = bare["metrics"][metric]["workload_level"]["sim_mean"].as_f64().unwrap();
+        assert!((with - without - 250.0).abs() < 1e-6, "{metric}: {with} vs {without}");
+        assert_eq!(
+            rep["metrics"][metric]["workload_level"]["real_mean"],
+            bare["metrics"][metric]["workload_level"]["real_mean"]
+        );
+    }
+    let report = dir.path().join("all.json");
+    let out = blis(&[
+        "calibrate",
+        "--trace-header",
+        &paths[0],
+        "--trace-data",
+        &paths[1],
+        "--sim-results",
+        results.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--warmup-requests",
+        "0",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let all: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(
+        (all["trace_info"]["matched_pairs"].as_u64(), all["trace_info"]["warm_up_excluded"].as_u64()),
+        (Some(24), Some(0))
+    );
 }
