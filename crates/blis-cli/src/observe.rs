@@ -30,6 +30,14 @@ pub struct ObserveArgs {
     /// (network.measured_rtt_ms); `blis calibrate` adds it to the simulated latencies.
     #[arg(long, value_name = "MS", allow_hyphen_values = true, help_heading = "Server")]
     pub rtt_ms: Option<f64>,
+    /// Also record the arrival time of every chunk of every successful response, as the ITL
+    /// CSV `blis calibrate --itl-data` reads (request_id,chunk_index,timestamp_us; µs from the
+    /// start of the observation, like the trace's times).
+    #[arg(long, help_heading = "Server")]
+    pub record_itl: bool,
+    /// Where --record-itl writes [default: the --trace-data path with .itl.csv for .csv].
+    #[arg(long, value_name = "FILE", help_heading = "Server")]
+    pub itl_output: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub spec: RunSpec,
 }
@@ -177,6 +185,22 @@ pub fn observe(args: &ObserveArgs, argv: &[String]) -> CliResult<()> {
     // only when the observation is over.
     let mut header_file = PendingFile::create(&header_path, "trace-header")?;
     let mut data_file = PendingFile::create(&data_path, "trace-data")?;
+    if args.itl_output.is_some() && !args.record_itl {
+        return Err("--itl-output: only with --record-itl (it names where the chunk times go)".into());
+    }
+    let itl_path = args.record_itl.then(|| {
+        args.itl_output.clone().unwrap_or_else(|| {
+            let stem = data_path.to_string_lossy();
+            let stem = stem.strip_suffix(".csv").unwrap_or(&stem);
+            format!("{stem}.itl.csv").into()
+        })
+    });
+    if let Some(p) = &itl_path
+        && [&header_path, &data_path].into_iter().any(|out| same(p, out))
+    {
+        return Err(format!("--itl-output: {} is also a trace output", p.display()).into());
+    }
+    let itl_file = itl_path.as_ref().map(|p| PendingFile::create(p, "itl-output")).transpose()?;
     let opts = blis_observe::ObserveOptions {
         server_url: args.server_url.clone(),
         model: model.clone(),
@@ -184,6 +208,7 @@ pub fn observe(args: &ObserveArgs, argv: &[String]) -> CliResult<()> {
         max_concurrency: max_concurrency as usize,
         default_timeout: Duration::from_secs_f64(args.request_timeout),
         horizon_us: spec.horizon.map(|h| h.0),
+        record_chunk_times: args.record_itl,
     };
     let observed = blis_observe::observe(source, &opts).map_err(|e| CliError { message: e.0, code: 1 })?;
 
@@ -202,6 +227,10 @@ pub fn observe(args: &ObserveArgs, argv: &[String]) -> CliResult<()> {
     write_records(data_file.writer(), &observed.records).map_err(|e| io(&data_path, &e))?;
     header_file.commit().map_err(|e| io(&header_path, &e))?;
     data_file.commit().map_err(|e| io(&data_path, &e))?;
+    if let (Some(mut f), Some(p)) = (itl_file, itl_path.as_ref()) {
+        blis_observe::write_itl_csv(f.writer(), &observed.chunk_times).map_err(|e| io(p, &e))?;
+        f.commit().map_err(|e| io(p, &e))?;
+    }
 
     if let Some(n) = observed.interrupted {
         eprintln!("interrupted: nothing more was sent; {n} requests in flight then are not in the trace");

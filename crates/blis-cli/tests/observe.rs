@@ -201,6 +201,12 @@ fn observe_errors() {
     one_line(&out, 2, "--max-concurrency: must be at least 1");
     let (out, _) = observe("http://127.0.0.1:1", dir.path(), &["--rtt-ms", "-1"]);
     one_line(&out, 2, "--rtt-ms: must be a finite number of milliseconds >= 0, got -1");
+    let (out, _) = observe("http://127.0.0.1:1", dir.path(), &["--itl-output", "x.csv"]);
+    one_line(&out, 2, "--itl-output: only with --record-itl");
+    let clash = dir.path().join("obs.csv");
+    let (out, _) =
+        observe("http://127.0.0.1:1", dir.path(), &["--record-itl", "--itl-output", clash.to_str().unwrap()]);
+    one_line(&out, 2, "--itl-output: ");
     let (out, _) = observe("http://127.0.0.1:1", dir.path(), &["--concurrency", "2", "--rate", "3"]);
     one_line(&out, 2, "--concurrency");
     let spec = dir.path().join("obs.yaml");
@@ -279,8 +285,17 @@ fn observe_ctrl_c_keeps_the_rows_so_far() {
 fn observe_replay_calibrate_end_to_end() {
     let server = mock(None);
     let dir = tempfile::tempdir().unwrap();
-    let mut flags =
-        vec!["--rate", "200", "--num-requests", "24", "--warmup-requests", "4", "--rtt-ms", "0.25"];
+    let mut flags = vec![
+        "--rate",
+        "200",
+        "--num-requests",
+        "24",
+        "--warmup-requests",
+        "4",
+        "--rtt-ms",
+        "0.25",
+        "--record-itl",
+    ];
     flags.extend_from_slice(&SMALL);
     let (out, paths) = observe(&server.url(), dir.path(), &flags);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -289,6 +304,17 @@ fn observe_replay_calibrate_end_to_end() {
     assert_eq!(header.network.as_ref().and_then(|n| n.measured_rtt_ms), Some(0.25));
     let rows = read_trace_records(&paths[1]).unwrap();
     assert_eq!(rows.len(), 24, "warm-up requests are in the trace too");
+    // --record-itl: one row per chunk, beside the data CSV.
+    let itl = paths[1].strip_suffix(".csv").unwrap().to_string() + ".itl.csv";
+    let itl_text = std::fs::read_to_string(&itl).unwrap_or_else(|e| {
+        panic!(
+            "{itl}: {e}: {:?}",
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>()
+        )
+    });
+    let chunks: u32 = rows.iter().map(|r| r.num_chunks).sum();
+    assert_eq!(itl_text.lines().count(), 1 + chunks as usize, "{itl_text}");
+    assert!(itl_text.starts_with("request_id,chunk_index,timestamp_us\n"));
 
     let results = dir.path().join("results.json");
     let replay = blis(&[
@@ -336,7 +362,11 @@ fn observe_replay_calibrate_end_to_end() {
     assert_eq!(info["unmatched_sim"], 4, "the warm-up requests' simulated results");
     assert_eq!(info["network_rtt_us"], 250);
     assert_eq!(info["token_mismatches"], 0, "the mock reports the prompt it was sent");
-    for metric in ["ttft", "e2e"] {
+    let with_itl = calibrate(&["--itl-data", &itl], "with-itl.json");
+    assert!(rep["metrics"].get("itl").is_none(), "no ITL without --itl-data");
+    assert_eq!(with_itl["metrics"]["ttft"], rep["metrics"]["ttft"]);
+    let rep = with_itl;
+    for metric in ["ttft", "e2e", "itl"] {
         let m = &rep["metrics"][metric];
         assert_eq!(m["count"], 20, "{metric}");
         let (real, sim) = (

@@ -20,6 +20,7 @@ pub struct Sender {
     model: String,
     api_key: Option<String>,
     default_timeout: Duration,
+    record_chunk_times: bool,
 }
 
 impl Sender {
@@ -30,6 +31,7 @@ impl Sender {
             model: opts.model.clone(),
             api_key: opts.api_key.clone(),
             default_timeout: opts.default_timeout,
+            record_chunk_times: opts.record_chunk_times,
         }
     }
 
@@ -47,7 +49,9 @@ impl Sender {
     }
 
     /// Sends `request` now and waits for the end of its response; times are µs after `t0`.
-    pub async fn send(&self, request: &RequestSpec, t0: Instant) -> TraceRecord {
+    /// The second value is the arrival time of every chunk, when the options ask for them
+    /// (empty otherwise).
+    pub async fn send(&self, request: &RequestSpec, t0: Instant) -> (TraceRecord, Vec<u64>) {
         let mut rec = TraceRecord::from_request(request);
         rec.model = self.model.clone();
         rec.status = "ok".into();
@@ -69,7 +73,7 @@ impl Sender {
             Ok(r) => r,
             Err(e) => {
                 fail(&mut rec, &e, "HTTP error");
-                return rec;
+                return (rec, Vec::new());
             }
         };
         let status = response.status();
@@ -80,10 +84,10 @@ impl Sender {
                 Err(e) => format!("(body read failed: {})", error_chain(&e)),
             };
             rec.error_message = one_line(&format!("HTTP {}: {}", status.as_u16(), body.trim()));
-            return rec;
+            return (rec, Vec::new());
         }
         let mut parser = SseParser::new();
-        let mut state = StreamState::default();
+        let mut state = StreamState { record_chunk_times: self.record_chunk_times, ..StreamState::default() };
         loop {
             match response.chunk().await {
                 Ok(Some(bytes)) => {
@@ -118,7 +122,7 @@ impl Sender {
                 rec.error_message = "the stream ended without a completion chunk".into();
             }
         }
-        rec
+        (rec, state.chunk_times)
     }
 }
 
@@ -132,6 +136,8 @@ struct StreamState {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
     error: Option<String>,
+    record_chunk_times: bool,
+    chunk_times: Vec<u64>,
 }
 
 impl StreamState {
@@ -146,6 +152,9 @@ impl StreamState {
             self.chunks += 1;
             self.first_us.get_or_insert(now_us);
             self.last_us = now_us;
+            if self.record_chunk_times {
+                self.chunk_times.push(now_us);
+            }
         }
         if c.finish_reason.is_some() {
             self.finish_reason = c.finish_reason;

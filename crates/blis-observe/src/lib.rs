@@ -43,6 +43,8 @@ pub struct ObserveOptions {
     pub default_timeout: Duration,
     /// Requests arriving after this (µs after the start) are not sent.
     pub horizon_us: Option<u64>,
+    /// Keep the arrival time of every chunk of every response (`--record-itl`).
+    pub record_chunk_times: bool,
 }
 
 /// The result of an observation.
@@ -54,6 +56,9 @@ pub struct Observation {
     pub started_at: SystemTime,
     /// Interrupted (Ctrl-C): how many requests were in flight then (they have no row).
     pub interrupted: Option<usize>,
+    /// With [`ObserveOptions::record_chunk_times`]: per successful request (`request_id`), its
+    /// chunks' arrival times (µs after `started_at`), in request-id order.
+    pub chunk_times: Vec<(u64, Vec<u64>)>,
 }
 
 impl Observation {
@@ -113,10 +118,11 @@ pub fn observe(
     Ok(runtime.block_on(drive(source, sender, opts.max_concurrency, opts.horizon_us)))
 }
 
-/// A finished request: what was sent and its row.
+/// A finished request: what was sent, its row and its chunks' arrival times.
 struct Done {
     request: RequestSpec,
     record: TraceRecord,
+    chunk_times: Vec<u64>,
 }
 
 async fn drive(
@@ -133,6 +139,7 @@ async fn drive(
     let mut follow_ups: Vec<RequestSpec> = Vec::new();
     let mut in_flight = tokio::task::JoinSet::<Done>::new();
     let mut records = Vec::new();
+    let mut chunk_times = Vec::new();
     let mut interrupted = None;
     let mut listening = true;
     let ctrl_c = tokio::signal::ctrl_c();
@@ -170,8 +177,8 @@ async fn drive(
             };
             let sender = sender.clone();
             in_flight.spawn(async move {
-                let record = sender.send(&request, t0).await;
-                Done { request, record }
+                let (record, chunk_times) = sender.send(&request, t0).await;
+                Done { request, record, chunk_times }
             });
             continue;
         }
@@ -179,7 +186,7 @@ async fn drive(
             next_at.filter(|_| in_flight.len() < max_concurrency).map(|at| t0 + Duration::from_micros(at));
         tokio::select! {
             done = in_flight.join_next(), if !in_flight.is_empty() => {
-                let Done { request, record } = match done.expect("the set is not empty") {
+                let Done { request, record, chunk_times: times } = match done.expect("the set is not empty") {
                     Ok(done) => done,
                     Err(e) => std::panic::resume_unwind(e.into_panic()),
                 };
@@ -191,6 +198,9 @@ async fn drive(
                 let at_us = (t0.elapsed().as_micros() as u64).max(request.arrival_us);
                 if let Some(next) = source.on_request_done(&request, at_us, outcome).filter(within) {
                     follow_ups.push(next);
+                }
+                if !times.is_empty() && record.status == "ok" {
+                    chunk_times.push((record.request_id, times));
                 }
                 records.push(record);
             }
@@ -208,5 +218,20 @@ async fn drive(
         }
     }
     records.sort_by_key(|r: &TraceRecord| (r.send_time_us, r.request_id));
-    Observation { records, started_at, interrupted }
+    chunk_times.sort_unstable_by_key(|(id, _)| *id);
+    Observation { records, started_at, interrupted, chunk_times }
+}
+
+/// Writes chunk arrival times as the ITL CSV `blis calibrate --itl-data` reads (the
+/// reference's `--record-itl` format): `request_id,chunk_index,timestamp_us`, one row per chunk.
+pub fn write_itl_csv(out: impl std::io::Write, chunk_times: &[(u64, Vec<u64>)]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut w = std::io::BufWriter::new(out);
+    writeln!(w, "request_id,chunk_index,timestamp_us")?;
+    for (id, times) in chunk_times {
+        for (i, t) in times.iter().enumerate() {
+            writeln!(w, "{id},{i},{t}")?;
+        }
+    }
+    w.flush()
 }
