@@ -40,6 +40,17 @@ pub enum Command {
     /// Send a workload (the workload flags of `run`) to a real OpenAI-compatible server and
     /// record its timings as a TraceV2 trace for `blis replay`.
     Observe(Box<crate::observe::ObserveArgs>),
+    /// Print a shell completion script: `blis completion bash > /etc/bash_completion.d/blis`,
+    /// `blis completion zsh > ~/.zfunc/_blis`, `blis completion fish > ~/.config/fish/completions/blis.fish`.
+    Completion(CompletionArgs),
+}
+
+/// Flags of `blis completion`.
+#[derive(Args, Debug, Clone)]
+pub struct CompletionArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Flags of `blis run` and `blis replay`.

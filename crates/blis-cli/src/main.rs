@@ -38,6 +38,12 @@ fn main() {
         Command::Plan(a) => plan::plan(a),
         Command::List(a) => list::list(a),
         Command::Observe(a) => observe::observe(a, &argv),
+        Command::Completion(a) => {
+            // The command as parsed (defaults shown, observe's flags annotated), so the script
+            // offers exactly what `blis` accepts.
+            clap_complete::generate(a.shell, &mut args::command(), "blis", &mut std::io::stdout());
+            Ok(())
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {}", e.message);
