@@ -181,6 +181,65 @@ fn what_is_not_simulated_is_refused_in_one_line() {
     assert!(on["autoscaling"]["pools"][0]["ticks"].as_u64().unwrap() >= 1);
 }
 
+/// Combinations the autoscaler does not simulate: each refused in one line naming the key or
+/// flag, exit 2.
+#[test]
+fn unsupported_combinations_with_the_autoscaler_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lifecycle = "warm_start_initial_instances: true";
+    let pool_block = &POLICY[POLICY.find("  - name").unwrap()..POLICY.find("instance_lifecycle").unwrap()];
+    let policies = [
+        (
+            POLICY.replace(lifecycle, &format!("{lifecycle}\n  warm_up_request_count: 5")),
+            "instance_lifecycle: warm_up_request_count: ",
+        ),
+        (
+            POLICY.replace(lifecycle, &format!("{lifecycle}\n  warm_up_ttft_factor: 2.0")),
+            "instance_lifecycle: warm_up_ttft_factor: ",
+        ),
+        (
+            POLICY.replace(pool_block, &format!("{pool_block}{}", pool_block.replace("h100-pool", "h100-b"))),
+            "node_pools: autoscaling needs exactly one node pool (it bounds the fleet), got 2",
+        ),
+        (format!("{POLICY}hw_config_by_gpu:\n  H100: {{}}\n"), "hw_config_by_gpu"),
+    ];
+    let check = |out: std::process::Output, word: &str| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{word}: {err}");
+        assert!(err.contains(word), "{word}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    };
+    for (i, (text, word)) in policies.iter().enumerate() {
+        let policy = write(dir.path(), &format!("u{i}.yaml"), text);
+        check(
+            blis(&with_model(&["--num-instances", "1", "--num-requests", "5", "--policy-config", &policy])),
+            word,
+        );
+    }
+    let policy = write(dir.path(), "p.yaml", POLICY);
+    let flags: [(&[&str], &str); 2] = [
+        (
+            &["--prefill-instances", "1", "--decode-instances", "1"],
+            "--prefill-instances: a disaggregated (prefill/decode) fleet",
+        ),
+        (
+            &[
+                "--pool",
+                "name=a,hardware=H100,tp=1,instances=1",
+                "--pool",
+                "name=b,hardware=H100,tp=1,instances=1",
+            ],
+            "the model autoscaler scales a single pool of instances, got 2 pools",
+        ),
+    ];
+    for (extra, word) in flags {
+        let mut args =
+            vec!["run", "--model", common::MODEL, "--num-requests", "5", "--policy-config", &policy];
+        args.extend_from_slice(extra);
+        check(blis(&args), word);
+    }
+}
+
 #[test]
 fn a_scrape_delay_postpones_scale_out() {
     let dir = tempfile::tempdir().unwrap();

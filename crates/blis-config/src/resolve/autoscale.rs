@@ -85,10 +85,14 @@ pub(super) fn autoscale(
         return Ok(None);
     }
     // What BLIS does not simulate (yet) is refused rather than ignored.
-    if lifecycle.warm_up_request_count != 0 || lifecycle.warm_up_ttft_factor != 0.0 {
+    let warm_up = [
+        ("warm_up_request_count", lifecycle.warm_up_request_count != 0),
+        ("warm_up_ttft_factor", lifecycle.warm_up_ttft_factor != 0.0),
+    ];
+    if let Some((key, _)) = warm_up.iter().find(|(_, set)| *set) {
         return Err(cx.err(
             "instance-lifecycle",
-            "warm_up_request_count / warm_up_ttft_factor are not simulated yet; remove them",
+            format!("{key}: a new instance's slower warm-up requests are not simulated yet; remove the key"),
         ));
     }
     if let Some(p) = lifecycle.drain_policy.as_deref().filter(|p| !p.eq_ignore_ascii_case("WAIT")) {
@@ -113,14 +117,22 @@ pub(super) fn autoscale(
             ),
         ));
     };
-    let [pool] = pools else {
-        return Err(cx.err("node-pools", "autoscaling needs a single pool of instances (no --pools)"));
-    };
-    if pool.role.is_some() {
-        return Err(
-            cx.err("node-pools", "autoscaling a disaggregated (prefill/decode) fleet is not simulated")
-        );
+    if pools.iter().any(|p| p.role.is_some()) {
+        return Err(cx.err(
+            "prefill-instances",
+            "a disaggregated (prefill/decode) fleet is not simulated with the model autoscaler on; \
+             drop the disaggregation or the autoscaler",
+        ));
     }
+    let [pool] = pools else {
+        return Err(cx.err(
+            "pools",
+            format!(
+                "the model autoscaler scales a single pool of instances, got {} pools; drop the pools or the autoscaler",
+                pools.len()
+            ),
+        ));
+    };
     if !np.gpu_type.eq_ignore_ascii_case(&pool.gpu.name) {
         return Err(cx.err(
             "node-pools",
