@@ -370,3 +370,67 @@ fn flow_control_settings_round_trip_through_dump_config() {
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(String::from_utf8_lossy(&direct.stdout), String::from_utf8_lossy(&again.stdout));
 }
+
+/// A request's own `slo_target_us` (trace column, or a workload client's key) is its deadline
+/// under `slo-deadline`, before any class target: with every request of one class and tenant,
+/// the half that has a 1 ms target is dispatched ahead of the half without one.
+#[test]
+fn per_request_slo_targets_order_slo_deadline_dispatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = common::write(
+        dir.path(),
+        "t.yaml",
+        "trace_version: \"2\"\ntime_unit: microseconds\nmode: generated\n",
+    );
+    let mut csv = String::from("request_id,input_tokens,output_tokens,arrival_time_us,slo_target_us\n");
+    for i in 0..200u64 {
+        let target = if i % 2 == 0 { "1000" } else { "" };
+        csv.push_str(&format!("{i},512,128,{},{target}\n", i * 2000));
+    }
+    let data = common::write(dir.path(), "t.csv", &csv);
+    let mean_ttft = |order: &str| -> (f64, f64) {
+        let results = dir.path().join(format!("{order}.json"));
+        let out = blis(&[
+            "replay",
+            "--model",
+            common::MODEL,
+            "--hardware",
+            "H100",
+            "--tp",
+            "1",
+            "--trace-header",
+            &header,
+            "--trace-data",
+            &data,
+            "--flow-control",
+            "--saturation-detector",
+            "concurrency",
+            "--max-concurrency",
+            "4",
+            "--dispatch-order",
+            order,
+            "--results-path",
+            results.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let records: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(results).unwrap()).unwrap();
+        let mean = |even: bool| {
+            let v: Vec<f64> = records
+                .iter()
+                .filter(|r| (r["request_id"].as_u64().unwrap() % 2 == 0) == even)
+                .map(|r| r["ttft_ms"].as_f64().unwrap())
+                .collect();
+            assert_eq!(v.len(), 100);
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        (mean(true), mean(false))
+    };
+    let (fifo_targeted, fifo_rest) = mean_ttft("fifo");
+    let (targeted, rest) = mean_ttft("slo-deadline");
+    assert!(
+        (fifo_targeted / fifo_rest - 1.0).abs() < 0.1,
+        "fifo ignores targets: {fifo_targeted} vs {fifo_rest}"
+    );
+    assert!(targeted < 0.6 * rest, "targeted first: {targeted} vs {rest}");
+    assert!(targeted < fifo_targeted && rest > fifo_rest);
+}

@@ -51,6 +51,7 @@ fn spec(i: u64, arrival_us: u64) -> RequestSpec {
         tenant: None,
         client: None,
         deadline_us: None,
+        slo_target_us: None,
         session: None,
         model: None,
         prefix_group: None,

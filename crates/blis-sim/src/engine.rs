@@ -1289,6 +1289,7 @@ impl Simulation {
             priority: g.config.slo_priorities.admission(spec.slo_class),
             enqueued_us: now_us,
             seq: g.next_seq,
+            slo_target_us: spec.slo_target_us,
         };
         g.next_seq += 1;
         g.stats.depth_changes(now_us, g.queue.len());

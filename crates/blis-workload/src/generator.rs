@@ -595,6 +595,7 @@ impl SpecSource {
             client: Some(p.id.clone()),
             model: p.model.clone(),
             deadline_us: p.timeout_us.map(|t| arrival_us.saturating_add(t)),
+            slo_target_us: p.slo_target_us,
             session: None,
             prefix_group: p.prefix.as_ref().map(|g| g.group.clone()),
             meta: meta.map(Box::new),
@@ -853,6 +854,7 @@ clients:
     tenant_id: t1
     rate_fraction: 3
     timeout: 2000000
+    slo_target_us: 150000
     prefix_group: sys
     prefix_length: 80
     input_distribution: {type: gaussian, params: {mean: 300, std_dev: 50, min: 10, max: 600}}
@@ -900,6 +902,7 @@ clients:
         assert!((share - 0.75).abs() < 0.05, "chat share {share}");
         for r in &chat {
             assert_eq!(r.deadline_us, Some(r.arrival_us + 2_000_000));
+            assert_eq!(r.slo_target_us, Some(150_000));
             assert_eq!(r.tenant.as_deref(), Some("t1"));
             assert_eq!(r.prefix_group.as_deref(), Some("sys"));
             assert_eq!(r.input.segments()[0], chat[0].input.segments()[0]);
@@ -908,7 +911,7 @@ clients:
             assert_eq!(r.max_output_tokens, r.output_tokens);
         }
         for r in &batch {
-            assert_eq!(r.deadline_us, None);
+            assert_eq!((r.deadline_us, r.slo_target_us), (None, None));
             assert_eq!(r.output_tokens, 7);
             assert!(!r.slo_class_named);
             assert_eq!(r.input.segments().len(), 1);

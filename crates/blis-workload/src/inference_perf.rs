@@ -548,6 +548,7 @@ impl RequestSource for InferencePerfSource {
             client: Some(user.client),
             model: None,
             deadline_us: self.timeout_us.map(|t| arrival_us.saturating_add(t)),
+            slo_target_us: None,
             session: None,
             prefix_group: Some(group.clone()),
             meta: None,

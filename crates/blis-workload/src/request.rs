@@ -99,6 +99,9 @@ pub struct RequestSpec {
     pub model: Option<Arc<str>>,
     /// Absolute deadline; the request times out if not completed by then.
     pub deadline_us: Option<u64>,
+    /// The request's own TTFT target (µs after it enters the gateway queue): its deadline under
+    /// `--dispatch-order slo-deadline`, before its class's `--slo-targets` entry.
+    pub slo_target_us: Option<u64>,
     pub session: Option<SessionRef>,
     pub prefix_group: Option<Arc<str>>,
     /// Bookkeeping only outputs read (`None` for a plain text request).

@@ -123,6 +123,7 @@ impl SessionManager {
             client: prev.client.clone(),
             model: prev.model.clone(),
             deadline_us: plan.timeout_us.map(|t| arrival_us.saturating_add(t)),
+            slo_target_us: prev.slo_target_us,
             session: Some(SessionRef { session_id: sref.session_id, round: sref.round + 1 }),
             prefix_group: prev.prefix_group.clone(),
             meta: None,

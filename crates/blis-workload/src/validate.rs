@@ -57,6 +57,8 @@ pub(crate) struct ClientPlan {
     pub output: LengthDist,
     pub prefix: Option<PrefixPlan>,
     pub timeout_us: Option<u64>,
+    /// The requests' own TTFT target for slo-deadline dispatch (`slo_target_us`, > 0).
+    pub slo_target_us: Option<u64>,
     /// Active windows `[start, end)` in µs; empty = always on.
     pub windows: Vec<(u64, u64)>,
     pub multi_turn: Option<MultiTurnPlan>,
@@ -87,6 +89,7 @@ impl ClientPlan {
             output,
             prefix: None,
             timeout_us: None,
+            slo_target_us: None,
             windows: Vec::new(),
             multi_turn: None,
             first_arrival: FirstArrival::Renewal,
@@ -215,8 +218,8 @@ pub fn notes(spec: &WorkloadSpec) -> Vec<String> {
         if target.is_some_and(|t| t > 0) {
             note(
                 format!("{path}.slo_target_us"),
-                "no effect: per-request TTFT targets order gateway flow-control dispatch, which BLIS does not \
-                 simulate",
+                "orders gateway dispatch only with --flow-control --dispatch-order slo-deadline \
+                 (before the class's --slo-targets entry)",
             );
         }
         if streaming == Some(false) {
@@ -1028,6 +1031,7 @@ fn compile_client(
         output,
         prefix,
         timeout_us,
+        slo_target_us: c.slo_target_us.filter(|&t| t > 0).map(|t| t as u64),
         windows,
         multi_turn,
         first_arrival: FirstArrival::Renewal,

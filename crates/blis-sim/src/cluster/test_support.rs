@@ -20,6 +20,7 @@ pub fn spec(id: u64, input_len: u32, class: SloClass) -> RequestSpec {
         tenant: None,
         client: None,
         deadline_us: None,
+        slo_target_us: None,
         session: None,
         model: None,
         prefix_group: None,

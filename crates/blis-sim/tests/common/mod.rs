@@ -64,6 +64,7 @@ pub fn request(id: u64, arrival_us: u64, input: TokenSeq, output_tokens: u32) ->
         tenant: None,
         client: None,
         deadline_us: None,
+        slo_target_us: None,
         session: None,
         model: None,
         prefix_group: None,

@@ -24,6 +24,8 @@ pub struct Entry<T> {
     pub enqueued_us: u64,
     /// Arrival order at the gateway (FIFO and fairness tie-breaks).
     pub seq: u64,
+    /// The request's own TTFT target (`slo-deadline`; before its class's target).
+    pub slo_target_us: Option<u64>,
 }
 
 /// What enqueueing did.
@@ -251,14 +253,17 @@ impl<T: Clone> GatewayQueue<T> {
     }
 
     /// One request of band `bi`: the fairness policy picks the flow; its head goes, or under
-    /// `slo-deadline` its entry with the earliest deadline (enqueue time + class target).
+    /// `slo-deadline` its entry with the earliest deadline (enqueue time + the request's own
+    /// target, else its class's; none sorts last), as the reference's gateway queue.
     fn take_from_band(&mut self, bi: usize) -> Entry<T> {
         let key = self.pick_flow(bi);
         let pos = if self.settings.order == DispatchOrder::SloDeadline {
             let flow = &self.bands[bi].flows[&key];
             let targets = &self.settings.slo_targets_us;
             let deadline = |e: &Entry<T>| {
-                targets[e.class as usize].map_or(u64::MAX, |t| e.enqueued_us.saturating_add(t))
+                e.slo_target_us
+                    .or(targets[e.class as usize])
+                    .map_or(u64::MAX, |t| e.enqueued_us.saturating_add(t))
             };
             (0..flow.len()).min_by_key(|&i| (deadline(&flow[i]), flow[i].seq)).expect("non-empty flow")
         } else {
@@ -328,6 +333,7 @@ mod tests {
             priority: crate::priority::SloPriorities::GAIE.admission(class),
             enqueued_us: at,
             seq,
+            slo_target_us: None,
         }
     }
 
@@ -430,5 +436,21 @@ mod tests {
         assert_eq!(q.remove(2).map(|e| e.item), Some(2));
         assert_eq!(q.remove(2), None);
         assert_eq!(drain(&mut q), vec![1, 0]);
+    }
+
+    #[test]
+    fn a_request_target_comes_before_its_class_target() {
+        let mut s = settings(DispatchOrder::SloDeadline);
+        s.slo_targets_us[SloClass::Standard as usize] = Some(10_000);
+        let mut q = GatewayQueue::new(s);
+        // Deadlines: 0 → 0 + 10 000 (class), 1 → 500 + 2 000 (own), 2 → 100 + none = last
+        // (a Batch class without a target), 3 → 900 + 500 (own, even without a class target).
+        q.enqueue(entry(0, SloClass::Standard, None, 0));
+        q.enqueue(Entry { slo_target_us: Some(2_000), ..entry(1, SloClass::Standard, None, 500) });
+        q.enqueue(entry(2, SloClass::Batch, None, 100));
+        q.enqueue(Entry { slo_target_us: Some(500), ..entry(3, SloClass::Batch, None, 900) });
+        let order = drain(&mut q);
+        assert_eq!(order.iter().filter(|&&i| i < 2).copied().collect::<Vec<_>>(), vec![1, 0]);
+        assert_eq!(order.iter().filter(|&&i| i >= 2).copied().collect::<Vec<_>>(), vec![3, 2]);
     }
 }
