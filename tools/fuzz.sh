@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Structured fuzz run of every parser of user input (workload spec YAML, trace CSV and header,
-# calibration measurements JSON, coefficient YAML, config.json, hardware config JSON, run config
-# files, policy files, sweep grids), of the whole workload generation path and of whole runs
-# from extreme descriptions, N cases per target (default 100 000), release build.
+# calibration measurements JSON, calibrate's sim-results JSON and ITL CSV, coefficient YAML,
+# config.json, hardware config JSON, run config files, policy files, sweep grids), of the whole
+# workload generation path and of whole runs from extreme descriptions, N cases per target
+# (default 100 000), release build.
 # The default `cargo test` runs the same targets with a few dozen cases each.
 #
 #   tools/fuzz.sh            # 10^5 cases per target
