@@ -122,6 +122,8 @@ pub fn run_spec(e: &Experiment, setup: &Setup) -> RunSpec {
         trace_header: e.trace.as_ref().map(|t| t.header.clone()),
         seed: Some(SEED),
         compat: Some(setup.compat),
+        // Exact percentiles: calibration errors (docs/accuracy.md) stay free of sketch error.
+        exact_percentiles: Some(true),
         ..RunSpec::default()
     }
 }

@@ -306,7 +306,7 @@ impl Experiment {
         if ok.is_empty() {
             return Err(format!("trace.data: {}: no request with status ok", t.data.display()));
         }
-        let (mut ttft, mut e2e) = (Samples::default(), Samples::default());
+        let (mut ttft, mut e2e) = (Samples::new(true), Samples::new(true));
         for r in &ok {
             ttft.push(r.first_chunk_time_us.saturating_sub(r.send_time_us));
             e2e.push(r.last_chunk_time_us.saturating_sub(r.send_time_us));

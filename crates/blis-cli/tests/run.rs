@@ -245,3 +245,48 @@ fn every_document_carries_prediction_intervals_and_replicas_widen_them() {
     let again = run_ok(&with_model(&["--rate", "10", "--num-requests", "150", "--replicas", "4"]));
     assert_eq!(four, again);
 }
+
+/// NumPy "linear" percentile of sorted values.
+fn numpy_linear(sorted: &[f64], p: f64) -> f64 {
+    let rank = p / 100.0 * (sorted.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+}
+
+/// Default percentiles come from sketches within 1/256 of the exact ones; `--exact-percentiles`
+/// gives the NumPy-linear percentiles of the per-request values; counts and means are exact in
+/// both modes, and `--compat reference` implies exact percentiles.
+#[test]
+fn sketch_percentiles_are_within_their_bound_of_exact_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("records.json");
+    let base = ["--num-instances", "3", "--rate", "60", "--num-requests", "900", "--progress", "never"];
+    let sketch = common::metrics(run_ok(&with_model(&base)));
+    let mut args = with_model(&base);
+    args.extend(["--exact-percentiles", "--results-path", results.to_str().unwrap()]);
+    let exact = common::metrics(run_ok(&args));
+    let records: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+    let mut e2e: Vec<f64> = records.iter().filter_map(|r| r["e2e_ms"].as_f64()).collect();
+    e2e.sort_by(f64::total_cmp);
+    assert_eq!(e2e.len() as u64, common::u(&exact, "completed_requests"));
+    for (p, key) in [(50.0, "e2e_p50_ms"), (90.0, "e2e_p90_ms"), (99.0, "e2e_p99_ms")] {
+        let want = numpy_linear(&e2e, p);
+        assert!((common::f(&exact, key) - want).abs() <= 1e-9 * want, "{key}: {} vs {want}", exact[key]);
+    }
+    let mut percentiles = 0;
+    for (key, value) in exact.as_object().unwrap() {
+        let Some(x) = value.as_f64() else { continue };
+        let y = common::f(&sketch, key);
+        if ["_p50_ms", "_p90_ms", "_p95_ms", "_p99_ms"].iter().any(|s| key.ends_with(s)) {
+            assert!((x - y).abs() <= x / 256.0 + 1e-12, "{key}: sketch {y} vs exact {x}");
+            percentiles += 1;
+        } else if key != "per_instance" {
+            assert_eq!(x, y, "{key} is exact in both modes");
+        }
+    }
+    assert!(percentiles >= 13, "only {percentiles} percentiles compared");
+    assert_ne!(exact["ttft_p99_ms"], sketch["ttft_p99_ms"], "the sketch is in use by default");
+    let reference =
+        run_ok(&with_model(&["--compat", "reference", "--num-requests", "5", "--progress", "never"]));
+    assert_eq!(reference["config"]["exact-percentiles"], true);
+}

@@ -591,6 +591,7 @@ fn engine(
         slo_priorities: priorities,
         record_requests: false,
         track_classes: true,
+        exact_percentiles: required(&spec.exact_percentiles, "exact-percentiles"),
         semantics: match cx.compat {
             Compat::Blis => EngineSemantics::BLIS,
             Compat::Reference => EngineSemantics::REFERENCE,

@@ -538,6 +538,10 @@ pub struct RunSpec {
     #[arg(long, allow_hyphen_values = true, value_name = "S", help_heading = "SLOs and measurement")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warmup_s: Option<Seconds>,
+    /// Keep every latency sample for exact percentiles (memory grows with the run). By default percentiles come from mergeable sketches within 0.4 % (1/256) of the exact values; counts, means and throughputs are exact either way. On under --compat reference.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "SLOs and measurement")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_percentiles: Option<bool>,
 
     // ── Outputs and analyses ───────────────────────────────────────────────────────────
     /// Also write the metrics document to this file.
@@ -628,6 +632,7 @@ impl Compat {
                 async_scheduling: Some(false),
                 arrival_process: Some(ArrivalProcess::Constant),
                 kv_transfer_bandwidth: Some(100.0),
+                exact_percentiles: Some(true),
                 ..RunSpec::default()
             },
         }
@@ -715,6 +720,7 @@ impl RunSpec {
             replicas: Some(1),
             lockstep_decode: Some(true),
             independent_instances: Some(true),
+            exact_percentiles: Some(false),
             ..RunSpec::default()
         }
     }

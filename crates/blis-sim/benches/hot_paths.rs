@@ -81,6 +81,7 @@ fn instance(latency: Arc<dyn LatencyModel>, max_running: u32) -> Instance {
         slo_priorities: SloPriorities::GAIE,
         record_requests: false,
         track_classes: true,
+        exact_percentiles: false,
         semantics: blis_sim::EngineSemantics::BLIS,
         kv_tier: None,
     };

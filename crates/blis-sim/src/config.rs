@@ -184,6 +184,8 @@ impl SimConfig {
             match &self.flow_control {
                 Some(fc) => {
                     let mut gateway = fc.build();
+                    let exact = self.pools.iter().any(|p| p.instance.exact_percentiles);
+                    gateway.stats.wait_us = crate::stats::Samples::new(exact);
                     // As the reference: inversions only mean something under priority scheduling.
                     if self.pools.iter().all(|p| p.scheduler == SchedulerKind::PriorityFcfs) {
                         gateway.completions = Some(Vec::new());

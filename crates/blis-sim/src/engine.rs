@@ -545,6 +545,7 @@ impl Simulation {
         assert!(!self.independent, "a disaggregated fleet couples its instances");
         assert!(config.bandwidth_bytes_per_us > 0.0 && config.base_latency_us >= 0.0);
         let block_size = self.instances.iter().map(|i| i.kv().block_size_tokens()).collect();
+        let exact = self.instances.iter().any(Instance::exact_percentiles);
         self.pd = Some(PdState {
             config,
             kv_bytes_per_token_gpu,
@@ -556,6 +557,8 @@ impl Simulation {
             decode_legs_queued: 0,
             report: PdReport {
                 decodes: roles.iter().map(|r| r.is_some_and(crate::pd::PoolRole::decodes)).collect(),
+                transfer_duration: crate::stats::Samples::new(exact),
+                transfer_queueing: crate::stats::Samples::new(exact),
                 ..PdReport::default()
             },
             done_buf: Vec::new(),

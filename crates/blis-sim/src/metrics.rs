@@ -1,6 +1,7 @@
 //! What one instance (and, merged, the cluster) measured.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
 use blis_workload::SloClass;
@@ -22,6 +23,19 @@ pub struct Latencies {
 }
 
 impl Latencies {
+    /// Empty distributions; `exact` keeps every value (`--exact-percentiles`) instead of a
+    /// sketch.
+    pub fn new(exact: bool) -> Self {
+        Latencies {
+            ttft: Samples::new(exact),
+            e2e: Samples::new(exact),
+            itl: Histogram::new(exact),
+            scheduling_delay: Samples::new(exact),
+            completed: 0,
+            output_tokens: 0,
+        }
+    }
+
     pub fn merge(&mut self, other: &Latencies) {
         self.ttft.merge(&other.ttft);
         self.e2e.merge(&other.e2e);
@@ -95,6 +109,72 @@ impl KvTierTotals {
     }
 }
 
+/// Completions inside the steady window `[start, end]` (first measured arrival, last
+/// arrival; [`crate::steady::window_us`]), counted without a time per request. The window is
+/// known only when the run ends, but each side is settled early:
+/// - a measured request arrived at or after `start` (the earliest measured arrival), so it
+///   completes after `start`; warm-up completions, which may fall either side of it, keep
+///   their times (at most the warm-up's requests);
+/// - a completion no later than an arrival this instance saw is no later than `end` (the
+///   last arrival of all), so it is only counted; later ones wait in a heap until an arrival
+///   passes them, so the heap holds about the requests completing within one inter-arrival
+///   gap of the instance, and after the last arrival at most its in-flight requests.
+#[derive(Debug, Clone, Default)]
+pub struct Completions {
+    /// Measured completions no later than `last_arrival_us`.
+    settled: u64,
+    /// Measured completions later than every arrival seen (min-heap).
+    later_us: BinaryHeap<Reverse<u64>>,
+    last_arrival_us: u64,
+    /// Completion times of warm-up requests.
+    warmup_us: Vec<u64>,
+}
+
+impl Completions {
+    /// An arrival reached the instance: completions up to it are inside the window's end.
+    #[inline]
+    pub fn saw_arrival(&mut self, arrival_us: u64) {
+        if arrival_us <= self.last_arrival_us {
+            return;
+        }
+        self.last_arrival_us = arrival_us;
+        while let Some(&Reverse(t)) = self.later_us.peek()
+            && t <= arrival_us
+        {
+            self.later_us.pop();
+            self.settled += 1;
+        }
+    }
+
+    /// A request that arrived at `arrival_us` completed at `at_us`; `measured`: not warm-up.
+    pub fn push(&mut self, arrival_us: u64, at_us: u64, measured: bool) {
+        self.saw_arrival(arrival_us);
+        if !measured {
+            self.warmup_us.push(at_us);
+        } else if at_us <= self.last_arrival_us {
+            self.settled += 1;
+        } else {
+            self.later_us.push(Reverse(at_us));
+        }
+    }
+
+    /// Completions within `[start, end]`, where `start` is at or before every measured arrival
+    /// and `end` at or after every arrival.
+    pub fn count_in(&self, (start, end): (u64, u64)) -> u64 {
+        debug_assert!(self.last_arrival_us <= end, "the window ends before an arrival");
+        let later = self.later_us.iter().filter(|t| t.0 <= end).count() as u64;
+        let warmup = self.warmup_us.iter().filter(|&&t| t >= start && t <= end).count() as u64;
+        self.settled + later + warmup
+    }
+
+    pub fn merge(&mut self, other: &Completions) {
+        self.settled += other.settled;
+        self.later_us.extend(other.later_us.iter().copied());
+        self.last_arrival_us = self.last_arrival_us.max(other.last_arrival_us);
+        self.warmup_us.extend_from_slice(&other.warmup_us);
+    }
+}
+
 /// Everything an instance counts.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
@@ -125,8 +205,8 @@ pub struct Metrics {
     /// Time of the last thing this instance did (capped at the horizon).
     pub end_us: u64,
     pub records: Vec<RequestRecord>,
-    /// Completion time of every completed request (µs), for throughput over a window.
-    pub completion_times_us: Vec<u64>,
+    /// Completion times, for throughput over the steady window.
+    pub completions: Completions,
     /// Goodput counters per label ([`crate::measure::GOODPUT_LABELS`]), measured requests only.
     pub good_by_label: [GoodCounts; 6],
     /// Completions excluded from latency figures as warm-up.
@@ -142,6 +222,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Empty metrics; `exact` keeps exact percentile samples (`--exact-percentiles`).
+    pub fn new(exact: bool) -> Self {
+        Metrics { all: Latencies::new(exact), pd: crate::pd::PdLatencies::new(exact), ..Metrics::default() }
+    }
+
     pub fn completed(&self) -> u64 {
         self.all.completed
     }
@@ -195,7 +280,7 @@ impl Metrics {
             self.kv_check.clone_from(&other.kv_check);
         }
         self.end_us = self.end_us.max(other.end_us);
-        self.completion_times_us.extend_from_slice(&other.completion_times_us);
+        self.completions.merge(&other.completions);
         for (a, b) in self.good_by_label.iter_mut().zip(&other.good_by_label) {
             a.merge(b);
         }

@@ -118,6 +118,14 @@ pub struct PdLatencies {
 }
 
 impl PdLatencies {
+    pub fn new(exact: bool) -> Self {
+        PdLatencies {
+            prefill: Samples::new(exact),
+            transfer: Samples::new(exact),
+            first_decode: Samples::new(exact),
+        }
+    }
+
     pub fn merge(&mut self, other: &PdLatencies) {
         self.prefill.merge(&other.prefill);
         self.transfer.merge(&other.transfer);

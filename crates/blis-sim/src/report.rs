@@ -419,7 +419,7 @@ fn metrics_doc(
         total_output_tokens: *output_tokens,
         vllm_estimated_duration_s: duration_s,
         responses_per_sec: match window {
-            Some(w) => crate::steady::rate_in(&m.completion_times_us, w),
+            Some(w) => crate::steady::rate_in(&m.completions, w),
             None => per_s(*completed),
         },
         responses_per_sec_incl_drain: per_s(*completed),

@@ -1,13 +1,15 @@
-//! Exact distribution summaries (mean and NumPy-"linear" percentiles) over integer µs values.
+//! Distribution summaries (mean and NumPy-"linear" percentiles) over integer µs values.
 //!
-//! Per-request latencies are kept as raw samples (8 bytes per request). Inter-token latencies
-//! are kept as a value → count histogram: every request decoding in a step shares that step's
-//! ITL, so one insertion per step covers the whole batch, and memory is bounded by the number
-//! of distinct step times rather than by the number of tokens. Both are exact.
+//! Two modes. By default a distribution is a [`Sketch`]: a log-bucket histogram whose memory
+//! depends on the range of the values, not on how many there are, and whose percentiles are
+//! within [`SKETCH_RELATIVE_ERROR`] of the exact ones. In exact mode (`--exact-percentiles`),
+//! per-request latencies are kept as raw samples (8 bytes per request) and inter-token
+//! latencies as a value → count histogram: every request decoding in a step shares that step's
+//! ITL, so one insertion per step covers the whole batch. Counts, sums and so means are exact
+//! in both modes.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-
 /// Multiplicative hasher for small integer keys (µs values): one multiply, high bits mixed.
 #[derive(Debug, Default, Clone, Copy)]
 struct MulHasher(u64);
@@ -40,81 +42,178 @@ pub struct Summary {
     pub p99_us: f64,
 }
 
-/// Raw samples.
+/// Bound on the relative error of a sketch's percentiles (and CDF values) against the exact
+/// mode's: 1/256, under 0.4 %. Values below 256 µs are exact.
+pub const SKETCH_RELATIVE_ERROR: f64 = 1.0 / 256.0;
+
+/// A mergeable quantile sketch: an HDR histogram with two significant digits (256 sub-buckets
+/// per power of two), so every bucket spans at most 1/128 of its lower bound and its midpoint
+/// is within 1/256 of any value in it. Its counts are integers added bucket by bucket, so
+/// merging is exact, deterministic and independent of order and grouping (a t-digest's is
+/// not). About 20 KiB for values up to 100 s, allocated on first use.
+#[derive(Debug, Clone, Default)]
+pub struct Sketch {
+    hist: Option<Box<hdrhistogram::Histogram<u64>>>,
+}
+
+impl Sketch {
+    fn hist(&mut self) -> &mut hdrhistogram::Histogram<u64> {
+        self.hist.get_or_insert_with(|| {
+            Box::new(hdrhistogram::Histogram::new(2).expect("two significant digits are valid"))
+        })
+    }
+
+    #[inline]
+    pub fn add(&mut self, value_us: u64, count: u64) {
+        self.hist().record_n(value_us, count).expect("an auto-resizing histogram takes any µs value");
+    }
+
+    pub fn merge(&mut self, other: &Sketch) {
+        if let Some(h) = &other.hist {
+            self.hist().add(h.as_ref()).expect("sketches of one layout add");
+        }
+    }
+
+    /// (cumulative count, bucket midpoint) of every non-empty bucket, in value order.
+    fn ranked(&self) -> Vec<(u64, f64)> {
+        let Some(h) = &self.hist else { return Vec::new() };
+        let mut seen = 0;
+        h.iter_recorded()
+            .map(|b| {
+                seen += b.count_at_value();
+                (seen, h.median_equivalent(b.value_iterated_to()) as f64)
+            })
+            .collect()
+    }
+}
+
+/// The k-th smallest (0-based) of a ranked list of (cumulative count, value).
+fn kth_ranked(ranked: &[(u64, f64)], k: u64) -> f64 {
+    let i = ranked.partition_point(|&(seen, _)| seen <= k);
+    ranked[i].1
+}
+
+/// [`Summary`] of `n` values summing to `sum_us` whose k-th smallest is `kth(k)`.
+fn summary_of(n: u64, sum_us: u128, kth: &dyn Fn(u64) -> f64) -> Summary {
+    if n == 0 {
+        return Summary::default();
+    }
+    Summary {
+        count: n,
+        mean_us: sum_us as f64 / n as f64,
+        p50_us: percentile(n, 50.0, kth),
+        p90_us: percentile(n, 90.0, kth),
+        p95_us: percentile(n, 95.0, kth),
+        p99_us: percentile(n, 99.0, kth),
+    }
+}
+
+/// Per-request values: a [`Sketch`] (the default) or, in exact mode, every value.
 #[derive(Debug, Clone, Default)]
 pub struct Samples {
-    values_us: Vec<u64>,
+    /// Every value (exact mode); `None`: the sketch alone.
+    values_us: Option<Vec<u64>>,
+    sketch: Sketch,
+    count: u64,
+    sum_us: u128,
 }
 
 impl Samples {
+    /// Empty samples; `exact` keeps every value.
+    pub fn new(exact: bool) -> Self {
+        Samples { values_us: exact.then(Vec::new), ..Samples::default() }
+    }
+
+    #[inline]
     pub fn push(&mut self, value_us: u64) {
-        self.values_us.push(value_us);
+        self.count += 1;
+        self.sum_us += u128::from(value_us);
+        match &mut self.values_us {
+            Some(v) => v.push(value_us),
+            None => self.sketch.add(value_us, 1),
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.values_us.len()
+        self.count as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values_us.is_empty()
+        self.count == 0
     }
 
+    /// Adds `other`'s values. Empty samples take the mode of what is merged into them (so a
+    /// default cluster total of exact instances is exact); merging exact samples into a
+    /// non-empty sketch sketches them.
     pub fn merge(&mut self, other: &Samples) {
-        self.values_us.extend_from_slice(&other.values_us);
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            self.values_us = other.values_us.as_ref().map(|_| Vec::new());
+        }
+        match (&mut self.values_us, &other.values_us) {
+            (Some(a), Some(b)) => a.extend_from_slice(b),
+            (None, Some(b)) => b.iter().for_each(|&v| self.sketch.add(v, 1)),
+            (Some(a), None) => {
+                a.iter().for_each(|&v| self.sketch.add(v, 1));
+                self.values_us = None;
+                self.sketch.merge(&other.sketch);
+            }
+            (None, None) => self.sketch.merge(&other.sketch),
+        }
+        self.count += other.count;
+        self.sum_us += other.sum_us;
+    }
+
+    fn sorted(&self) -> Option<Vec<u64>> {
+        self.values_us.as_ref().map(|v| {
+            let mut sorted = v.clone();
+            sorted.sort_unstable();
+            sorted
+        })
     }
 
     /// At most `points` (value µs, cumulative fraction) points of the empirical CDF, at evenly
     /// spaced ranks (the largest value included).
     pub fn cdf(&self, points: usize) -> Vec<(f64, f64)> {
-        let mut sorted = self.values_us.clone();
-        sorted.sort_unstable();
-        cdf_of(sorted.len() as u64, points, |k| sorted[k as usize] as f64)
+        match self.sorted() {
+            Some(sorted) => cdf_of(self.count, points, |k| sorted[k as usize] as f64),
+            None => {
+                let ranked = self.sketch.ranked();
+                cdf_of(self.count, points, |k| kth_ranked(&ranked, k))
+            }
+        }
     }
 
     pub fn summary(&self) -> Summary {
-        let mut sorted = self.values_us.clone();
-        sorted.sort_unstable();
-        let n = sorted.len();
-        if n == 0 {
-            return Summary::default();
-        }
-        let sum: u128 = sorted.iter().map(|&v| u128::from(v)).sum();
-        let at = |k: usize| sorted[k] as f64;
-        Summary {
-            count: n as u64,
-            mean_us: sum as f64 / n as f64,
-            p50_us: percentile(n as u64, 50.0, &|k| at(k as usize)),
-            p90_us: percentile(n as u64, 90.0, &|k| at(k as usize)),
-            p95_us: percentile(n as u64, 95.0, &|k| at(k as usize)),
-            p99_us: percentile(n as u64, 99.0, &|k| at(k as usize)),
+        match self.sorted() {
+            Some(sorted) => summary_of(self.count, self.sum_us, &|k| sorted[k as usize] as f64),
+            None => {
+                let ranked = self.sketch.ranked();
+                summary_of(self.count, self.sum_us, &|k| kth_ranked(&ranked, k))
+            }
         }
     }
 }
 
-/// Value → count histogram. Unordered (one hash probe per insertion, a small table: one entry
-/// per distinct value); summaries sort the distinct values once. Insertions are buffered and
-/// flushed into the table in batches: with many instances the tables are cache-cold, and a
-/// batch of probes overlaps their misses.
+/// Exact value → count table. Unordered (one hash probe per insertion, a small table: one
+/// entry per distinct value); summaries sort the distinct values once. Insertions are buffered
+/// and flushed into the table in batches: with many instances the tables are cache-cold, and
+/// a batch of probes overlaps their misses.
 #[derive(Debug, Clone, Default)]
-pub struct Histogram {
+struct ExactCounts {
     counts: HashMap<u64, u64, BuildHasherDefault<MulHasher>>,
     /// (value, count) insertions not yet in `counts`.
     pending: Vec<(u64, u64)>,
-    total: u64,
-    sum_us: u128,
 }
 
-impl Histogram {
+impl ExactCounts {
     /// Buffered insertions per flush.
     const BATCH: usize = 32;
 
     #[inline]
-    pub fn add(&mut self, value_us: u64, count: u64) {
-        if count == 0 {
-            return;
-        }
-        self.total += count;
-        self.sum_us += u128::from(value_us) * u128::from(count);
+    fn add(&mut self, value_us: u64, count: u64) {
         if let Some(last) = self.pending.last_mut()
             && last.0 == value_us
         {
@@ -139,58 +238,92 @@ impl Histogram {
         self.counts.iter().map(|(&v, &c)| (v, c)).chain(self.pending.iter().copied())
     }
 
+    /// (cumulative count, value) of every distinct value, in value order.
+    fn ranked(&self) -> Vec<(u64, f64)> {
+        let mut sorted: Vec<(u64, u64)> = self.entries().collect();
+        sorted.sort_unstable();
+        let mut seen = 0;
+        sorted
+            .into_iter()
+            .map(|(v, c)| {
+                seen += c;
+                (seen, v as f64)
+            })
+            .collect()
+    }
+}
+
+/// Weighted values (token-weighted inter-token latencies): a [`Sketch`] (the default) or, in
+/// exact mode, a value → count table.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    exact: Option<ExactCounts>,
+    sketch: Sketch,
+    total: u64,
+    sum_us: u128,
+}
+
+impl Histogram {
+    /// An empty histogram; `exact` keeps every distinct value.
+    pub fn new(exact: bool) -> Self {
+        Histogram { exact: exact.then(ExactCounts::default), ..Histogram::default() }
+    }
+
+    #[inline]
+    pub fn add(&mut self, value_us: u64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.total += count;
+        self.sum_us += u128::from(value_us) * u128::from(count);
+        match &mut self.exact {
+            Some(e) => e.add(value_us, count),
+            None => self.sketch.add(value_us, count),
+        }
+    }
+
     pub fn count(&self) -> u64 {
         self.total
     }
 
+    /// Adds `other`'s values; modes combine as in [`Samples::merge`].
     pub fn merge(&mut self, other: &Histogram) {
-        for (v, c) in other.entries() {
-            self.add(v, c);
+        if other.total == 0 {
+            return;
+        }
+        if self.total == 0 {
+            self.exact = other.exact.as_ref().map(|_| ExactCounts::default());
+        }
+        match (&mut self.exact, &other.exact) {
+            (Some(a), Some(b)) => b.entries().for_each(|(v, c)| a.add(v, c)),
+            (None, Some(b)) => b.entries().for_each(|(v, c)| self.sketch.add(v, c)),
+            (Some(a), None) => {
+                a.entries().for_each(|(v, c)| self.sketch.add(v, c));
+                self.exact = None;
+                self.sketch.merge(&other.sketch);
+            }
+            (None, None) => self.sketch.merge(&other.sketch),
+        }
+        self.total += other.total;
+        self.sum_us += other.sum_us;
+    }
+
+    fn ranked(&self) -> Vec<(u64, f64)> {
+        match &self.exact {
+            Some(e) => e.ranked(),
+            None => self.sketch.ranked(),
         }
     }
 
     /// [`Samples::cdf`] of the histogram's values.
     pub fn cdf(&self, points: usize) -> Vec<(f64, f64)> {
-        let mut sorted: Vec<(u64, u64)> = self.entries().collect();
-        sorted.sort_unstable();
-        let mut cum = Vec::with_capacity(sorted.len());
-        let mut seen = 0;
-        for &(v, c) in &sorted {
-            seen += c;
-            cum.push((seen, v));
-        }
-        cdf_of(self.total, points, |k| {
-            let i = cum.partition_point(|&(s, _)| s <= k);
-            cum[i].1 as f64
-        })
+        let ranked = self.ranked();
+        cdf_of(self.total, points, |k| kth_ranked(&ranked, k))
     }
 
     pub fn summary(&self) -> Summary {
-        let n = self.total;
-        if n == 0 {
-            return Summary::default();
-        }
-        let mut sorted: Vec<(u64, u64)> = self.entries().collect();
-        sorted.sort_unstable();
-        // The k-th smallest value (0-based).
-        let kth = |k: u64| {
-            let mut seen = 0;
-            for &(v, c) in &sorted {
-                seen += c;
-                if k < seen {
-                    return v as f64;
-                }
-            }
-            unreachable!("rank {k} beyond histogram of {n} values")
-        };
-        Summary {
-            count: n,
-            mean_us: self.sum_us as f64 / n as f64,
-            p50_us: percentile(n, 50.0, &kth),
-            p90_us: percentile(n, 90.0, &kth),
-            p95_us: percentile(n, 95.0, &kth),
-            p99_us: percentile(n, 99.0, &kth),
-        }
+        let ranked = self.ranked();
+        summary_of(self.total, self.sum_us, &|k| kth_ranked(&ranked, k))
     }
 }
 
@@ -231,7 +364,7 @@ mod tests {
 
     #[test]
     fn numpy_linear_percentiles() {
-        let mut s = Samples::default();
+        let mut s = Samples::new(true);
         for v in [1, 2, 3, 4] {
             s.push(v);
         }
@@ -244,8 +377,8 @@ mod tests {
 
     #[test]
     fn cdfs_end_at_one_and_agree() {
-        let mut s = Samples::default();
-        let mut h = Histogram::default();
+        let mut s = Samples::new(true);
+        let mut h = Histogram::new(true);
         for v in [5, 1, 3, 3, 9] {
             s.push(v);
             h.add(v, 1);
@@ -260,18 +393,127 @@ mod tests {
     fn empty_is_zero() {
         assert_eq!(Samples::default().summary(), Summary::default());
         assert_eq!(Histogram::default().summary(), Summary::default());
+        assert_eq!(Samples::new(true).summary(), Summary::default());
+    }
+
+    /// |sketch − exact| ≤ bound × exact, for every figure of a summary.
+    fn within_bound(sketch: &Summary, exact: &Summary) -> Result<(), String> {
+        let pairs = [
+            (sketch.p50_us, exact.p50_us),
+            (sketch.p90_us, exact.p90_us),
+            (sketch.p95_us, exact.p95_us),
+            (sketch.p99_us, exact.p99_us),
+        ];
+        for (a, b) in pairs {
+            if (a - b).abs() > SKETCH_RELATIVE_ERROR * b + 1e-9 {
+                return Err(format!("sketch {a} vs exact {b}: {sketch:?} {exact:?}"));
+            }
+        }
+        if sketch.count != exact.count || sketch.mean_us != exact.mean_us {
+            return Err(format!("counts or means differ: {sketch:?} {exact:?}"));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn small_values_are_exact_in_the_sketch() {
+        let (mut s, mut e) = (Samples::default(), Samples::new(true));
+        for v in [0, 1, 2, 3, 4, 200, 255] {
+            s.push(v);
+            e.push(v);
+        }
+        assert_eq!(s.summary(), e.summary());
+        assert_eq!(s.cdf(100), e.cdf(100));
+    }
+
+    #[test]
+    fn empty_samples_take_the_mode_merged_into_them() {
+        let mut exact = Samples::new(true);
+        exact.push(1_000_001);
+        let mut total = Samples::default();
+        total.merge(&exact);
+        assert_eq!(total.summary().p50_us, 1_000_001.0);
+        let mut sketch = Samples::default();
+        sketch.push(1_000_001);
+        total.merge(&sketch);
+        assert_eq!(total.len(), 2);
+        assert!((total.summary().p50_us - 1_000_001.0).abs() <= SKETCH_RELATIVE_ERROR * 1_000_001.0);
     }
 
     proptest! {
         #[test]
         fn histogram_equals_samples(values in proptest::collection::vec(0u64..50, 1..200)) {
-            let mut s = Samples::default();
-            let mut h = Histogram::default();
+            let mut s = Samples::new(true);
+            let mut h = Histogram::new(true);
             for &v in &values {
                 s.push(v);
                 h.add(v, 1);
             }
             prop_assert_eq!(s.summary(), h.summary());
+        }
+
+        /// Sketch percentiles stay within the stated bound of the exact ones, over values
+        /// spread across six orders of magnitude.
+        #[test]
+        fn sketch_is_within_its_bound(
+            exps in proptest::collection::vec((0.0f64..6.5, 1u64..4), 1..400),
+        ) {
+            let (mut s, mut e) = (Samples::default(), Samples::new(true));
+            let (mut hs, mut he) = (Histogram::default(), Histogram::new(true));
+            for &(x, n) in &exps {
+                let v = 10f64.powf(x) as u64;
+                s.push(v);
+                e.push(v);
+                hs.add(v, n);
+                he.add(v, n);
+            }
+            within_bound(&s.summary(), &e.summary()).map_err(TestCaseError::fail)?;
+            within_bound(&hs.summary(), &he.summary()).map_err(TestCaseError::fail)?;
+            // Each CDF point's value is within the bound of the exact value at its rank.
+            let mut sorted: Vec<u64> = exps.iter().map(|&(x, _)| 10f64.powf(x) as u64).collect();
+            sorted.sort_unstable();
+            let n = sorted.len() as f64;
+            for (a, f) in s.cdf(50) {
+                let b = sorted[(f * n).round() as usize - 1] as f64;
+                prop_assert!((a - b).abs() <= SKETCH_RELATIVE_ERROR * b, "{} vs {}", a, b);
+            }
+        }
+
+        /// Merging sketches gives the same figures whatever the order and grouping (so
+        /// instances may be merged in any order, or in parallel).
+        #[test]
+        fn sketch_merge_is_order_independent(
+            parts in proptest::collection::vec(proptest::collection::vec(0u64..50_000_000, 0..60), 1..8),
+            split in 0usize..8,
+        ) {
+            let samples: Vec<Samples> = parts.iter().map(|p| {
+                let mut s = Samples::default();
+                p.iter().for_each(|&v| s.push(v));
+                s
+            }).collect();
+            let hists: Vec<Histogram> = parts.iter().map(|p| {
+                let mut h = Histogram::default();
+                p.iter().for_each(|&v| h.add(v, v % 7 + 1));
+                h
+            }).collect();
+            let mut forward = Samples::default();
+            samples.iter().for_each(|s| forward.merge(s));
+            let mut backward = Samples::default();
+            samples.iter().rev().for_each(|s| backward.merge(s));
+            // Two groups merged separately, then together.
+            let k = split.min(samples.len());
+            let (mut left, mut right) = (Samples::default(), Samples::default());
+            samples[..k].iter().for_each(|s| left.merge(s));
+            samples[k..].iter().rev().for_each(|s| right.merge(s));
+            right.merge(&left);
+            prop_assert_eq!(forward.summary(), backward.summary());
+            prop_assert_eq!(forward.summary(), right.summary());
+            prop_assert_eq!(forward.cdf(64), right.cdf(64));
+            let mut hf = Histogram::default();
+            hists.iter().for_each(|h| hf.merge(h));
+            let mut hb = Histogram::default();
+            hists.iter().rev().for_each(|h| hb.merge(h));
+            prop_assert_eq!(hf.summary(), hb.summary());
         }
     }
 }

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::engine::SimReport;
 use crate::measure::TimeSeries;
+use crate::metrics::Completions;
 
 /// Fewest latency samples a p99 is trusted from (the 99th percentile of 100 samples is the
 /// interpolation between the two largest).
@@ -88,9 +89,8 @@ pub fn window_us(report: &SimReport) -> Option<(u64, u64)> {
 }
 
 /// Completions within `[start, end]` per second.
-pub fn rate_in(completions_us: &[u64], (start, end): (u64, u64)) -> f64 {
-    let n = completions_us.iter().filter(|&&t| t >= start && t <= end).count();
-    n as f64 / ((end - start) as f64 / 1e6)
+pub fn rate_in(completions: &Completions, (start, end): (u64, u64)) -> f64 {
+    completions.count_in((start, end)) as f64 / ((end - start) as f64 / 1e6)
 }
 
 /// Least-squares increase of `ys` over its span (slope × (n − 1)).
@@ -125,7 +125,7 @@ pub fn assess(
     let span_s = s(end.saturating_sub(start));
     let measured = if k.measured_arrivals > 0 { k.measured_arrivals } else { k.injected };
     let offered_rps = if span_s > 0.0 { measured as f64 / span_s } else { 0.0 };
-    let completed_rps = window.map_or(0.0, |w| rate_in(&m.completion_times_us, w));
+    let completed_rps = window.map_or(0.0, |w| rate_in(&m.completions, w));
     let drain_s = s(m.end_us.saturating_sub(k.last_arrival_us));
     let timed_out_fraction = if k.injected > 0 { m.timed_out as f64 / k.injected as f64 } else { 0.0 };
 
@@ -216,7 +216,18 @@ mod tests {
 
     #[test]
     fn rate_counts_completions_inside_the_window() {
-        let c = [0, 500_000, 1_000_000, 1_500_000, 3_000_000];
-        assert!((rate_in(&c, (500_000, 1_500_000)) - 3.0).abs() < 1e-12);
+        let mut c = Completions::default();
+        // A warm-up request completing before the window, measured ones inside and after it.
+        c.push(0, 400_000, false);
+        c.push(500_000, 500_000, true);
+        c.push(500_000, 1_000_000, true);
+        c.push(900_000, 1_500_000, true);
+        c.push(1_500_000, 1_500_000, true);
+        c.push(1_200_000, 3_000_000, true);
+        assert!((rate_in(&c, (500_000, 1_500_000)) - 4.0).abs() < 1e-12);
+        let mut merged = Completions::default();
+        merged.merge(&c);
+        merged.merge(&c);
+        assert_eq!(merged.count_in((500_000, 1_500_000)), 8);
     }
 }

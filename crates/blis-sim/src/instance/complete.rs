@@ -4,7 +4,7 @@
 use blis_workload::Outcome;
 
 use super::{Finished, Instance};
-use crate::metrics::RequestRecord;
+use crate::metrics::{Latencies, RequestRecord};
 use crate::pd::Leg;
 use crate::request::LiveRequest;
 use crate::slab::ReqId;
@@ -67,7 +67,9 @@ impl Instance {
             for class in blis_workload::SloClass::ALL {
                 let n = decoders_by_class[class as usize];
                 if n > 0 {
-                    self.metrics.by_class.entry(class).or_default().itl.add(itl_us, n);
+                    let exact = self.config.exact_percentiles;
+                    let lat = self.metrics.by_class.entry(class).or_insert_with(|| Latencies::new(exact));
+                    lat.itl.add(itl_us, n);
                 }
             }
         }
@@ -91,7 +93,7 @@ impl Instance {
         });
         let measured = self.measure.measured(&r.spec);
         if let Some(e2e) = e2e_us {
-            self.metrics.completion_times_us.push(r.spec.arrival_us + e2e);
+            self.metrics.completions.push(r.spec.arrival_us, r.spec.arrival_us + e2e, measured);
             if !measured {
                 self.metrics.warmup_completed += 1;
             } else if let Some(t) = &self.measure.goodput[self.measure.label(&r.spec)] {
@@ -101,7 +103,8 @@ impl Instance {
             }
         }
         let class_metrics = if self.config.track_classes {
-            Some(self.metrics.by_class.entry(r.spec.slo_class).or_default())
+            let exact = self.config.exact_percentiles;
+            Some(self.metrics.by_class.entry(r.spec.slo_class).or_insert_with(|| Latencies::new(exact)))
         } else {
             None
         };

@@ -55,6 +55,9 @@ pub struct InstanceConfig {
     pub record_requests: bool,
     /// Keep per-SLO-class distributions.
     pub track_classes: bool,
+    /// Keep every latency sample for exact percentiles instead of a sketch
+    /// (`--exact-percentiles`; [`crate::stats`]).
+    pub exact_percentiles: bool,
     /// Where the engine follows the reference simulator instead of vLLM (default: vLLM's way).
     pub semantics: EngineSemantics,
     /// CPU KV tier (`--kv-cpu-blocks`); `None` = GPU blocks only.
@@ -133,7 +136,7 @@ impl Instance {
                 cpu_blocks: u64::from(t.cpu_blocks),
                 ..Default::default()
             }),
-            ..Metrics::default()
+            ..Metrics::new(config.exact_percentiles)
         };
         let lock = Lockstep::new(config.block_size_tokens, lockstep_decode);
         Self {
@@ -245,6 +248,7 @@ impl Instance {
         finished: &mut Vec<Finished>,
     ) -> Enqueued {
         self.observe(now_us);
+        self.metrics.completions.saw_arrival(spec.arrival_us);
         let input = u64::from(spec.input.len());
         // Token counts in u64: prompt + budget can exceed u32 for absurd requests, which are
         // then dropped as unservable instead of wrapping into small ones.
@@ -389,6 +393,11 @@ impl Instance {
         let f = self.retire(id, now_us, outcome);
         self.snapshot();
         f
+    }
+
+    /// Whether this instance keeps exact percentile samples (`--exact-percentiles`).
+    pub fn exact_percentiles(&self) -> bool {
+        self.config.exact_percentiles
     }
 
     /// Closes the books at the end of the run: what is still queued or running is counted,

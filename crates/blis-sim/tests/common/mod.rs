@@ -40,6 +40,7 @@ pub fn config(semantics: EngineSemantics) -> InstanceConfig {
         slo_priorities: SloPriorities::GAIE,
         record_requests: true,
         track_classes: false,
+        exact_percentiles: false,
         semantics,
         kv_tier: None,
     }
