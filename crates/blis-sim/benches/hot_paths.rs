@@ -53,6 +53,7 @@ fn spec(i: u64, arrival_us: u64) -> RequestSpec {
         deadline_us: None,
         session: None,
         model: None,
+        adapter: None,
         prefix_group: None,
         meta: None,
     }
@@ -82,6 +83,7 @@ fn instance(latency: Arc<dyn LatencyModel>, max_running: u32) -> Instance {
         track_classes: true,
         semantics: blis_sim::EngineSemantics::BLIS,
         kv_tier: None,
+        lora: None,
     };
     Instance::new(0, config, latency, SchedulerKind::Fcfs.build(), PreemptionKind::Fcfs.build(), true)
 }

@@ -22,6 +22,7 @@ pub fn spec(id: u64, input_len: u32, class: SloClass) -> RequestSpec {
         deadline_us: None,
         session: None,
         model: None,
+        adapter: None,
         prefix_group: None,
         meta: None,
     }

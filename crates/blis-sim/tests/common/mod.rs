@@ -42,6 +42,7 @@ pub fn config(semantics: EngineSemantics) -> InstanceConfig {
         track_classes: false,
         semantics,
         kv_tier: None,
+        lora: None,
     }
 }
 
@@ -66,6 +67,7 @@ pub fn request(id: u64, arrival_us: u64, input: TokenSeq, output_tokens: u32) ->
         deadline_us: None,
         session: None,
         model: None,
+        adapter: None,
         prefix_group: None,
         meta: None,
     }
