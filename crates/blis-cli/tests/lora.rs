@@ -23,7 +23,9 @@ fn spec(n: u32, clients: &[String]) -> String {
 #[test]
 fn a_cold_load_delays_the_first_request_by_the_load_time() {
     let dir = tempfile::tempdir().unwrap();
-    let lora = write(dir.path(), "lora.yaml", LORA);
+    // No per-step overhead: the load alone separates the two runs.
+    let lora =
+        write(dir.path(), "lora.yaml", &format!("{LORA}  step_overhead_tiers: {{8: {{k6: 0, k7: 1}}}}\n"));
     let with = write(dir.path(), "with.yaml", &spec(1, &[client("c", Some("a0"), 1.0)]));
     let without = write(dir.path(), "without.yaml", &spec(1, &[client("c", None, 1.0)]));
     let base = run_ok(&with_model(&["--workload-spec", &without, "--lora-config", &lora]));

@@ -74,6 +74,9 @@ pub struct Overrides {
 pub const DEFAULT_LOAD_BASE_LATENCY_US: f64 = 1500.0;
 pub const DEFAULT_LOAD_BANDWIDTH_BYTES_US: f64 = 2.0e6;
 pub const DEFAULT_FOOTPRINT_BYTES_PER_RANK: f64 = 2.0e6;
+/// Per-step overhead (rank, k6/k7) when the file gives no `step_overhead_tiers` (the
+/// reference's shipped tiers).
+pub const DEFAULT_STEP_OVERHEAD_TIERS: &[(u32, f64)] = &[(8, 0.02), (16, 0.035), (32, 0.06)];
 
 /// What the block and flags describe: `Ok(None)` when no adapter is declared or no capacity
 /// set (LoRA inert). Errors are `(key, message)` with the key the user should fix.
@@ -135,6 +138,9 @@ pub fn build(
             return Err(err(&format!("{path}.k7"), format!("required, a finite number > 0, got {:?}", t.k7)));
         };
         tiers.push((rank, k6 / k7));
+    }
+    if block.step_overhead_tiers.is_empty() {
+        tiers = DEFAULT_STEP_OVERHEAD_TIERS.to_vec();
     }
     let mut adapters: Vec<LoraAdapter> = Vec::with_capacity(block.adapters.len());
     for (i, a) in block.adapters.iter().enumerate() {

@@ -326,6 +326,30 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     let mut pools = pools;
     let mut routing = routing;
     let lora = lora_config(&mut spec, &mut cx, &workload)?;
+    let mut derived = derived;
+    if let Some(l) = &lora
+        && let Some(blocks) = derived.total_kv_blocks.as_mut()
+        && spec.total_kv_blocks.is_none()
+    {
+        // As vLLM (and the reference) do, the adapter slots' memory is set aside before the KV
+        // cache is sized: capacity × footprint of the largest declared rank, split over TP.
+        let p = &mut pools[0];
+        let block_bytes =
+            blis_model::kv_bytes_per_token_per_gpu(&p.model, p.tp) * f64::from(p.instance.block_size_tokens);
+        let lost = (l.reserved_bytes() / f64::from(p.tp) / block_bytes.max(1.0)).ceil();
+        if lost >= f64::from(*blocks) {
+            return Err(cx.err(
+                "lora-adapter-capacity",
+                format!(
+                    "{} adapter slots ({:.2} GiB) leave no GPU memory for the KV cache",
+                    l.capacity,
+                    l.reserved_bytes() / f64::from(1u32 << 30)
+                ),
+            ));
+        }
+        *blocks -= lost as u32;
+        p.instance.total_kv_blocks = *blocks;
+    }
     for p in &mut pools {
         p.instance.lora.clone_from(&lora);
     }
