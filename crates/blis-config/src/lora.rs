@@ -74,6 +74,9 @@ pub struct Overrides {
 pub const DEFAULT_LOAD_BASE_LATENCY_US: f64 = 1500.0;
 pub const DEFAULT_LOAD_BANDWIDTH_BYTES_US: f64 = 2.0e6;
 pub const DEFAULT_FOOTPRINT_BYTES_PER_RANK: f64 = 2.0e6;
+/// Longest cold load accepted (µs, about 11.6 days).
+const MAX_LOAD_US: f64 = 1e12;
+
 /// Per-step overhead (rank, k6/k7) when the file gives no `step_overhead_tiers` (the
 /// reference's shipped tiers).
 pub const DEFAULT_STEP_OVERHEAD_TIERS: &[(u32, f64)] = &[(8, 0.02), (16, 0.035), (32, 0.06)];
@@ -194,6 +197,17 @@ pub fn build(
             })?
         }
     };
+    // A load must end within the simulator's clock range.
+    if let Some(a) = adapters.iter().find(|a| !(base + footprint * f64::from(a.rank) / bandwidth <= MAX_LOAD_US)) {
+        let k = key("footprint-bytes-per-rank", "footprint_bytes_per_rank", flags.footprint_bytes_per_rank.is_some());
+        return Err(err(
+            &k,
+            format!(
+                "adapter {:?} (rank {}) would take more than {MAX_LOAD_US:e} µs to load at {bandwidth} bytes/µs",
+                a.name, a.rank
+            ),
+        ));
+    }
     Ok((
         Some(LoraConfig {
             adapters,
