@@ -126,3 +126,23 @@ fn bad_lora_configurations_are_refused_in_one_line() {
         assert!(err.contains(needle), "{err} should name {needle}");
     }
 }
+
+#[test]
+fn an_exported_trace_replays_with_its_adapters() {
+    let dir = tempfile::tempdir().unwrap();
+    let lora = write(dir.path(), "lora.yaml", LORA);
+    let clients = [client("c0", Some("a0"), 0.5), client("c1", Some("a2"), 0.3), client("base", None, 0.2)];
+    let w = write(dir.path(), "w.yaml", &spec(80, &clients));
+    let prefix = dir.path().join("t").display().to_string();
+    let run =
+        run_ok(&with_model(&["--workload-spec", &w, "--lora-config", &lora, "--trace-output", &prefix]));
+    let (csv, header) = (format!("{prefix}.csv"), format!("{prefix}.yaml"));
+    let replay =
+        run_ok(&with_model(&["--workload-trace", &csv, "--trace-header", &header, "--lora-config", &lora]));
+    assert_eq!(metrics(run.clone()), metrics(replay));
+    assert!(u(&run["lora"], "adapter_loads") > 0);
+    // Without the registry the trace's adapters are not simulated, and the run says so.
+    let out = blis(&with_model(&["--workload-trace", &csv, "--trace-header", &header]));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LoRA adapters"));
+}

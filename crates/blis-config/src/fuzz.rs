@@ -86,23 +86,25 @@ fn check_lora(text: &str) {
     use blis_sim::lora::{LoraLoading, MAX_ADAPTERS};
     match crate::lora::parse(text) {
         Err(e) => assert_one_line(&e),
-        Ok(block) => match crate::lora::build(block, crate::lora::Overrides::default(), LoraLoading::StepStall) {
-            Err((key, message)) => {
-                assert_one_line(&key);
-                assert_one_line(&message);
-            }
-            Ok((None, _)) => {}
-            Ok((Some(c), _)) => {
-                assert!((1..=MAX_ADAPTERS as u32).contains(&c.capacity));
-                assert!(!c.adapters.is_empty() && c.adapters.len() <= MAX_ADAPTERS);
-                assert!(c.adapters.windows(2).all(|w| w[0].name < w[1].name), "sorted, unique ids");
-                for i in 0..c.adapters.len() as u32 {
-                    assert!((1..=1_000_000_000_001).contains(&c.load_us(i)));
+        Ok(block) => {
+            match crate::lora::build(block, crate::lora::Overrides::default(), LoraLoading::StepStall) {
+                Err((key, message)) => {
+                    assert_one_line(&key);
+                    assert_one_line(&message);
                 }
-                assert!(c.reserved_bytes().is_finite());
-                assert!(c.step_factor(3, 16) >= 1.0 && c.step_factor(3, 16).is_finite());
+                Ok((None, _)) => {}
+                Ok((Some(c), _)) => {
+                    assert!((1..=MAX_ADAPTERS as u32).contains(&c.capacity));
+                    assert!(!c.adapters.is_empty() && c.adapters.len() <= MAX_ADAPTERS);
+                    assert!(c.adapters.windows(2).all(|w| w[0].name < w[1].name), "sorted, unique ids");
+                    for i in 0..c.adapters.len() as u32 {
+                        assert!((1..=1_000_000_000_001).contains(&c.load_us(i)));
+                    }
+                    assert!(c.reserved_bytes().is_finite());
+                    assert!(c.step_factor(3, 16) >= 1.0 && c.step_factor(3, 16).is_finite());
+                }
             }
-        },
+        }
     }
 }
 

@@ -128,10 +128,7 @@ pub fn build(
     for (&rank, t) in &block.step_overhead_tiers {
         let path = format!("lora-config: lora.step_overhead_tiers.{rank}");
         let rank = u32::try_from(rank).ok().filter(|&r| r > 0).ok_or_else(|| {
-            err(
-                &format!("lora-config: lora.step_overhead_tiers"),
-                format!("rank {rank}: must be in 1..={}", u32::MAX),
-            )
+            err("lora-config: lora.step_overhead_tiers", format!("rank {rank}: must be in 1..={}", u32::MAX))
         })?;
         let k6 = t.k6.unwrap_or(0.0);
         if !(k6.is_finite() && k6 >= 0.0) {
@@ -198,8 +195,13 @@ pub fn build(
         }
     };
     // A load must end within the simulator's clock range.
-    if let Some(a) = adapters.iter().find(|a| !(base + footprint * f64::from(a.rank) / bandwidth <= MAX_LOAD_US)) {
-        let k = key("footprint-bytes-per-rank", "footprint_bytes_per_rank", flags.footprint_bytes_per_rank.is_some());
+    if let Some(a) = adapters.iter().find(|a| base + footprint * f64::from(a.rank) / bandwidth > MAX_LOAD_US)
+    {
+        let k = key(
+            "footprint-bytes-per-rank",
+            "footprint_bytes_per_rank",
+            flags.footprint_bytes_per_rank.is_some(),
+        );
         return Err(err(
             &k,
             format!(

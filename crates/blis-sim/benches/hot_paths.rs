@@ -227,6 +227,7 @@ fn route_16_instances(bencher: Bencher, policy: &str) {
             kv_utilization: f64::from(i) / 20.0,
             free_kv_blocks: 30_000 - i * 1_000,
             preemptions: 0,
+            lora_resident: [0; 4],
         })
         .collect();
     let requests: Vec<(RequestSpec, Vec<u64>)> = (0..64u64)

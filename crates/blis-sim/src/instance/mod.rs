@@ -392,11 +392,6 @@ impl Instance {
         (self.running.is_empty() && ready_us > now_us && !lora.resident.contains(head)).then_some(ready_us)
     }
 
-    /// Whether LoRA adapter `adapter` (a registry index) is resident here.
-    pub fn lora_resident(&self, adapter: u32) -> bool {
-        self.lora.as_ref().is_some_and(|l| l.resident.contains(adapter))
-    }
-
     /// Registry index of a declared adapter, when the run declares adapters.
     pub fn lora_index(&self, name: &str) -> Option<u32> {
         self.lora.as_ref()?.config.index(name)
