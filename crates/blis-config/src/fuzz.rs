@@ -33,6 +33,12 @@ static POLICIES: &[&str] = &[
      priority: {policy: slo-based}\nscheduler: priority-fcfs\npreemption: {policy: priority}\ntenant_budgets: {a: 0.5}\n",
 ];
 
+static LORA_FILES: &[&str] = &[
+    "lora:\n  adapter_capacity: 2\n  load_base_latency_us: 1500.0\n  load_bandwidth_bytes_us: 2.0e6\n  \
+     footprint_bytes_per_rank: 2.0e6\n  step_overhead_tiers:\n    8: {k6: 0.02, k7: 1.0}\n    32: {k6: 0.06, k7: 1.0}\n  \
+     adapters:\n    - {id: a0, rank: 8}\n    - {id: a1, rank: 32, base_model: meta-llama/llama-3.1-8b-instruct}\n",
+];
+
 static GRIDS: &[&str] =
     &["base: {model: meta-llama/llama-3.1-8b-instruct, workload: chatbot, num-requests: 20}\naxes:\n  \
      - {flag: num-instances, values: [1, 2]}\n  - {flag: max-num-running-reqs, values: [8, 64]}\n"];
@@ -72,6 +78,32 @@ fn check_policy(text: &str) {
             };
             layers.push(Layer::new(Source::Flags, &flags));
             resolve_layers(&layers);
+        }
+    }
+}
+
+fn check_lora(text: &str) {
+    use blis_sim::lora::{LoraLoading, MAX_ADAPTERS};
+    match crate::lora::parse(text) {
+        Err(e) => assert_one_line(&e),
+        Ok(block) => {
+            match crate::lora::build(block, crate::lora::Overrides::default(), LoraLoading::StepStall) {
+                Err((key, message)) => {
+                    assert_one_line(&key);
+                    assert_one_line(&message);
+                }
+                Ok((None, _)) => {}
+                Ok((Some(c), _)) => {
+                    assert!((1..=MAX_ADAPTERS as u32).contains(&c.capacity));
+                    assert!(!c.adapters.is_empty() && c.adapters.len() <= MAX_ADAPTERS);
+                    assert!(c.adapters.windows(2).all(|w| w[0].name < w[1].name), "sorted, unique ids");
+                    for i in 0..c.adapters.len() as u32 {
+                        assert!((1..=1_000_000_000_001).contains(&c.load_us(i)));
+                    }
+                    assert!(c.reserved_bytes().is_finite());
+                    assert!(c.step_factor(3, 16) >= 1.0 && c.step_factor(3, 16).is_finite());
+                }
+            }
         }
     }
 }
@@ -144,6 +176,11 @@ proptest! {
     }
 
     #[test]
+    fn fuzz_lora_config_mutations(text in mutated(LORA_FILES)) {
+        check_lora(&text);
+    }
+
+    #[test]
     fn fuzz_sweep_grid_mutations(text in mutated(GRIDS)) {
         check_grid(&text);
     }
@@ -183,5 +220,10 @@ fn corpus_files_are_valid() {
     }
     for text in GRIDS {
         Grid::parse(text, Path::new("g.yaml")).unwrap();
+    }
+    for text in LORA_FILES {
+        let block = crate::lora::parse(text).unwrap();
+        let built = crate::lora::build(block, Default::default(), blis_sim::lora::LoraLoading::StepStall);
+        assert!(built.unwrap().0.is_some());
     }
 }

@@ -192,6 +192,7 @@ pub const PATH_KEYS: &[&str] = &[
     "trace-header",
     "policy-config",
     "kv-offload-config",
+    "lora-config",
     "metrics-path",
     "results-path",
     "trace-output",

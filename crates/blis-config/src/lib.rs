@@ -20,6 +20,7 @@ pub mod html;
 pub mod interval;
 pub mod kv_offload;
 pub mod layers;
+pub mod lora;
 pub mod outputs;
 pub mod plan;
 pub mod policy_file;

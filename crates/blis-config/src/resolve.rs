@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use blis_latency::{LatencyModelKind, LatencyOverrides};
 use blis_model::KvCapacityFormula;
@@ -322,6 +323,37 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
         independent_instances: required(&spec.independent_instances, "independent-instances"),
     };
     let instance_kv_tier_off = pools.iter().all(|p| p.instance.kv_tier.is_none());
+    let mut pools = pools;
+    let mut routing = routing;
+    let lora = lora_config(&mut spec, &mut cx, &workload)?;
+    let mut derived = derived;
+    if let Some(l) = &lora
+        && let Some(blocks) = derived.total_kv_blocks.as_mut()
+        && spec.total_kv_blocks.is_none()
+    {
+        // As vLLM (and the reference) do, the adapter slots' memory is set aside before the KV
+        // cache is sized: capacity × footprint of the largest declared rank, split over TP.
+        let p = &mut pools[0];
+        let block_bytes =
+            blis_model::kv_bytes_per_token_per_gpu(&p.model, p.tp) * f64::from(p.instance.block_size_tokens);
+        let lost = (l.reserved_bytes() / f64::from(p.tp) / block_bytes.max(1.0)).ceil();
+        if lost >= f64::from(*blocks) {
+            return Err(cx.err(
+                "lora-adapter-capacity",
+                format!(
+                    "{} adapter slots ({:.2} GiB) leave no GPU memory for the KV cache",
+                    l.capacity,
+                    l.reserved_bytes() / f64::from(1u32 << 30)
+                ),
+            ));
+        }
+        *blocks -= lost as u32;
+        p.instance.total_kv_blocks = *blocks;
+    }
+    for p in &mut pools {
+        p.instance.lora.clone_from(&lora);
+    }
+    lora_scorer(&spec, &mut cx, &mut routing, cluster)?;
     let sim = SimConfig {
         pd,
         pools,
@@ -378,6 +410,13 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     };
     if !cluster {
         for key in CLUSTER_KEYS {
+            if !cx.explicit(key) {
+                clear_key(&mut spec, key);
+            }
+        }
+    }
+    if lora.is_none() {
+        for key in LORA_COST_KEYS {
             if !cx.explicit(key) {
                 clear_key(&mut spec, key);
             }
@@ -597,8 +636,146 @@ fn engine(
             Compat::Reference => EngineSemantics::REFERENCE,
         },
         kv_tier: kv_tier(spec, cx, model, tp, block_size)?,
+        lora: None,
     };
     Ok((instance, PoolDerived { name: String::new(), total_kv_blocks: blocks, max_model_len: mml }))
+}
+
+/// LoRA cost keys with defaults (left out of the resolved spec when no adapter is simulated).
+const LORA_COST_KEYS: &[&str] =
+    &["lora-load-base-latency-us", "lora-load-bandwidth-bytes-us", "lora-footprint-bytes-per-rank"];
+
+/// The LoRA adapters (`--lora-config`, `--lora-*`), `None` when none is simulated; checks the
+/// workload's adapter references against the registry.
+fn lora_config(
+    spec: &mut RunSpec,
+    cx: &mut Ctx,
+    workload: &WorkloadPlan,
+) -> Result<Option<Arc<blis_sim::lora::LoraConfig>>, ConfigError> {
+    use crate::lora;
+    let path = spec.lora_config.clone();
+    let block = match &path {
+        Some(p) => lora::load(p)?,
+        None => lora::Block::default(),
+    };
+    let base_models = lora::base_models(&block);
+    let pick = |v: Option<f64>, key: &str| v.filter(|_| cx.explicit(key));
+    let flags = lora::Overrides {
+        capacity: spec.lora_adapter_capacity,
+        load_base_latency_us: pick(spec.lora_load_base_latency_us, "lora-load-base-latency-us"),
+        load_bandwidth_bytes_us: pick(spec.lora_load_bandwidth_bytes_us, "lora-load-bandwidth-bytes-us"),
+        footprint_bytes_per_rank: pick(spec.lora_footprint_bytes_per_rank, "lora-footprint-bytes-per-rank"),
+    };
+    let loading = match cx.compat {
+        Compat::Blis => blis_sim::lora::LoraLoading::StepStall,
+        Compat::Reference => blis_sim::lora::LoraLoading::HeadOfLine,
+    };
+    let file_err = |field: &str, message: String| {
+        let p = path.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+        ConfigError::new("lora-config", format!("--lora-config {p}: {field}"), message)
+    };
+    let (config, warnings) = lora::build(block, flags, loading).map_err(|(key, message)| {
+        match key.strip_prefix("lora-config: ") {
+            Some(field) => file_err(field, message),
+            None => cx.err(&key, message),
+        }
+    })?;
+    for (key, message) in warnings {
+        match key.strip_prefix("lora-config: ") {
+            Some(field) => cx.warnings.push(format!("--lora-config: {field}: {message}")),
+            None => cx.warn(&key, message),
+        }
+    }
+    // The workload's adapters must be declared (and attach to the model their client names).
+    if let WorkloadPlan::Spec { spec: w, .. } = workload {
+        let key = "workload-spec";
+        for (field, adapter, model) in blis_workload::validate::adapter_references(w) {
+            let declared = config.as_ref().is_some_and(|c| c.index(&adapter).is_some());
+            if !declared {
+                let why = if config.is_some() {
+                    "is not declared in --lora-config".to_string()
+                } else {
+                    "needs adapters declared with --lora-config and --lora-adapter-capacity".to_string()
+                };
+                return Err(cx.err(key, format!("{field}: adapter {adapter:?} {why}")));
+            }
+            if let (Some(base), Some(m)) = (base_models.get(&adapter), model.as_deref().map(str::trim))
+                && !m.is_empty()
+                && blis_model::registry_key(m) != blis_model::registry_key(base)
+            {
+                return Err(cx.err(
+                    key,
+                    format!(
+                        "{field}: adapter {adapter:?} attaches to {base}, but the client names model {m}"
+                    ),
+                ));
+            }
+        }
+    }
+    if let WorkloadPlan::Trace { records, .. } = workload
+        && let Some(r) = records.iter().find(|r| r.adapter.as_deref().is_some_and(|a| !a.is_empty()))
+    {
+        let adapter = r.adapter.as_deref().unwrap_or_default();
+        match &config {
+            Some(c) => {
+                let undeclared =
+                    records.iter().filter_map(|r| r.adapter.as_deref()).find(|a| !a.is_empty() && c.index(a).is_none());
+                if let Some(u) = undeclared {
+                    return Err(cx.err(
+                        "workload-trace",
+                        format!("adapter {u:?} of the trace is not declared in --lora-config"),
+                    ));
+                }
+            }
+            None => cx.warn(
+                "workload-trace",
+                format!(
+                    "its requests name LoRA adapters ({adapter:?}, …): not simulated without --lora-config and \
+                     --lora-adapter-capacity"
+                ),
+            ),
+        }
+    }
+    if let Some(c) = &config {
+        // The resolved description spells out the coefficients in effect.
+        spec.lora_load_base_latency_us = Some(c.load_base_latency_us);
+        spec.lora_load_bandwidth_bytes_us = Some(c.load_bandwidth_bytes_per_us);
+        spec.lora_footprint_bytes_per_rank = Some(c.footprint_bytes_per_rank);
+        spec.lora_adapter_capacity = Some(i64::from(c.capacity));
+    }
+    Ok(config.map(Arc::new))
+}
+
+/// `--lora-scorer-weight`: adds `lora-affinity` to the weighted profile.
+fn lora_scorer(
+    spec: &RunSpec,
+    cx: &mut Ctx,
+    routing: &mut RoutingConfig,
+    cluster: bool,
+) -> Result<(), ConfigError> {
+    use blis_sim::cluster::scorer::{DEFAULT_PROFILE, ScorerKind, ScorerWeight};
+    let Some(weight) = spec.lora_scorer_weight else { return Ok(()) };
+    if !(weight.is_finite() && weight > 0.0) {
+        return Err(cx.err("lora-scorer-weight", format!("must be a finite number > 0, got {weight}")));
+    }
+    if routing.kind != RoutingKind::Weighted || !cluster {
+        cx.warn(
+            "lora-scorer-weight",
+            "no effect without --routing-policy weighted (and more than one instance)",
+        );
+        return Ok(());
+    }
+    if routing.scorers.iter().any(|s| s.name == ScorerKind::LoraAffinity) {
+        return Err(cx.err(
+            "lora-scorer-weight",
+            "lora-affinity is already in --routing-scorers; set its weight there or here, not both",
+        ));
+    }
+    if routing.scorers.is_empty() {
+        routing.scorers = DEFAULT_PROFILE.to_vec();
+    }
+    routing.scorers.push(ScorerWeight { name: ScorerKind::LoraAffinity, weight });
+    Ok(())
 }
 
 /// Keys of the CPU KV tier (left out of the resolved spec when the tier is off and unset).

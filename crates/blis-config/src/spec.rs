@@ -146,6 +146,34 @@ pub struct RunSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kv_offload_config: Option<PathBuf>,
 
+    // ── LoRA ───────────────────────────────────────────────────────────────────────────
+    /// YAML file with a `lora:` block: the adapter registry (`adapters: [{id, rank}]`), and
+    /// optionally `adapter_capacity`, the load-cost coefficients and `step_overhead_tiers`.
+    #[arg(long, help_heading = "LoRA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lora_config: Option<PathBuf>,
+    /// Resident LoRA adapter slots per instance (vLLM --max-loras); required to simulate
+    /// the declared adapters.
+    #[arg(long, allow_hyphen_values = true, help_heading = "LoRA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lora_adapter_capacity: Option<i64>,
+    /// Fixed time of one cold adapter load, µs.
+    #[arg(long, allow_hyphen_values = true, help_heading = "LoRA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lora_load_base_latency_us: Option<f64>,
+    /// Bandwidth of a cold adapter load, bytes per µs.
+    #[arg(long, allow_hyphen_values = true, help_heading = "LoRA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lora_load_bandwidth_bytes_us: Option<f64>,
+    /// Adapter weight bytes per unit of rank (footprint = rank × this).
+    #[arg(long, allow_hyphen_values = true, help_heading = "LoRA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lora_footprint_bytes_per_rank: Option<f64>,
+    /// Adds the lora-affinity scorer at this weight to the weighted routing profile.
+    #[arg(long, allow_hyphen_values = true, help_heading = "LoRA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lora_scorer_weight: Option<f64>,
+
     // ── Cluster ────────────────────────────────────────────────────────────────────────
     /// Number of instances (1 = single-instance mode: no admission, no routing).
     #[arg(long, allow_hyphen_values = true, help_heading = "Cluster")]
@@ -689,6 +717,9 @@ impl RunSpec {
             pd_prefix_threshold: Some(16),
             pd_transfer_bandwidth: Some(25.0),
             pd_transfer_base_latency: Some(0.05),
+            lora_load_base_latency_us: Some(1500.0),
+            lora_load_bandwidth_bytes_us: Some(2.0e6),
+            lora_footprint_bytes_per_rank: Some(2.0e6),
             pd_transfer_contention: Some(false),
             routing_latency: Some(Micros(0)),
             snapshot_refresh_interval: Some(Micros(50_000)),

@@ -54,6 +54,7 @@ fn spec(i: u64, arrival_us: u64) -> RequestSpec {
         slo_target_us: None,
         session: None,
         model: None,
+        adapter: None,
         prefix_group: None,
         meta: None,
     }
@@ -84,6 +85,7 @@ fn instance(latency: Arc<dyn LatencyModel>, max_running: u32) -> Instance {
         exact_percentiles: false,
         semantics: blis_sim::EngineSemantics::BLIS,
         kv_tier: None,
+        lora: None,
     };
     Instance::new(0, config, latency, SchedulerKind::Fcfs.build(), PreemptionKind::Fcfs.build(), true)
 }
@@ -227,6 +229,7 @@ fn route_16_instances(bencher: Bencher, policy: &str) {
             kv_utilization: f64::from(i) / 20.0,
             free_kv_blocks: 30_000 - i * 1_000,
             preemptions: 0,
+            lora_resident: [0; 4],
         })
         .collect();
     let requests: Vec<(RequestSpec, Vec<u64>)> = (0..64u64)

@@ -715,9 +715,12 @@ impl Simulation {
             }
             Event::Step { instance } => {
                 let i = instance as usize;
-                if let Some(ready_us) = self.instances[i].kv_loads_pending_until(now_us) {
-                    // All the instance has is requests waiting for CPU-tier loads: it idles until
-                    // one arrives (or a new request is queued).
+                let pending = self.instances[i].kv_loads_pending_until(now_us);
+                if let Some(ready_us) = pending.or_else(|| self.instances[i].lora_load_pending_until(now_us))
+                {
+                    // All the instance has is requests waiting for CPU-tier loads (or a queue held
+                    // behind its head's LoRA adapter load): it idles until one arrives (or a new
+                    // request is queued).
                     self.step_pending[i] = false;
                     self.push_instance_event(i, ready_us, Event::KvLoaded { instance });
                     return;
@@ -1038,7 +1041,8 @@ impl Simulation {
         let prefix = c.prefix.as_ref().expect("set in new").oracle(&self.instances);
         let view = RouterView { now_us, signals, prefix: &prefix };
         let pending = &self.pending[p];
-        let request = RoutingRequest::of(&pending.spec, &pending.prompt_hashes);
+        let mut request = RoutingRequest::of(&pending.spec, &pending.prompt_hashes);
+        request.adapter = pending.spec.adapter.as_deref().and_then(|a| self.instances[0].lora_index(a));
         if let Some(pdr) = &mut c.pd {
             let d = route_among(
                 pdr.decode_policy.as_mut(),

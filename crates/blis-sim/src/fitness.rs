@@ -144,6 +144,8 @@ mod tests {
             peak_kv_blocks: 0,
             total_kv_blocks: 0,
             kv_tier: None,
+            lora: None,
+            adapters: None,
         }
     }
 

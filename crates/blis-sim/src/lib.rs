@@ -10,6 +10,7 @@ pub mod fitness;
 pub mod instance;
 pub mod kv;
 pub mod kv_cpu;
+pub mod lora;
 pub mod measure;
 pub mod metrics;
 pub mod models;

@@ -215,6 +215,8 @@ pub struct Metrics {
     pub series: Series,
     /// CPU KV tier counters, when the tier is on.
     pub kv_tier: Option<KvTierTotals>,
+    /// LoRA adapter counters; `None` when the run declares no adapters.
+    pub lora: Option<crate::lora::LoraTotals>,
     /// Prefill legs of disaggregated requests computed here and handed to a decode instance.
     pub pd_handoffs: u64,
     /// TTFT components of the disaggregated requests this instance decoded.
@@ -287,6 +289,23 @@ impl Metrics {
         self.warmup_completed += other.warmup_completed;
         if let Some(o) = &other.kv_tier {
             self.kv_tier.get_or_insert_with(KvTierTotals::default).merge(o);
+        }
+        if let Some(o) = &other.lora {
+            let t = self.lora.get_or_insert_with(Default::default);
+            if t.adapters.len() < o.adapters.len() {
+                t.adapters.resize_with(o.adapters.len(), Default::default);
+                t.names.clone_from(&o.names);
+            }
+            for (a, b) in t.adapters.iter_mut().zip(&o.adapters) {
+                a.loads += b.loads;
+                a.evictions += b.evictions;
+                a.load_us += b.load_us;
+                a.completed += b.completed;
+                a.output_tokens += b.output_tokens;
+                a.ttft.merge(&b.ttft);
+            }
+            t.peak_resident = t.peak_resident.max(o.peak_resident);
+            t.warm_admissions += o.warm_admissions;
         }
         self.pd_handoffs += other.pd_handoffs;
         self.pd.merge(&other.pd);

@@ -66,6 +66,74 @@ pub struct MetricsDoc {
     /// The CPU KV tier's figures, present only when it is on (`--kv-cpu-blocks` > 0).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub kv_tier: Option<KvTierDoc>,
+    /// LoRA adapter figures, present only when adapters are simulated (`--lora-config`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraDoc>,
+    /// Per-adapter figures (the reference's `adapters` block), with `lora`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapters: Option<BTreeMap<String, AdapterDoc>>,
+}
+
+/// LoRA totals of a run or instance.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LoraDoc {
+    /// Cold adapter loads.
+    pub adapter_loads: u64,
+    /// Resident adapters evicted to make room for another.
+    pub adapter_evictions: u64,
+    /// Summed duration of the loads.
+    pub adapter_load_time_ms: f64,
+    /// Requests admitted with their adapter already resident.
+    pub warm_admissions: u64,
+    /// Most adapters resident at once on one instance.
+    pub peak_resident_adapters: u32,
+}
+
+/// One adapter's figures.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AdapterDoc {
+    pub load_count: u64,
+    pub eviction_count: u64,
+    pub completed_requests: u64,
+    pub ttft_p50_us: f64,
+    pub ttft_p99_us: f64,
+    pub throughput_tok_per_s: f64,
+}
+
+fn lora_docs(m: &Metrics) -> (Option<LoraDoc>, Option<BTreeMap<String, AdapterDoc>>) {
+    let Some(t) = m.lora.as_ref() else { return (None, None) };
+    let duration_s = m.end_us as f64 / 1e6;
+    let sum = |f: fn(&crate::lora::AdapterTotals) -> u64| t.adapters.iter().map(f).sum::<u64>();
+    let doc = LoraDoc {
+        adapter_loads: sum(|a| a.loads),
+        adapter_evictions: sum(|a| a.evictions),
+        adapter_load_time_ms: ms(sum(|a| a.load_us) as f64),
+        warm_admissions: t.warm_admissions,
+        peak_resident_adapters: t.peak_resident,
+    };
+    let adapters = t
+        .names
+        .iter()
+        .zip(&t.adapters)
+        .filter(|(_, a)| a.loads + a.evictions + a.completed > 0)
+        .map(|(name, a)| {
+            let ttft = a.ttft.summary();
+            let doc = AdapterDoc {
+                load_count: a.loads,
+                eviction_count: a.evictions,
+                completed_requests: a.completed,
+                ttft_p50_us: ttft.p50_us,
+                ttft_p99_us: ttft.p99_us,
+                throughput_tok_per_s: if duration_s > 0.0 {
+                    a.output_tokens as f64 / duration_s
+                } else {
+                    0.0
+                },
+            };
+            (name.to_string(), doc)
+        })
+        .collect();
+    (Some(doc), Some(adapters))
 }
 
 /// CPU KV tier figures (flattened into [`MetricsDoc`]). Hit rates are shares of the blocks
@@ -400,6 +468,7 @@ fn metrics_doc(
 ) -> MetricsDoc {
     let Latencies { ttft, e2e, itl, scheduling_delay, completed, output_tokens } = &m.all;
     let (ttft, e2e, itl, sched) = (ttft.summary(), e2e.summary(), itl.summary(), scheduling_delay.summary());
+    let (lora, adapters) = lora_docs(m);
     let duration_s = m.end_us as f64 / 1e6;
     let per_s = |x: u64| if duration_s > 0.0 { x as f64 / duration_s } else { 0.0 };
     MetricsDoc {
@@ -447,6 +516,8 @@ fn metrics_doc(
         peak_kv_blocks: m.peak_kv_blocks,
         total_kv_blocks: m.total_kv_blocks,
         kv_tier: kv_tier_doc(m),
+        lora,
+        adapters,
     }
 }
 

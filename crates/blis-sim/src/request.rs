@@ -70,6 +70,10 @@ pub struct LiveRequest {
     pub kv_load: Option<KvLoad>,
     /// Which part of the request this instance serves (prefill/decode disaggregation).
     pub leg: crate::pd::Leg,
+    /// Its LoRA adapter (index into the instance's registry), if it names a declared one.
+    pub adapter: Option<u32>,
+    /// Whether it holds a pin on its adapter's resident slot (while in the running batch).
+    pub adapter_pinned: bool,
 }
 
 impl LiveRequest {
@@ -115,6 +119,8 @@ impl LiveRequest {
             eligible_from_step: 0,
             kv_load: None,
             leg: crate::pd::Leg::Whole,
+            adapter: None,
+            adapter_pinned: false,
         }
     }
 

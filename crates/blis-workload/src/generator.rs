@@ -594,6 +594,7 @@ impl SpecSource {
             tenant: p.tenant.clone(),
             client: Some(p.id.clone()),
             model: p.model.clone(),
+            adapter: p.adapter.clone(),
             deadline_us: p.timeout_us.map(|t| arrival_us.saturating_add(t)),
             slo_target_us: p.slo_target_us,
             session: None,

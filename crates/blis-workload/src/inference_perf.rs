@@ -547,6 +547,7 @@ impl RequestSource for InferencePerfSource {
             tenant: Some(group.clone()),
             client: Some(user.client),
             model: None,
+            adapter: None,
             deadline_us: self.timeout_us.map(|t| arrival_us.saturating_add(t)),
             slo_target_us: None,
             session: None,

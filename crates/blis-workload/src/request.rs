@@ -97,6 +97,9 @@ pub struct RequestSpec {
     /// The model the request names (`None`: the fleet's only model). Only a fleet whose pools
     /// serve several models reads it.
     pub model: Option<Arc<str>>,
+    /// The LoRA adapter the request names (`None`: the base model). Only a run that declares
+    /// adapters (`--lora-config`) reads it.
+    pub adapter: Option<Arc<str>>,
     /// Absolute deadline; the request times out if not completed by then.
     pub deadline_us: Option<u64>,
     /// The request's own TTFT target (µs after it enters the gateway queue): its deadline under

@@ -122,6 +122,7 @@ impl SessionManager {
             tenant: prev.tenant.clone(),
             client: prev.client.clone(),
             model: prev.model.clone(),
+            adapter: prev.adapter.clone(),
             deadline_us: plan.timeout_us.map(|t| arrival_us.saturating_add(t)),
             slo_target_us: prev.slo_target_us,
             session: Some(SessionRef { session_id: sref.session_id, round: sref.round + 1 }),

@@ -216,6 +216,7 @@ impl TraceRecord {
             status: "ok".into(),
             token_segments: Some(encode_segments(segs)),
             output_source: Some(req.output_source),
+            adapter: req.adapter.as_deref().map(str::to_string),
             ..TraceRecord::default()
         }
     }
@@ -915,6 +916,7 @@ impl TraceSource {
             tenant: self.intern(&r.tenant_id),
             client: self.intern(&r.client_id),
             model: self.intern(&r.model),
+            adapter: r.adapter.as_deref().and_then(|a| self.intern(a)),
             deadline_us,
             slo_target_us: r.slo_target_us.filter(|&t| t > 0),
             session,

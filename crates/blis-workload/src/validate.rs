@@ -50,6 +50,8 @@ pub(crate) struct ClientPlan {
     pub tenant: Option<Arc<str>>,
     /// The model the client's requests name.
     pub model: Option<Arc<str>>,
+    /// The LoRA adapter the client's requests name.
+    pub adapter: Option<Arc<str>>,
     pub slo_class: SloClass,
     pub slo_named: bool,
     pub arrival: ArrivalProcess,
@@ -82,6 +84,7 @@ impl ClientPlan {
             id: Arc::from(id),
             tenant: None,
             model: None,
+            adapter: None,
             slo_class: SloClass::Standard,
             slo_named: false,
             arrival,
@@ -199,22 +202,39 @@ pub fn validate(spec: &WorkloadSpec) -> Result<()> {
     Ok(())
 }
 
+/// The LoRA adapters the spec's clients and cohorts name, with the path of each reference
+/// (`clients[2].adapter`) and the model it names, in spec order.
+pub fn adapter_references(spec: &WorkloadSpec) -> Vec<(String, String, Option<String>)> {
+    let clients =
+        spec.clients.iter().enumerate().map(|(i, c)| (format!("clients[{i}]"), &c.adapter, &c.model));
+    let cohorts =
+        spec.cohorts.iter().enumerate().map(|(i, c)| (format!("cohorts[{i}]"), &c.adapter, &c.model));
+    clients
+        .chain(cohorts)
+        .filter_map(|(path, adapter, model)| {
+            let a = adapter.as_deref().map(str::trim).filter(|a| !a.is_empty())?;
+            Some((format!("{path}.adapter"), a.to_string(), model.clone()))
+        })
+        .collect()
+}
+
 /// Settings of a valid spec that change nothing in a simulation, one line each (for the
 /// caller to show as warnings).
 pub fn notes(spec: &WorkloadSpec) -> Vec<String> {
     let mut out = Vec::new();
     let mut note = |path: String, what: &str| out.push(format!("{path}: {what}"));
-    let entries =
-        spec.clients
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (format!("clients[{i}]"), c.slo_target_us, c.streaming, c.adapter.as_deref()))
-            .chain(
-                spec.cohorts.iter().enumerate().map(|(i, c)| {
-                    (format!("cohorts[{i}]"), c.slo_target_us, c.streaming, c.adapter.as_deref())
-                }),
-            );
-    for (path, target, streaming, adapter) in entries {
+    let entries = spec
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("clients[{i}]"), c.slo_target_us, c.streaming))
+        .chain(
+            spec.cohorts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("cohorts[{i}]"), c.slo_target_us, c.streaming)),
+        );
+    for (path, target, streaming) in entries {
         if target.is_some_and(|t| t > 0) {
             note(
                 format!("{path}.slo_target_us"),
@@ -228,9 +248,6 @@ pub fn notes(spec: &WorkloadSpec) -> Vec<String> {
                 "no effect: latencies are the server's token timings (a non-streaming client sees its \
                  response at e2e)",
             );
-        }
-        if adapter.is_some_and(|a| !a.is_empty()) {
-            note(format!("{path}.adapter"), "no effect: LoRA adapters are not simulated");
         }
     }
     out
@@ -1024,6 +1041,7 @@ fn compile_client(
         id: Arc::from(c.id.clone().unwrap_or_else(|| default_id(path)).as_str()),
         tenant: c.tenant_id.as_deref().filter(|t| !t.is_empty()).map(Arc::from),
         model: c.model.as_deref().map(str::trim).filter(|m| !m.is_empty()).map(Arc::from),
+        adapter: c.adapter.as_deref().map(str::trim).filter(|a| !a.is_empty()).map(Arc::from),
         slo_class,
         slo_named: !slo_name.is_empty(),
         arrival,

@@ -37,6 +37,8 @@ pub struct RoutingRequest<'a> {
     pub tenant: Option<&'a str>,
     /// Hashes of the prompt's full KV blocks (empty unless a policy asked for them).
     pub prompt_hashes: &'a [u64],
+    /// Registry index of the LoRA adapter it names (`None`: base model, or no adapters declared).
+    pub adapter: Option<u32>,
 }
 
 impl<'a> RoutingRequest<'a> {
@@ -48,6 +50,7 @@ impl<'a> RoutingRequest<'a> {
             slo_class: spec.slo_class,
             tenant: spec.tenant.as_deref(),
             prompt_hashes,
+            adapter: None,
         }
     }
 }

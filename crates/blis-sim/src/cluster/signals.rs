@@ -22,10 +22,17 @@ pub struct InstanceSignals {
     pub kv_utilization: f64,
     pub free_kv_blocks: u32,
     pub preemptions: u64,
+    /// LoRA adapters resident on the instance (bit i: registry index i; see
+    /// [`crate::lora::MAX_ADAPTERS`]).
+    pub lora_resident: [u64; 4],
 }
 
 impl InstanceSignals {
     /// Queue depth + batch size + in-flight: the load used by least-loaded routing.
+    pub fn lora_resident(&self, adapter: u32) -> bool {
+        self.lora_resident.get((adapter / 64) as usize).is_some_and(|m| m & (1 << (adapter % 64)) != 0)
+    }
+
     pub fn effective_load(&self) -> u64 {
         u64::from(self.queue_depth) + u64::from(self.batch_size) + u64::from(self.in_flight)
     }
@@ -38,6 +45,10 @@ impl InstanceSignals {
             kv_utilization: instance.kv().utilization(),
             free_kv_blocks: instance.kv().free_blocks(),
             preemptions: instance.metrics.preemptions,
+            lora_resident: instance.lora_resident_set().fold([0; 4], |mut m, a| {
+                m[(a / 64) as usize] |= 1 << (a % 64);
+                m
+            }),
         }
     }
 }

@@ -23,6 +23,7 @@ pub fn spec(id: u64, input_len: u32, class: SloClass) -> RequestSpec {
         slo_target_us: None,
         session: None,
         model: None,
+        adapter: None,
         prefix_group: None,
         meta: None,
     }

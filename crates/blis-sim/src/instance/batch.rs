@@ -5,6 +5,7 @@
 use blis_latency::{PrefillChunk, StepShape};
 
 use super::{Instance, ReloadTiming};
+use crate::lora::LoraLoading;
 use crate::pd::Leg;
 use crate::request::{KvLoad, LiveRequest, Phase};
 use crate::slab::ReqId;
@@ -111,6 +112,20 @@ impl Instance {
                 pos += 1; // its blocks are still on their way from the CPU tier
                 continue;
             }
+            // Its LoRA adapter must be resident, or loadable into a slot no running request uses.
+            let mut lora_load = false;
+            if let (Some(a), Some(lora)) = (r.adapter, &self.lora)
+                && !lora.resident.contains(a)
+            {
+                match lora.config.loading {
+                    LoraLoading::HeadOfLine => break,
+                    LoraLoading::StepStall if lora.resident.can_load() => lora_load = true,
+                    LoraLoading::StepStall => {
+                        pos += 1; // every slot serves the running batch (vLLM `max_loras`)
+                        continue;
+                    }
+                }
+            }
             let mut cached_blocks =
                 if self.config.prefix_caching { self.kv.cached_prefix_blocks(&r.prompt_hashes) } else { 0 };
             // As vLLM: the last prompt token is always computed, to produce the first output.
@@ -172,6 +187,24 @@ impl Instance {
                 }
             }
             r.kv_load = None;
+            if let (Some(a), Some(lora)) = (r.adapter, &mut self.lora) {
+                let totals = self.metrics.lora.as_mut().expect("LoRA metrics");
+                if lora_load {
+                    if let Some(evicted) = lora.resident.insert(a) {
+                        totals.adapters[evicted as usize].evictions += 1;
+                    }
+                    let us = lora.config.load_us(a);
+                    lora.pending_stall_us += us;
+                    let t = &mut totals.adapters[a as usize];
+                    t.loads += 1;
+                    t.load_us += us;
+                    totals.peak_resident = totals.peak_resident.max(lora.resident.len());
+                } else {
+                    totals.warm_admissions += 1;
+                }
+                lora.resident.pin(a);
+                r.adapter_pinned = true;
+            }
             self.waiting.remove(pos);
             r.phase = Phase::Running;
             r.progress_tokens = start;
@@ -305,6 +338,11 @@ impl Instance {
         r.itl_samples = 0;
         r.phase = Phase::Queued;
         r.preemptions += 1;
+        if r.adapter_pinned {
+            r.adapter_pinned = false;
+            let lora = self.lora.as_mut().expect("a pinned adapter means LoRA is on");
+            lora.resident.unpin(r.adapter.expect("pinned adapter"));
+        }
         self.metrics.preemptions += 1;
         self.waiting.push_front(id);
     }

@@ -79,6 +79,10 @@ impl Instance {
     pub(super) fn retire(&mut self, id: ReqId, at_us: u64, outcome: Outcome) -> Finished {
         let mut r = self.requests.remove(id);
         self.kv.release(&mut r.kv);
+        if r.adapter_pinned {
+            let lora = self.lora.as_mut().expect("a pinned adapter means LoRA is on");
+            lora.resident.unpin(r.adapter.expect("pinned adapter"));
+        }
         let completed = outcome == Outcome::Completed;
         if completed && r.leg == Leg::Prefill {
             // The prompt is computed: the request continues on a decode instance.
@@ -137,6 +141,14 @@ impl Instance {
             let t = self.metrics.by_tenant.entry(tenant.clone()).or_default();
             t.completed += 1;
             t.output_tokens += u64::from(output_tokens);
+        }
+        if let (Some(a), Some(totals), Some(_)) = (r.adapter, &mut self.metrics.lora, e2e_us) {
+            let t = &mut totals.adapters[a as usize];
+            t.completed += 1;
+            t.output_tokens += u64::from(output_tokens);
+            if let (true, Some(ttft)) = (measured, r.ttft_us) {
+                t.ttft.push(ttft);
+            }
         }
         if outcome == Outcome::TimedOut {
             self.metrics.timed_out += 1;

@@ -62,6 +62,8 @@ pub struct InstanceConfig {
     pub semantics: EngineSemantics,
     /// CPU KV tier (`--kv-cpu-blocks`); `None` = GPU blocks only.
     pub kv_tier: Option<KvTierConfig>,
+    /// LoRA adapters (`--lora-config`); `None` = the base model only.
+    pub lora: Option<Arc<crate::lora::LoraConfig>>,
 }
 
 /// A request that left the instance.
@@ -108,6 +110,8 @@ pub struct Instance {
     kv_link_free_us: u64,
     /// CPU-tier reload time to add to the current step ([`ReloadTiming::StepStall`]).
     pending_reload_us: u64,
+    /// Resident LoRA adapters and loads; `None` when the run declares none.
+    lora: Option<crate::lora::LoraState>,
     pub metrics: Metrics,
 }
 
@@ -136,8 +140,20 @@ impl Instance {
                 cpu_blocks: u64::from(t.cpu_blocks),
                 ..Default::default()
             }),
+            lora: config.lora.as_ref().map(|l| crate::lora::LoraTotals {
+                names: l.adapters.iter().map(|a| a.name.clone()).collect(),
+                adapters: vec![
+                    crate::lora::AdapterTotals {
+                        ttft: crate::stats::Samples::new(config.exact_percentiles),
+                        ..Default::default()
+                    };
+                    l.adapters.len()
+                ],
+                ..Default::default()
+            }),
             ..Metrics::new(config.exact_percentiles)
         };
+        let lora = config.lora.clone().map(crate::lora::LoraState::new);
         let lock = Lockstep::new(config.block_size_tokens, lockstep_decode);
         Self {
             index,
@@ -155,6 +171,7 @@ impl Instance {
             measure,
             kv_link_free_us: 0,
             pending_reload_us: 0,
+            lora,
             metrics,
         }
     }
@@ -283,6 +300,9 @@ impl Instance {
         let bs = self.config.block_size_tokens;
         let mut live = LiveRequest::new(spec, bs, priority, output_reusable, prompt_hashes);
         live.leg = leg;
+        if let (Some(lora), Some(name)) = (&self.lora, live.spec.adapter.as_deref()) {
+            live.adapter = lora.config.index(name);
+        }
         if leg == Leg::Prefill {
             live.output_tokens = 1;
         }
@@ -310,6 +330,9 @@ impl Instance {
             // the index slots its prefix lookups and block seals will probe.
             self.kv.prefetch_index(&self.requests[head].prompt_hashes);
         }
+        if self.lora.as_ref().is_some_and(|l| l.config.loading == crate::lora::LoraLoading::HeadOfLine) {
+            self.lora_head_of_line(now_us);
+        }
         let fast = self.lockstep_form(now_us);
         if !fast {
             // Batch formation also builds the step's shape (one pass over the batch).
@@ -322,6 +345,9 @@ impl Instance {
             step_us =
                 if self.shape.is_empty() { self.pending_reload_us } else { step_us + self.pending_reload_us };
             self.pending_reload_us = 0;
+        }
+        if let Some(lora) = &mut self.lora {
+            step_us = lora_step_us(lora, step_us, self.shape.is_empty());
         }
         // Saturating: the engine refuses to schedule anything past its time limit, so an absurd
         // step time ends the run with an error instead of wrapping the clock.
@@ -343,7 +369,8 @@ impl Instance {
             !(self.running.is_empty()
                 && self.waiting.iter().any(|&w| self.requests[w].eligible_from_step <= self.metrics.steps)
                 && self.shape.is_empty()
-                && self.kv_loads_pending_until(now_us).is_none()),
+                && self.kv_loads_pending_until(now_us).is_none()
+                && self.lora_load_pending_until(now_us).is_none()),
             "instance {} idles with a non-empty queue",
             self.index
         );
@@ -364,6 +391,57 @@ impl Instance {
             }
         }
         Some(earliest)
+    }
+
+    /// When nothing runs and the wait-queue head waits for its LoRA adapter's load (the
+    /// reference's head-of-line loading): when the load completes.
+    pub fn lora_load_pending_until(&self, now_us: u64) -> Option<u64> {
+        let lora = self.lora.as_ref()?;
+        let (_, ready_us) = lora.loading?;
+        let head = self.requests[*self.waiting.front()?].adapter?;
+        (self.running.is_empty() && ready_us > now_us && !lora.resident.contains(head)).then_some(ready_us)
+    }
+
+    /// Registry index of a declared adapter, when the run declares adapters.
+    pub fn lora_index(&self, name: &str) -> Option<u32> {
+        self.lora.as_ref()?.config.index(name)
+    }
+
+    /// The resident LoRA adapters (registry indexes), for the router's signals.
+    pub fn lora_resident_set(&self) -> impl Iterator<Item = u32> + '_ {
+        self.lora.iter().flat_map(|l| l.resident.adapters())
+    }
+
+    /// Reference loading: completes a load that has finished, then starts one for the
+    /// wait-queue head when its adapter is cold (evicting the least recently used idle
+    /// adapter to reserve its slot).
+    fn lora_head_of_line(&mut self, now_us: u64) {
+        let lora = self.lora.as_mut().expect("LoRA on");
+        let totals = self.metrics.lora.as_mut().expect("LoRA metrics");
+        if let Some((a, ready_us)) = lora.loading
+            && ready_us <= now_us
+        {
+            let evicted = lora.resident.insert(a);
+            assert!(evicted.is_none(), "a slot was reserved when the load started");
+            lora.loading = None;
+            let t = &mut totals.adapters[a as usize];
+            t.loads += 1;
+            t.load_us += lora.config.load_us(a);
+            totals.peak_resident = totals.peak_resident.max(lora.resident.len());
+        }
+        if lora.loading.is_some() {
+            return;
+        }
+        let Some(a) = self.waiting.front().and_then(|&h| self.requests[h].adapter) else { return };
+        if lora.resident.contains(a) {
+            return;
+        }
+        if lora.resident.len() == lora.resident.capacity() {
+            // Every slot pinned: a running request frees one when it leaves the batch.
+            let Some(evicted) = lora.resident.evict_lru() else { return };
+            totals.adapters[evicted as usize].evictions += 1;
+        }
+        lora.loading = Some((a, now_us.saturating_add(lora.config.load_us(a))));
     }
 
     /// Ends a request whose deadline passed, wherever it is.
@@ -447,4 +525,21 @@ impl Instance {
     pub fn drain_index_changes(&mut self) -> Vec<crate::kv::IndexChange> {
         self.kv.drain_index_changes()
     }
+}
+
+/// A step's duration with its LoRA costs: the compute overhead of the adapters its batch
+/// runs, and (vLLM) the loads it performs before running.
+fn lora_step_us(lora: &mut crate::lora::LoraState, step_us: u64, empty: bool) -> u64 {
+    let mut us = step_us;
+    if !empty {
+        let factor = lora.step_factor();
+        if factor != 1.0 {
+            us = ((us as f64 * factor).round() as u64).max(1);
+        }
+    }
+    let stall = std::mem::take(&mut lora.pending_stall_us);
+    if stall > 0 {
+        us = if empty { stall } else { us.saturating_add(stall) };
+    }
+    us
 }

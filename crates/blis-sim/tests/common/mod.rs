@@ -43,6 +43,7 @@ pub fn config(semantics: EngineSemantics) -> InstanceConfig {
         exact_percentiles: false,
         semantics,
         kv_tier: None,
+        lora: None,
     }
 }
 
@@ -68,6 +69,7 @@ pub fn request(id: u64, arrival_us: u64, input: TokenSeq, output_tokens: u32) ->
         slo_target_us: None,
         session: None,
         model: None,
+        adapter: None,
         prefix_group: None,
         meta: None,
     }

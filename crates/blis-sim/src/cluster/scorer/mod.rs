@@ -5,6 +5,7 @@ mod active_requests;
 mod kv_utilization;
 mod load_aware;
 mod load_balance;
+mod lora_affinity;
 mod no_hit_lru;
 mod precise_prefix_cache;
 mod prefix_affinity;
@@ -54,6 +55,8 @@ pub enum ScorerKind {
     LoadAware,
     /// vLLM's data-parallel balancing: fewest 4 × queued + running.
     VllmDp,
+    /// Instances where the request's LoRA adapter is resident (no cold load).
+    LoraAffinity,
 }
 
 /// One entry of a weighted profile.
@@ -84,6 +87,7 @@ impl ScorerKind {
             ScorerKind::RunningRequests => Box::new(running_requests::RunningRequests),
             ScorerKind::LoadAware => Box::new(load_aware::LoadAware),
             ScorerKind::VllmDp => Box::new(vllm_dp::VllmDp),
+            ScorerKind::LoraAffinity => Box::new(lora_affinity::LoraAffinity),
         }
     }
 }
