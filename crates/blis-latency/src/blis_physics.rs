@@ -13,7 +13,8 @@
 //! mlp          = gemm(up+gate) + gemm(down)                 # dense layers
 //!              | shared-expert gemms + kernel(nActive(T)·W_expert·wb, 2·T·k·P_expert)  # MoE layers
 //! nActive(T)   = E·(1 − (1 − k/E)^T)                        # expected distinct experts touched
-//! attention    = kernel(kv_bytes·Σ context read, 4·q_dim/TP·Σ(query, key) pairs)
+//! attention    = kernel_kv(kv_bytes·Σ context read, 4·q_dim/TP·Σ(query, key) pairs)
+//!                # kernel with c_kv in place of c_mem: KV-cache reads are priced apart
 //! elementwise  = bytes of norms, residual adds, RoPE and the gated activation / (η_bw·BW)
 //! gpu          = Σ layers + gemm(lm_head) for the step's sequences
 //! comm         = [TP>1] · 2L · (c_ar + 2(TP−1)/TP · T·d·ab / (η_link·link))   # NCCL all-reduce
@@ -28,7 +29,8 @@
 //! only through its specifications: the reference's per-GPU MFU columns are not used.
 //!
 //! Fitted (global) coefficients: `c_mem`, `c_comp` (≈ 1 when vLLM's kernels match the measured
-//! ones), `c_ar` (fixed latency of one all-reduce: the measured NCCL latency does not grow with
+//! ones), `c_kv` (KV-cache reads of the attention kernel; kept at 1, i.e. at the weight stream's
+//! η_bw, not fitted: docs/hardware.md), `c_ar` (fixed latency of one all-reduce: the measured NCCL latency does not grow with
 //! the GPU count on NVSwitch systems), `c_layer`/`c_req`/`c_step` (launch and CPU overheads),
 //! `c_moe` (router, token permutation and grouped-GEMM launches of an MoE layer). The α triple
 //! keeps the shared meaning (fixed front-end delay, post-decode overhead, per-output-token
@@ -48,8 +50,9 @@ use crate::{LatencyModel, StepShape, floor_us};
 /// reads; a single-set file (`{alpha, beta}` only) is used as is.
 pub const COEFFICIENT_SET: &str = "blis-physics";
 
-/// Number of β entries, ordered as [`BETA_NAMES`].
-pub const NUM_BETAS: usize = 7;
+/// Number of β entries, ordered as [`BETA_NAMES`]. A 7-entry β (the set before `c_kv` existed)
+/// is still accepted and reads the KV cache at `c_mem`.
+pub const NUM_BETAS: usize = 8;
 
 /// Meaning of each β entry.
 pub const BETA_NAMES: [&str; NUM_BETAS] = [
@@ -60,6 +63,7 @@ pub const BETA_NAMES: [&str; NUM_BETAS] = [
     "c_req (µs per scheduled request)",
     "c_step (µs per step)",
     "c_moe (µs per MoE layer per step)",
+    "c_kv (× KV-cache bytes / (η_bw·HBM bandwidth), attention)",
 ];
 
 /// Achieved fraction of HBM bandwidth by a weight-streaming kernel (pooled fit to measured
@@ -249,9 +253,10 @@ impl BlisPhysics {
     fn set_coefficients(&mut self, coeffs: &PhysicsCoefficients) -> Result<(), LatencyError> {
         validate_values("alpha", &coeffs.alpha)?;
         validate_values("beta", &coeffs.beta)?;
-        self.beta = coeffs.beta.as_slice().try_into().map_err(|_| {
+        self.beta = full_beta(&coeffs.beta).ok_or_else(|| {
             LatencyError::Coefficients(format!(
-                "blis-physics needs {NUM_BETAS} beta values, got {}",
+                "blis-physics needs {NUM_BETAS} beta values (or {} without c_kv), got {}",
+                NUM_BETAS - 1,
                 coeffs.beta.len()
             ))
         })?;
@@ -271,7 +276,13 @@ impl BlisPhysics {
 
     /// Time of a kernel moving `bytes` and computing `flops` (soft roofline, with c_mem/c_comp).
     fn kernel_us(&self, bytes: f64, flops: f64) -> f64 {
-        let m = self.beta[0] * bytes / self.bytes_per_us;
+        self.roofline_us(self.beta[0], bytes, flops)
+    }
+
+    /// The soft roofline with memory multiplier `c_bytes`: `c_mem` for weight and activation
+    /// streams, `c_kv` for the attention kernel's KV-cache reads.
+    fn roofline_us(&self, c_bytes: f64, bytes: f64, flops: f64) -> f64 {
+        let m = c_bytes * bytes / self.bytes_per_us;
         let c = self.beta[1] * flops / self.flops_per_us;
         if m <= 0.0 || c <= 0.0 {
             return m + c;
@@ -329,7 +340,8 @@ impl BlisPhysics {
         }
         let weights = self.weights_memo.get_or(tokens, || self.weights_us(decode + pf_tokens));
         weights
-            + self.layers * self.kernel_us(self.kv_layer_bytes * kv_read, self.attn_pair_flops * pairs)
+            + self.layers
+                * self.roofline_us(self.beta[7], self.kv_layer_bytes * kv_read, self.attn_pair_flops * pairs)
             + self.gemm_us(self.lm_head, shape.num_requests() as f64)
     }
 
@@ -370,6 +382,21 @@ impl LatencyModel for BlisPhysics {
     }
 }
 
+/// β with `c_kv`: a 7-entry β (no `c_kv`) reads the KV cache at `c_mem`, as the model did before
+/// the two were told apart.
+fn full_beta(beta: &[f64]) -> Option<[f64; NUM_BETAS]> {
+    match beta.len() {
+        NUM_BETAS => beta.try_into().ok(),
+        n if n == NUM_BETAS - 1 => {
+            let mut full = [0.0; NUM_BETAS];
+            full[..n].copy_from_slice(beta);
+            full[NUM_BETAS - 1] = beta[0];
+            Some(full)
+        }
+        _ => None,
+    }
+}
+
 /// Builds blis-physics: coefficients from the file's `blis-physics` set (or a single-set file),
 /// then any `--alpha-coeffs` / `--beta-coeffs` override.
 pub fn build(
@@ -395,9 +422,10 @@ pub fn build(
         validate_values("--alpha-coeffs", &coeffs.alpha)?;
     }
     if let Some(beta) = &overrides.beta {
-        if beta.len() != NUM_BETAS {
+        if full_beta(beta).is_none() {
             return Err(LatencyError::Coefficients(format!(
-                "--beta-coeffs needs {NUM_BETAS} values for blis-physics, got {}",
+                "--beta-coeffs needs {NUM_BETAS} values for blis-physics (or {} without c_kv), got {}",
+                NUM_BETAS - 1,
                 beta.len()
             )));
         }
@@ -435,6 +463,31 @@ mod tests {
         let with_ctx = m.kernels_us(&decodes(1, 1000));
         let kv_us = 1000.0 * 131_072.0 / (ETA_BW * 3.35e6);
         assert!((with_ctx - one - kv_us).abs() / kv_us < 0.05, "{}", with_ctx - one);
+    }
+
+    #[test]
+    fn c_kv_prices_kv_reads_and_c_mem_the_weights() {
+        let with = |beta: Vec<f64>| {
+            let c = PhysicsCoefficients { alpha: [0.0; 3], beta };
+            BlisPhysics::new(&llama_8b(), &h100(), 1, &c).unwrap()
+        };
+        let base = with(vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        let slow_kv = with(vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]);
+        let slow_weights = with(vec![2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        let (no_ctx, ctx) = (decodes(1, 0), decodes(1, 4000));
+        // Without context the KV read is one token: c_kv barely moves the step.
+        assert!((slow_kv.kernels_us(&no_ctx) / base.kernels_us(&no_ctx) - 1.0).abs() < 1e-3);
+        // 4000 tokens of context: doubling c_kv doubles exactly the extra KV time.
+        let kv = base.kernels_us(&ctx) - base.kernels_us(&no_ctx);
+        let kv_slow = slow_kv.kernels_us(&ctx) - slow_kv.kernels_us(&no_ctx);
+        assert!((kv_slow / kv - 2.0).abs() < 0.01, "{kv_slow} vs {kv}");
+        // c_mem no longer reaches the KV read.
+        let kv_w = slow_weights.kernels_us(&ctx) - slow_weights.kernels_us(&no_ctx);
+        assert!((kv_w / kv - 1.0).abs() < 0.01, "{kv_w} vs {kv}");
+        // A 7-entry β (before c_kv) reads the KV cache at c_mem.
+        let legacy = with(vec![1.3, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        let explicit = with(vec![1.3, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.3]);
+        assert_eq!(legacy.kernels_us(&ctx), explicit.kernels_us(&ctx));
     }
 
     #[test]
@@ -500,6 +553,6 @@ mod tests {
         let m = build(&llama_8b(), &h100(), 1, &LatencyOverrides::default()).unwrap();
         assert!(m.step_time_us(&decodes(8, 512)) > 1000);
         let o = LatencyOverrides { beta: Some(vec![1.0; 3]), ..Default::default() };
-        assert!(build(&llama_8b(), &h100(), 1, &o).unwrap_err().to_string().contains("needs 7"));
+        assert!(build(&llama_8b(), &h100(), 1, &o).unwrap_err().to_string().contains("needs 8"));
     }
 }
