@@ -575,6 +575,8 @@ pub struct Simulation {
     /// order) and every request routed to it before a burst's end has reached its queue.
     /// Bursts of different instances touch disjoint data, so `--threads` runs them side by side.
     independent: bool,
+    /// `--threads`, at most one per instance.
+    threads: usize,
     lanes: Vec<Lane>,
     /// One prompt-hash memo per burst thread (what a memo holds changes speed, never results).
     lane_memos: Vec<PromptHashMemo>,
@@ -628,6 +630,7 @@ impl Simulation {
         Self {
             queue: EventQueue::default(),
             independent,
+            threads: exec.threads.clamp(1, n),
             lanes: if independent { (0..n).map(|_| Lane::default()).collect() } else { Vec::new() },
             lane_memos: if independent {
                 (0..exec.threads.clamp(1, n)).map(|_| PromptHashMemo::default()).collect()
@@ -1381,8 +1384,19 @@ impl Simulation {
         let mut cluster = Metrics::default();
         let mut instances = Vec::with_capacity(self.instances.len());
         let waits = self.control.as_ref().and_then(|c| c.gateway.as_ref()).map(|g| &g.waits_us);
+        // Finalizing checks each instance's KV cache (a pass over its blocks and index): one
+        // share of the instances per thread.
+        let horizon_us = self.horizon_us;
+        let size = self.instances.len().div_ceil(self.threads);
+        std::thread::scope(|scope| {
+            let mut shares = self.instances.chunks_mut(size);
+            let first = shares.next().expect("at least one instance");
+            for share in shares {
+                scope.spawn(move || share.iter_mut().for_each(|i| i.finalize(horizon_us)));
+            }
+            first.iter_mut().for_each(|i| i.finalize(horizon_us));
+        });
         for instance in &mut self.instances {
-            instance.finalize(self.horizon_us);
             if let Some(waits) = waits {
                 for r in &mut instance.metrics.records {
                     r.gateway_queue_delay_ms = waits.get(&r.request_id).map(|&w| w as f64 / 1000.0);
