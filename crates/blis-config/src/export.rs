@@ -105,6 +105,7 @@ pub fn cluster_part(spec: &RunSpec) -> serde_json::Value {
         "warmup-s",
         "report",
         "timeseries-path",
+        "threads",
     ];
     let mut map = spec.to_map();
     map.retain(|k, _| !NOT_CLUSTER.contains(&k.as_str()));

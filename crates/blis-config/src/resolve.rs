@@ -321,6 +321,10 @@ pub fn resolve(layers: &Layers, catalog: &Catalog) -> Result<RunConfig, ConfigEr
     let exec = ExecOptions {
         lockstep_decode: required(&spec.lockstep_decode, "lockstep-decode"),
         independent_instances: required(&spec.independent_instances, "independent-instances"),
+        threads: match required(&spec.threads, "threads") {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            n => n as usize,
+        },
     };
     let instance_kv_tier_off = pools.iter().all(|p| p.instance.kv_tier.is_none());
     let mut pools = pools;

@@ -349,6 +349,8 @@ impl RunConfig {
     /// what the simulator derived from the model and hardware.
     pub fn recorded_config(&self) -> serde_json::Value {
         let mut map = self.spec.to_map();
+        // Execution, not semantics: documents are the same bytes whatever the thread count.
+        map.remove("threads");
         map.insert("derived".into(), serde_json::to_value(&self.derived).expect("derived serializes"));
         serde_json::Value::Object(map)
     }

@@ -536,6 +536,10 @@ pub struct RunSpec {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub independent_instances: Option<bool>,
+    /// Threads simulating uncoupled instances side by side; 0 = every available core. Never changes results, so it is left out of the configuration the outputs record.
+    #[arg(long, allow_hyphen_values = true, value_name = "N", help_heading = "Run")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
     /// YAML bundle of policies in the reference simulator's format (flags win over it).
     #[arg(long, value_name = "FILE", help_heading = "Run")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -752,6 +756,7 @@ impl RunSpec {
             lockstep_decode: Some(true),
             independent_instances: Some(true),
             exact_percentiles: Some(false),
+            threads: Some(0),
             ..RunSpec::default()
         }
     }

@@ -28,6 +28,9 @@ pub struct ExecOptions {
     pub lockstep_decode: bool,
     /// Instances that nothing couples run their events in bursts, one instance at a time.
     pub independent_instances: bool,
+    /// Threads that run independent instances' bursts (at least 1). Each thread takes a
+    /// contiguous share of the instances; what they hand back is merged in instance order.
+    pub threads: usize,
 }
 
 /// A group of identical instances: same model, GPU, parallelism, step-time model and engine.

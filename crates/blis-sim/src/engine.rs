@@ -441,6 +441,130 @@ pub struct Progress {
     pub events: u64,
 }
 
+/// An independent instance's own events, and what it hands back to the cluster after a burst.
+#[derive(Default)]
+struct Lane {
+    local: EventQueue,
+    /// Requests routed to the instance and not yet in its wait queue.
+    inbox: Slab<Pending>,
+    /// Requests that left the instance during the burst, settled by the cluster in order.
+    out: Vec<Finished>,
+    events: u64,
+    last_us: u64,
+    time_error: Option<SimError>,
+}
+
+/// What every lane of a burst reads.
+struct LaneContext {
+    before_us: Option<u64>,
+    horizon_us: u64,
+    /// Block size the prompt hashes are computed at (instance 0's).
+    block_size0: u32,
+}
+
+/// The contiguous share of independent instances one thread runs in a burst.
+struct LaneShare<'a> {
+    instances: &'a mut [Instance],
+    step_pending: &'a mut [bool],
+    lanes: &'a mut [Lane],
+    memo: &'a mut PromptHashMemo,
+}
+
+impl LaneShare<'_> {
+    fn run(self, ctx: &LaneContext) {
+        for ((instance, step_pending), lane) in
+            self.instances.iter_mut().zip(self.step_pending).zip(self.lanes)
+        {
+            lane.run(ctx, instance, step_pending, self.memo);
+        }
+    }
+}
+
+impl Lane {
+    /// Runs the instance's events before `ctx.before_us` (and not past the horizon); what
+    /// leaves the instance goes to `out`. The same handling as the coupled path's instance
+    /// events, less what independence rules out (gateway, disaggregation).
+    fn run(
+        &mut self,
+        ctx: &LaneContext,
+        instance: &mut Instance,
+        step_pending: &mut bool,
+        memo: &mut PromptHashMemo,
+    ) {
+        while let Some(t) = self.local.peek_time() {
+            if t > ctx.horizon_us || ctx.before_us.is_some_and(|b| t >= b) {
+                break;
+            }
+            if t > MAX_SIM_TIME_US {
+                self.time_error = Some(SimError::TimeLimit { at_us: t, what: "an instance event" });
+                return;
+            }
+            let (now_us, event) = self.local.pop().expect("peeked");
+            self.events += 1;
+            self.last_us = now_us;
+            match event {
+                Event::Queued { instance: index, pending } => {
+                    let Pending { spec, prompt_hashes, hashed, output_reusable, pd } =
+                        self.inbox.remove(pending);
+                    debug_assert!(pd.is_none(), "a disaggregated fleet couples its instances");
+                    let same_blocks = instance.kv().block_size_tokens() == ctx.block_size0;
+                    let hashes = if hashed && same_blocks {
+                        Some(prompt_hashes)
+                    } else if same_blocks {
+                        Some(memo.hashes(&spec.input, ctx.block_size0))
+                    } else {
+                        None
+                    };
+                    let deadline = spec.deadline_us;
+                    let request_id = spec.id;
+                    let outcome = instance.enqueue_leg(
+                        now_us,
+                        spec,
+                        output_reusable,
+                        hashes,
+                        Leg::Whole,
+                        &mut self.out,
+                    );
+                    if let Enqueued::Queued(req) = outcome {
+                        if let Some(d) = deadline.filter(|&d| d <= ctx.horizon_us) {
+                            self.local.push(d, Event::Timeout { instance: index, req, request_id });
+                        }
+                        if !*step_pending {
+                            *step_pending = true;
+                            self.local.push(now_us, Event::Step { instance: index });
+                        }
+                    }
+                }
+                Event::Step { instance: index } => {
+                    if let Some(ready_us) = instance.kv_loads_pending_until(now_us) {
+                        *step_pending = false;
+                        self.local.push(ready_us, Event::KvLoaded { instance: index });
+                        continue;
+                    }
+                    let step_us = instance.step(now_us, &mut self.out);
+                    if instance.has_work() {
+                        self.local.push(now_us.saturating_add(step_us), Event::Step { instance: index });
+                    } else {
+                        *step_pending = false;
+                    }
+                }
+                Event::KvLoaded { instance: index } => {
+                    if !*step_pending && instance.has_work() {
+                        *step_pending = true;
+                        self.local.push(now_us, Event::Step { instance: index });
+                    }
+                }
+                Event::Timeout { req, request_id, .. } => {
+                    if instance.holds(req, request_id) {
+                        self.out.push(instance.time_out(now_us, req));
+                    }
+                }
+                other => unreachable!("a cluster event in an instance's lane: {other:?}"),
+            }
+        }
+    }
+}
+
 pub struct Simulation {
     /// Every event, or only the cluster's when the instances run independently.
     queue: EventQueue,
@@ -449,8 +573,13 @@ pub struct Simulation {
     /// all its events before the next cluster event's time, one instance after the other.
     /// Identical results, since an instance's events keep their order (time, priority, push
     /// order) and every request routed to it before a burst's end has reached its queue.
+    /// Bursts of different instances touch disjoint data, so `--threads` runs them side by side.
     independent: bool,
-    local: Vec<EventQueue>,
+    /// `--threads`, at most one per instance.
+    threads: usize,
+    lanes: Vec<Lane>,
+    /// One prompt-hash memo per burst thread (what a memo holds changes speed, never results).
+    lane_memos: Vec<PromptHashMemo>,
     /// Requests routed since the last burst.
     routed_since_burst: usize,
     instances: Vec<Instance>,
@@ -501,7 +630,13 @@ impl Simulation {
         Self {
             queue: EventQueue::default(),
             independent,
-            local: if independent { (0..n).map(|_| EventQueue::default()).collect() } else { Vec::new() },
+            threads: exec.threads.clamp(1, n),
+            lanes: if independent { (0..n).map(|_| Lane::default()).collect() } else { Vec::new() },
+            lane_memos: if independent {
+                (0..exec.threads.clamp(1, n)).map(|_| PromptHashMemo::default()).collect()
+            } else {
+                Vec::new()
+            },
             routed_since_burst: 0,
             instances,
             step_pending: vec![false; n],
@@ -576,7 +711,7 @@ impl Simulation {
         self.pull_next_arrival();
         loop {
             let next_us = self.queue.peek_time().filter(|&t| t <= self.horizon_us);
-            let burst_due = self.routed_since_burst >= BURST_REQUESTS_PER_INSTANCE * self.local.len();
+            let burst_due = self.routed_since_burst >= BURST_REQUESTS_PER_INSTANCE * self.lanes.len();
             if self.independent && (next_us.is_none() || burst_due) {
                 self.run_instances_before(next_us, &mut on_progress);
             }
@@ -620,32 +755,68 @@ impl Simulation {
     }
 
     /// Independent instances: runs each instance's events that come before `before_us` (all
-    /// of them up to the horizon when `None`), lowest index first.
+    /// of them up to the horizon when `None`), then settles what left each instance, lowest
+    /// index first. The instances are split into one contiguous share per thread.
     fn run_instances_before(&mut self, before_us: Option<u64>, on_progress: &mut impl FnMut(Progress)) {
-        for i in 0..self.local.len() {
-            while let Some(t) = self.local[i].peek_time() {
-                if t > self.horizon_us || before_us.is_some_and(|b| t >= b) {
-                    break;
+        let n = self.lanes.len();
+        let shares = self.lane_memos.len();
+        let size = n.div_ceil(shares);
+        let ctx = LaneContext {
+            before_us,
+            horizon_us: self.horizon_us,
+            block_size0: self.instances[0].kv().block_size_tokens(),
+        };
+        let mut chunks = self
+            .instances
+            .chunks_mut(size)
+            .zip(self.step_pending.chunks_mut(size))
+            .zip(self.lanes.chunks_mut(size))
+            .zip(self.lane_memos.iter_mut())
+            .map(|(((instances, step_pending), lanes), memo)| LaneShare {
+                instances,
+                step_pending,
+                lanes,
+                memo,
+            });
+        let first = chunks.next().expect("at least one instance");
+        if shares == 1 {
+            first.run(&ctx);
+        } else {
+            std::thread::scope(|scope| {
+                for share in chunks {
+                    let ctx = &ctx;
+                    scope.spawn(move || share.run(ctx));
                 }
-                if t > MAX_SIM_TIME_US {
-                    self.time_error = Some(SimError::TimeLimit { at_us: t, what: "an instance event" });
-                    return;
-                }
-                let (now_us, event) = self.local[i].pop().expect("peeked");
-                self.count_event(now_us, on_progress);
-                self.handle(now_us, event);
+                first.run(&ctx);
+            });
+        }
+        let events_before = self.events;
+        for i in 0..n {
+            let lane = &mut self.lanes[i];
+            self.events += std::mem::take(&mut lane.events);
+            self.progress_us = self.progress_us.max(lane.last_us);
+            if let Some(e) = lane.time_error.take() {
+                self.time_error.get_or_insert(e);
             }
+            let mut out = std::mem::take(&mut lane.out);
+            self.settle(i, &mut out);
+            self.lanes[i].out = out;
+        }
+        if self.events >> 16 != events_before >> 16 {
+            on_progress(Progress {
+                now_us: self.progress_us,
+                finished: self.finished_total,
+                events: self.events,
+            });
         }
         self.routed_since_burst = 0;
     }
 
-    /// Schedules an event of instance `i`.
+    /// Schedules an event of instance `i` (coupled instances only: independent ones schedule
+    /// their own in their lanes).
     fn push_instance_event(&mut self, i: usize, at_us: u64, event: Event) {
-        if self.independent {
-            self.local[i].push(at_us, event);
-        } else {
-            self.queue.push(at_us, event);
-        }
+        debug_assert!(!self.independent, "instance {i}'s events belong to its lane");
+        self.queue.push(at_us, event);
     }
 
     fn handle(&mut self, now_us: u64, event: Event) {
@@ -950,12 +1121,20 @@ impl Simulation {
     fn send_to_instance(&mut self, now_us: u64, instance: usize, p: PendingId) {
         let input = self.pending[p].spec.input.len();
         let delay = self.instances[instance].latency().queueing_time_us(input);
+        let at_us = now_us.saturating_add(delay);
         self.routed_since_burst += 1;
-        self.push_instance_event(
-            instance,
-            now_us.saturating_add(delay),
-            Event::Queued { instance: instance as u32, pending: p },
-        );
+        if self.independent {
+            // The request moves to its instance's lane, whose `Queued` ids index the lane's inbox.
+            let lane = &mut self.lanes[instance];
+            let id = lane.inbox.insert(self.pending.remove(p));
+            lane.local.push(at_us, Event::Queued { instance: instance as u32, pending: id });
+        } else {
+            self.push_instance_event(
+                instance,
+                at_us,
+                Event::Queued { instance: instance as u32, pending: p },
+            );
+        }
     }
 
     fn admit(&mut self, now_us: u64, p: PendingId) {
@@ -1200,8 +1379,10 @@ impl Simulation {
 
     fn finish(mut self) -> SimReport {
         let waiting = self.control.as_ref().and_then(|c| c.gateway.as_ref()).map_or(0, |g| g.queue.len());
-        self.counters.in_transit =
-            self.pending.len() as u64 - self.queue_pending_arrivals_not_injected() - waiting as u64;
+        let in_lanes: usize = self.lanes.iter().map(|l| l.inbox.len()).sum();
+        self.counters.in_transit = (self.pending.len() + in_lanes) as u64
+            - self.queue_pending_arrivals_not_injected()
+            - waiting as u64;
         self.counters.in_transfer = self
             .pending
             .values()
@@ -1210,8 +1391,19 @@ impl Simulation {
         let mut cluster = Metrics::default();
         let mut instances = Vec::with_capacity(self.instances.len());
         let waits = self.control.as_ref().and_then(|c| c.gateway.as_ref()).map(|g| &g.waits_us);
+        // Finalizing checks each instance's KV cache (a pass over its blocks and index): one
+        // share of the instances per thread.
+        let horizon_us = self.horizon_us;
+        let size = self.instances.len().div_ceil(self.threads);
+        std::thread::scope(|scope| {
+            let mut shares = self.instances.chunks_mut(size);
+            let first = shares.next().expect("at least one instance");
+            for share in shares {
+                scope.spawn(move || share.iter_mut().for_each(|i| i.finalize(horizon_us)));
+            }
+            first.iter_mut().for_each(|i| i.finalize(horizon_us));
+        });
         for instance in &mut self.instances {
-            instance.finalize(self.horizon_us);
             if let Some(waits) = waits {
                 for r in &mut instance.metrics.records {
                     r.gateway_queue_delay_ms = waits.get(&r.request_id).map(|&w| w as f64 / 1000.0);
