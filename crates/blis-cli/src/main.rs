@@ -11,6 +11,11 @@ mod plan;
 mod run;
 mod sweep;
 
+/// mimalloc rather than the system allocator: requests are allocated on the routing thread
+/// and freed on instance threads (`--threads`), where glibc's arenas contend and grow.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::FromArgMatches;
 
 use crate::args::{Cli, Command};
