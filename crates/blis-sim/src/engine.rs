@@ -214,6 +214,19 @@ impl ControlPlane {
 /// since the last burst (the bursts are what keeps one instance's structures in cache).
 const BURST_REQUESTS_PER_INSTANCE: usize = 256;
 
+/// Runs `work` on every share: the first on this thread, each other one on a scoped thread of
+/// its own (none is spawned when there is a single share).
+fn on_threads<S: Send>(mut shares: impl Iterator<Item = S>, work: impl Fn(S) + Sync) {
+    let first = shares.next().expect("at least one share");
+    std::thread::scope(|scope| {
+        for share in shares {
+            let work = &work;
+            scope.spawn(move || work(share));
+        }
+        work(first);
+    });
+}
+
 /// A request between its arrival and its instance's wait queue.
 struct Pending {
     spec: RequestSpec,
@@ -766,7 +779,7 @@ impl Simulation {
             horizon_us: self.horizon_us,
             block_size0: self.instances[0].kv().block_size_tokens(),
         };
-        let mut chunks = self
+        let chunks = self
             .instances
             .chunks_mut(size)
             .zip(self.step_pending.chunks_mut(size))
@@ -778,18 +791,7 @@ impl Simulation {
                 lanes,
                 memo,
             });
-        let first = chunks.next().expect("at least one instance");
-        if shares == 1 {
-            first.run(&ctx);
-        } else {
-            std::thread::scope(|scope| {
-                for share in chunks {
-                    let ctx = &ctx;
-                    scope.spawn(move || share.run(ctx));
-                }
-                first.run(&ctx);
-            });
-        }
+        on_threads(chunks, |share| share.run(&ctx));
         let events_before = self.events;
         for i in 0..n {
             let lane = &mut self.lanes[i];
@@ -1395,13 +1397,8 @@ impl Simulation {
         // share of the instances per thread.
         let horizon_us = self.horizon_us;
         let size = self.instances.len().div_ceil(self.threads);
-        std::thread::scope(|scope| {
-            let mut shares = self.instances.chunks_mut(size);
-            let first = shares.next().expect("at least one instance");
-            for share in shares {
-                scope.spawn(move || share.iter_mut().for_each(|i| i.finalize(horizon_us)));
-            }
-            first.iter_mut().for_each(|i| i.finalize(horizon_us));
+        on_threads(self.instances.chunks_mut(size), |share| {
+            share.iter_mut().for_each(|i| i.finalize(horizon_us))
         });
         for instance in &mut self.instances {
             if let Some(waits) = waits {
